@@ -1,0 +1,1 @@
+"""Real guests behind simulated VMs: network namespaces with sshd, DHCP, WinRM."""
