@@ -1,0 +1,94 @@
+"""Fault injection: make chosen calls fail, stall or drop their connection."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pyVmomi import vim, vmodl
+
+
+class DropConnection(Exception):
+    """Raised to make the HTTP layer close the connection without an answer."""
+
+
+def make_fault(name: str, msg: str = "") -> Any:
+    """A pyVmomi fault instance from a name such as ``InvalidLogin`` or ``vmodl.fault.SystemError``."""
+    short = name.rsplit(".", 1)[-1]
+    for namespace in (vim.fault, vmodl.fault, vim):
+        kind = getattr(namespace, short, None)
+        if isinstance(kind, type) and issubclass(kind, vmodl.MethodFault):
+            return kind(msg=msg or f"Injected fault {short}")
+    raise ValueError(f"unknown vSphere fault {name!r}")
+
+
+@dataclass
+class FaultRule:
+    """Fail the next ``count`` calls of ``method`` (on ``mo_id`` if given); -1 means always."""
+
+    method: str
+    fault: str | None = None
+    count: int = 1
+    delay: float = 0.0
+    drop: bool = False
+    mo_id: str | None = None
+    message: str = ""
+
+    def apply_before(self) -> None:
+        if self.delay:
+            time.sleep(self.delay)
+        if self.drop:
+            raise DropConnection(self.method)
+
+    def make(self) -> Any:
+        return make_fault(self.fault, self.message) if self.fault else None
+
+
+class _Taken:
+    """One firing of a rule, handed to the dispatcher."""
+
+    def __init__(self, rule: FaultRule) -> None:
+        self.rule = rule
+
+    def apply_before(self) -> None:
+        self.rule.apply_before()
+
+    def fault(self) -> Any:
+        return self.rule.make()
+
+
+class FaultInjector:
+    """Rules matched by method name, consumed in the order they were added."""
+
+    def __init__(self) -> None:
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        if rule.fault:
+            make_fault(rule.fault)  # validate now, not at the victim call
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+    def take(self, method: str, mo_id: str | None) -> _Taken | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.method != method or (rule.mo_id and rule.mo_id != mo_id):
+                    continue
+                if rule.count > 0:
+                    rule.count -= 1
+                    if rule.count == 0:
+                        self._rules.remove(rule)
+                return _Taken(rule)
+        return None

@@ -1,0 +1,492 @@
+"""cmd.exe built-ins and the small system programs of the simulated Windows guest."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+from .cmd_base import CRLF, CTRL_C_EXIT, Invocation, Program
+from .cmd_context import FILE_NOT_FOUND, PATH_NOT_FOUND, WindowsPathError
+
+__all__ = ["INTERNAL", "PROGRAMS"]
+
+_SYNTAX = "The syntax of the command is incorrect."
+
+
+def _flags_and_operands(args: list[str]) -> tuple[set[str], list[str]]:
+    flags = {a.lower() for a in args if a.startswith("/")}
+    return flags, [a for a in args if not a.startswith("/")]
+
+
+def _split_wildcard(operand: str) -> tuple[str, str]:
+    """``C:\\logs\\*.txt`` -> (``C:\\logs``, ``*.txt``); without wildcards the pattern is ``*``."""
+    head, sep, tail = operand.replace("/", "\\").rpartition("\\")
+    if not any(ch in tail for ch in "*?"):
+        return operand, "*"
+    if not sep:
+        head = tail[:2] if tail[1:2] == ":" else "."
+        tail = tail[2:] if tail[1:2] == ":" else tail
+    return (head + "\\" if head.endswith(":") or not head else head), tail
+
+
+def _leading_int(text: str, default: int) -> int:
+    match = re.match(r"[+-]?\d+", text.strip())
+    return int(match.group()) if match else default
+
+
+# -- built-ins ------------------------------------------------------------------------------------
+
+
+def echo(inv: Invocation) -> int:
+    raw = inv.raw
+    if not raw.strip() and raw[:1] in ("", " ", "\t"):
+        inv.print("ECHO is on.")
+        return 0
+    text = raw[1:]  # the character that ended "echo" is swallowed: "echo." prints an empty line
+    if raw[0] in " \t" and text.strip().lower() in ("on", "off"):
+        return 0
+    inv.print(text)
+    return 0
+
+
+def rem(inv: Invocation) -> int:
+    return 0
+
+
+def cd(inv: Invocation) -> int:
+    shell = inv.shell
+    target = inv.raw.strip()
+    if target.lower().startswith("/d"):
+        target = target[2:].strip()
+    target = target.strip('"')
+    if not target:
+        inv.print(shell.cwd)
+        return 0
+    if re.fullmatch(r"[A-Za-z]:", target):
+        inv.print(shell.cwd if shell.cwd[:2].upper() == target.upper() else target.upper() + "\\")
+        return 0
+    try:
+        path = shell.host_path(target)
+        if not path.is_dir():
+            raise WindowsPathError("The directory name is invalid." if path.exists() else PATH_NOT_FOUND)
+        shell.cwd = shell.windows_path(target)
+    except WindowsPathError as exc:
+        inv.error(str(exc))
+        return 1
+    return 0
+
+
+def _format_time(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp)
+    hour = moment.hour % 12 or 12
+    return f"{moment:%m/%d/%Y}  {hour:02d}:{moment:%M} {'AM' if moment.hour < 12 else 'PM'}"
+
+
+def dir_(inv: Invocation) -> int:
+    shell = inv.shell
+    flags, operands = _flags_and_operands(inv.args)
+    bare = "/b" in flags
+    status = 0
+    for operand in operands or ["."]:
+        base, pattern = _split_wildcard(operand)
+        try:
+            path = shell.host_path(base)
+            if path.is_file():
+                base, pattern = f"{base}\\..", path.name
+                path = path.parent
+            if not path.is_dir():
+                raise WindowsPathError(FILE_NOT_FOUND)
+            win = shell.windows_path(base)
+        except WindowsPathError:
+            inv.error("File Not Found")
+            status = 1
+            continue
+        entries = sorted(
+            (e for e in path.iterdir() if fnmatch.fnmatch(e.name.casefold(), pattern.casefold())),
+            key=lambda e: e.name.casefold(),
+        )
+        if bare:
+            for entry in entries:
+                inv.print(entry.name)
+            if not entries:
+                inv.error("File Not Found")
+                status = 1
+            continue
+        inv.print(f" Volume in drive {win[0]} has no label.")
+        inv.print(" Volume Serial Number is 5A3C-1B2D")
+        inv.print()
+        inv.print(f" Directory of {win}")
+        inv.print()
+        if not entries and pattern != "*":
+            inv.error("File Not Found")
+            status = 1
+            continue
+        files = dirs = total = 0
+        listing: list[tuple[str, Path]] = []
+        if len(win) > 3 and pattern == "*":
+            listing += [(".", path), ("..", path.parent)]
+        listing += [(e.name, e) for e in entries]
+        for name, item in listing:
+            stat = item.stat()
+            stamp = _format_time(stat.st_mtime)
+            if item.is_dir():
+                dirs += 1
+                inv.print(f"{stamp}    <DIR>          {name}")
+            else:
+                files += 1
+                total += stat.st_size
+                inv.print(f"{stamp}    {stat.st_size:>14,} {name}")
+        free = shutil.disk_usage(shell.context.disk_root).free
+        inv.print(f"{files:>16} File(s) {total:>14,} bytes")
+        inv.print(f"{dirs:>16} Dir(s) {free:>15,} bytes free")
+    return status
+
+
+def type_(inv: Invocation) -> int:
+    shell = inv.shell
+    operands = inv.args
+    if not operands:
+        inv.error(_SYNTAX)
+        return 1
+    status = 0
+    for operand in operands:
+        if operand.lower().rstrip(":") == "nul":
+            continue
+        try:
+            path = shell.host_path(operand)
+        except WindowsPathError as exc:
+            inv.error(str(exc))
+            status = 1
+            continue
+        if path.is_dir():
+            inv.error("Access is denied.")
+            status = 1
+        elif not path.is_file():
+            inv.error(FILE_NOT_FOUND)
+            status = 1
+        else:
+            inv.out.write(path.read_bytes().decode("utf-8", "surrogateescape"))
+    return status
+
+
+def set_(inv: Invocation) -> int:
+    env = inv.shell.env
+    text = inv.raw[1:] if inv.raw[:1] in (" ", "\t", "=", ",", ";") else inv.raw
+    text = text.lstrip(" \t")
+    if not text.strip():
+        for name in sorted(env, key=str.casefold):
+            inv.print(f"{name}={env[name]}")
+        return 0
+    if text.startswith('"'):
+        # set "NAME=value" keeps everything up to the last quote, dropping what follows.
+        closing = text.rfind('"')
+        text = text[1:closing] if closing > 0 else text[1:]
+    if text[:2].lower() in ("/a", "/p"):
+        inv.error(f"SET {text[:2].upper()} is not supported on this guest.")
+        return 1
+    if "=" not in text:
+        prefix = text.strip().casefold()
+        matches = sorted((n for n in env if n.casefold().startswith(prefix)), key=str.casefold)
+        if not matches:
+            inv.error(f"Environment variable {text.strip()} not defined")
+            return 1
+        for name in matches:
+            inv.print(f"{name}={env[name]}")
+        return 0
+    name, value = text.split("=", 1)
+    if not name:
+        inv.error(_SYNTAX)
+        return 1
+    if value:
+        env[name] = value
+    elif name in env:
+        del env[name]
+    return 0
+
+
+def exit_(inv: Invocation) -> int:
+    # "/b" only matters inside batch files, which this dialect does not run: both forms end the line.
+    numbers = [a for a in inv.args if a.lower() != "/b"]
+    code = _leading_int(numbers[0], 0) if numbers else inv.shell.errorlevel
+    inv.shell.raise_exit(code)
+    return code
+
+
+def ver(inv: Invocation) -> int:
+    inv.print()
+    inv.print(f"Microsoft Windows [Version {inv.shell.context.os_version}]")
+    return 0
+
+
+def mkdir(inv: Invocation) -> int:
+    operands = inv.args
+    if not operands:
+        inv.error(_SYNTAX)
+        return 1
+    status = 0
+    for operand in operands:
+        try:
+            path = inv.shell.host_path(operand)
+            if path.exists():
+                inv.error(f"A subdirectory or file {operand} already exists.")
+                status = 1
+                continue
+            path.mkdir(parents=True)
+        except (WindowsPathError, OSError) as exc:
+            inv.error(str(exc) if isinstance(exc, WindowsPathError) else PATH_NOT_FOUND)
+            status = 1
+    return status
+
+
+def del_(inv: Invocation) -> int:
+    _, operands = _flags_and_operands(inv.args)
+    if not operands:
+        inv.error(_SYNTAX)
+        return 1
+    for operand in operands:
+        base, pattern = _split_wildcard(operand)
+        try:
+            path = inv.shell.host_path(base)
+            shown = inv.shell.context.absolute(base, inv.shell.cwd)
+        except WindowsPathError as exc:
+            inv.error(str(exc))
+            continue
+        targets: list[Path] = []
+        if any(ch in operand for ch in "*?") or path.is_dir():
+            # "del DIR" means every file in it, as "del DIR\*" does.
+            shown = shown.rstrip("\\") + "\\" + pattern
+            if path.is_dir():
+                folded = pattern.casefold()
+                targets = [e for e in path.iterdir() if fnmatch.fnmatch(e.name.casefold(), folded)]
+        elif path.exists():
+            targets = [path]
+        files = [t for t in targets if t.is_file()]
+        if not files:
+            inv.error(f"Could Not Find {shown}")
+        for target in files:
+            target.unlink()
+    # del famously exits 0 even when nothing matched.
+    return 0
+
+
+def noop(inv: Invocation) -> int:
+    return 0
+
+
+INTERNAL: dict[str, Program] = {
+    "echo": echo,
+    "rem": rem,
+    "cd": cd,
+    "chdir": cd,
+    "dir": dir_,
+    "type": type_,
+    "set": set_,
+    "exit": exit_,
+    "ver": ver,
+    "md": mkdir,
+    "mkdir": mkdir,
+    "del": del_,
+    "erase": del_,
+    "cls": noop,
+    "title": noop,
+}
+
+
+# -- programs -------------------------------------------------------------------------------------
+
+
+def cmd(inv: Invocation) -> int:
+    """``cmd.exe [/s] [/q] [/d] [/c|/k] command``: run the rest of the line in a nested shell."""
+    rest = inv.raw
+    strip_quotes = False
+    command: str | None = None
+    while True:
+        rest = rest.lstrip(" \t")
+        match = re.match(r"/([A-Za-z])(:\S*)?", rest)
+        if not match:
+            break
+        switch = match.group(1).lower()
+        rest = rest[match.end() :]
+        if switch == "s":
+            strip_quotes = True
+        elif switch in ("c", "k"):
+            command = rest.lstrip(" \t")
+            break
+    if command is None:
+        if rest.strip():
+            command = rest.strip()
+        else:
+            inv.print(f"Microsoft Windows [Version {inv.shell.context.os_version}]")
+            inv.print("(c) Microsoft Corporation. All rights reserved.")
+            return 0
+    child = inv.shell.child()
+    return child.execute(inv.shell.unquote_c(command, strip_quotes), inv.stdin, inv.out, inv.err)
+
+
+def hostname(inv: Invocation) -> int:
+    if inv.args:
+        inv.error("sethostname: Use the Network Control Panel Applet to set hostname.")
+        return 1
+    inv.print(inv.shell.context.hostname.split(".", 1)[0])
+    return 0
+
+
+def whoami(inv: Invocation) -> int:
+    context = inv.shell.context
+    inv.print(f"{context.computer_name.lower()}\\{context.username.lower()}")
+    return 0
+
+
+def sleep(inv: Invocation) -> int:
+    args = inv.args
+    try:
+        seconds = float(args[0]) if len(args) == 1 else -1.0
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        inv.error("Usage: sleep SECONDS")
+        return 1
+    return 0 if inv.shell.sleep(seconds) else CTRL_C_EXIT
+
+
+def timeout(inv: Invocation) -> int:
+    args = [a.lower() for a in inv.args]
+    seconds: int | None = None
+    if "/t" in args and args.index("/t") + 1 < len(args):
+        seconds = _leading_int(args[args.index("/t") + 1], -2)
+    elif args and re.fullmatch(r"-?\d+", args[0]):
+        seconds = int(args[0])
+    if seconds is None or not -1 <= seconds <= 99999:
+        inv.error("ERROR: Invalid syntax. Default option is not allowed more than '1' time(s).")
+        inv.error('Type "TIMEOUT /?" for usage.')
+        return 1
+    key = "press CTRL+C to quit" if "/nobreak" in args else "press a key to continue"
+    inv.print()
+    inv.out.write(f"Waiting for {max(seconds, 0):>2} seconds, {key} ...")
+    completed = inv.shell.sleep(max(seconds, 0))
+    inv.out.write(CRLF)
+    return 0 if completed else CTRL_C_EXIT
+
+
+def _input_sources(inv: Invocation, files: list[str]) -> list[tuple[str | None, str]] | None:
+    """(name, text) pairs from the named files, or stdin; None after reporting a missing file."""
+    if not files:
+        return [(None, inv.stdin or "")]
+    sources: list[tuple[str | None, str]] = []
+    for name in files:
+        try:
+            path = inv.shell.host_path(name)
+        except WindowsPathError:
+            path = None
+        if path is None or not path.is_file():
+            inv.error(f"File not found - {name.upper()}")
+            return None
+        sources.append((name, path.read_bytes().decode("utf-8", "surrogateescape")))
+    return sources
+
+
+def _lines(text: str) -> list[str]:
+    return text.replace("\r\n", "\n").split("\n")[: -1 if text.endswith("\n") else None]
+
+
+def _findstr_regex(pattern: str) -> str:
+    """findstr's regular expressions: ``. * ^ $ [class] \\< \\>`` and ``\\x`` escapes; nothing else."""
+    out: list[str] = []
+    index = 0
+    while index < len(pattern):
+        ch = pattern[index]
+        if ch == "\\" and index + 1 < len(pattern):
+            following = pattern[index + 1]
+            out.append(r"\b" if following in "<>" else re.escape(following))
+            index += 2
+            continue
+        if ch == "[":
+            end = pattern.find("]", index + 1)
+            if end > index:
+                out.append(pattern[index : end + 1])
+                index = end + 1
+                continue
+        out.append(ch if ch in ".*^$" else re.escape(ch))
+        index += 1
+    return "".join(out)
+
+
+def findstr(inv: Invocation) -> int:
+    args = inv.args
+    options: set[str] = set()
+    literals: list[str] = []
+    operands: list[str] = []
+    for arg in args:
+        lowered = arg.lower()
+        if lowered.startswith("/c:"):
+            literals.append(arg[3:])
+        elif lowered.startswith("/") and len(arg) > 1:
+            options.update("/" + ch for ch in lowered[1:].replace("/", ""))
+        else:
+            operands.append(arg)
+    if not literals:
+        if not operands:
+            inv.error("FINDSTR: Bad command line")
+            return 2
+        literals = operands.pop(0).split()
+    flags = re.IGNORECASE if "/i" in options else 0
+    as_regex = "/l" not in options
+    patterns = [re.compile(_findstr_regex(p) if as_regex else re.escape(p), flags) for p in literals]
+    sources = _input_sources(inv, operands)
+    if sources is None:
+        return 1
+    found = False
+    for name, text in sources:
+        for number, line in enumerate(_lines(text), 1):
+            hit = any(
+                (p.fullmatch(line) if "/x" in options else p.search(line)) is not None
+                and ("/b" not in options or p.match(line) is not None)
+                for p in patterns
+            )
+            if hit != ("/v" in options):
+                found = True
+                prefix = f"{name}:" if name is not None and len(sources) > 1 else ""
+                prefix += f"{number}:" if "/n" in options else ""
+                inv.print(prefix + line)
+    return 0 if found else 1
+
+
+def find(inv: Invocation) -> int:
+    args = inv.args
+    options = {a.lower() for a in args if a.startswith("/")}
+    operands = [a for a in args if not a.startswith("/")]
+    if not operands:
+        inv.error("FIND: Parameter format not correct")
+        return 2
+    needle, files = operands[0], operands[1:]
+    sources = _input_sources(inv, files)
+    if sources is None:
+        return 1
+    found = False
+    fold = str.casefold if "/i" in options else str
+    for name, text in sources:
+        matches = [line for line in _lines(text) if (fold(needle) in fold(line)) != ("/v" in options)]
+        found = found or bool(matches)
+        header = f"{CRLF}---------- {name.upper()}" if name is not None else None
+        if "/c" in options:
+            inv.print(f"{header}: {len(matches)}" if header else str(len(matches)))
+            continue
+        if header:
+            inv.print(header)
+        for line in matches:
+            inv.print(line)
+    return 0 if found else 1
+
+
+PROGRAMS: dict[str, Program] = {
+    "cmd": cmd,
+    "hostname": hostname,
+    "whoami": whoami,
+    "sleep": sleep,
+    "timeout": timeout,
+    "findstr": findstr,
+    "find": find,
+}

@@ -1,0 +1,481 @@
+"""What a simulated Windows guest knows about itself: identity, disk and (real) network.
+
+A Windows-family simulated VM is a Linux network namespace.  The cmd.exe dialect and the WinRM
+server running inside it see the world through a :class:`WindowsGuestContext`: the Windows host
+name and user, a host directory standing in for the VM's disks (``<disk_root>/C`` is ``C:\\``),
+and a :class:`NetworkBackend` that reads and changes the namespace's real interfaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "Adapter",
+    "DnsConfig",
+    "IpAddress",
+    "LinuxNetwork",
+    "NetInterface",
+    "NetworkBackend",
+    "NetworkError",
+    "WindowsGuestContext",
+    "WindowsPathError",
+    "add_context_arguments",
+    "context_from_args",
+]
+
+#: ``ip`` reports "forever" lifetimes as 2**32 - 1.
+_FOREVER = 0xFFFFFFFF
+
+#: Messages cmd.exe prints for path errors; callers show them verbatim.
+PATH_NOT_FOUND = "The system cannot find the path specified."
+FILE_NOT_FOUND = "The system cannot find the file specified."
+
+
+class NetworkError(Exception):
+    """A network operation on the real namespace failed; the message is shown to the guest user."""
+
+
+class WindowsPathError(Exception):
+    """A Windows path cannot be mapped onto the guest disk; the message is cmd.exe's wording."""
+
+
+@dataclass(frozen=True)
+class IpAddress:
+    """One address configured on a real interface."""
+
+    address: str
+    prefix_length: int
+    family: Literal[4, 6]
+    scope: str = "global"
+    #: Leased by a DHCP client (the kernel's "dynamic" flag: the address has a finite lifetime).
+    dynamic: bool = False
+    #: Remaining lifetimes in seconds; ``None`` means forever.
+    valid_lifetime: int | None = None
+    preferred_lifetime: int | None = None
+
+
+@dataclass(frozen=True)
+class NetInterface:
+    """A snapshot of one real Linux interface, as ``ip -j addr`` / ``ip -j route`` report it."""
+
+    index: int
+    name: str
+    mac: str
+    admin_up: bool
+    carrier: bool
+    mtu: int = 1500
+    loopback: bool = False
+    addresses: tuple[IpAddress, ...] = ()
+    #: Default-route gateways through this interface (IPv6 first, as Windows lists them).
+    gateways: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A real interface under the name Windows shows for it ("Ethernet0")."""
+
+    alias: str
+    interface: NetInterface
+    #: 1-based position among visible adapters; drives "vmxnet3 Ethernet Adapter #2" descriptions.
+    ordinal: int = 1
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    servers: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+
+
+class NetworkBackend(Protocol):
+    """Reads and changes the real interfaces the guest's adapters stand for."""
+
+    @property
+    def dhcp_available(self) -> bool:
+        """Whether a DHCP client is configured (Windows then reports "DHCP Enabled: Yes")."""
+        ...
+
+    def interfaces(self) -> list[NetInterface]: ...
+
+    def dns(self) -> DnsConfig: ...
+
+    def renew_dhcp(self, ifname: str) -> None: ...
+
+    def release_dhcp(self, ifname: str) -> None: ...
+
+    def set_link(self, ifname: str, up: bool) -> None: ...
+
+
+def _command_for(template: Sequence[str] | str, ifname: str) -> list[str]:
+    """Expand a DHCP command template; without an ``{interface}`` placeholder the name is appended."""
+    argv = shlex.split(template) if isinstance(template, str) else list(template)
+    if not argv:
+        raise NetworkError("empty DHCP command")
+    if any("{interface}" in arg for arg in argv):
+        return [arg.replace("{interface}", ifname) for arg in argv]
+    return [*argv, ifname]
+
+
+class LinuxNetwork:
+    """:class:`NetworkBackend` for the network namespace this process runs in (``ip``, a DHCP client)."""
+
+    def __init__(
+        self,
+        dhcp_command: Sequence[str] | str | None = None,
+        dhcp_release_command: Sequence[str] | str | None = None,
+        *,
+        ip_binary: str = "ip",
+        resolv_conf: Path = Path("/etc/resolv.conf"),
+        timeout: float = 60.0,
+    ) -> None:
+        self._dhcp_command = dhcp_command or None
+        self._dhcp_release_command = dhcp_release_command or None
+        self._ip = ip_binary
+        self._resolv_conf = resolv_conf
+        self._timeout = timeout
+
+    @property
+    def dhcp_available(self) -> bool:
+        return self._dhcp_command is not None
+
+    def _run(self, argv: list[str]) -> str:
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self._timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NetworkError(f"{argv[0]}: {exc}") from exc
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise NetworkError(detail[-1] if detail else f"{argv[0]} exited with {proc.returncode}")
+        return proc.stdout
+
+    def _json(self, *args: str) -> list[dict[str, Any]]:
+        # Older iproute2 prints nothing rather than "[]" for an empty table.
+        out = self._run([self._ip, "-j", *args]).strip()
+        data = json.loads(out) if out else []
+        return data if isinstance(data, list) else []
+
+    def interfaces(self) -> list[NetInterface]:
+        links = self._json("addr", "show")
+        gateways: dict[str, list[str]] = {}
+        # IPv6 gateways first: Windows lists them before IPv4 ones.
+        for family in ("-6", "-4"):
+            for route in self._json(family, "route", "show", "table", "main"):
+                if route.get("dst") == "default" and route.get("gateway") and route.get("dev"):
+                    gateways.setdefault(str(route["dev"]), []).append(str(route["gateway"]))
+        result = []
+        for link in links:
+            name = str(link.get("ifname", ""))
+            flags = link.get("flags") or []
+            addresses = []
+            for info in link.get("addr_info") or []:
+                if info.get("family") not in ("inet", "inet6"):
+                    continue
+                valid = int(info.get("valid_life_time", _FOREVER))
+                preferred = int(info.get("preferred_life_time", _FOREVER))
+                addresses.append(
+                    IpAddress(
+                        address=str(info["local"]),
+                        prefix_length=int(info.get("prefixlen", 0)),
+                        family=4 if info["family"] == "inet" else 6,
+                        scope=str(info.get("scope", "global")),
+                        dynamic=bool(info.get("dynamic", False)),
+                        valid_lifetime=None if valid >= _FOREVER else valid,
+                        preferred_lifetime=None if preferred >= _FOREVER else preferred,
+                    )
+                )
+            result.append(
+                NetInterface(
+                    index=int(link.get("ifindex", 0)),
+                    name=name,
+                    mac=str(link.get("address", "00:00:00:00:00:00")),
+                    admin_up="UP" in flags,
+                    carrier="LOWER_UP" in flags,
+                    mtu=int(link.get("mtu", 1500)),
+                    loopback="LOOPBACK" in flags,
+                    addresses=tuple(addresses),
+                    gateways=tuple(gateways.get(name, ())),
+                )
+            )
+        return result
+
+    def dns(self) -> DnsConfig:
+        servers: list[str] = []
+        search: list[str] = []
+        with contextlib.suppress(OSError):
+            for line in self._resolv_conf.read_text(errors="replace").splitlines():
+                words = line.split()
+                if len(words) >= 2 and words[0] == "nameserver":
+                    servers.append(words[1])
+                elif words and words[0] in ("search", "domain"):
+                    search = words[1:]
+        return DnsConfig(tuple(servers), tuple(search))
+
+    def renew_dhcp(self, ifname: str) -> None:
+        if self._dhcp_command is None:
+            raise NetworkError("The DHCP client is not enabled on this adapter.")
+        self._run(_command_for(self._dhcp_command, ifname))
+
+    def release_dhcp(self, ifname: str) -> None:
+        if self._dhcp_release_command is not None:
+            self._run(_command_for(self._dhcp_release_command, ifname))
+            return
+        if self._dhcp_command is None:
+            raise NetworkError("The DHCP client is not enabled on this adapter.")
+        # Without a release command, drop the leased addresses locally; the lease simply expires
+        # on the server, which is what happens when a Windows guest is powered off mid-lease.
+        self._run([self._ip, "-4", "addr", "flush", "dev", ifname, "dynamic"])
+
+    def set_link(self, ifname: str, up: bool) -> None:
+        self._run([self._ip, "link", "set", "dev", ifname, "up" if up else "down"])
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass
+class WindowsGuestContext:
+    """Identity, disk and network of one simulated Windows guest.
+
+    ``interface_names`` maps Windows adapter names to real interface names ("Ethernet0" -> "eth0");
+    when empty every non-loopback interface is shown, ``ethN`` as ``EthernetN``.
+    """
+
+    hostname: str
+    disk_root: Path
+    username: str = "Administrator"
+    interface_names: Mapping[str, str] = field(default_factory=dict)
+    network: NetworkBackend = field(default_factory=LinuxNetwork)
+    #: What ``ver`` reports; the default is Windows Server 2019.
+    os_version: str = "10.0.17763.1"
+
+    def __post_init__(self) -> None:
+        self.disk_root = Path(self.disk_root)
+
+    # -- identity -----------------------------------------------------------------------------
+
+    @property
+    def computer_name(self) -> str:
+        """NetBIOS-style name (%COMPUTERNAME%): upper case, at most 15 characters."""
+        return self.hostname.split(".", 1)[0].upper()[:15]
+
+    @property
+    def home(self) -> str:
+        return f"C:\\Users\\{self.username}"
+
+    def environment(self) -> dict[str, str]:
+        """The environment a fresh cmd.exe of this user starts with."""
+        home = self.home
+        return {
+            "ALLUSERSPROFILE": "C:\\ProgramData",
+            "APPDATA": f"{home}\\AppData\\Roaming",
+            "CommonProgramFiles": "C:\\Program Files\\Common Files",
+            "COMPUTERNAME": self.computer_name,
+            "ComSpec": "C:\\Windows\\system32\\cmd.exe",
+            "HOMEDRIVE": "C:",
+            "HOMEPATH": home[2:],
+            "LOCALAPPDATA": f"{home}\\AppData\\Local",
+            "NUMBER_OF_PROCESSORS": str(os.cpu_count() or 1),
+            "OS": "Windows_NT",
+            "Path": "C:\\Windows\\system32;C:\\Windows;C:\\Windows\\System32\\Wbem;"
+            "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\",
+            "PATHEXT": ".COM;.EXE;.BAT;.CMD;.VBS;.VBE;.JS;.JSE;.WSF;.WSH;.MSC",
+            "PROCESSOR_ARCHITECTURE": "AMD64",
+            "ProgramData": "C:\\ProgramData",
+            "ProgramFiles": "C:\\Program Files",
+            "ProgramFiles(x86)": "C:\\Program Files (x86)",
+            "PROMPT": "$P$G",
+            "PUBLIC": "C:\\Users\\Public",
+            "SystemDrive": "C:",
+            "SystemRoot": "C:\\Windows",
+            "TEMP": f"{home}\\AppData\\Local\\Temp",
+            "TMP": f"{home}\\AppData\\Local\\Temp",
+            "USERDOMAIN": self.computer_name,
+            "USERNAME": self.username,
+            "USERPROFILE": home,
+            "windir": "C:\\Windows",
+        }
+
+    def prepare_disk(self) -> None:
+        """Create the directories every Windows install has (idempotent)."""
+        for win in (
+            "C:\\Windows\\System32",
+            "C:\\Windows\\Temp",
+            "C:\\ProgramData",
+            "C:\\Program Files",
+            "C:\\Users\\Public",
+            f"{self.home}\\AppData\\Local\\Temp",
+            f"{self.home}\\AppData\\Roaming",
+            f"{self.home}\\Desktop",
+        ):
+            self.host_path(win).mkdir(parents=True, exist_ok=True)
+
+    # -- paths --------------------------------------------------------------------------------
+
+    def absolute(self, path: str, cwd: str = "C:\\") -> str:
+        """Normalise a Windows path against ``cwd``; ``..`` above the drive root is an error."""
+        path = path.replace("/", "\\")
+        if not path or "\0" in path:
+            raise WindowsPathError(PATH_NOT_FOUND)
+        if path.startswith("\\\\"):
+            # UNC paths would need a network share; there is none.
+            raise WindowsPathError("The network path was not found.")
+        if _DRIVE.match(path):
+            drive, rest = path[:2].upper(), path[2:]
+            if not rest.startswith("\\"):
+                base = cwd if cwd[:2].upper() == drive else drive + "\\"
+                rest = base[2:].rstrip("\\") + "\\" + rest
+        elif path.startswith("\\"):
+            drive, rest = cwd[:2].upper(), path
+        else:
+            drive, rest = cwd[:2].upper(), cwd[2:].rstrip("\\") + "\\" + path
+        parts: list[str] = []
+        for part in rest.split("\\"):
+            # Windows ignores trailing dots and spaces in path components.
+            part = part.rstrip(" .") if part not in (".", "..") else part
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not parts:
+                    raise WindowsPathError(PATH_NOT_FOUND)
+                parts.pop()
+            elif ":" in part or any(ch in part for ch in '<>"|?*'):
+                raise WindowsPathError("The filename, directory name, or volume label syntax is incorrect.")
+            else:
+                parts.append(part)
+        return drive + "\\" + "\\".join(parts)
+
+    def host_path(self, path: str, cwd: str = "C:\\") -> Path:
+        """Map a Windows path onto the guest disk, matching existing names case-insensitively."""
+        win = self.absolute(path, cwd)
+        drive_dir = self.disk_root / win[0].upper()
+        if win[0].upper() != "C" and not drive_dir.is_dir():
+            raise WindowsPathError(PATH_NOT_FOUND)  # only C: is always present
+        current = drive_dir
+        for part in win[3:].split("\\"):
+            if not part:
+                continue
+            candidate = current / part
+            if not candidate.exists() and current.is_dir():
+                folded = part.casefold()
+                with contextlib.suppress(OSError):
+                    candidate = next((e for e in current.iterdir() if e.name.casefold() == folded), candidate)
+            current = candidate
+        # A symlink planted on the disk must not lead the guest outside it.
+        root = self.disk_root.resolve()
+        if not current.resolve().is_relative_to(root):
+            raise WindowsPathError("Access is denied.")
+        return current
+
+    # -- network ------------------------------------------------------------------------------
+
+    def adapters(self, *, include_loopback: bool = False) -> list[Adapter]:
+        """The real interfaces visible as Windows adapters, in Windows order."""
+        interfaces = self.network.interfaces()
+        by_name = {iface.name: iface for iface in interfaces}
+        named: list[tuple[str, NetInterface]] = []
+        if self.interface_names:
+            named = [
+                (alias, by_name[real]) for alias, real in self.interface_names.items() if real in by_name
+            ]
+        else:
+            taken: set[str] = set()
+            pending = []
+            for iface in interfaces:
+                if iface.loopback:
+                    continue
+                match = re.fullmatch(r"eth(\d+)", iface.name)
+                if match and f"Ethernet{match.group(1)}" not in taken:
+                    taken.add(f"Ethernet{match.group(1)}")
+                    named.append((f"Ethernet{match.group(1)}", iface))
+                else:
+                    pending.append(iface)
+            number = 0
+            for iface in pending:
+                while f"Ethernet{number}" in taken:
+                    number += 1
+                taken.add(f"Ethernet{number}")
+                named.append((f"Ethernet{number}", iface))
+            named.sort(key=lambda item: item[1].index)
+        adapters = [Adapter(alias, iface, ordinal) for ordinal, (alias, iface) in enumerate(named, 1)]
+        if include_loopback:
+            loopbacks = [iface for iface in interfaces if iface.loopback]
+            adapters = [Adapter("Loopback Pseudo-Interface 1", lo, 0) for lo in loopbacks[:1]] + adapters
+        return adapters
+
+    def adapter(self, alias: str) -> Adapter | None:
+        folded = alias.casefold()
+        return next((a for a in self.adapters() if a.alias.casefold() == folded), None)
+
+    def renew_dhcp(self, alias: str) -> None:
+        self._real(alias, self.network.renew_dhcp)
+
+    def release_dhcp(self, alias: str) -> None:
+        self._real(alias, self.network.release_dhcp)
+
+    def set_link(self, alias: str, up: bool) -> None:
+        self._real(alias, lambda name: self.network.set_link(name, up))
+
+    def _real(self, alias: str, action: Callable[[str], None]) -> None:
+        adapter = self.adapter(alias)
+        if adapter is None:
+            raise NetworkError(f"No adapter named {alias}.")
+        action(adapter.interface.name)
+
+
+def _interface_mapping(values: Sequence[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for position, value in enumerate(values):
+        alias, sep, real = value.partition("=")
+        if not sep:
+            real = alias
+            match = re.fullmatch(r"eth(\d+)", real)
+            alias = f"Ethernet{match.group(1) if match else position}"
+        mapping[alias] = real
+    return mapping
+
+
+def add_context_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the guest CLIs (cmd_shell, winrm_server) to build a context."""
+    parser.add_argument("--hostname", default=None, help="Windows host name (default: the Linux one)")
+    parser.add_argument("--disk-root", required=True, type=Path, help="host directory holding the guest's C:")
+    parser.add_argument("--user", default="Administrator", help="Windows user name")
+    parser.add_argument(
+        "--interface",
+        action="append",
+        default=[],
+        metavar="[ALIAS=]IFNAME",
+        help="real interface shown as an adapter, e.g. eth0 or Ethernet0=eth0 (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--dhcp-command",
+        default=os.environ.get("VSPHERE_CLONE_DHCP_COMMAND") or None,
+        help="DHCP renew command; {interface} is replaced, else the interface is appended",
+    )
+    parser.add_argument(
+        "--dhcp-release-command",
+        default=os.environ.get("VSPHERE_CLONE_DHCP_RELEASE_COMMAND") or None,
+        help="DHCP release command (default: flush the leased addresses)",
+    )
+    parser.add_argument("--os-version", default="10.0.17763.1", help="version reported by ver")
+
+
+def context_from_args(args: argparse.Namespace) -> WindowsGuestContext:
+    return WindowsGuestContext(
+        hostname=args.hostname or socket.gethostname(),
+        disk_root=args.disk_root,
+        username=args.user,
+        interface_names=_interface_mapping(args.interface),
+        network=LinuxNetwork(args.dhcp_command, args.dhcp_release_command),
+        os_version=args.os_version,
+    )

@@ -1,0 +1,620 @@
+"""A small cmd.exe dialect for simulated Windows guests.
+
+Guest Operations (StartProgramInGuest) and the WinRM server run programs through :class:`CmdShell`.
+It parses command lines the way cmd.exe does (``%VAR%`` expansion first, then ``&``, ``&&``, ``||``,
+``|``, parentheses, ``^`` escapes, quotes and ``>``/``>>``/``2>``/``2>&1``/``<`` redirections) and
+runs a fixed set of commands, some of which act on the real network namespace (``ipconfig``,
+``netsh``).  Output uses CRLF line endings.
+
+CLI, used by Guest Operations::
+
+    python -m pytest_vsphere_clone.simulator.guests.cmd_shell --disk-root DIR [options] \\
+        C:\\Windows\\System32\\cmd.exe "/c ipconfig > C:\\Users\\x\\out.txt"
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ntpath
+import random
+import re
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from . import cmd_builtins, cmd_network, cmd_powershell
+from .cmd_base import (
+    CRLF,
+    BufferSink,
+    CallbackSink,
+    CmdResult,
+    Environment,
+    FileSink,
+    Invocation,
+    NullSink,
+    Program,
+    Sink,
+)
+from .cmd_context import (
+    FILE_NOT_FOUND,
+    PATH_NOT_FOUND,
+    WindowsGuestContext,
+    WindowsPathError,
+    add_context_arguments,
+    context_from_args,
+)
+
+__all__ = ["CmdResult", "CmdShell", "WindowsGuestContext", "main"]
+
+#: cmd.exe built-ins, recognised even when glued to their arguments (``echo.``, ``cd..``, ``dir/b``).
+INTERNAL: dict[str, Program] = dict(cmd_builtins.INTERNAL)
+
+#: Programs "installed" on the guest, found by base name with or without a path and ``.exe``.
+PROGRAMS: dict[str, Program] = {
+    **cmd_builtins.PROGRAMS,
+    "ipconfig": cmd_network.ipconfig,
+    "netsh": cmd_network.netsh,
+    "powershell": cmd_powershell.powershell,
+}
+
+#: The only built-ins that reset ERRORLEVEL to 0 on success; the others (echo, type, cd, ...)
+#: set it when they fail and otherwise leave it alone, as in cmd.exe.
+_CLEARS_ERRORLEVEL = frozenset({"set", "dir"})
+
+#: Characters that end a built-in command name.
+_NAME_DELIMITERS = ' \t,;=/.(+\\[]:"'
+
+_UNEXPECTED = "{} was unexpected at this time."
+_SYNTAX = "The syntax of the command is incorrect."
+
+
+class CmdSyntaxError(Exception):
+    """The command line does not parse; cmd.exe prints the message and sets ERRORLEVEL 255."""
+
+
+class _Exit(Exception):
+    """``exit`` / ``exit /b``: stop the whole line."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+# -- syntax tree ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Redirect:
+    handle: int
+    op: str  # ">", ">>", "<", ">&", "<&"
+    target: str
+
+
+@dataclass
+class _Simple:
+    text: str
+    redirects: list[_Redirect] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    body: _Sequence
+    redirects: list[_Redirect] = field(default_factory=list)
+
+
+@dataclass
+class _Pipeline:
+    parts: list[_Simple | _Group]
+
+
+@dataclass
+class _Chain:
+    first: _Pipeline
+    rest: list[tuple[str, _Pipeline]] = field(default_factory=list)
+
+
+@dataclass
+class _Sequence:
+    items: list[_Chain]
+
+
+class _Parser:
+    """Recursive descent over cmd.exe's operators.  Simple commands keep their raw text (minus
+    redirections and ``^``), because commands like ``echo`` print it verbatim, trailing spaces included."""
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.i = 0
+
+    def parse(self) -> _Sequence:
+        return self._sequence(0)
+
+    def _at(self, token: str) -> bool:
+        return self.s.startswith(token, self.i)
+
+    def _skip_ws(self) -> None:
+        while self.i < len(self.s) and self.s[self.i] in " \t":
+            self.i += 1
+
+    def _sequence(self, depth: int) -> _Sequence:
+        items: list[_Chain] = []
+        while True:
+            chain = self._chain(depth)
+            if chain is not None:
+                items.append(chain)
+            if self._at("&") and not self._at("&&"):
+                if chain is None:
+                    raise CmdSyntaxError(_UNEXPECTED.format("&"))
+                self.i += 1
+                continue
+            return _Sequence(items)
+
+    def _chain(self, depth: int) -> _Chain | None:
+        first = self._pipeline(depth)
+        rest: list[tuple[str, _Pipeline]] = []
+        while self._at("&&") or self._at("||"):
+            op = self.s[self.i : self.i + 2]
+            self.i += 2
+            following = self._pipeline(depth)
+            if first is None or following is None:
+                raise CmdSyntaxError(_UNEXPECTED.format(op))
+            rest.append((op, following))
+        return None if first is None else _Chain(first, rest)
+
+    def _pipeline(self, depth: int) -> _Pipeline | None:
+        parts = [self._unit(depth)]
+        while self._at("|") and not self._at("||"):
+            self.i += 1
+            parts.append(self._unit(depth))
+        if any(part is None for part in parts):
+            if len(parts) == 1:
+                return None
+            raise CmdSyntaxError(_UNEXPECTED.format("|"))
+        return _Pipeline([part for part in parts if part is not None])
+
+    def _unit(self, depth: int) -> _Simple | _Group | None:
+        self._skip_ws()
+        if self._at("@"):
+            self.i += 1
+            self._skip_ws()
+        if self._at("("):
+            self.i += 1
+            body = self._sequence(depth + 1)
+            if not self._at(")"):
+                raise CmdSyntaxError(_SYNTAX)
+            self.i += 1
+            tail = self._simple(depth)
+            if tail.text.strip():
+                raise CmdSyntaxError(_UNEXPECTED.format(tail.text.split()[0]))
+            return _Group(body, tail.redirects)
+        simple = self._simple(depth)
+        if not simple.text.strip() and not simple.redirects:
+            return None
+        return simple
+
+    def _simple(self, depth: int) -> _Simple:
+        s = self.s
+        buf: list[str] = []
+        redirects: list[_Redirect] = []
+        plain_digit = -1  # index in buf of the last digit that was neither quoted nor escaped
+        quoted = False
+        while self.i < len(s):
+            ch = s[self.i]
+            if quoted:
+                buf.append(ch)
+                quoted = ch != '"'
+                self.i += 1
+            elif ch == '"':
+                buf.append(ch)
+                quoted = True
+                self.i += 1
+            elif ch == "^":
+                if self.i + 1 < len(s):
+                    buf.append(s[self.i + 1])
+                self.i += 2
+            elif ch in "&|" or (ch == ")" and depth > 0):
+                break
+            elif ch in "<>":
+                # cmd.exe takes a digit right before '>' as the handle, even in "echo x2>f".
+                handle = None
+                if buf and plain_digit == len(buf) - 1:
+                    handle = int(buf.pop())
+                redirects.append(self._redirect(handle, depth))
+            else:
+                if ch.isdigit():
+                    plain_digit = len(buf)
+                buf.append(ch)
+                self.i += 1
+        return _Simple("".join(buf), redirects)
+
+    def _redirect(self, handle: int | None, depth: int) -> _Redirect:
+        s = self.s
+        if s[self.i] == ">":
+            op = ">>" if self._at(">>") else ">"
+            default = 1
+        else:
+            op, default = "<", 0
+        self.i += len(op)
+        if self._at("&"):
+            self.i += 1
+            self._skip_ws()
+            if self.i < len(s) and s[self.i].isdigit():
+                self.i += 1
+                return _Redirect(default if handle is None else handle, op[0] + "&", s[self.i - 1])
+            raise CmdSyntaxError(_UNEXPECTED.format("&"))
+        self._skip_ws()
+        target: list[str] = []
+        quoted = False
+        while self.i < len(s):
+            ch = s[self.i]
+            if ch == '"':
+                quoted = not quoted
+            elif quoted:
+                target.append(ch)
+            elif ch == "^" and self.i + 1 < len(s):
+                self.i += 1
+                target.append(s[self.i])
+            elif ch in " \t<>&|" or (ch == ")" and depth > 0):
+                break
+            else:
+                target.append(ch)
+            self.i += 1
+        if not target:
+            raise CmdSyntaxError(_SYNTAX)
+        return _Redirect(default if handle is None else handle, op, "".join(target))
+
+
+@dataclass
+class _IO:
+    stdin: str | None
+    out: Sink
+    err: Sink
+
+
+def _program_key(token: str) -> str:
+    """``"C:\\Windows\\System32\\IPCONFIG.EXE"`` -> ``ipconfig``."""
+    name = ntpath.basename(token.strip('"').replace("/", "\\")).lower()
+    root, ext = ntpath.splitext(name)
+    return root if ext in (".exe", ".com") else name
+
+
+def _first_token(text: str) -> tuple[str, str]:
+    quoted = False
+    for index, ch in enumerate(text):
+        if ch == '"':
+            quoted = not quoted
+        elif ch in " \t" and not quoted:
+            return text[:index], text[index:]
+    return text, ""
+
+
+class CmdShell:
+    """One cmd.exe process: a working directory, environment and ERRORLEVEL on a guest.
+
+    ``on_output(stream, text)`` is called as output is produced ("stdout"/"stderr"), so callers can
+    stream it; ``cancel`` aborts waits (``sleep``, ``timeout``) as Ctrl+C would.
+    """
+
+    def __init__(
+        self,
+        context: WindowsGuestContext,
+        *,
+        cwd: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        cancel: threading.Event | None = None,
+        on_output: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.context = context
+        self.env = Environment(context.environment())
+        for key, value in (environment or {}).items():
+            self.env[key] = value
+        self.cwd = context.absolute(cwd or context.home)
+        self.errorlevel = 0
+        self.cancel = cancel or threading.Event()
+        self._on_output = on_output
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def run(self, command_line: str) -> CmdResult:
+        """Run a command line as ``cmd.exe /c`` would; the exit code is the final ERRORLEVEL.
+
+        Each call starts at ERRORLEVEL 0; the working directory and environment carry over.
+        """
+        self.errorlevel = 0
+        line = self.unquote_c(command_line)
+        return self._collect(lambda io: self.execute(line, io.stdin, io.out, io.err))
+
+    def run_program(self, program: str, arguments: str = "") -> CmdResult:
+        """Start a program directly, as CreateProcess does: no operators, no redirections.
+
+        ``arguments`` is the raw argument string (vSphere's ``GuestProgramSpec.arguments``).
+        """
+
+        def start(io: _IO) -> int:
+            key = _program_key(program)
+            implementation = PROGRAMS.get(key)
+            if implementation is None:
+                io.err.write(FILE_NOT_FOUND + CRLF)
+                return 2  # ERROR_FILE_NOT_FOUND, what CreateProcess reports
+            raw = " " + arguments if arguments else ""
+            return self._invoke(implementation, key, program, raw, io)
+
+        return self._collect(start)
+
+    def call_program(self, name: str, raw: str, stdin: str | None, out: Sink, err: Sink) -> int | None:
+        """Run an installed program (not a built-in) by name; None if there is no such program."""
+        key = _program_key(name)
+        implementation = PROGRAMS.get(key)
+        if implementation is None:
+            return None
+        return self._invoke(implementation, key, name, raw, _IO(stdin, out, err))
+
+    def execute(self, command_line: str, stdin: str | None, out: Sink, err: Sink) -> int:
+        """Parse and run one line on the given streams; returns (and sets) ERRORLEVEL."""
+        # cmd.exe /c stops at the first line break.
+        line = command_line.split("\n", 1)[0].replace("\r", "")
+        try:
+            tree = _Parser(self._expand(line)).parse()
+        except CmdSyntaxError as exc:
+            err.write(str(exc) + CRLF)
+            self.errorlevel = 255
+            return self.errorlevel
+        try:
+            self._sequence(tree, _IO(stdin, out, err))
+        except _Exit as exc:
+            self.errorlevel = exc.code
+        return self.errorlevel
+
+    def unquote_c(self, command: str, force: bool = False) -> str:
+        """Apply ``cmd /c``'s quote rule to the text after ``/c`` (``force``: the ``/s`` switch).
+
+        Quotes stay only around a lone quoted program name containing whitespace and no special
+        characters (``"C:\\Program Files\\app.exe" args``); otherwise the first quote and the last
+        one are removed, which is why ``cmd /c "echo a & echo b"`` runs both commands.
+        """
+        command = command.lstrip(" \t")
+        if not command.startswith('"'):
+            return command
+        closing = command.rfind('"')
+        if closing <= 0:
+            return command[1:]
+        inner = command[1:closing]
+        if (
+            not force
+            and command.count('"') == 2
+            and not any(ch in inner for ch in "&<>()@^|")
+            and any(ch in inner for ch in " \t")
+            and _program_key(inner) in PROGRAMS
+        ):
+            return command
+        return inner + command[closing + 1 :]
+
+    def child(self) -> CmdShell:
+        """A nested cmd.exe inheriting directory and environment (``cmd /c`` inside a line)."""
+        return CmdShell(self.context, cwd=self.cwd, environment=dict(self.env.items()), cancel=self.cancel)
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait like ``timeout``/``sleep``; False if cancelled (Ctrl+C)."""
+        return not self.cancel.wait(max(0.0, seconds))
+
+    def host_path(self, path: str) -> Path:
+        return self.context.host_path(path, self.cwd)
+
+    def windows_path(self, path: str) -> str:
+        """Absolute Windows path for ``path``, spelled like the existing entries on disk."""
+        host = self.host_path(path)
+        drive = self.context.absolute(path, self.cwd)[:2]
+        relative = host.relative_to(self.context.disk_root / drive[0])
+        return drive + "\\" + "\\".join(relative.parts)
+
+    # -- execution ----------------------------------------------------------------------------
+
+    def _collect(self, body: Callable[[_IO], int]) -> CmdResult:
+        stdout, stderr = BufferSink(), BufferSink()
+        callback = self._on_output
+
+        def emit(stream: str) -> Callable[[str], None] | None:
+            return None if callback is None else (lambda text: callback(stream, text))
+
+        io = _IO(None, CallbackSink(stdout, emit("stdout")), CallbackSink(stderr, emit("stderr")))
+        try:
+            code = body(io)
+        except _Exit as exc:
+            code = exc.code
+        self.errorlevel = code
+        return CmdResult(code, stdout.value, stderr.value)
+
+    def _expand(self, line: str) -> str:
+        """``%VAR%`` expansion, done once for the whole line before parsing (as cmd.exe does)."""
+
+        def dynamic(name: str) -> str | None:
+            now = datetime.now()
+            values = {
+                "CD": self.cwd,
+                "ERRORLEVEL": str(self.errorlevel),
+                "DATE": now.strftime("%a %m/%d/%Y"),
+                "TIME": f"{now.hour:>2}:{now:%M:%S}.{now.microsecond // 10000:02d}",
+                "RANDOM": str(random.randint(0, 32767)),
+                "CMDCMDLINE": "C:\\Windows\\system32\\cmd.exe",
+            }
+            return values.get(name.upper())
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in self.env:
+                return self.env[name]
+            value = dynamic(name)
+            # On the command line an undefined variable stays as typed.
+            return match.group(0) if value is None else value
+
+        return re.sub(r"%([^%\s][^%]*)%", replace, line)
+
+    def _sequence(self, seq: _Sequence, io: _IO) -> int:
+        status = 0
+        for chain in seq.items:
+            status = self._chain(chain, io)
+        return status
+
+    def _chain(self, chain: _Chain, io: _IO) -> int:
+        status = self._pipeline(chain.first, io)
+        for op, pipeline in chain.rest:
+            if (op == "&&") == (status == 0):
+                status = self._pipeline(pipeline, io)
+        return status
+
+    def _pipeline(self, pipeline: _Pipeline, io: _IO) -> int:
+        if len(pipeline.parts) == 1:
+            return self._unit(pipeline.parts[0], io)
+        stdin = io.stdin
+        for part in pipeline.parts[:-1]:
+            captured = BufferSink()
+            # Each side of a pipe is its own cmd.exe: an ``exit`` there ends only that side.
+            with contextlib.suppress(_Exit):
+                self._unit(part, _IO(stdin, captured, io.err))
+            stdin = captured.value
+        try:
+            return self._unit(pipeline.parts[-1], _IO(stdin, io.out, io.err))
+        except _Exit as exc:
+            return exc.code
+
+    def _unit(self, unit: _Simple | _Group, io: _IO) -> int:
+        opened: list[FileSink] = []
+        try:
+            try:
+                redirected = self._redirect(unit.redirects, io, opened)
+            except (WindowsPathError, OSError) as exc:
+                message = str(exc) if isinstance(exc, WindowsPathError) else PATH_NOT_FOUND
+                io.err.write(message + CRLF)
+                self.errorlevel = 1
+                return 1
+            if isinstance(unit, _Group):
+                return self._sequence(unit.body, redirected)
+            return self._simple(unit.text, redirected)
+        finally:
+            for sink in opened:
+                sink.close()
+
+    def _redirect(self, redirects: list[_Redirect], io: _IO, opened: list[FileSink]) -> _IO:
+        stdin, outputs = io.stdin, {1: io.out, 2: io.err}
+        for redirect in redirects:
+            if redirect.op in (">", ">>"):
+                sink = self._open_sink(redirect.target, redirect.op == ">>", io, opened)
+                if redirect.handle in outputs:
+                    outputs[redirect.handle] = sink
+            elif redirect.op == ">&":
+                source = int(redirect.target)
+                if redirect.handle in outputs and source in outputs:
+                    outputs[redirect.handle] = outputs[source]
+            elif redirect.op == "<" and redirect.handle == 0:
+                if redirect.target.lower() in ("nul", "nul:"):
+                    stdin = ""
+                    continue
+                path = self.host_path(redirect.target)
+                if not path.is_file():
+                    raise WindowsPathError(FILE_NOT_FOUND)
+                stdin = path.read_bytes().decode("utf-8", "surrogateescape")
+        return _IO(stdin, outputs[1], outputs[2])
+
+    def _open_sink(self, target: str, append: bool, io: _IO, opened: list[FileSink]) -> Sink:
+        lowered = target.lower().rstrip(":")
+        if lowered == "nul":
+            return NullSink()
+        if lowered == "con":
+            return io.out
+        path = self.host_path(target)
+        if path.is_dir():
+            raise WindowsPathError("Access is denied.")
+        if not path.parent.is_dir():
+            raise WindowsPathError(PATH_NOT_FOUND)
+        sink = FileSink(path, append)
+        opened.append(sink)
+        return sink
+
+    def _simple(self, text: str, io: _IO) -> int:
+        text = text.lstrip(" \t;,=")
+        if not text.strip():
+            return 0  # e.g. a bare "> file", which only creates the file
+        match = re.match(r"[A-Za-z]+", text)
+        if match and match.group().lower() in INTERNAL:
+            end = match.end()
+            if end == len(text) or text[end] in _NAME_DELIMITERS:
+                name = match.group().lower()
+                return self._invoke(INTERNAL[name], name, text[:end], text[end:], io)
+        token, rest = _first_token(text)
+        if "/" in token and not token.startswith('"'):
+            # "ipconfig/all" works in cmd.exe: the switch character ends the program name.
+            head, _, tail = token.partition("/")
+            if _program_key(head) in PROGRAMS:
+                token, rest = head, "/" + tail + rest
+        key = _program_key(token)
+        implementation = PROGRAMS.get(key)
+        if implementation is None:
+            io.err.write(
+                f"'{token}' is not recognized as an internal or external command,{CRLF}"
+                f"operable program or batch file.{CRLF}"
+            )
+            self.errorlevel = 9009
+            return 9009
+        return self._invoke(implementation, key, token, rest, io)
+
+    def _invoke(self, implementation: Program, key: str, typed: str, raw: str, io: _IO) -> int:
+        invocation = Invocation(self, typed, raw, io.stdin, io.out, io.err)
+        code = implementation(invocation)
+        if code != 0 or key in _CLEARS_ERRORLEVEL or key not in INTERNAL:
+            self.errorlevel = code
+        return code
+
+    def raise_exit(self, code: int) -> None:
+        """Used by ``exit``: abandon the rest of the line."""
+        raise _Exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: run one program the way StartProgramInGuest does, inside the namespace."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_vsphere_clone.simulator.guests.cmd_shell",
+        description="Run a program on a simulated Windows guest (cmd.exe dialect).",
+    )
+    add_context_arguments(parser)
+    parser.add_argument("--cwd", default=None, help="Windows working directory (default: the user's profile)")
+    parser.add_argument(
+        "--exit-code-file",
+        type=Path,
+        default=None,
+        help="also write the exit code here: process exit statuses lose codes above 255 (e.g. 9009)",
+    )
+    parser.add_argument("program", help=r"program path, e.g. C:\Windows\System32\cmd.exe")
+    parser.add_argument(
+        "arguments", nargs=argparse.REMAINDER, help="raw argument string (joined with spaces when split)"
+    )
+    args = parser.parse_args(argv)
+    context = context_from_args(args)
+    context.prepare_disk()
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+
+    def write(stream: str, text: str) -> None:
+        target = out if stream == "stdout" else err
+        target.write(text.encode("utf-8", "surrogateescape"))
+        target.flush()
+
+    try:
+        shell = CmdShell(context, cwd=args.cwd, on_output=write)
+        if not context.host_path(shell.cwd).is_dir():
+            raise WindowsPathError("The directory name is invalid.")
+    except WindowsPathError as exc:
+        err.write(f"{exc}{CRLF}".encode())
+        code = 267  # ERROR_DIRECTORY, what CreateProcess reports for a bad working directory
+    else:
+        code = shell.run_program(args.program, " ".join(args.arguments)).exit_code
+    if args.exit_code_file is not None:
+        args.exit_code_file.write_text(f"{code}\n")
+    # Keep a failure a failure when the code does not fit an exit status (256 would read as 0).
+    return (code & 0xFF) or (1 if code else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

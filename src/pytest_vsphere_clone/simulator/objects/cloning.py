@@ -1,0 +1,195 @@
+"""CloneVM_Task (full and linked), InstantClone_Task and PromoteDisks_Task."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import vim, vmodl
+
+from .base import vmomi_method
+from .disks import MAX_CHAIN_LENGTH, DiskLayer
+
+if TYPE_CHECKING:
+    from ..vcenter import CallContext
+    from .inventory import Datastore, Folder, HostSystem, ResourcePool
+    from .virtual_machine import VirtualMachine
+
+    _Base = VirtualMachine
+else:
+    _Base = object
+
+LINKED = "createNewChildDiskBacking"
+SHARING_MOVE_TYPES = {LINKED, "moveChildMostDiskBacking", "moveAllDiskBackingsAndAllowSharing",
+                      "moveAllDiskBackingsAndDisallowSharing", "moveAllDiskBackingsAndConsolidate"}
+
+
+class CloneMethods(_Base):
+    """Cloning operations of a VirtualMachine (mixed into it)."""
+
+    def _placement(self, ctx: CallContext, location: Any, folder_ref: Any) -> tuple[Folder, ResourcePool,
+                                                                                    HostSystem, Datastore]:
+        """Resolve where a clone goes (caller holds the lock); defaults are the source's own."""
+        from .inventory import Datastore, Folder, HostSystem, ResourcePool
+
+        vc = self.vc
+        folder = vc.lookup_as(folder_ref, Folder) if folder_ref is not None else self.folder()
+        if "VirtualMachine" not in folder.props["childType"]:
+            raise vmodl.fault.InvalidArgument(msg=f"Folder '{folder.name}' cannot hold virtual machines",
+                                              invalidProperty="folder")
+        pool = vc.lookup_as(location.pool, ResourcePool) if location and location.pool else self.pool
+        host = vc.lookup_as(location.host, HostSystem) if location and location.host else self.host
+        datastore = (vc.lookup_as(location.datastore, Datastore) if location and location.datastore
+                     else self.datastore)
+        ctx.require("VirtualMachine.Inventory.CreateFromExisting", folder)
+        ctx.require("Resource.AssignVMToPool", pool)
+        ctx.require("Datastore.AllocateSpace", datastore)
+        return folder, pool, host, datastore
+
+    def _new_clone(self, name: str, folder: Folder, pool: ResourcePool, host: HostSystem,
+                   datastore: Datastore) -> VirtualMachine:
+        from .virtual_machine import VirtualMachine
+
+        if any(child.name == name for child in folder.children()):
+            raise vim.fault.DuplicateName(msg=f"The name '{name}' already exists.", name=name, object=folder.ref)
+        clone = VirtualMachine(self.vc, self.vc.new_id("vm"), name, folder, pool=pool, host=host,
+                               datastore=datastore, networks=self.networks, guest_id=self.guest_id,
+                               num_cpu=self.num_cpu, memory_mb=self.memory_mb)
+        clone.extra_config = dict(self.extra_config)
+        clone.annotation = self.annotation
+        clone.tools_installed = self.tools_installed
+        for source_nic, nic in zip(self.nics, clone.nics):
+            nic.start_connected = source_nic.start_connected
+        return clone
+
+    def _register(self, clone: VirtualMachine, folder: Folder) -> None:
+        self.vc.add(clone)
+        folder.attach(clone)
+
+    @vmomi_method("VirtualMachine.Provisioning.Clone")
+    def CloneVM_Task(self, ctx: CallContext, folder: Any, name: str, spec: Any) -> Any:
+        with self.vc.lock:
+            self._placement(ctx, spec.location, folder)  # privileges and references fail the call itself
+        move_type = spec.location.diskMoveType if spec.location else None
+        operation = "clone.linked" if move_type == LINKED else "clone.full"
+
+        def clone() -> Any:
+            with self.vc.lock:
+                target_folder, pool, host, datastore = self._placement(ctx, spec.location, folder)
+                if self.disk is None:
+                    raise vim.fault.InvalidState(msg="The source has no disk.")
+                snapshot = self.find_snapshot(spec.snapshot).layer if spec.snapshot else None
+                if move_type == LINKED and snapshot is None:
+                    raise vmodl.fault.InvalidArgument(
+                        msg="A specified parameter was not correct: spec.snapshot "
+                            "(createNewChildDiskBacking needs a snapshot to branch from)",
+                        invalidProperty="spec.snapshot")
+                if move_type is not None and move_type not in SHARING_MOVE_TYPES:
+                    raise vmodl.fault.InvalidArgument(msg=f"Unknown diskMoveType {move_type}",
+                                                      invalidProperty="spec.location.diskMoveType")
+                new_vm = self._new_clone(name, target_folder, pool, host, datastore)
+                base: DiskLayer = snapshot or self.disk
+                if move_type == LINKED:
+                    if base.depth() >= MAX_CHAIN_LENGTH:
+                        raise vim.fault.TooManySnapshotLevels(msg="Exceeded the maximum number of permitted "
+                                                                  "snapshots.")
+                    new_vm.disk = self.vc.disks.create_delta(name, new_vm.mo_id, datastore, base)
+                else:
+                    new_vm.disk = self.vc.disks.copy_flat(base, name, new_vm.mo_id, datastore)
+                if spec.config is not None:
+                    new_vm.apply_config_spec(spec.config)
+                if spec.location and spec.location.deviceChange:
+                    new_vm.apply_device_changes(spec.location.deviceChange)
+                new_vm.template = bool(spec.template)
+                self._register(new_vm, target_folder)
+            guests = self._guests()
+            if guests is not None:
+                guests.clone_disk(self, new_vm)
+            if spec.powerOn and not spec.template:
+                with self.vc.lock:
+                    new_vm.power_state = "poweredOn"
+                    new_vm.boot_time = new_vm.created
+                    new_vm.changed()
+                new_vm.start_guest()
+            return new_vm.ref
+
+        return self.vc.tasks.start(ctx, self, "CloneVM_Task", operation, clone)
+
+    @vmomi_method("VirtualMachine.Provisioning.Clone")
+    def InstantClone_Task(self, ctx: CallContext, spec: Any) -> Any:
+        location = spec.location
+        with self.vc.lock:
+            self._placement(ctx, location, location.folder if location else None)
+            if location and location.deviceChange:
+                ctx.require("VirtualMachine.Config.EditDevice", self)
+
+        def instant_clone() -> Any:
+            with self.vc.lock:
+                if self.power_state != "poweredOn":
+                    raise vim.fault.InvalidPowerState(
+                        msg="Instant clone needs a powered-on (running or frozen) source virtual machine.",
+                        requestedState="poweredOn", existingState=self.power_state)
+                folder, pool, host, datastore = self._placement(ctx, location, location.folder if location else None)
+                if host is not self.host:
+                    raise vmodl.fault.InvalidArgument(
+                        msg="An instant clone must be placed on the host of its source virtual machine.",
+                        invalidProperty="spec.location.host")
+                if self.disk is None:
+                    raise vim.fault.InvalidState(msg="The source has no disk.")
+                new_vm = self._new_clone(spec.name, folder, pool, host, datastore)
+                if self.frozen:
+                    # A frozen source writes nothing: one delta on it, shared by every clone.
+                    if self.frozen_shared_layer is None:
+                        self.frozen_shared_layer = self.disk
+                        self.disk = self.vc.disks.create_delta(self.name, self.mo_id, self.datastore, self.disk)
+                    parent = self.frozen_shared_layer
+                else:
+                    # A running source keeps writing: each clone freezes its current layer.
+                    if self.disk.depth() >= MAX_CHAIN_LENGTH:
+                        raise vim.fault.TooManySnapshotLevels(
+                            msg=f"Cannot instant clone '{self.name}': its disk chain reached the limit of "
+                                f"{MAX_CHAIN_LENGTH} delta disks (KB 67186). Collapse the source's delta disks.")
+                    parent = self.disk
+                    self.disk = self.vc.disks.create_delta(self.name, self.mo_id, self.datastore, self.disk)
+                new_vm.disk = self.vc.disks.create_delta(spec.name, new_vm.mo_id, datastore, parent)
+                for option in spec.config or ():
+                    new_vm.extra_config[option.key] = str(option.value)
+                for source_nic, nic in zip(self.nics, new_vm.nics):
+                    nic.connected = source_nic.connected
+                if location and location.deviceChange:
+                    new_vm.apply_device_changes(location.deviceChange)
+                if spec.biosUuid:
+                    new_vm.uuid = spec.biosUuid
+                else:
+                    new_vm.uuid = str(uuid.uuid4())
+                new_vm.power_state = "poweredOn"
+                new_vm.boot_time = self.boot_time
+                new_vm.tools.running = self.tools.running or self.frozen
+                self._register(new_vm, folder)
+                self.changed()
+            guests = self._guests()
+            if guests is not None:
+                guests.instant_clone(self, new_vm)
+            return new_vm.ref
+
+        return self.vc.tasks.start(ctx, self, "InstantClone_Task", "clone.instant", instant_clone)
+
+    @vmomi_method("VirtualMachine.Provisioning.PromoteDisks")
+    def PromoteDisks_Task(self, ctx: CallContext, unlink: bool, disks: list[Any] | None = None) -> Any:
+        def promote() -> None:
+            with self.vc.lock:
+                if self.disk is None:
+                    return
+                if self.all_snapshots():
+                    raise vim.fault.InvalidState(msg="Disks cannot be promoted while the virtual machine has "
+                                                     "snapshots.")
+                if unlink:
+                    old = self.disk
+                    self.disk = self.vc.disks.copy_flat(old, self.name, self.mo_id, self.datastore)
+                    self.vc.disks.release(old, self.vc.disk_tops(exclude=self), self.vc.pinned_layers())
+                else:
+                    self.consolidate_chain()
+                self.frozen_shared_layer = None
+                self.changed()
+
+        return self.vc.tasks.start(ctx, self, "PromoteDisks_Task", "promote", promote)

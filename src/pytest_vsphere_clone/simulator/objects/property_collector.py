@@ -1,0 +1,456 @@
+"""PropertyCollector: RetrievePropertiesEx, filters and WaitForUpdatesEx with real versions.
+
+Filters and their versions belong to a session, as on a vCenter: many clients
+may share the well-known ``propertyCollector`` reference without seeing each
+other's filters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
+
+from ..soap import API_VERSION
+from .base import SimObject, vmomi_method
+
+if TYPE_CHECKING:
+    from ..vcenter import CallContext, VCenter
+
+PC = vmodl.query.PropertyCollector
+# The serializer writes nothing for a field without a version, so name one.
+_VALUE_INFO = VmomiSupport.Object(name="val", type=object, version=API_VERSION, flags=0)
+
+
+def _invalid_property(path: str) -> vmodl.query.InvalidProperty:
+    return vmodl.query.InvalidProperty(msg=f"Property '{path}' is not valid", name=path)
+
+
+def _declared_type(obj: SimObject, name: str) -> Any:
+    for klass in obj.vim_type.__mro__:
+        info = getattr(klass, "_propInfo", {}).get(name)
+        if info is not None:
+            return info.type
+    raise _invalid_property(name)
+
+
+def _typed(value: Any, declared: Any) -> Any:
+    """Give plain Python lists the pyVmomi array type the serializer needs."""
+    if isinstance(value, list) and not hasattr(value, "Item") and issubclass(declared, list):
+        return declared(value)
+    return value
+
+
+def read_path(obj: SimObject, path: str) -> Any:
+    """The value at a property path such as ``runtime.powerState`` (None when unset)."""
+    top, _, rest = path.partition(".")
+    declared = _declared_type(obj, top)
+    value = _typed(obj.get_property(top), declared)
+    for part in rest.split(".") if rest else ():
+        if value is None:
+            return None
+        if not isinstance(value, VmomiSupport.DataObject):
+            raise _invalid_property(path)
+        try:
+            value._GetPropertyInfo(part)
+        except AttributeError:
+            raise _invalid_property(path) from None
+        value = getattr(value, part)
+    if isinstance(value, list) and not value and not rest:
+        return value
+    return value
+
+
+def property_type(obj: SimObject, path: str) -> Any:
+    """The declared pyVmomi type at ``path`` (for answering a Fetch)."""
+    top, _, rest = path.partition(".")
+    kind = _declared_type(obj, top)
+    for part in rest.split(".") if rest else ():
+        item = kind.Item if issubclass(kind, list) else kind
+        kind = item._GetPropertyInfo(part).type
+    return kind
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and not (isinstance(value, list) and len(value) == 0)
+
+
+def _fingerprint(value: Any) -> str:
+    """A comparable form of a value: its SOAP text."""
+    if value is None:
+        return ""
+    return SoapAdapter.SerializeToStr(value, _VALUE_INFO, API_VERSION)
+
+
+def _refs(value: Any) -> Iterator[Any]:
+    if value is None:
+        return
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, vmodl.ManagedObject):
+                yield item
+    elif isinstance(value, vmodl.ManagedObject):
+        yield value
+
+
+@dataclass
+class _Selection:
+    objects: list[SimObject]
+    missing: list[Any]
+
+
+def select_objects(vc: VCenter, spec: Any, strict: bool) -> _Selection:
+    """The objects a FilterSpec's objectSet and traversal specs reach, in order, without duplicates."""
+    named: dict[str, Any] = {}
+
+    def collect_names(selects: Iterable[Any]) -> None:
+        for sel in selects or ():
+            if isinstance(sel, PC.TraversalSpec):
+                if sel.name and sel.name not in named:
+                    named[sel.name] = sel
+                    collect_names(sel.selectSet)
+                elif not sel.name:
+                    collect_names(sel.selectSet)
+
+    for object_spec in spec.objectSet or ():
+        collect_names(object_spec.selectSet)
+
+    found: dict[str, SimObject] = {}
+    missing: list[Any] = []
+    visited: set[tuple[int, str]] = set()
+
+    def traverse(obj: SimObject, selects: Iterable[Any]) -> None:
+        for sel in selects or ():
+            traversal = sel if isinstance(sel, PC.TraversalSpec) else named.get(sel.name)
+            if traversal is None:
+                raise vmodl.fault.InvalidArgument(msg=f"SelectionSpec '{sel.name}' names no TraversalSpec",
+                                                  invalidProperty="selectSet")
+            if not isinstance(obj.ref, traversal.type):
+                continue
+            key = (id(traversal), obj.mo_id)
+            if key in visited:
+                continue
+            visited.add(key)
+            for ref in _refs(read_path(obj, traversal.path)):
+                child = vc.objects.get(ref._moId)
+                if child is None:
+                    continue
+                if not traversal.skip:
+                    found.setdefault(child.mo_id, child)
+                traverse(child, traversal.selectSet)
+
+    for object_spec in spec.objectSet or ():
+        try:
+            start = vc.lookup(object_spec.obj)
+        except vmodl.fault.ManagedObjectNotFound:
+            if strict and not spec.reportMissingObjectsInResults:
+                raise
+            missing.append(object_spec.obj)
+            continue
+        if not object_spec.skip:
+            found.setdefault(start.mo_id, start)
+        traverse(start, object_spec.selectSet)
+    return _Selection(list(found.values()), missing)
+
+
+def wanted_paths(obj: SimObject, prop_specs: Iterable[Any]) -> list[str]:
+    """The property paths the spec asks for on ``obj``."""
+    paths: list[str] = []
+    for prop_spec in prop_specs or ():
+        if not isinstance(obj.ref, prop_spec.type):
+            continue
+        names = obj.property_names() if prop_spec.all else list(prop_spec.pathSet or ())
+        for name in names:
+            if name not in paths:
+                paths.append(name)
+    return paths
+
+
+def read_properties(obj: SimObject, paths: list[str], ctx: CallContext | None = None) -> tuple[dict[str, Any], list[Any]]:
+    """Values of ``paths`` on ``obj`` (unset ones left out) and MissingProperty entries."""
+    values: dict[str, Any] = {}
+    missing: list[Any] = []
+    for path in paths:
+        try:
+            value = read_path(obj, path)
+        except vmodl.query.InvalidProperty:
+            raise
+        except vmodl.MethodFault as fault:
+            missing.append(vmodl.query.PropertyCollector.MissingProperty(path=path, fault=fault))
+            continue
+        if _is_set(value):
+            values[path] = value
+    return values, missing
+
+
+def _object_content(obj: SimObject, values: dict[str, Any], missing: list[Any]) -> Any:
+    return PC.ObjectContent(
+        obj=obj.ref,
+        propSet=[vmodl.DynamicProperty(name=name, val=value) for name, value in values.items()],
+        missingSet=missing,
+    )
+
+
+@dataclass
+class _FilterState:
+    spec: Any
+    partial_updates: bool
+    #: What the session was last told: mo_id -> (object version, path -> fingerprint, ref)
+    reported: dict[str, tuple[int, dict[str, str], Any]] = field(default_factory=dict)
+
+
+@dataclass
+class _CollectorState:
+    """One session's view of one property collector."""
+
+    filters: dict[str, _FilterState] = field(default_factory=dict)
+    version: int = 0
+    pending_results: dict[str, list[Any]] = field(default_factory=dict)
+    cancel_wait: bool = False
+
+
+class PropertyFilter(SimObject):
+    """A vmodl.query.PropertyCollector.Filter created by CreateFilter."""
+
+    vim_type = PC.Filter
+
+    def __init__(self, vc: VCenter, mo_id: str, collector: PropertyCollector, session_key: str,
+                 spec: Any, partial_updates: bool) -> None:
+        super().__init__(vc, mo_id)
+        self.collector = collector
+        self.session_key = session_key
+        self.props.update(spec=spec, partialUpdates=partial_updates)
+
+    @vmomi_method()
+    def DestroyPropertyFilter(self, ctx: CallContext) -> None:
+        with self.vc.lock:
+            self.collector.drop_filter(self)
+
+
+class PropertyCollector(SimObject):
+    """vmodl.query.PropertyCollector."""
+
+    vim_type = PC
+    _tokens = itertools.count(1)
+
+    def __init__(self, vc: VCenter, mo_id: str, owner_session: str | None = None) -> None:
+        super().__init__(vc, mo_id)
+        self.owner_session = owner_session
+        self.states: dict[str, _CollectorState] = {}
+
+    def state(self, ctx: CallContext) -> _CollectorState:
+        assert ctx.session is not None
+        return self.states.setdefault(ctx.session.key, _CollectorState())
+
+    def prop_filter(self) -> list[Any]:
+        return [f.ref for f in self.vc.of_type(PropertyFilter) if f.collector is self]
+
+    def drop_filter(self, flt: PropertyFilter) -> None:
+        state = self.states.get(flt.session_key)
+        if state is not None:
+            state.filters.pop(flt.mo_id, None)
+        self.vc.remove(flt)
+
+    # --- retrieval -------------------------------------------------------------------
+
+    def _retrieve(self, spec_set: list[Any]) -> list[Any]:
+        contents: dict[str, tuple[SimObject, dict[str, Any], list[Any]]] = {}
+        missing_objects: list[Any] = []
+        for spec in spec_set:
+            selection = select_objects(self.vc, spec, strict=True)
+            missing_objects.extend(selection.missing)
+            for obj in selection.objects:
+                paths = wanted_paths(obj, spec.propSet)
+                values, missing = read_properties(obj, paths)
+                if obj.mo_id in contents:
+                    contents[obj.mo_id][1].update(values)
+                    contents[obj.mo_id][2].extend(missing)
+                else:
+                    contents[obj.mo_id] = (obj, values, missing)
+        result = [_object_content(obj, values, missing) for obj, values, missing in contents.values()]
+        for ref in missing_objects:
+            result.append(PC.ObjectContent(obj=ref, missingSet=[PC.MissingProperty(
+                path="", fault=vmodl.fault.ManagedObjectNotFound(msg="The object has already been deleted",
+                                                                 obj=ref))]))
+        return result
+
+    def _page(self, ctx: CallContext, objects: list[Any], max_objects: int | None) -> Any:
+        if not objects:
+            return None
+        if max_objects and len(objects) > max_objects:
+            token = str(next(self._tokens))
+            self.state(ctx).pending_results[token] = objects[max_objects:]
+            return PC.RetrieveResult(token=token, objects=objects[:max_objects])
+        return PC.RetrieveResult(objects=objects)
+
+    @vmomi_method()
+    def RetrievePropertiesEx(self, ctx: CallContext, specSet: list[Any], options: Any) -> Any:
+        with self.vc.lock:
+            objects = self._retrieve(specSet)
+            return self._page(ctx, objects, options.maxObjects if options else None)
+
+    @vmomi_method()
+    def ContinueRetrievePropertiesEx(self, ctx: CallContext, token: str) -> Any:
+        with self.vc.lock:
+            pending = self.state(ctx).pending_results.pop(token, None)
+            if pending is None:
+                raise vmodl.fault.InvalidArgument(msg=f"Unknown token {token}", invalidProperty="token")
+            # The page size of the first call is kept by slicing the same way.
+            return self._page(ctx, pending, len(pending) if len(pending) <= 100 else 100)
+
+    @vmomi_method()
+    def CancelRetrievePropertiesEx(self, ctx: CallContext, token: str) -> None:
+        with self.vc.lock:
+            self.state(ctx).pending_results.pop(token, None)
+
+    @vmomi_method()
+    def RetrieveContents(self, ctx: CallContext, specSet: list[Any]) -> list[Any]:
+        with self.vc.lock:
+            return self._retrieve(specSet)
+
+    # --- filters and updates ----------------------------------------------------------
+
+    @vmomi_method()
+    def CreateFilter(self, ctx: CallContext, spec: Any, partialUpdates: bool) -> Any:
+        with self.vc.lock:
+            select_objects(self.vc, spec, strict=True)  # validate now, as a vCenter does
+            for prop_spec in spec.propSet or ():
+                for path in prop_spec.pathSet or ():
+                    _declared_type_for_type(prop_spec.type, path.partition(".")[0])
+            assert ctx.session is not None
+            flt = PropertyFilter(self.vc, self.vc.new_id("session[filter]"), self, ctx.session.key, spec,
+                                 partialUpdates)
+            self.vc.add(flt)
+            self.state(ctx).filters[flt.mo_id] = _FilterState(spec, partialUpdates)
+            return flt.ref
+
+    @vmomi_method()
+    def CreatePropertyCollector(self, ctx: CallContext) -> Any:
+        with self.vc.lock:
+            collector = PropertyCollector(self.vc, self.vc.new_id("session[pc]"),
+                                          ctx.session.key if ctx.session else None)
+            self.vc.add(collector)
+            return collector.ref
+
+    @vmomi_method()
+    def DestroyPropertyCollector(self, ctx: CallContext) -> None:
+        with self.vc.lock:
+            if self.owner_session is None:
+                raise vmodl.fault.NotSupported(msg="The session's default property collector cannot be destroyed")
+            for flt in [f for f in self.vc.of_type(PropertyFilter) if f.collector is self]:
+                self.drop_filter(flt)
+            self.vc.remove(self)
+
+    @vmomi_method()
+    def CancelWaitForUpdates(self, ctx: CallContext) -> None:
+        with self.vc.lock:
+            self.state(ctx).cancel_wait = True
+            self.vc.updated.notify_all()
+
+    @vmomi_method()
+    def CheckForUpdates(self, ctx: CallContext, version: str | None = None) -> Any:
+        update = self._wait(ctx, version, 0.0, None)
+        return update
+
+    @vmomi_method()
+    def WaitForUpdates(self, ctx: CallContext, version: str | None = None) -> Any:
+        return self._wait(ctx, version, None, None)
+
+    @vmomi_method()
+    def WaitForUpdatesEx(self, ctx: CallContext, version: str | None = None, options: Any = None) -> Any:
+        max_wait = options.maxWaitSeconds if options is not None else None
+        max_updates = options.maxObjectUpdates if options is not None else None
+        return self._wait(ctx, version, max_wait, max_updates)
+
+    def _wait(self, ctx: CallContext, version: str | None, max_wait: float | None,
+              max_updates: int | None) -> Any:
+        vc = self.vc
+        deadline = None if max_wait is None else time.monotonic() + max_wait
+        with vc.lock:
+            state = self.state(ctx)
+            if version and version != str(state.version):
+                try:
+                    known = int(version) <= state.version
+                except ValueError:
+                    known = False
+                if not known:
+                    raise vmodl.query.InvalidCollectorVersion(msg=f"Unknown version '{version}'")
+            state.cancel_wait = False
+            while True:
+                filter_updates, truncated = self._updates(state, max_updates)
+                if filter_updates:
+                    state.version += 1
+                    return vmodl.query.PropertyCollector.UpdateSet(
+                        version=str(state.version), filterSet=filter_updates, truncated=truncated)
+                if state.cancel_wait:
+                    state.cancel_wait = False
+                    raise vmodl.fault.RequestCanceled(msg="WaitForUpdates was cancelled")
+                if vc.closed:
+                    raise vmodl.fault.SystemError(msg="The server is shutting down", reason="shutdown")
+                if ctx.session is not None and vc.sessions.peek(ctx.session.key) is None:
+                    raise vim.fault.NotAuthenticated(msg="The session is not authenticated.")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                # Wake at least once a second to notice logout, expiry and shutdown.
+                vc.updated.wait(1.0 if remaining is None else min(remaining, 1.0))
+
+    def _updates(self, state: _CollectorState, max_updates: int | None) -> tuple[list[Any], bool]:
+        result: list[Any] = []
+        budget = max_updates if max_updates else None
+        truncated = False
+        for filter_id, flt in state.filters.items():
+            object_updates: list[Any] = []
+            selection = select_objects(self.vc, flt.spec, strict=False)
+            current = {obj.mo_id: obj for obj in selection.objects}
+            for obj in selection.objects:
+                if budget is not None and len(object_updates) >= budget:
+                    truncated = True
+                    break
+                update = self._object_update(flt, obj)
+                if update is not None:
+                    object_updates.append(update)
+            for mo_id in list(flt.reported):
+                if mo_id in current:
+                    continue
+                if budget is not None and len(object_updates) >= budget:
+                    truncated = True
+                    break
+                ref = flt.reported.pop(mo_id)[2]
+                object_updates.append(PC.ObjectUpdate(kind="leave", obj=ref))
+            if object_updates:
+                result.append(PC.FilterUpdate(filter=PC.Filter(filter_id), objectSet=object_updates))
+                if budget is not None:
+                    budget -= len(object_updates)
+        return result, truncated
+
+    def _object_update(self, flt: _FilterState, obj: SimObject) -> Any:
+        previous = flt.reported.get(obj.mo_id)
+        if previous is not None and previous[0] == obj.version and not obj.dynamic_properties:
+            return None
+        paths = wanted_paths(obj, flt.spec.propSet)
+        values, missing = read_properties(obj, paths)
+        prints = {path: _fingerprint(value) for path, value in values.items()}
+        prints.update({f"!{m.path}": type(m.fault).__name__ for m in missing})
+        flt.reported[obj.mo_id] = (obj.version, prints, obj.ref)
+        if previous is None:
+            changes = [PC.Change(name=p, op="assign", val=v) for p, v in values.items()]
+            return PC.ObjectUpdate(kind="enter", obj=obj.ref, changeSet=changes, missingSet=missing)
+        old_prints = previous[1]
+        changes = [PC.Change(name=p, op="assign", val=values[p]) for p in values if old_prints.get(p) != prints[p]]
+        changes += [PC.Change(name=p, op="assign") for p in old_prints if p not in prints and p[0] != "!"]
+        if not changes and old_prints.keys() == prints.keys():
+            return None
+        return PC.ObjectUpdate(kind="modify", obj=obj.ref, changeSet=changes, missingSet=missing)
+
+
+def _declared_type_for_type(kind: Any, name: str) -> Any:
+    for klass in kind.__mro__:
+        info = getattr(klass, "_propInfo", {}).get(name)
+        if info is not None:
+            return info.type
+    raise _invalid_property(name)

@@ -1,0 +1,237 @@
+"""Snapshots: the tree on a VM, the vim.vm.Snapshot objects and their methods."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import vim, vmodl
+
+from .base import SimObject, vmomi_method
+from .disks import DiskLayer
+
+if TYPE_CHECKING:
+    from ..vcenter import CallContext
+    from .virtual_machine import VirtualMachine
+
+    _Base = VirtualMachine
+else:
+    _Base = object
+
+
+@dataclass(eq=False)
+class SnapshotNode:
+    """One snapshot: the disk layer it froze, its children and its managed object."""
+
+    snapshot_id: int
+    name: str
+    description: str
+    created: float
+    layer: DiskLayer
+    power_state: str
+    quiesced: bool
+    mo: VmSnapshot
+    parent: SnapshotNode | None = None
+    children: list[SnapshotNode] = field(default_factory=list)
+
+    @property
+    def ref(self) -> Any:
+        return self.mo.ref
+
+    def tree(self, vm: Any) -> Any:
+        return vim.vm.SnapshotTree(
+            snapshot=self.ref, vm=vm, name=self.name, description=self.description, id=self.snapshot_id,
+            createTime=datetime.fromtimestamp(self.created, tz=timezone.utc), state=self.power_state,
+            quiesced=self.quiesced, backupManifest="", childSnapshotList=[c.tree(vm) for c in self.children],
+            replaySupported=False)
+
+    def walk(self) -> list[SnapshotNode]:
+        nodes = [self]
+        for child in self.children:
+            nodes.extend(child.walk())
+        return nodes
+
+
+class VmSnapshot(SimObject):
+    """vim.vm.Snapshot."""
+
+    vim_type = vim.vm.Snapshot
+
+    def __init__(self, vm: VirtualMachine, mo_id: str) -> None:
+        super().__init__(vm.vc, mo_id)
+        self.vm = vm
+        self.node: SnapshotNode | None = None
+
+    def prop_vm(self) -> Any:
+        return self.vm.ref
+
+    def prop_childSnapshot(self) -> list[Any]:
+        return [c.ref for c in self.node.children] if self.node else []
+
+    def prop_config(self) -> Any:
+        return self.vm.prop_config()
+
+    @vmomi_method("VirtualMachine.State.RemoveSnapshot")
+    def RemoveSnapshot_Task(self, ctx: CallContext, removeChildren: bool, consolidate: bool | None = None) -> Any:
+        vm = self.vm
+
+        def remove() -> None:
+            with vm.vc.lock:
+                node = self._live_node()
+                vm.remove_snapshot_node(node, removeChildren)
+                vm.consolidate_chain()
+                vm.changed()
+
+        return vm.vc.tasks.start(ctx, self, "RemoveSnapshot_Task", "snapshot.remove", remove)
+
+    @vmomi_method("VirtualMachine.State.RevertToSnapshot")
+    def RevertToSnapshot_Task(self, ctx: CallContext, host: Any = None, suppressPowerOn: bool | None = None) -> Any:
+        vm = self.vm
+
+        def revert() -> None:
+            with vm.vc.lock:
+                vm.revert_to(self._live_node())
+
+        return vm.vc.tasks.start(ctx, self, "RevertToSnapshot_Task", "snapshot.create", revert)
+
+    def _live_node(self) -> SnapshotNode:
+        if not self.alive or self.node is None:
+            raise vmodl.fault.ManagedObjectNotFound(msg="The snapshot has already been deleted", obj=self.ref)
+        return self.node
+
+
+class SnapshotMethods(_Base):
+    """Snapshot operations of a VirtualMachine (mixed into it)."""
+
+    snapshot_roots: list[SnapshotNode]
+    current_snapshot: SnapshotNode | None
+
+    def all_snapshots(self) -> list[SnapshotNode]:
+        nodes: list[SnapshotNode] = []
+        for root in self.snapshot_roots:
+            nodes.extend(root.walk())
+        return nodes
+
+    def find_snapshot(self, ref: Any) -> SnapshotNode:
+        for node in self.all_snapshots():
+            if node.mo.mo_id == getattr(ref, "_moId", None):
+                return node
+        raise vmodl.fault.InvalidArgument(msg=f"Snapshot {ref} does not belong to {self.name}",
+                                          invalidProperty="snapshot")
+
+    def prop_snapshot(self) -> Any:
+        if not self.snapshot_roots:
+            return None
+        return vim.vm.SnapshotInfo(currentSnapshot=self.current_snapshot.ref if self.current_snapshot else None,
+                                   rootSnapshotList=[root.tree(self.ref) for root in self.snapshot_roots])
+
+    def prop_rootSnapshot(self) -> list[Any]:
+        return [root.ref for root in self.snapshot_roots]
+
+    def take_snapshot(self, name: str, description: str, quiesced: bool) -> SnapshotNode:
+        """Freeze the current disk layer under a new snapshot (caller holds the lock)."""
+        assert self.disk is not None
+        mo = VmSnapshot(self, self.vc.new_id("snapshot"))
+        ids = [n.snapshot_id for n in self.all_snapshots()]
+        node = SnapshotNode(max(ids, default=0) + 1, name, description, time.time(), self.disk,
+                            self.power_state, quiesced, mo, parent=self.current_snapshot)
+        mo.node = node
+        self.vc.add(mo)
+        if self.current_snapshot is None:
+            self.snapshot_roots.append(node)
+        else:
+            self.current_snapshot.children.append(node)
+        self.current_snapshot = node
+        self.disk = self.vc.disks.create_delta(self.name, self.mo_id, self.datastore, self.disk)
+        return node
+
+    def remove_snapshot_node(self, node: SnapshotNode, remove_children: bool) -> None:
+        removed = node.walk() if remove_children else [node]
+        siblings = node.parent.children if node.parent else self.snapshot_roots
+        index = siblings.index(node)
+        siblings.remove(node)
+        if not remove_children:
+            for child in node.children:
+                child.parent = node.parent
+            siblings[index:index] = node.children
+        for gone in removed:
+            gone.mo.alive = False
+            self.vc.remove(gone.mo)
+        if self.current_snapshot in removed:
+            self.current_snapshot = node.parent
+
+    def drop_all_snapshot_objects(self) -> None:
+        for node in self.all_snapshots():
+            node.mo.alive = False
+            self.vc.remove(node.mo)
+        self.snapshot_roots = []
+        self.current_snapshot = None
+
+    def consolidate_chain(self) -> None:
+        """Merge this VM's disk chain as far as no snapshot or other disk depends on it."""
+        if self.disk is None:
+            return
+        self.disk = self.vc.disks.collapse(self.disk, self.vc.disk_tops(exclude=self), self.vc.pinned_layers())
+        for node in self.all_snapshots():  # a merged layer keeps the key of the chain's lowest layer
+            node.layer = self.vc.disks.layers.get(node.layer.key, node.layer)
+
+    def revert_to(self, node: SnapshotNode) -> None:
+        old = self.disk
+        self.disk = self.vc.disks.create_delta(self.name, self.mo_id, self.datastore, node.layer)
+        self.current_snapshot = node
+        self.vc.disks.release(old, self.vc.disk_tops(), self.vc.pinned_layers())
+        if node.power_state == "poweredOff" and self.power_state == "poweredOn":
+            self.power_state = "poweredOff"
+            self.frozen = False
+        self.changed()
+
+    @vmomi_method("VirtualMachine.State.CreateSnapshot")
+    def CreateSnapshot_Task(self, ctx: CallContext, name: str, description: str | None = None,
+                            memory: bool = False, quiesce: bool = False) -> Any:
+        def create() -> Any:
+            with self.vc.lock:
+                if self.disk is None:
+                    raise vim.fault.InvalidState(msg="The virtual machine has no disk to snapshot.")
+                if self.frozen:
+                    raise vim.fault.InvalidState(msg="The operation is not allowed in the current state "
+                                                     "(the virtual machine is frozen).")
+                if self.disk.depth() >= 255:
+                    raise vim.fault.TooManySnapshotLevels(msg="Exceeded the maximum number of permitted snapshots.")
+                node = self.take_snapshot(name, description or "", bool(quiesce))
+                self.changed()
+                return node.ref
+
+        return self.vc.tasks.start(ctx, self, "CreateSnapshot_Task", "snapshot.create", create)
+
+    @vmomi_method("VirtualMachine.State.RemoveSnapshot")
+    def RemoveAllSnapshots_Task(self, ctx: CallContext, consolidate: bool | None = None,
+                                spec: Any = None) -> Any:
+        def remove_all() -> None:
+            with self.vc.lock:
+                self.drop_all_snapshot_objects()
+                self.consolidate_chain()
+                self.changed()
+
+        return self.vc.tasks.start(ctx, self, "RemoveAllSnapshots_Task", "snapshot.remove", remove_all)
+
+    @vmomi_method("VirtualMachine.State.RevertToSnapshot")
+    def RevertToCurrentSnapshot_Task(self, ctx: CallContext, host: Any = None,
+                                     suppressPowerOn: bool | None = None) -> Any:
+        def revert() -> None:
+            with self.vc.lock:
+                if self.current_snapshot is None:
+                    raise vim.fault.NotFound(msg="The virtual machine has no current snapshot.")
+                self.revert_to(self.current_snapshot)
+
+        return self.vc.tasks.start(ctx, self, "RevertToCurrentSnapshot_Task", "snapshot.create", revert)
+
+    @vmomi_method("VirtualMachine.State.RemoveSnapshot")
+    def ConsolidateVMDisks_Task(self, ctx: CallContext) -> Any:
+        def consolidate() -> None:
+            with self.vc.lock:
+                self.consolidate_chain()
+                self.changed()
+
+        return self.vc.tasks.start(ctx, self, "ConsolidateVMDisks_Task", "snapshot.remove", consolidate)

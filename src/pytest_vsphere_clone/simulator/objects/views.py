@@ -1,0 +1,188 @@
+"""ViewManager with container and list views, and the SearchIndex."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import vim, vmodl
+
+from .base import ManagedEntity, SimObject, vmomi_method
+from .inventory import Datacenter, Folder
+
+if TYPE_CHECKING:
+    from ..vcenter import CallContext, VCenter
+
+
+def descendants(root: ManagedEntity, recursive: bool) -> list[ManagedEntity]:
+    """Entities below ``root`` (direct children only unless ``recursive``), VMs included."""
+    from .virtual_machine import VirtualMachine
+
+    found: list[ManagedEntity] = []
+
+    def visit(node: ManagedEntity) -> None:
+        children = list(node.children())
+        if not isinstance(node, Folder):
+            # Hosts and pools list VMs too; folders already hold them as children.
+            children += [vm for vm in node.vc.of_type(VirtualMachine)
+                         if (vm.host is node or vm.pool is node) and vm not in children]
+        for child in children:
+            if child in found:
+                continue
+            found.append(child)
+            if recursive:
+                visit(child)
+
+    visit(root)
+    return found
+
+
+class ContainerView(SimObject):
+    """vim.view.ContainerView: the live list of entities of some types below a container."""
+
+    vim_type = vim.view.ContainerView
+    dynamic_properties = frozenset({"view"})
+
+    def __init__(self, vc: VCenter, mo_id: str, container: ManagedEntity, types: list[Any], recursive: bool,
+                 session_key: str | None) -> None:
+        super().__init__(vc, mo_id)
+        self.container = container
+        self.types = tuple(types)
+        self.recursive = recursive
+        self.session_key = session_key
+
+    def prop_container(self) -> Any:
+        return self.container.ref
+
+    def prop_type(self) -> list[Any]:
+        return list(self.types)
+
+    def prop_recursive(self) -> bool:
+        return self.recursive
+
+    def prop_view(self) -> list[Any]:
+        if not self.container.alive:
+            return []
+        return [e.ref for e in descendants(self.container, self.recursive)
+                if not self.types or isinstance(e.ref, self.types)]
+
+    @vmomi_method()
+    def DestroyView(self, ctx: CallContext) -> None:
+        self.vc.remove(self)
+
+
+class ListView(SimObject):
+    """vim.view.ListView: a fixed list of objects."""
+
+    vim_type = vim.view.ListView
+
+    def __init__(self, vc: VCenter, mo_id: str, refs: list[Any]) -> None:
+        super().__init__(vc, mo_id)
+        self.refs = list(refs)
+
+    def prop_view(self) -> list[Any]:
+        return [r for r in self.refs if r._moId in self.vc.objects]
+
+    @vmomi_method()
+    def DestroyView(self, ctx: CallContext) -> None:
+        self.vc.remove(self)
+
+
+class ViewManager(SimObject):
+    """vim.view.ViewManager."""
+
+    vim_type = vim.view.ViewManager
+
+    def prop_viewList(self) -> list[Any]:
+        return [v.ref for v in self.vc.of_type(ContainerView)] + [v.ref for v in self.vc.of_type(ListView)]
+
+    @vmomi_method()
+    def CreateContainerView(self, ctx: CallContext, container: Any, type: list[Any] | None = None,
+                            recursive: bool = False) -> Any:
+        with self.vc.lock:
+            target = self.vc.lookup_as(container, ManagedEntity)
+            if not isinstance(target, Folder | Datacenter) and not target.children():
+                raise vmodl.fault.InvalidArgument(msg="The container must be a folder, datacenter or compute "
+                                                      "resource", invalidProperty="container")
+            view = ContainerView(self.vc, self.vc.new_id("session[view]"), target, type or [], bool(recursive),
+                                 ctx.session.key if ctx.session else None)
+            self.vc.add(view)
+            return view.ref
+
+    @vmomi_method()
+    def CreateListView(self, ctx: CallContext, obj: list[Any] | None = None) -> Any:
+        with self.vc.lock:
+            for ref in obj or ():
+                self.vc.lookup(ref)
+            view = ListView(self.vc, self.vc.new_id("session[view]"), obj or [])
+            self.vc.add(view)
+            return view.ref
+
+
+class SearchIndex(SimObject):
+    """vim.SearchIndex: find entities by inventory path, name, UUID or IP."""
+
+    vim_type = vim.SearchIndex
+
+    def _root(self) -> Folder:
+        return self.vc.root_folder
+
+    @vmomi_method()
+    def FindByInventoryPath(self, ctx: CallContext, inventoryPath: str) -> Any:
+        with self.vc.lock:
+            node: ManagedEntity = self._root()
+            for part in [p for p in inventoryPath.strip("/").split("/") if p]:
+                match = next((c for c in node.children() if c.name == part), None)
+                if match is None:
+                    return None
+                node = match
+            return node.ref
+
+    @vmomi_method()
+    def FindChild(self, ctx: CallContext, entity: Any, name: str) -> Any:
+        with self.vc.lock:
+            parent = self.vc.lookup_as(entity, ManagedEntity)
+            match = next((c for c in parent.children() if c.name == name), None)
+            return match.ref if match else None
+
+    def _vms(self, datacenter: Any) -> list[Any]:
+        from .virtual_machine import VirtualMachine
+
+        vms = self.vc.of_type(VirtualMachine)
+        if datacenter is not None:
+            dc = self.vc.lookup_as(datacenter, Datacenter)
+            vms = [vm for vm in vms if vm.inventory_path().startswith(dc.name + "/")]
+        return vms
+
+    @vmomi_method()
+    def FindByUuid(self, ctx: CallContext, uuid: str, vmSearch: bool, datacenter: Any = None,
+                   instanceUuid: bool | None = None) -> Any:
+        with self.vc.lock:
+            if not vmSearch:
+                return None
+            for vm in self._vms(datacenter):
+                if (vm.instance_uuid if instanceUuid else vm.uuid) == uuid:
+                    return vm.ref
+            return None
+
+    @vmomi_method()
+    def FindByIp(self, ctx: CallContext, ip: str, vmSearch: bool, datacenter: Any = None) -> Any:
+        with self.vc.lock:
+            for vm in self._vms(datacenter):
+                if vmSearch and vm.prop_guest().ipAddress == ip:
+                    return vm.ref
+            return None
+
+    @vmomi_method()
+    def FindAllByUuid(self, ctx: CallContext, uuid: str, vmSearch: bool, datacenter: Any = None,
+                      instanceUuid: bool | None = None) -> list[Any]:
+        with self.vc.lock:
+            return [vm.ref for vm in self._vms(datacenter)
+                    if vmSearch and (vm.instance_uuid if instanceUuid else vm.uuid) == uuid]
+
+    @vmomi_method()
+    def FindByDatastorePath(self, ctx: CallContext, datacenter: Any, path: str) -> Any:
+        with self.vc.lock:
+            for vm in self._vms(datacenter):
+                if vm.vm_path() == path:
+                    return vm.ref
+            return None

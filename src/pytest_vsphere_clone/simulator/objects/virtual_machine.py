@@ -1,0 +1,471 @@
+"""VirtualMachine: configuration, runtime, power, reconfiguration and destruction.
+
+Cloning and snapshots live in their own mixins (cloning.py, snapshots.py).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import vim, vmodl
+
+from .base import ManagedEntity, vmomi_method
+from .cloning import CloneMethods
+from .disks import DiskLayer
+from .snapshots import SnapshotMethods, SnapshotNode
+
+if TYPE_CHECKING:
+    from ..vcenter import CallContext, VCenter
+    from .inventory import Datastore, Folder, HostSystem, Network, ResourcePool
+
+#: guestId -> (guestFamily, full name)
+GUEST_IDS: dict[str, tuple[str, str]] = {
+    "ubuntu64Guest": ("linuxGuest", "Ubuntu Linux (64-bit)"),
+    "debian12_64Guest": ("linuxGuest", "Debian GNU/Linux 12 (64-bit)"),
+    "rhel9_64Guest": ("linuxGuest", "Red Hat Enterprise Linux 9 (64-bit)"),
+    "other5xLinux64Guest": ("linuxGuest", "Other 5.x or later Linux (64-bit)"),
+    "windows2019srv_64Guest": ("windowsGuest", "Microsoft Windows Server 2019 (64-bit)"),
+    "windows2019srvNext_64Guest": ("windowsGuest", "Microsoft Windows Server 2022 (64-bit)"),
+    "windows9Server64Guest": ("windowsGuest", "Microsoft Windows Server 2016 (64-bit)"),
+}
+NIC_KEY_BASE = 4000
+DISK_KEY = 2000
+
+
+def new_mac() -> str:
+    """A MAC in VMware's vCenter-assigned range 00:50:56:80-bf."""
+    return "00:50:56:%02x:%02x:%02x" % (random.randint(0x80, 0xBF), random.randint(0, 255), random.randint(0, 255))
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+@dataclass
+class Nic:
+    """A virtual NIC (vmxnet3) on a port group."""
+
+    key: int
+    mac: str
+    network: Network
+    connected: bool = True
+    start_connected: bool = True
+
+    def device(self) -> Any:
+        return vim.vm.device.VirtualVmxnet3(
+            key=self.key, unitNumber=7 + self.key - NIC_KEY_BASE, controllerKey=100,
+            deviceInfo=vim.Description(label=f"Network adapter {self.key - NIC_KEY_BASE + 1}",
+                                       summary=self.network.name),
+            backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(
+                deviceName=self.network.name, network=self.network.ref),
+            connectable=vim.vm.device.VirtualDevice.ConnectInfo(
+                connected=self.connected, startConnected=self.start_connected, allowGuestControl=True,
+                status="ok"),
+            addressType="assigned", macAddress=self.mac, wakeOnLanEnabled=True,
+        )
+
+
+@dataclass
+class ToolsState:
+    """What VMware Tools in the guest last reported (updated on the Tools' poll interval)."""
+
+    running: bool = False
+    ip_address: str | None = None
+    host_name: str | None = None
+    net: list[Any] = field(default_factory=list)
+
+
+class VirtualMachine(CloneMethods, SnapshotMethods, ManagedEntity):
+    """vim.VirtualMachine."""
+
+    vim_type = vim.VirtualMachine
+
+    def __init__(self, vc: VCenter, mo_id: str, name: str, folder: Folder, *, pool: ResourcePool,
+                 host: HostSystem, datastore: Datastore, networks: list[Network], guest_id: str,
+                 num_cpu: int = 2, memory_mb: int = 2048, template: bool = False) -> None:
+        super().__init__(vc, mo_id, name, folder)
+        self.pool = pool
+        self.host = host
+        self.datastore = datastore
+        self.networks = list(networks)
+        self.guest_id = guest_id
+        self.num_cpu = num_cpu
+        self.memory_mb = memory_mb
+        self.template = template
+        self.uuid = str(uuid.uuid4())
+        self.instance_uuid = str(uuid.uuid4())
+        self.annotation = ""
+        self.extra_config: dict[str, str] = {}
+        self.nics = [Nic(NIC_KEY_BASE + i, new_mac(), net) for i, net in enumerate(networks)]
+        self.disk: DiskLayer | None = None
+        self.power_state = "poweredOff"
+        self.frozen = False
+        #: Frozen sources share one layer with all their instant clones.
+        self.frozen_shared_layer: DiskLayer | None = None
+        self.boot_time: float | None = None
+        self.created = vc_time()
+        self.change_version = 0
+        self.tools = ToolsState()
+        self.tools_installed = True
+        self.snapshot_roots: list[SnapshotNode] = []
+        self.current_snapshot: SnapshotNode | None = None
+        #: The state an inventory file asks for; the simulator brings the VM there at start.
+        self.initial_power = "poweredOff"
+        self.initial_frozen = False
+
+    # --- state helpers -----------------------------------------------------------------
+
+    @property
+    def family(self) -> str:
+        """``linux`` or ``windows``."""
+        return "windows" if GUEST_IDS.get(self.guest_id, ("",))[0] == "windowsGuest" else "linux"
+
+    def changed(self) -> None:
+        self.change_version += 1
+        super().changed()
+
+    def folder(self) -> Folder:
+        from .inventory import Folder
+
+        assert isinstance(self.parent, Folder)
+        return self.parent
+
+    def vm_path(self) -> str:
+        return f"[{self.datastore.name}] {self.name}/{self.name}.vmx"
+
+    def require_power(self, state: str) -> None:
+        if self.power_state != state:
+            raise vim.fault.InvalidPowerState(
+                msg=f"The attempted operation cannot be performed in the current state ({self._state_word()}).",
+                requestedState=state, existingState=self.power_state)
+
+    def _state_word(self) -> str:
+        return {"poweredOn": "Powered on", "poweredOff": "Powered off", "suspended": "Suspended"}[self.power_state]
+
+    def require_not_template(self) -> None:
+        if self.template:
+            raise vmodl.fault.NotSupported(msg="The operation is not supported on the object.")
+
+    # --- properties ------------------------------------------------------------------
+
+    def prop_config(self) -> Any:
+        family, full_name = GUEST_IDS.get(self.guest_id, ("otherGuest", self.guest_id))
+        devices: list[Any] = [nic.device() for nic in self.nics]
+        if self.disk is not None:
+            devices.append(vim.vm.device.VirtualDisk(
+                key=DISK_KEY, controllerKey=1000, unitNumber=0, capacityInKB=16 * 1024 * 1024,
+                capacityInBytes=16 * 1024**3, backing=self.disk.backing(),
+                deviceInfo=vim.Description(label="Hard disk 1", summary="16,777,216 KB")))
+        return vim.vm.ConfigInfo(
+            changeVersion=str(self.change_version), modified=utc(self.created), name=self.name,
+            guestFullName=full_name, version="vmx-21", uuid=self.uuid, instanceUuid=self.instance_uuid,
+            template=self.template, guestId=self.guest_id, alternateGuestName="", annotation=self.annotation,
+            files=vim.vm.FileInfo(vmPathName=self.vm_path(), logDirectory=f"[{self.datastore.name}] {self.name}/",
+                                  snapshotDirectory=f"[{self.datastore.name}] {self.name}/",
+                                  suspendDirectory=f"[{self.datastore.name}] {self.name}/"),
+            flags=vim.vm.FlagInfo(), defaultPowerOps=vim.vm.DefaultPowerOpInfo(),
+            hardware=vim.vm.VirtualHardware(numCPU=self.num_cpu, numCoresPerSocket=1, memoryMB=self.memory_mb,
+                                            device=devices),
+            extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(self.extra_config.items())],
+            createDate=utc(self.created),
+            tools=vim.vm.ToolsConfigInfo(toolsVersion=12389 if self.tools_installed else 0),
+        )
+
+    def prop_runtime(self) -> Any:
+        return vim.vm.RuntimeInfo(
+            host=self.host.ref, connectionState="connected", powerState=self.power_state,
+            faultToleranceState="notConfigured", toolsInstallerMounted=False, numMksConnections=0,
+            recordReplayState="inactive", onlineStandby=False, consolidationNeeded=False,
+            bootTime=utc(self.boot_time) if self.boot_time else None, instantCloneFrozen=self.frozen,
+            maxCpuUsage=2400 * self.num_cpu, maxMemoryUsage=self.memory_mb,
+        )
+
+    def tools_running_status(self) -> str:
+        return "guestToolsRunning" if self.tools.running and not self.frozen else "guestToolsNotRunning"
+
+    def prop_guest(self) -> Any:
+        family, full_name = GUEST_IDS.get(self.guest_id, ("otherGuest", self.guest_id))
+        running = self.tools_running_status() == "guestToolsRunning"
+        if not self.tools_installed:
+            tools_status = "toolsNotInstalled"
+        else:
+            tools_status = "toolsOk" if running else "toolsNotRunning"
+        return vim.vm.GuestInfo(
+            toolsStatus=tools_status, toolsVersionStatus2="guestToolsCurrent",
+            toolsRunningStatus=self.tools_running_status(), toolsVersion="12389",
+            guestId=self.guest_id if running else None, guestFamily=family if running else None,
+            guestFullName=full_name if running else None,
+            hostName=self.tools.host_name if running else None,
+            ipAddress=self.tools.ip_address if running else None,
+            net=list(self.tools.net) if running else [],
+            guestState="running" if running else "notRunning",
+            guestOperationsReady=running, interactiveGuestOperationsReady=False,
+            guestStateChangeSupported=running,
+        )
+
+    def prop_guestHeartbeatStatus(self) -> str:
+        return "green" if self.tools_running_status() == "guestToolsRunning" else "gray"
+
+    def prop_summary(self) -> Any:
+        family, full_name = GUEST_IDS.get(self.guest_id, ("otherGuest", self.guest_id))
+        guest = self.prop_guest()
+        return vim.vm.Summary(
+            vm=self.ref, runtime=self.prop_runtime(),
+            guest=vim.vm.Summary.GuestSummary(
+                guestId=guest.guestId, guestFullName=guest.guestFullName, toolsStatus=guest.toolsStatus,
+                toolsRunningStatus=guest.toolsRunningStatus, hostName=guest.hostName, ipAddress=guest.ipAddress),
+            config=vim.vm.Summary.ConfigSummary(
+                name=self.name, template=self.template, vmPathName=self.vm_path(), memorySizeMB=self.memory_mb,
+                numCpu=self.num_cpu, numEthernetCards=len(self.nics), numVirtualDisks=1 if self.disk else 0,
+                uuid=self.uuid, instanceUuid=self.instance_uuid, guestId=self.guest_id, guestFullName=full_name,
+                annotation=self.annotation),
+            storage=vim.vm.Summary.StorageSummary(
+                committed=sum(layer.size for layer in self.disk.chain() if layer.owner == self.mo_id)
+                if self.disk else 0, uncommitted=0, unshared=0, timestamp=utc(vc_time())),
+            quickStats=vim.vm.Summary.QuickStats(guestHeartbeatStatus=self.prop_guestHeartbeatStatus()),
+            overallStatus="green", customValue=self.prop_customValue(),
+        )
+
+    def prop_layoutEx(self) -> Any:
+        files: list[Any] = []
+        file_keys: dict[int, int] = {}
+        files.append(vim.vm.FileLayoutEx.FileInfo(key=0, name=self.vm_path(), type="config", size=4096,
+                                                  accessible=True))
+        disks: list[Any] = []
+        if self.disk is not None:
+            units = []
+            for layer in self.disk.chain():
+                key = len(files)
+                file_keys[layer.key] = key
+                files.append(vim.vm.FileLayoutEx.FileInfo(key=key, name=layer.path, type="diskDescriptor",
+                                                          size=1024, accessible=True))
+                extent = layer.path.replace(".vmdk", "-delta.vmdk" if layer.parent else "-flat.vmdk")
+                files.append(vim.vm.FileLayoutEx.FileInfo(key=key + 1, name=extent, type="diskExtent",
+                                                          size=layer.size, accessible=True))
+                units.append(vim.vm.FileLayoutEx.DiskUnit(fileKey=[key, key + 1]))
+            disks.append(vim.vm.FileLayoutEx.DiskLayout(key=DISK_KEY, chain=units))
+        snapshots = [vim.vm.FileLayoutEx.SnapshotLayout(
+            key=node.ref, dataKey=0, memoryKey=-1,
+            disk=[vim.vm.FileLayoutEx.DiskLayout(key=DISK_KEY, chain=[
+                vim.vm.FileLayoutEx.DiskUnit(fileKey=[file_keys[layer.key], file_keys[layer.key] + 1])
+                for layer in node.layer.chain() if layer.key in file_keys])])
+            for node in self.all_snapshots()]
+        return vim.vm.FileLayoutEx(file=files, disk=disks, snapshot=snapshots, timestamp=utc(vc_time()))
+
+    def prop_resourcePool(self) -> Any:
+        return None if self.template else self.pool.ref
+
+    def prop_datastore(self) -> list[Any]:
+        return [self.datastore.ref]
+
+    def prop_network(self) -> list[Any]:
+        return [n.ref for n in self.networks]
+
+    def prop_capability(self) -> Any:
+        return vim.vm.Capability(snapshotOperationsSupported=True, multipleSnapshotsSupported=True,
+                                 snapshotConfigSupported=True, poweredOffSnapshotsSupported=True,
+                                 memorySnapshotsSupported=True, revertToSnapshotSupported=True,
+                                 quiescedSnapshotsSupported=True, disableSnapshotsSupported=False,
+                                 lockSnapshotsSupported=False, consolePreferencesSupported=False,
+                                 cpuFeatureMaskSupported=True, s1AcpiManagementSupported=True,
+                                 settingScreenResolutionSupported=False, toolsAutoUpdateSupported=False,
+                                 vmNpivWwnSupported=True, npivWwnOnNonRdmVmSupported=True,
+                                 swapPlacementSupported=True, toolsSyncTimeSupported=True,
+                                 virtualMmuUsageSupported=True, diskSharesSupported=True,
+                                 bootOptionsSupported=True, settingVideoRamSizeSupported=True)
+
+    # --- power -----------------------------------------------------------------------
+
+    def _guests(self) -> Any:
+        return self.vc.guests
+
+    @vmomi_method()
+    def PowerOnVM_Task(self, ctx: CallContext, host: Any = None) -> Any:
+        def power_on() -> None:
+            with self.vc.lock:
+                self.require_not_template()
+                self.require_power("poweredOff")
+                self.power_state = "poweredOn"
+                self.boot_time = vc_time()
+                self.changed()
+            self.start_guest()
+
+        return self.vc.tasks.start(ctx, self, "PowerOnVM_Task", "power_on", power_on)
+
+    def start_guest(self) -> None:
+        """Boot the guest behind this VM (real guest when the simulator runs guests)."""
+        guests = self._guests()
+        if guests is not None:
+            guests.power_on(self)
+        else:
+            self.vc.profile.sleep(f"boot.{self.family}")
+            with self.vc.lock:
+                if self.power_state == "poweredOn" and self.tools_installed:
+                    self.tools.running = True
+                    self.changed()
+
+    def stop_guest(self) -> None:
+        guests = self._guests()
+        if guests is not None:
+            guests.power_off(self)
+        with self.vc.lock:
+            self.tools = ToolsState()
+            self.changed()
+
+    @vmomi_method()
+    def PowerOffVM_Task(self, ctx: CallContext) -> Any:
+        def power_off() -> None:
+            with self.vc.lock:
+                self.require_power("poweredOn")
+                self.power_state = "poweredOff"
+                self.frozen = False  # a power cycle loses the frozen state
+                self.frozen_shared_layer = None
+                self.boot_time = None
+                self.changed()
+            self.stop_guest()
+
+        return self.vc.tasks.start(ctx, self, "PowerOffVM_Task", "power_off", power_off)
+
+    @vmomi_method()
+    def ResetVM_Task(self, ctx: CallContext) -> Any:
+        def reset() -> None:
+            with self.vc.lock:
+                self.require_power("poweredOn")
+                self.frozen = False
+                self.frozen_shared_layer = None
+                self.boot_time = vc_time()
+                self.changed()
+            self.stop_guest()
+            self.start_guest()
+
+        return self.vc.tasks.start(ctx, self, "ResetVM_Task", "power_on", reset)
+
+    @vmomi_method("VirtualMachine.Interact.PowerOff")
+    def ShutdownGuest(self, ctx: CallContext) -> None:
+        with self.vc.lock:
+            self.require_power("poweredOn")
+            if self.tools_running_status() != "guestToolsRunning":
+                raise vim.fault.ToolsUnavailable(msg="Cannot complete operation because VMware Tools is not running "
+                                                     "in this virtual machine.")
+        self.PowerOffVM_Task(ctx)
+
+    # --- destroy ---------------------------------------------------------------------
+
+    @vmomi_method("VirtualMachine.Inventory.Delete")
+    def Destroy_Task(self, ctx: CallContext) -> Any:
+        def destroy() -> None:
+            with self.vc.lock:
+                if not self.alive:
+                    raise vmodl.fault.ManagedObjectNotFound(msg="The object has already been deleted", obj=self.ref)
+                self.require_power("poweredOff")
+                self.alive = False  # claimed: a concurrent destroy now fails as above
+            guests = self._guests()
+            if guests is not None:
+                guests.destroy(self)
+            with self.vc.lock:
+                self.drop_all_snapshot_objects()
+                self.vc.disks.release(self.disk, self.vc.disk_tops(exclude=self), self.vc.pinned_layers())
+                self.folder().detach(self)
+                self.vc.remove(self)
+
+        return self.vc.tasks.start(ctx, self, "Destroy_Task", "destroy", destroy)
+
+    # --- templates ---------------------------------------------------------------------
+
+    @vmomi_method("VirtualMachine.Provisioning.MarkAsTemplate")
+    def MarkAsTemplate(self, ctx: CallContext) -> None:
+        with self.vc.lock:
+            self.require_power("poweredOff")
+            self.template = True
+            self.changed()
+
+    @vmomi_method("VirtualMachine.Provisioning.MarkAsVM")
+    def MarkAsVirtualMachine(self, ctx: CallContext, pool: Any, host: Any = None) -> None:
+        from .inventory import HostSystem, ResourcePool
+
+        with self.vc.lock:
+            if not self.template:
+                raise vim.fault.NotSupported(msg="The virtual machine is not a template.")
+            self.pool = self.vc.lookup_as(pool, ResourcePool)
+            if host is not None:
+                self.host = self.vc.lookup_as(host, HostSystem)
+            self.template = False
+            self.changed()
+
+    # --- reconfiguration ---------------------------------------------------------------
+
+    @vmomi_method("VirtualMachine.Config.Settings")
+    def ReconfigVM_Task(self, ctx: CallContext, spec: Any) -> Any:
+        checks = [
+            (spec.extraConfig, "VirtualMachine.Config.AdvancedConfig"),
+            (spec.deviceChange, "VirtualMachine.Config.EditDevice"),
+            (spec.annotation is not None, "VirtualMachine.Config.Annotation"),
+            (spec.name, "VirtualMachine.Config.Rename"),
+        ]
+        with self.vc.lock:
+            for present, privilege in checks:
+                if present:
+                    ctx.require(privilege, self)
+
+        def reconfigure() -> None:
+            nic_changes: list[tuple[Nic, bool]] = []
+            with self.vc.lock:
+                if not self.alive:
+                    raise vmodl.fault.ManagedObjectNotFound(msg="The object has already been deleted", obj=self.ref)
+                nic_changes = self.apply_config_spec(spec)
+                self.changed()
+            guests = self._guests()
+            if guests is not None:
+                for nic, connected in nic_changes:
+                    guests.nic_connected(self, nic, connected)
+
+        return self.vc.tasks.start(ctx, self, "ReconfigVM_Task", "reconfigure", reconfigure)
+
+    def apply_config_spec(self, spec: Any) -> list[tuple[Nic, bool]]:
+        """Apply a ConfigSpec (caller holds the lock); returns NIC connection changes to carry out."""
+        if spec.name:
+            self.name = spec.name
+        if spec.annotation is not None:
+            self.annotation = spec.annotation
+        if spec.numCPUs:
+            self.num_cpu = spec.numCPUs
+        if spec.memoryMB:
+            self.memory_mb = spec.memoryMB
+        for option in spec.extraConfig or ():
+            if option.value in (None, ""):
+                self.extra_config.pop(option.key, None)
+            else:
+                self.extra_config[option.key] = str(option.value)
+        return self.apply_device_changes(spec.deviceChange or [])
+
+    def apply_device_changes(self, changes: list[Any]) -> list[tuple[Nic, bool]]:
+        """Honour NIC edits (connectable and MAC); other devices are not modelled."""
+        connection_changes: list[tuple[Nic, bool]] = []
+        for change in changes:
+            device = change.device
+            if not isinstance(device, vim.vm.device.VirtualEthernetCard):
+                raise vmodl.fault.NotSupported(msg=f"The simulator models only NIC edits, not "
+                                                   f"{type(device).__name__}")
+            if change.operation != "edit":
+                raise vmodl.fault.NotSupported(msg="The simulator models only NIC edits")
+            nic = next((n for n in self.nics if n.key == device.key), None)
+            if nic is None:
+                raise vim.fault.InvalidDeviceSpec(msg=f"Device {device.key} does not exist.", deviceIndex=0)
+            if device.macAddress and device.addressType == "manual":
+                nic.mac = device.macAddress
+            if device.connectable is not None:
+                nic.start_connected = bool(device.connectable.startConnected)
+                if device.connectable.connected is not None and device.connectable.connected != nic.connected:
+                    nic.connected = bool(device.connectable.connected)
+                    connection_changes.append((nic, nic.connected))
+        return connection_changes
+
+
+def vc_time() -> float:
+    import time
+
+    return time.time()

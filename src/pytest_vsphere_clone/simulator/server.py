@@ -1,0 +1,264 @@
+"""The simulator's HTTPS front: /sdk (SOAP), guest file transfers and the admin endpoint."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from pyVmomi import vmodl
+
+from . import soap
+from .faults import DropConnection, FaultRule
+from .vcenter import CallContext, VCenter
+
+log = logging.getLogger(__name__)
+
+COOKIE_NAME = "vmware_soap_session"
+MAX_BODY = 64 * 1024 * 1024
+
+#: A guest-file handler: (method, token, body) -> (status, body); set by the guest runtime.
+GuestFileHandler = Callable[[str, str, bytes], tuple[int, bytes]]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    vc: VCenter
+    tls: ssl.SSLContext | None
+    guest_files: GuestFileHandler | None
+    admin_user: str
+    admin_password: str
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            # The handshake happens in the handler thread, so one slow client cannot stall accept().
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Without this every response waits ~40 ms for Nagle + delayed ACK.
+    disable_nagle_algorithm = True
+    server: _Server
+    server_version = "VMware-vCenter-Simulator"
+    sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError):
+                self.close_connection = True
+                raise
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    # --- plumbing --------------------------------------------------------------------
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise ValueError("request body too large")
+        return self.rfile.read(length) if length else b""
+
+    def _reply(self, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8",
+               headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _session_key(self) -> str | None:
+        raw = self.headers.get("Cookie")
+        if not raw:
+            return None
+        try:
+            cookie = SimpleCookie(raw)
+        except CookieError:
+            return None
+        morsel = cookie.get(COOKIE_NAME)
+        return morsel.value if morsel else None
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # --- routes ----------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path in ("/sdk/vimServiceVersions.xml", "/sdk/vimServiceVersions.xml/"):
+            self._reply(200, soap.service_versions_xml())
+        elif path.startswith("/guestFile"):
+            self._guest_file("GET")
+        elif path.startswith("/admin/"):
+            self._admin("GET", path)
+        else:
+            self._reply(404, b"not found", "text/plain")
+
+    def do_PUT(self) -> None:
+        if urlsplit(self.path).path.startswith("/guestFile"):
+            self._guest_file("PUT")
+        else:
+            self._reply(404, b"not found", "text/plain")
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/sdk":
+            self._soap()
+        elif path.startswith("/admin/"):
+            self._admin("POST", path)
+        else:
+            self._reply(404, b"not found", "text/plain")
+
+    def do_DELETE(self) -> None:
+        path = urlsplit(self.path).path
+        if path.startswith("/admin/"):
+            self._admin("DELETE", path)
+        else:
+            self._reply(404, b"not found", "text/plain")
+
+    def _soap(self) -> None:
+        version = soap.version_for_action(self.headers.get("SOAPAction"))
+        vc = self.server.vc
+        headers: dict[str, str] = {}
+        try:
+            body = self._body()
+            call = soap.parse_request(body, version)
+            ctx = CallContext(vc, None, version, self.client_address[0], self.headers.get("User-Agent", ""))
+            result_type, result = vc.invoke(call, ctx, self._session_key())
+            if ctx.new_session_key:
+                headers["Set-Cookie"] = f'{COOKIE_NAME}="{ctx.new_session_key}"; Path=/; HttpOnly; Secure;'
+            payload = soap.serialize_response(call.method, result_type, result, version)
+            status = 200
+        except DropConnection:
+            self._drop()
+            return
+        except soap.SoapRequestError as exc:
+            payload, status = soap.serialize_fault(exc.fault, version), 500
+        except vmodl.MethodFault as fault:
+            payload, status = soap.serialize_fault(fault, version), 500
+        except Exception as exc:  # the client must get a fault, never a dropped connection
+            log.exception("simulator error")
+            fault = vmodl.fault.SystemError(msg=f"A general system error occurred: {type(exc).__name__}: {exc}",
+                                            reason=str(exc))
+            payload, status = soap.serialize_fault(fault, version), 500
+        self._reply(status, payload, headers=headers)
+
+    def _guest_file(self, method: str) -> None:
+        handler = self.server.guest_files
+        query = parse_qs(urlsplit(self.path).query)
+        token = (query.get("id") or [""])[0]
+        if handler is None or not token:
+            self._reply(404, b"no such guest file transfer", "text/plain")
+            return
+        body = self._body() if method == "PUT" else b""
+        status, payload = handler(method, token, body)
+        self._reply(status, payload, "application/octet-stream")
+
+    # --- admin -----------------------------------------------------------------------
+
+    def _admin_authorized(self) -> bool:
+        raw = self.headers.get("Authorization", "")
+        if not raw.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(raw[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return (secrets.compare_digest(user, self.server.admin_user)
+                and secrets.compare_digest(password, self.server.admin_password))
+
+    def _admin(self, method: str, path: str) -> None:
+        if not self._admin_authorized():
+            self._reply(401, b'{"error": "admin credentials required"}', "application/json",
+                        {"WWW-Authenticate": 'Basic realm="simulator admin"'})
+            return
+        vc = self.server.vc
+        try:
+            data: Any
+            if path == "/admin/counters" and method == "GET":
+                with vc.lock:
+                    data = dict(vc.counters)
+            elif path == "/admin/counters" and method == "DELETE":
+                with vc.lock:
+                    vc.counters.clear()
+                data = {}
+            elif path == "/admin/faults" and method == "POST":
+                spec = json.loads(self._body() or b"{}")
+                rule = vc.faults.add(FaultRule(
+                    method=spec["method"], fault=spec.get("fault"), count=int(spec.get("count", 1)),
+                    delay=float(spec.get("delay", 0.0)), drop=bool(spec.get("drop", False)),
+                    mo_id=spec.get("mo_id"), message=spec.get("message", "")))
+                data = {"method": rule.method, "count": rule.count}
+            elif path == "/admin/faults" and method == "DELETE":
+                vc.faults.clear()
+                data = {}
+            elif path == "/admin/sessions" and method == "DELETE":
+                vc.sessions.expire_all()
+                data = {}
+            else:
+                self._reply(404, b'{"error": "unknown admin route"}', "application/json")
+                return
+        except (KeyError, ValueError, TypeError) as exc:
+            self._reply(400, json.dumps({"error": str(exc)}).encode(), "application/json")
+            return
+        self._reply(200, json.dumps(data).encode(), "application/json")
+
+
+class SoapServer:
+    """The HTTPS server of one simulated vCenter, serving on a background thread."""
+
+    def __init__(self, vc: VCenter, host: str, port: int, tls: ssl.SSLContext | None, admin_user: str,
+                 admin_password: str) -> None:
+        self.httpd = _Server((host, port), _Handler)
+        self.httpd.vc = vc
+        self.httpd.tls = tls
+        self.httpd.guest_files = None
+        self.httpd.admin_user = admin_user
+        self.httpd.admin_password = admin_password
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def set_guest_file_handler(self, handler: GuestFileHandler | None) -> None:
+        self.httpd.guest_files = handler
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="vcsim-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,215 @@
+"""The bundled vCenter simulator as one object: start, stop, inspect, inject faults."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import ssl
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .auth import ADMIN_USER
+from .faults import FaultRule
+from .inventory import DEFAULT_INVENTORY, build_inventory, build_service, load_inventory_file
+from .latency import LatencyProfile
+from .objects.virtual_machine import VirtualMachine
+from .server import SoapServer
+from .tls import TlsFiles, create_tls_files
+from .vcenter import VCenter, VCenterOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Settings of one simulator instance."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    profile: str = "fast"
+    time_scale: float = 1.0
+    inventory: Path | None = None
+    user: str = ADMIN_USER
+    password: str | None = None  # None: a fresh random password
+    session_idle_timeout: float = 1800.0
+    guests: bool = False
+    state_dir: Path | None = None
+    extra_users: tuple[tuple[str, str, frozenset[str]], ...] = field(default=())
+
+
+class Simulator:
+    """A running simulated vCenter reachable at ``url`` over HTTPS."""
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        self.password = self.config.password or secrets.token_urlsafe(12)
+        self.vc: VCenter | None = None
+        self.tls: TlsFiles | None = None
+        self._server: SoapServer | None = None
+        self._state_dir: Path | None = None
+        self._own_state_dir = False
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        """Build the inventory, start HTTPS and (optionally) the guests."""
+        config = self.config
+        profile = LatencyProfile.named(config.profile, config.time_scale)
+        data = load_inventory_file(config.inventory) if config.inventory else DEFAULT_INVENTORY
+        if config.state_dir is None:
+            self._state_dir = Path(tempfile.mkdtemp(prefix="vsphere-clone-sim-"))
+            self._own_state_dir = True
+        else:
+            self._state_dir = config.state_dir
+            self._state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            vc = VCenter(VCenterOptions(profile=profile, session_idle_timeout=config.session_idle_timeout))
+            self.vc = vc
+            vc.authorizer.add_user(config.user, self.password)
+            for name, password, denied in config.extra_users:
+                vc.authorizer.add_user(name, password, denied)
+            build_service(vc)
+            build_inventory(vc, data)
+            self.tls = create_tls_files(self._state_dir / "tls", [config.host, "localhost"])
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.tls.cert_file, self.tls.key_file)
+            self._server = SoapServer(vc, config.host, config.port, context, config.user, self.password)
+            if config.guests:
+                self._start_guests()
+            else:
+                self._settle_initial_power()
+            self._server.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("vCenter simulator serving at %s", self.url)
+        return self
+
+    def _settle_initial_power(self) -> None:
+        """Without guests, bring VMs to their initial power and frozen state directly."""
+        assert self.vc is not None
+        for vm in self.vc.of_type(VirtualMachine):
+            if vm.initial_power == "poweredOn":
+                vm.power_state = "poweredOn"
+                vm.boot_time = vm.created
+                vm.tools.running = vm.tools_installed
+                vm.frozen = vm.initial_frozen
+
+    def _start_guests(self) -> None:
+        from .guest_runtime import GuestRuntime
+
+        assert self.vc is not None and self._server is not None and self._state_dir is not None
+        runtime = GuestRuntime(self.vc, self._state_dir / "guests")
+        self.vc.guests = runtime
+        self._server.set_guest_file_handler(runtime.file_transfers.handle)
+        runtime.start()
+
+    def stop(self) -> None:
+        """Stop serving and remove every guest, process and file the simulator made."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self.vc is not None:
+            self.vc.close()
+            self.vc.tasks.wait_idle(10.0)
+            if self.vc.guests is not None:
+                self.vc.guests.stop()
+                self.vc.guests = None
+        if self._own_state_dir and self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- facts for clients --------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "the simulator is not running"
+        return self._server.port
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}/sdk"
+
+    @property
+    def user(self) -> str:
+        return self.config.user
+
+    @property
+    def ca_file(self) -> Path:
+        assert self.tls is not None
+        return self.tls.ca_file
+
+    @property
+    def state_dir(self) -> Path:
+        assert self._state_dir is not None
+        return self._state_dir
+
+    def connection_facts(self) -> dict[str, str]:
+        """The KEY=value facts ``vsphere-clone simulator`` prints (the password included)."""
+        assert self.tls is not None
+        facts = {"URL": self.url, "HOST": f"{self.host}:{self.port}", "USER": self.user,
+                 "PASSWORD": self.password, "CA_FILE": str(self.tls.ca_file), "THUMBPRINT": self.tls.thumbprint}
+        if self.vc is not None and self.vc.guests is not None:
+            facts.update(self.vc.guests.connection_facts())
+        return facts
+
+    # --- test and benchmark controls -----------------------------------------------------
+
+    def _vc(self) -> VCenter:
+        assert self.vc is not None, "the simulator is not running"
+        return self.vc
+
+    def inject_fault(self, method: str, fault: str | None = None, *, count: int = 1, delay: float = 0.0,
+                     drop: bool = False, mo_id: str | None = None, message: str = "") -> FaultRule:
+        """Make the next ``count`` calls of ``method`` fail (-1: every call), stall or drop their connection."""
+        return self._vc().faults.add(FaultRule(method, fault, count, delay, drop, mo_id, message))
+
+    def clear_faults(self) -> None:
+        self._vc().faults.clear()
+
+    def counters(self) -> Counter[str]:
+        """Requests served per method since the start or the last reset."""
+        vc = self._vc()
+        with vc.lock:
+            return Counter(vc.counters)
+
+    def reset_counters(self) -> None:
+        vc = self._vc()
+        with vc.lock:
+            vc.counters.clear()
+
+    def add_user(self, name: str, password: str, denied: set[str] | frozenset[str] = frozenset()) -> None:
+        """Add a user whose role lacks the ``denied`` privileges."""
+        self._vc().authorizer.add_user(name, password, denied)
+
+    def expire_sessions(self) -> None:
+        """End every session now, as an idle timeout would."""
+        self._vc().sessions.expire_all()
+
+    def vm_names(self) -> list[str]:
+        vc = self._vc()
+        with vc.lock:
+            return sorted(vm.name for vm in vc.of_type(VirtualMachine))
+
+    def find_vm(self, name: str) -> Any:
+        """The simulated VM called ``name`` (for white-box checks in tests)."""
+        vc = self._vc()
+        with vc.lock:
+            for vm in vc.of_type(VirtualMachine):
+                if vm.name == name:
+                    return vm
+        raise KeyError(name)

@@ -1,0 +1,179 @@
+"""Tasks that take time: queued -> running (with progress) -> success or error."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import VmomiSupport, vim, vmodl
+
+from .objects.base import SimObject, vmomi_method
+
+if TYPE_CHECKING:
+    from .vcenter import CallContext, VCenter
+
+log = logging.getLogger(__name__)
+
+#: Finished tasks stay readable this long, as recent tasks do on a vCenter.
+TASK_RETENTION_SECONDS = 600.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Task(SimObject):
+    """A vim.Task whose ``info`` moves through its states over time."""
+
+    vim_type = vim.Task
+
+    def __init__(self, vc: VCenter, mo_id: str, info: Any) -> None:
+        super().__init__(vc, mo_id)
+        self.info = info
+        self.finished_at: float | None = None
+
+    def prop_info(self) -> Any:
+        return self.info
+
+    def update(self, **fields: Any) -> None:
+        with self.vc.lock:
+            for name, value in fields.items():
+                setattr(self.info, name, value)
+            self.changed()
+
+    @vmomi_method()
+    def CancelTask(self, ctx: CallContext) -> None:
+        with self.vc.lock:
+            if self.info.state in ("success", "error"):
+                raise vim.fault.InvalidState(msg="The task has already completed.")
+            if not self.info.cancelable:
+                raise vmodl.fault.NotSupported(msg="The task cannot be cancelled.")
+            self.update(cancelled=True)
+
+    @vmomi_method()
+    def SetTaskState(self, ctx: CallContext, state: str, result: Any = None, fault: Any = None) -> None:
+        raise vmodl.fault.NotSupported(msg="Only the simulator sets task states.")
+
+
+class TaskManager(SimObject):
+    """The vim.TaskManager: lists recent tasks."""
+
+    vim_type = vim.TaskManager
+
+    def prop_recentTask(self) -> list[Any]:
+        return [t.ref for t in self.vc.of_type(Task)]
+
+    def prop_maxCollector(self) -> int:
+        return 32
+
+    def prop_description(self) -> Any:
+        return vim.TaskDescription(methodInfo=[], state=[], reason=[])
+
+
+class TaskRunner:
+    """Starts tasks on background threads and keeps their TaskInfo faithful."""
+
+    def __init__(self, vc: VCenter) -> None:
+        self.vc = vc
+        self._event_chain = 0
+        self._threads: set[threading.Thread] = set()
+        self._threads_lock = threading.Lock()
+
+    def start(
+        self,
+        ctx: CallContext,
+        entity: SimObject,
+        method: str,
+        operation: str,
+        work: Callable[[], Any],
+        *,
+        description: str | None = None,
+        cancelable: bool = False,
+    ) -> Any:
+        """Create a task for ``method`` on ``entity`` and run ``work`` after the operation's latency.
+
+        ``work`` runs without the lock (it takes it where it edits state); its
+        return value is the task's result and a MethodFault it raises is the
+        task's error.
+        """
+        vc = self.vc
+        with vc.lock:
+            self._event_chain += 1
+            mo_id = vc.new_id("task")
+            entity_name = getattr(entity, "name", None)
+            info = vim.TaskInfo(
+                key=mo_id,
+                task=vim.Task(mo_id),
+                name=VmomiSupport.GetWsdlMethod("urn:vim25", method),
+                descriptionId=description or f"{type(entity).__name__}.{method}",
+                entity=entity.ref,
+                entityName=entity_name,
+                state="queued",
+                cancelled=False,
+                cancelable=cancelable,
+                reason=vim.TaskReasonUser(userName=ctx.user),
+                queueTime=utcnow(),
+                eventChainId=self._event_chain,
+                progress=0,
+            )
+            task = Task(vc, mo_id, info)
+            vc.add(task)
+            self._prune()
+        thread = threading.Thread(target=self._run, args=(task, operation, work), name=f"sim-{mo_id}",
+                                  daemon=True)
+        with self._threads_lock:
+            self._threads.add(thread)
+        thread.start()
+        return task.ref
+
+    def _run(self, task: Task, operation: str, work: Callable[[], Any]) -> None:
+        profile = self.vc.profile
+        try:
+            profile.sleep("task.queue")
+            task.update(state="running", startTime=utcnow(), progress=0)
+            total = profile.duration(operation)
+            steps = 4 if total >= 0.2 else 1
+            for step in range(steps):
+                time.sleep(total / steps)
+                if task.info.cancelled:
+                    raise vmodl.fault.RequestCanceled(msg="The task was canceled by a user.")
+                if steps > 1:
+                    task.update(progress=int(100 * (step + 1) / (steps + 1)))
+            result = work()
+        except vmodl.MethodFault as fault:
+            task.update(state="error", error=fault, completeTime=utcnow())
+        except Exception as exc:  # a simulator bug must still end the task, as a SystemError
+            log.exception("task %s failed", task.mo_id)
+            task.update(
+                state="error",
+                error=vmodl.fault.SystemError(msg=f"A general system error occurred: {exc}", reason=str(exc)),
+                completeTime=utcnow(),
+            )
+        else:
+            task.update(state="success", result=result, progress=100, completeTime=utcnow())
+        finally:
+            task.finished_at = time.time()
+            with self._threads_lock:
+                self._threads.discard(threading.current_thread())
+
+    def _prune(self) -> None:
+        cutoff = time.time() - TASK_RETENTION_SECONDS
+        for task in self.vc.of_type(Task):
+            if task.finished_at is not None and task.finished_at < cutoff:
+                self.vc.remove(task)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no task thread runs (for orderly shutdown)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self._threads_lock:
+                threads = list(self._threads)
+            if not threads:
+                return True
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.time()))
+        return False
