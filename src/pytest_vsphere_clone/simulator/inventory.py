@@ -118,13 +118,20 @@ def _denied(patterns: list[str]) -> set[str]:
 
 def build_inventory(vc: VCenter, data: dict[str, Any]) -> None:
     """Populate ``vc`` from an inventory description (see the module docstring)."""
-    for user in data.get("users", []):
-        try:
-            vc.authorizer.add_user(user["name"], user["password"], _denied(user.get("denied", [])))
-        except KeyError as exc:
-            raise InventoryError(f"inventory user entry lacks {exc}") from None
-    for dc_data in data["datacenters"]:
-        _build_datacenter(vc, dc_data)
+    try:
+        for user in data.get("users", []):
+            try:
+                vc.authorizer.add_user(user["name"], user["password"], _denied(user.get("denied", [])))
+            except KeyError as exc:
+                raise InventoryError(f"inventory user entry lacks {exc}") from None
+        for dc_data in data["datacenters"]:
+            _build_datacenter(vc, dc_data)
+    except InventoryError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A malformed entry (a string where an object belongs, a number that is not one, a
+        # missing name) must still be a clear InventoryError, not a bare KeyError from the builder.
+        raise InventoryError(f"malformed inventory entry: {type(exc).__name__}: {exc}") from None
 
 
 def _build_datacenter(vc: VCenter, data: dict[str, Any]) -> None:
@@ -137,6 +144,8 @@ def _build_datacenter(vc: VCenter, data: dict[str, Any]) -> None:
     root.attach(dc)
     datastores = []
     for ds_data in data.get("datastores", [{"name": "datastore1"}]):
+        if "name" not in ds_data:
+            raise InventoryError(f"datacenter {dc.name}: every datastore needs a 'name'")
         ds = Datastore(vc, vc.new_id("datastore"), ds_data["name"], dc.datastore_folder,
                        int(ds_data.get("capacity_gb", 2048)) * GB)
         vc.add(ds)
@@ -151,6 +160,8 @@ def _build_datacenter(vc: VCenter, data: dict[str, Any]) -> None:
     hosts: dict[str, HostSystem] = {}
     clusters: dict[str, ClusterComputeResource] = {}
     for cluster_data in data.get("clusters", []):
+        if "name" not in cluster_data:
+            raise InventoryError(f"datacenter {dc.name}: every cluster needs a 'name'")
         cluster = ClusterComputeResource(vc, vc.new_id("domain-c"), cluster_data["name"], dc.host_folder)
         vc.add(cluster)
         dc.host_folder.attach(cluster)
@@ -191,9 +202,14 @@ def add_vm(vc: VCenter, dc: Datacenter, data: dict[str, Any], hosts: dict[str, H
     host_name = data.get("host")
     if host_name is not None and host_name not in hosts:
         raise InventoryError(f"VM {name}: unknown host {host_name!r} (known: {', '.join(hosts)})")
-    cluster = clusters.get(data.get("cluster", ""), default_cluster)
+    cluster_name = data.get("cluster")
+    if cluster_name is not None and cluster_name not in clusters:
+        raise InventoryError(f"VM {name}: unknown cluster {cluster_name!r} (known: {', '.join(clusters)})")
+    cluster = clusters[cluster_name] if cluster_name is not None else default_cluster
     host = hosts[host_name] if host_name else cluster.hosts[0]
     folder = _folder(vc, dc, data.get("folder", ""))
+    if any(child.name == name for child in folder.children()):  # a vCenter folder holds unique names
+        raise InventoryError(f"VM {name}: the name is used twice in folder {folder.name!r}")
     vm = VirtualMachine(vc, vc.new_id("vm"), name, folder, pool=cluster.root_pool, host=host,
                         datastore=datastores[0], networks=networks[:1],
                         guest_id=data.get("guest_id", LINUX_GUEST_ID), num_cpu=int(data.get("cpus", 2)),

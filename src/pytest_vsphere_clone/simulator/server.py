@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import secrets
@@ -40,13 +41,30 @@ class _Server(ThreadingHTTPServer):
     guest_files: GuestFileHandler | None
     admin_user: str
     admin_password: str
+    #: Open client connections, so stop() can end keep-alive handler threads clients would hold open.
+    connections: set[socket.socket]
+    connections_lock: threading.Lock
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
         if self.tls is not None:
             # The handshake happens in the handler thread, so one slow client cannot stall accept().
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self.connections_lock:
+            self.connections.add(sock)
         return sock, addr
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            open_connections = list(self.connections)
+        for sock in open_connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                sock.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
@@ -78,6 +96,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             raise ValueError("request body too large")
+        if length < 0:
+            raise ValueError(f"negative Content-Length {length}")
         return self.rfile.read(length) if length else b""
 
     def _reply(self, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8",
@@ -149,7 +169,10 @@ class _Handler(BaseHTTPRequestHandler):
         vc = self.server.vc
         headers: dict[str, str] = {}
         try:
-            body = self._body()
+            try:
+                body = self._body()
+            except ValueError as exc:  # a bad Content-Length is a malformed request, not a server error
+                raise soap.SoapRequestError(vmodl.fault.InvalidRequest(msg=f"Bad request: {exc}")) from None
             call = soap.parse_request(body, version)
             ctx = CallContext(vc, None, version, self.client_address[0], self.headers.get("User-Agent", ""))
             result_type, result = vc.invoke(call, ctx, self._session_key())
@@ -161,14 +184,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
             return
         except soap.SoapRequestError as exc:
-            payload, status = soap.serialize_fault(exc.fault, version), 500
+            payload, status = _fault_payload(exc.fault, version), 500
         except vmodl.MethodFault as fault:
-            payload, status = soap.serialize_fault(fault, version), 500
+            payload, status = _fault_payload(fault, version), 500
         except Exception as exc:  # the client must get a fault, never a dropped connection
             log.exception("simulator error")
-            fault = vmodl.fault.SystemError(msg=f"A general system error occurred: {type(exc).__name__}: {exc}",
+            error = vmodl.fault.SystemError(msg=f"A general system error occurred: {type(exc).__name__}: {exc}",
                                             reason=str(exc))
-            payload, status = soap.serialize_fault(fault, version), 500
+            payload, status = _fault_payload(error, version), 500
         self._reply(status, payload, headers=headers)
 
     def _guest_file(self, method: str) -> None:
@@ -232,6 +255,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, json.dumps(data).encode(), "application/json")
 
 
+def _fault_payload(fault: vmodl.MethodFault, version: str) -> bytes:
+    """The SOAP envelope of ``fault``; one the serializer refuses (a required field left unset by a
+    simulator bug) becomes a SystemError, since an exception here would drop the connection."""
+    try:
+        return soap.serialize_fault(fault, version)
+    except Exception as exc:
+        log.exception("cannot serialize %s", type(fault).__name__)
+        return soap.serialize_fault(vmodl.fault.SystemError(
+            msg=f"A general system error occurred: cannot send {type(fault).__name__}: {exc}", reason=str(exc)),
+            version)
+
+
 class SoapServer:
     """The HTTPS server of one simulated vCenter, serving on a background thread."""
 
@@ -243,6 +278,8 @@ class SoapServer:
         self.httpd.guest_files = None
         self.httpd.admin_user = admin_user
         self.httpd.admin_password = admin_password
+        self.httpd.connections = set()
+        self.httpd.connections_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @property
@@ -259,6 +296,7 @@ class SoapServer:
 
     def stop(self) -> None:
         self.httpd.shutdown()
+        self.httpd.close_connections()  # pooled client connections would keep their handler threads alive
         self.httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .auth import ADMIN_USER
 from .faults import FaultRule
-from .inventory import DEFAULT_INVENTORY, build_inventory, build_service, load_inventory_file
+from .inventory import DEFAULT_INVENTORY, InventoryError, build_inventory, build_service, load_inventory_file
 from .latency import LatencyProfile
 from .objects.virtual_machine import VirtualMachine
 from .server import SoapServer
@@ -73,7 +73,12 @@ class Simulator:
             for name, password, denied in config.extra_users:
                 vc.authorizer.add_user(name, password, denied)
             build_service(vc)
-            build_inventory(vc, data)
+            try:
+                build_inventory(vc, data)
+            except InventoryError as exc:
+                if config.inventory is None:
+                    raise
+                raise InventoryError(f"inventory file {config.inventory}: {exc}") from None  # say which file
             self.tls = create_tls_files(self._state_dir / "tls", [config.host, "localhost"])
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.tls.cert_file, self.tls.key_file)

@@ -76,6 +76,8 @@ class _RequestParser:
         self.call: MethodCall | None = None
         self.params: dict[str, Any] = {}
         self.pending: tuple[str, bool, Any] | None = None
+        #: A method pyVmomi does not know: its arguments are skipped, its _this is kept for the fault.
+        self.unknown_method: str | None = None
         self.parser = ParserCreate(namespace_separator=_NS_SEP)
         self.parser.buffer_text = True
         SoapAdapter.SetHandlers(
@@ -124,7 +126,11 @@ class _RequestParser:
         try:
             method = VmomiSupport.GetWsdlMethod("urn:vim25", name)
         except KeyError:
-            raise _fault("MethodNotFound", f"Method {name} is not known", method=name) from None
+            # MethodNotFound needs its receiver, which comes later as _this: decide after the parse.
+            self.unknown_method = name
+            self.call = MethodCall(method=name, this=None)
+            self.params = {}
+            return
         info = method.info
         self.call = MethodCall(method=info.wsdlName, this=None, info=info)
         self.params = {p.name: p.type for p in info.params}
@@ -134,6 +140,8 @@ class _RequestParser:
         _, _, name = tag.rpartition(_NS_SEP)
         if name == "_this":
             param_type: Any = VmomiSupport.ManagedObject
+        elif self.unknown_method is not None:
+            return  # nested elements are ignored too: only depths 3 and 4 are looked at
         else:
             param_type = self.params.get(name)
             if param_type is None:
@@ -162,8 +170,9 @@ class _RequestParser:
 
 def parse_request(body: bytes, version: str) -> MethodCall:
     """Decode one SOAP request body into a MethodCall, or raise SoapRequestError."""
+    parser = _RequestParser(version)
     try:
-        call = _RequestParser(version).parse(body)
+        call = parser.parse(body)
     except SoapRequestError:
         raise
     except ExpatError as exc:
@@ -174,6 +183,8 @@ def parse_request(body: bytes, version: str) -> MethodCall:
         raise _fault("InvalidRequest", "The SOAP body holds no call")
     if call.this is None:
         raise _fault("InvalidRequest", f"{call.method}: missing _this")
+    if parser.unknown_method is not None:
+        raise _fault("MethodNotFound", f"Method {call.method} is not known", receiver=call.this, method=call.method)
     if call.info is not None:
         for param in call.info.params:
             if param.name in call.args:
@@ -197,7 +208,10 @@ def serialize_response(method: str, result_type: Any, result: Any, version: str)
     ns_map["urn:vim25"] = ""
     parts = [f'<{method}Response xmlns="urn:vim25">']
     if result is not None:
-        info = VmomiSupport.Object(name="returnval", type=result_type, version=version, flags=0)
+        # Optional: an empty array is answered with no returnval at all, as a vCenter does (with
+        # flags=0 the serializer refuses it, and reading any empty array property failed).
+        info = VmomiSupport.Object(name="returnval", type=result_type, version=version,
+                                   flags=VmomiSupport.F_OPTIONAL)
         parts.append(SoapAdapter.SerializeToStr(result, info, version, ns_map))
     parts.append(f"</{method}Response>")
     return _envelope("".join(parts))

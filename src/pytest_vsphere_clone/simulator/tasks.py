@@ -71,7 +71,14 @@ class TaskManager(SimObject):
         return 32
 
     def prop_description(self) -> Any:
-        return vim.TaskDescription(methodInfo=[], state=[], reason=[])
+        # The serializer refuses these required arrays empty: describe the states and reasons tasks use.
+        def describe(key: str, label: str) -> Any:
+            return vim.ElementDescription(key=key, label=label, summary=label)
+
+        states = [describe(s, s.capitalize()) for s in ("queued", "running", "success", "error")]
+        return vim.TaskDescription(methodInfo=[describe("VirtualMachine.clone", "Clone virtual machine")],
+                                   state=states,
+                                   reason=[vim.TypeDescription(key=vim.TaskReasonUser, label="User", summary="User")])
 
 
 class TaskRunner:

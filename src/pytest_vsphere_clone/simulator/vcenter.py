@@ -150,7 +150,7 @@ class VCenter:
         if obj is None or not isinstance(ref, obj.vim_type):
             raise vmodl.fault.ManagedObjectNotFound(
                 msg=f"The object '{_describe(ref)}' has already been deleted or has not been completely created",
-                obj=ref if isinstance(ref, vmodl.ManagedObject) else None,
+                obj=ref if isinstance(ref, VmomiSupport.ManagedObject) else None,  # not vmodl.*: no such name
             )
         return obj
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pyVmomi import VmomiSupport, vim
+from pyVmomi import VmomiSupport, vim, vmodl
 
 if TYPE_CHECKING:
     from ..vcenter import CallContext, VCenter
@@ -140,7 +140,8 @@ class ManagedEntity(SimObject):
     def setCustomValue(self, ctx: CallContext, key: str, value: str) -> None:
         field = self.vc.custom_fields.field_by_name(key)
         if field is None:
-            raise vim.fault.InvalidArgument(msg=f"Custom field '{key}' is not defined", invalidProperty="key")
+            # vmodl, not vim: pyVmomi has no vim.fault.InvalidArgument (it became a SystemError).
+            raise vmodl.fault.InvalidArgument(msg=f"Custom field '{key}' is not defined", invalidProperty="key")
         self.custom_values[field] = value
         self.changed()
 

@@ -48,7 +48,7 @@ class CloneMethods(_Base):
 
     def _new_clone(self, name: str, folder: Folder, pool: ResourcePool, host: HostSystem,
                    datastore: Datastore) -> VirtualMachine:
-        from .virtual_machine import VirtualMachine
+        from .virtual_machine import VirtualMachine, new_mac
 
         if any(child.name == name for child in folder.children()):
             raise vim.fault.DuplicateName(msg=f"The name '{name}' already exists.", name=name, object=folder.ref)
@@ -60,6 +60,12 @@ class CloneMethods(_Base):
         clone.tools_installed = self.tools_installed
         for source_nic, nic in zip(self.nics, clone.nics):
             nic.start_connected = source_nic.start_connected
+        # A vCenter never hands out an assigned MAC twice; random ones collide after a few thousand clones.
+        taken = {n.mac for vm in self.vc.of_type(VirtualMachine) for n in vm.nics}
+        for nic in clone.nics:
+            while nic.mac in taken:
+                nic.mac = new_mac()
+            taken.add(nic.mac)
         return clone
 
     def _register(self, clone: VirtualMachine, folder: Folder) -> None:

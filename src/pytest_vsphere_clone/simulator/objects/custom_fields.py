@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
 from .base import ManagedEntity, SimObject, vmomi_method
 
@@ -19,10 +19,11 @@ class CustomFieldsRegistry:
         self.fields: dict[int, Any] = {}
         self._next_key = 100
 
-    def add(self, name: str, mo_type: Any) -> Any:
+    def add(self, name: str, mo_type: Any, owner: Any) -> Any:
+        """A new field definition; ``owner`` (the manager's ref) is the DuplicateName fault's required object."""
         for field in self.fields.values():
             if field.name == name and field.managedObjectType == mo_type:
-                raise vim.fault.DuplicateName(msg=f"The name '{name}' already exists.", name=name)
+                raise vim.fault.DuplicateName(msg=f"The name '{name}' already exists.", name=name, object=owner)
         self._next_key += 1
         field = vim.CustomFieldsManager.FieldDef(
             key=self._next_key, name=name, type=str, managedObjectType=mo_type,
@@ -56,7 +57,7 @@ class CustomFieldsManager(SimObject):
     def AddCustomFieldDef(self, ctx: CallContext, name: str, moType: Any = None, fieldDefPolicy: Any = None,
                           fieldPolicy: Any = None) -> Any:
         with self.vc.lock:
-            field = self.vc.custom_fields.add(name, moType)
+            field = self.vc.custom_fields.add(name, moType, self.ref)
             self.changed()
             return field
 
@@ -64,7 +65,7 @@ class CustomFieldsManager(SimObject):
     def RemoveCustomFieldDef(self, ctx: CallContext, key: int) -> None:
         with self.vc.lock:
             if self.vc.custom_fields.fields.pop(key, None) is None:
-                raise vim.fault.InvalidArgument(msg=f"Custom field {key} does not exist", invalidProperty="key")
+                raise vmodl.fault.InvalidArgument(msg=f"Custom field {key} does not exist", invalidProperty="key")
             for entity in self.vc.of_type(ManagedEntity):
                 if entity.custom_values.pop(key, None) is not None:
                     entity.changed()
@@ -75,7 +76,7 @@ class CustomFieldsManager(SimObject):
         with self.vc.lock:
             field = self.vc.custom_fields.fields.get(key)
             if field is None:
-                raise vim.fault.InvalidArgument(msg=f"Custom field {key} does not exist", invalidProperty="key")
+                raise vmodl.fault.InvalidArgument(msg=f"Custom field {key} does not exist", invalidProperty="key")
             field.name = name
             self.changed()
 
@@ -84,6 +85,6 @@ class CustomFieldsManager(SimObject):
         with self.vc.lock:
             target = self.vc.lookup_as(entity, ManagedEntity)
             if key not in self.vc.custom_fields.fields:
-                raise vim.fault.InvalidArgument(msg=f"Custom field {key} does not exist", invalidProperty="key")
+                raise vmodl.fault.InvalidArgument(msg=f"Custom field {key} does not exist", invalidProperty="key")
             target.custom_values[key] = value
             target.changed()

@@ -87,13 +87,14 @@ def _fingerprint(value: Any) -> str:
 
 
 def _refs(value: Any) -> Iterator[Any]:
+    # pyVmomi has no vmodl.ManagedObject attribute: the base class lives in VmomiSupport.
     if value is None:
         return
     if isinstance(value, list):
         for item in value:
-            if isinstance(item, vmodl.ManagedObject):
+            if isinstance(item, VmomiSupport.ManagedObject):
                 yield item
-    elif isinstance(value, vmodl.ManagedObject):
+    elif isinstance(value, VmomiSupport.ManagedObject):
         yield value
 
 
@@ -157,6 +158,12 @@ def select_objects(vc: VCenter, spec: Any, strict: bool) -> _Selection:
     return _Selection(list(found.values()), missing)
 
 
+def reported_objects(objects: list[SimObject], prop_specs: Iterable[Any]) -> list[SimObject]:
+    """The selected objects a PropertySpec names the type of: a vCenter leaves out the others."""
+    types = tuple(prop_spec.type for prop_spec in prop_specs or ())
+    return [obj for obj in objects if isinstance(obj.ref, types)]
+
+
 def wanted_paths(obj: SimObject, prop_specs: Iterable[Any]) -> list[str]:
     """The property paths the spec asks for on ``obj``."""
     paths: list[str] = []
@@ -209,7 +216,8 @@ class _CollectorState:
 
     filters: dict[str, _FilterState] = field(default_factory=dict)
     version: int = 0
-    pending_results: dict[str, list[Any]] = field(default_factory=dict)
+    #: token -> (objects not yet returned, the page size the retrieval asked for)
+    pending_results: dict[str, tuple[list[Any], int]] = field(default_factory=dict)
     cancel_wait: bool = False
 
 
@@ -228,6 +236,10 @@ class PropertyFilter(SimObject):
     @vmomi_method()
     def DestroyPropertyFilter(self, ctx: CallContext) -> None:
         with self.vc.lock:
+            if ctx.session is None or ctx.session.key != self.session_key:
+                # Another session's filter does not exist for this caller, as on a vCenter.
+                raise vmodl.fault.ManagedObjectNotFound(msg="The object has already been deleted or has not been "
+                                                            "completely created", obj=self.ref)
             self.collector.drop_filter(self)
 
 
@@ -247,7 +259,10 @@ class PropertyCollector(SimObject):
         return self.states.setdefault(ctx.session.key, _CollectorState())
 
     def prop_filter(self) -> list[Any]:
-        return [f.ref for f in self.vc.of_type(PropertyFilter) if f.collector is self]
+        # Only the calling session's filters: sessions share this collector but not their filters.
+        ctx = self.vc.current_context()
+        key = ctx.session.key if ctx is not None and ctx.session is not None else None
+        return [f.ref for f in self.vc.of_type(PropertyFilter) if f.collector is self and f.session_key == key]
 
     def drop_filter(self, flt: PropertyFilter) -> None:
         state = self.states.get(flt.session_key)
@@ -259,11 +274,10 @@ class PropertyCollector(SimObject):
 
     def _retrieve(self, spec_set: list[Any]) -> list[Any]:
         contents: dict[str, tuple[SimObject, dict[str, Any], list[Any]]] = {}
-        missing_objects: list[Any] = []
         for spec in spec_set:
+            # Missing objects (reportMissingObjectsInResults) are simply omitted from a retrieval.
             selection = select_objects(self.vc, spec, strict=True)
-            missing_objects.extend(selection.missing)
-            for obj in selection.objects:
+            for obj in reported_objects(selection.objects, spec.propSet):
                 paths = wanted_paths(obj, spec.propSet)
                 values, missing = read_properties(obj, paths)
                 if obj.mo_id in contents:
@@ -271,19 +285,14 @@ class PropertyCollector(SimObject):
                     contents[obj.mo_id][2].extend(missing)
                 else:
                     contents[obj.mo_id] = (obj, values, missing)
-        result = [_object_content(obj, values, missing) for obj, values, missing in contents.values()]
-        for ref in missing_objects:
-            result.append(PC.ObjectContent(obj=ref, missingSet=[PC.MissingProperty(
-                path="", fault=vmodl.fault.ManagedObjectNotFound(msg="The object has already been deleted",
-                                                                 obj=ref))]))
-        return result
+        return [_object_content(obj, values, missing) for obj, values, missing in contents.values()]
 
     def _page(self, ctx: CallContext, objects: list[Any], max_objects: int | None) -> Any:
         if not objects:
             return None
         if max_objects and len(objects) > max_objects:
             token = str(next(self._tokens))
-            self.state(ctx).pending_results[token] = objects[max_objects:]
+            self.state(ctx).pending_results[token] = (objects[max_objects:], max_objects)
             return PC.RetrieveResult(token=token, objects=objects[:max_objects])
         return PC.RetrieveResult(objects=objects)
 
@@ -299,8 +308,9 @@ class PropertyCollector(SimObject):
             pending = self.state(ctx).pending_results.pop(token, None)
             if pending is None:
                 raise vmodl.fault.InvalidArgument(msg=f"Unknown token {token}", invalidProperty="token")
-            # The page size of the first call is kept by slicing the same way.
-            return self._page(ctx, pending, len(pending) if len(pending) <= 100 else 100)
+            # The page size of the first call holds for every continuation.
+            objects, page_size = pending
+            return self._page(ctx, objects, page_size)
 
     @vmomi_method()
     def CancelRetrievePropertiesEx(self, ctx: CallContext, token: str) -> None:
@@ -406,8 +416,9 @@ class PropertyCollector(SimObject):
         for filter_id, flt in state.filters.items():
             object_updates: list[Any] = []
             selection = select_objects(self.vc, flt.spec, strict=False)
-            current = {obj.mo_id: obj for obj in selection.objects}
-            for obj in selection.objects:
+            objects = reported_objects(selection.objects, flt.spec.propSet)
+            current = {obj.mo_id: obj for obj in objects}
+            for obj in objects:
                 if budget is not None and len(object_updates) >= budget:
                     truncated = True
                     break

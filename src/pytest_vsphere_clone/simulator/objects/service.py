@@ -120,7 +120,13 @@ class AuthorizationManager(SimObject):
         return [admin]
 
     def prop_description(self) -> Any:
-        return vim.AuthorizationDescription(privilege=[], privilegeGroup=[])
+        # The serializer refuses these required arrays empty, so describe every privilege and group.
+        def describe(key: str) -> Any:
+            return vim.ElementDescription(key=key, label=key.rsplit(".", 1)[-1], summary=key)
+
+        groups = sorted({p.rsplit(".", 1)[0] for p in PRIVILEGES})
+        return vim.AuthorizationDescription(privilege=[describe(p) for p in PRIVILEGES],
+                                            privilegeGroup=[describe(g) for g in groups])
 
     def _privileges(self, user: str, entity: SimObject, priv_ids: list[str] | None) -> list[Any]:
         ids = priv_ids if priv_ids else list(PRIVILEGES)

@@ -84,7 +84,8 @@ class VmSnapshot(SimObject):
                 vm.consolidate_chain()
                 vm.changed()
 
-        return vm.vc.tasks.start(ctx, self, "RemoveSnapshot_Task", "snapshot.remove", remove)
+        # TaskInfo.entity must be a ManagedEntity: a vCenter names the snapshot's VM there.
+        return vm.vc.tasks.start(ctx, vm, "RemoveSnapshot_Task", "snapshot.remove", remove)
 
     @vmomi_method("VirtualMachine.State.RevertToSnapshot")
     def RevertToSnapshot_Task(self, ctx: CallContext, host: Any = None, suppressPowerOn: bool | None = None) -> Any:
@@ -94,7 +95,7 @@ class VmSnapshot(SimObject):
             with vm.vc.lock:
                 vm.revert_to(self._live_node())
 
-        return vm.vc.tasks.start(ctx, self, "RevertToSnapshot_Task", "snapshot.create", revert)
+        return vm.vc.tasks.start(ctx, vm, "RevertToSnapshot_Task", "snapshot.create", revert)  # entity: the VM
 
     def _live_node(self) -> SnapshotNode:
         if not self.alive or self.node is None:

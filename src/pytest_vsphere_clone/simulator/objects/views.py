@@ -18,16 +18,19 @@ def descendants(root: ManagedEntity, recursive: bool) -> list[ManagedEntity]:
     from .virtual_machine import VirtualMachine
 
     found: list[ManagedEntity] = []
+    seen: set[str] = set()
+    # Listed once, and VMs (which hold nothing) are not scanned: per-node scans made a view O(VMs²).
+    vms = root.vc.of_type(VirtualMachine)
 
     def visit(node: ManagedEntity) -> None:
         children = list(node.children())
-        if not isinstance(node, Folder):
+        if not isinstance(node, Folder | VirtualMachine):
             # Hosts and pools list VMs too; folders already hold them as children.
-            children += [vm for vm in node.vc.of_type(VirtualMachine)
-                         if (vm.host is node or vm.pool is node) and vm not in children]
+            children += [vm for vm in vms if (vm.host is node or vm.pool is node) and vm not in children]
         for child in children:
-            if child in found:
+            if child.mo_id in seen:
                 continue
+            seen.add(child.mo_id)
             found.append(child)
             if recursive:
                 visit(child)

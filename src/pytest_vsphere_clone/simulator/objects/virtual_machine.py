@@ -389,7 +389,7 @@ class VirtualMachine(CloneMethods, SnapshotMethods, ManagedEntity):
 
         with self.vc.lock:
             if not self.template:
-                raise vim.fault.NotSupported(msg="The virtual machine is not a template.")
+                raise vmodl.fault.NotSupported(msg="The virtual machine is not a template.")  # vmodl: no vim.fault one
             self.pool = self.vc.lookup_as(pool, ResourcePool)
             if host is not None:
                 self.host = self.vc.lookup_as(host, HostSystem)

@@ -1,0 +1,417 @@
+"""Clone strategies: linked, full and instant clones of a template, with the ownership marker.
+
+:func:`clone_vm` runs a :class:`CloneRequest` through the strategy of its clone type and
+returns the new VM with per-phase timings. Anything the request created is destroyed if a
+later step fails, and a clone call whose connection dropped is never repeated blindly:
+first the strategy looks for what the lost call may have made.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import faults, props
+from .errors import (
+    CloneFailed,
+    InvalidInstantSource,
+    InvalidPlacement,
+    MissingPrivileges,
+    NoSnapshot,
+    OutcomeUnknown,
+    VSphereCloneError,
+)
+from .inventory import Placement, TemplateInfo
+from .marker import Marker, find_marker, marker_option, set_marker
+from .retry import RetryPolicy
+from .waiter import Waiter
+
+if TYPE_CHECKING:
+    from .session import VSphereConnection
+
+log = logging.getLogger(__name__)
+
+CLONE_TYPES = ("linked", "instant", "full")
+_ACTIVE_TASK_STATES = ("queued", "running")
+
+
+@dataclass
+class CloneRequest:
+    """Everything one clone needs; names are chosen by the caller and must be unique in the folder."""
+
+    template: TemplateInfo
+    name: str
+    clone_type: str = "linked"
+    #: Linked (and full): clone from this snapshot (name or tree path); None: the current snapshot.
+    snapshot: str | None = None
+    placement: Placement | None = None
+    marker: Marker | None = None
+    power_on: bool = True
+    #: Power on inside the clone task (saves a task round trip; the power_on timing is then 0).
+    power_on_in_clone_task: bool = False
+    timeout: float = 600.0
+    #: Called with the clone spec just before the clone task starts (the plugin's hook).
+    customize: Callable[[Any], None] | None = None
+
+
+@dataclass
+class CloneResult:
+    """The new VM, how long each phase took (seconds) and any warnings for the run's summary."""
+
+    vm: Any
+    name: str
+    clone_type: str
+    template: str
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def moref(self) -> str:
+        return str(self.vm._moId)
+
+
+class CloneStrategy(ABC):
+    """One clone type: checks, spec, the clone call, and what must happen right after."""
+
+    clone_type: ClassVar[str]
+    method: ClassVar[str]
+
+    def __init__(self, retry: RetryPolicy | None = None) -> None:
+        self.retry = retry or RetryPolicy(attempts=3)
+
+    @abstractmethod
+    def build_spec(self, conn: VSphereConnection, request: CloneRequest, warnings: list[str]) -> Any:
+        """The clone spec; raises a VSphereCloneError for a source that cannot be cloned this way."""
+
+    @abstractmethod
+    def start(self, request: CloneRequest, spec: Any) -> Any:
+        """Issue the (non-idempotent) clone call; returns its task."""
+
+    def target_folder(self, request: CloneRequest) -> Any:
+        return request.placement.folder if request.placement else request.template.folder
+
+    def after_clone(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest, vm: Any,
+                    spec: Any) -> None:
+        """Steps between the clone task and power-on (none by default)."""
+        return None
+
+    def powers_on(self, request: CloneRequest) -> bool:
+        """Whether the clone still needs a PowerOnVM_Task."""
+        return request.power_on and not request.power_on_in_clone_task
+
+    def clone(self, conn: VSphereConnection, request: CloneRequest, waiter: Waiter) -> CloneResult:
+        """Make the clone; on any failure after the clone task, destroy it and re-raise."""
+        from .teardown import destroy
+
+        warnings: list[str] = []
+        if request.marker is not None and not request.marker.template:
+            request.marker = request.marker.for_template(request.template.name)
+        spec = self.build_spec(conn, request, warnings)
+        if request.customize is not None:
+            request.customize(spec)
+        started = time.monotonic()
+        vm = self._clone_call(conn, waiter, request, spec)
+        timings = {"clone": time.monotonic() - started, "power_on": 0.0}
+        try:
+            if request.marker is not None:
+                set_marker(conn, vm, request.marker)
+            self.after_clone(conn, waiter, request, vm, spec)
+            timings["clone"] = time.monotonic() - started
+            if self.powers_on(request):
+                power_started = time.monotonic()
+                self._power_on(conn, waiter, request, vm)
+                timings["power_on"] = time.monotonic() - power_started
+        except BaseException:
+            log.warning("clone %s failed after it was created; destroying it", request.name)
+            try:
+                destroy(conn, vm, waiter=waiter)
+            except Exception as exc:  # keep the original error; the marker lets reap find the VM
+                log.error("could not destroy the half-made clone %s: %s", request.name, faults.describe(exc))
+            raise
+        return CloneResult(vm, request.name, self.clone_type, request.template.name, timings, warnings)
+
+    # --- the clone call, safe against lost answers ----------------------------------------
+
+    def _clone_call(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest, spec: Any) -> Any:
+        from pyVmomi import vim
+
+        what = f"{self.method} of {request.template.name!r} to {request.name!r}"
+        outcome_unknown = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                task = conn.call(self.start, request, spec, idempotent=False, what=what, policy=self.retry)
+                return waiter.wait_for_task(task, request.timeout, what)
+            except OutcomeUnknown as exc:
+                # The lost call may have started a clone: find it before trying again.
+                log.warning("%s; looking for the clone before trying again", exc)
+                outcome_unknown = True
+                vm = self._find_existing(conn, waiter, request)
+                if vm is not None:
+                    return vm
+                if attempt >= self.retry.attempts:
+                    raise CloneFailed(f"{what} lost its connection {attempt} times and no clone exists: check the "
+                                      f"network to the vCenter") from exc
+            except vim.fault.DuplicateName:
+                vm = self._find_existing(conn, waiter, request) if outcome_unknown or request.marker else None
+                if vm is not None:
+                    return vm  # made by our own earlier, lost call
+                raise CloneFailed(f"a VM named {request.name!r} already exists in the target folder: remove it or "
+                                  f"choose another --vsphere-name-prefix") from None
+            except vim.fault.NoPermission as fault:
+                raise MissingPrivileges(conn.user, faults.missing_privileges(fault),
+                                        request.template.name) from None
+            except vim.fault.TooManySnapshotLevels as fault:
+                raise CloneFailed(f"{request.template.name!r} reached the delta-disk chain limit "
+                                  f"({faults.describe(fault)}): collapse it with "
+                                  f"`vsphere-clone collapse {request.template.name}`") from None
+            except VSphereCloneError:
+                raise
+            except vim.fault.VimFault as fault:
+                raise CloneFailed(f"{what} failed: {faults.describe(fault)}") from None
+
+    def _find_existing(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest) -> Any:
+        """Our clone if a lost or duplicate call made it (in-flight clone tasks awaited first)."""
+        self._await_inflight(conn, waiter, request)
+        index = conn.content.searchIndex
+        assert index is not None
+        vm = conn.call(index.FindChild, self.target_folder(request), request.name, what="FindChild")
+        if vm is None:
+            return None
+        if request.marker is not None:
+            values = props.read(conn, vm, ["config.annotation", "config.extraConfig"])
+            extra = {o.key: str(o.value) for o in values.get("config.extraConfig", ())}
+            found = find_marker(None, values.get("config.annotation"), extra)
+            if found is None or found.run_id != request.marker.run_id:
+                return None  # someone else's VM with our name: never adopt it
+        log.info("found clone %s made by the lost call; using it", request.name)
+        return vm
+
+    def _await_inflight(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest) -> None:
+        manager = conn.content.taskManager
+        if manager is None:
+            return
+        recent = conn.call(lambda: manager.recentTask, what="TaskManager.recentTask") or []
+        if not recent:
+            return
+        infos = props.retrieve(conn, recent, ["info"])
+        running = [ref for ref, values in infos.items()
+                   if (info := values.get("info")) is not None and info.entity == request.template.ref
+                   and info.state in _ACTIVE_TASK_STATES and self.method in str(info.descriptionId or info.name)]
+        if running:
+            waiter.wait_for_tasks(running, request.timeout, f"in-flight {self.method} of {request.template.name}",
+                                  return_errors=True)
+
+    def _power_on(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest, vm: Any) -> None:
+        from pyVmomi import vim
+
+        try:
+            task = conn.call(vm.PowerOnVM_Task, what=f"power-on of {request.name}")
+            waiter.wait_for_task(task, request.timeout, f"power-on of {request.name}")
+        except vim.fault.InvalidPowerState as fault:
+            if fault.existingState != "poweredOn":
+                raise  # on already (a retried call that had worked) is the goal; anything else is not
+
+
+# --- shared spec pieces -------------------------------------------------------------------------
+
+
+def _relocate_spec(request: CloneRequest, *, with_host: bool = True) -> Any:
+    from pyVmomi import vim
+
+    placement = request.placement
+    spec = vim.vm.RelocateSpec()
+    if placement is not None:
+        spec.pool = placement.resource_pool
+        spec.datastore = placement.datastore
+        if with_host:
+            spec.host = placement.host
+    return spec
+
+
+def _nic_devices(conn: VSphereConnection, vm: Any) -> list[Any]:
+    from pyVmomi import vim
+
+    hardware = props.read(conn, vm, ["config.hardware"]).get("config.hardware")
+    return [d for d in (hardware.device if hardware else None) or ()
+            if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+
+
+def _network_backing(conn: VSphereConnection, network: Any, name: str | None) -> Any:
+    from pyVmomi import vim
+
+    if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
+        values = props.read(conn, network, ["key", "config.distributedVirtualSwitch"])
+        switch = values.get("config.distributedVirtualSwitch")
+        uuid = props.read(conn, switch, ["uuid"]).get("uuid") if switch is not None else None
+        port = vim.dvs.PortConnection(portgroupKey=values.get("key"), switchUuid=uuid)
+        return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(port=port)
+    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=name, network=network)
+
+
+def _nic_edits(conn: VSphereConnection, request: CloneRequest, *, disconnect: bool) -> list[Any]:
+    """deviceChange edits of the source's NICs: a new network (placement) and/or disconnected NICs."""
+    from pyVmomi import vim
+
+    placement = request.placement
+    retarget = placement is not None and placement.network is not None
+    if not retarget and not disconnect:
+        return []
+    backing = _network_backing(conn, placement.network, placement.network_name) \
+        if placement is not None and retarget else None
+    edits = []
+    for nic in _nic_devices(conn, request.template.ref):
+        if backing is not None:
+            nic.backing = backing
+        if disconnect:
+            # Down in the clone until the guest is told about its new MAC, then reconnected.
+            nic.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
+                connected=False, startConnected=True, allowGuestControl=True, migrateConnect="disconnect")
+        edits.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=nic))
+    return edits
+
+
+def _config_spec(request: CloneRequest) -> Any:
+    """The marker as the clone's annotation (Notes), so even a clone whose SetField never ran is marked."""
+    from pyVmomi import vim
+
+    if request.marker is None:
+        return None
+    return vim.vm.ConfigSpec(annotation=request.marker.annotation())
+
+
+# --- strategies ------------------------------------------------------------------------------------
+
+
+class LinkedClone(CloneStrategy):
+    """CloneVM_Task from a snapshot with ``createNewChildDiskBacking``: a delta disk on the snapshot."""
+
+    clone_type = "linked"
+    method = "CloneVM_Task"
+
+    def snapshot(self, template: TemplateInfo, wanted: str | None) -> Any:
+        """The snapshot to branch from; NoSnapshot (never a silent full clone) if there is none."""
+        available = [s.path for s in template.snapshots]
+        if wanted is None:
+            if template.current_snapshot is None:
+                raise NoSnapshot(template.name, None, available)
+            return template.current_snapshot
+        found = template.snapshot_named(wanted)
+        if found is None:
+            raise NoSnapshot(template.name, wanted, available)
+        return found.ref
+
+    def build_spec(self, conn: VSphereConnection, request: CloneRequest, warnings: list[str]) -> Any:
+        from pyVmomi import vim
+
+        snapshot = self.snapshot(request.template, request.snapshot)
+        location = _relocate_spec(request)
+        location.diskMoveType = "createNewChildDiskBacking"
+        location.deviceChange = _nic_edits(conn, request, disconnect=False)
+        return vim.vm.CloneSpec(location=location, snapshot=snapshot, template=False,
+                                powerOn=request.power_on and request.power_on_in_clone_task,
+                                config=_config_spec(request))
+
+    def start(self, request: CloneRequest, spec: Any) -> Any:
+        return request.template.ref.CloneVM_Task(folder=self.target_folder(request), name=request.name, spec=spec)
+
+
+class FullClone(LinkedClone):
+    """CloneVM_Task copying every disk (from the chosen snapshot, or the current state)."""
+
+    clone_type = "full"
+
+    def build_spec(self, conn: VSphereConnection, request: CloneRequest, warnings: list[str]) -> Any:
+        from pyVmomi import vim
+
+        snapshot = self.snapshot(request.template, request.snapshot) if request.snapshot else None
+        location = _relocate_spec(request)
+        location.deviceChange = _nic_edits(conn, request, disconnect=False)
+        return vim.vm.CloneSpec(location=location, snapshot=snapshot, template=False,
+                                powerOn=request.power_on and request.power_on_in_clone_task,
+                                config=_config_spec(request))
+
+
+class InstantClone(CloneStrategy):
+    """InstantClone_Task: the clone resumes running from the source's memory and disks.
+
+    A frozen source is preferred. A running source works too: its NICs are disconnected
+    in the clone spec and reconnected after, and each clone adds a delta disk to it.
+    """
+
+    clone_type = "instant"
+    method = "InstantClone_Task"
+
+    def build_spec(self, conn: VSphereConnection, request: CloneRequest, warnings: list[str]) -> Any:
+        from pyVmomi import vim
+
+        template = request.template
+        if template.power_state != "poweredOn":
+            raise InvalidInstantSource(template.name, template.power_state)
+        placement = request.placement
+        if placement is not None and placement.host is not None and placement.host != template.host:
+            raise InvalidPlacement(f"instant clones stay on their source's host, but --vsphere-esxi-host names "
+                                   f"another one than {template.name!r}'s: drop --vsphere-esxi-host or use "
+                                   f"--vsphere-clone-type=linked")
+        running = not template.frozen
+        if running:
+            message = (f"instant clone from running (not frozen) source {template.name!r}: each clone adds a delta "
+                       f"disk to it (limit 255, KB 67186); freeze it (`vsphere-clone freeze {template.name}`) or "
+                       f"collapse it after the run (--vsphere-collapse)")
+            log.warning(message)
+            warnings.append(message)
+        location = _relocate_spec(request, with_host=False)
+        location.folder = self.target_folder(request)
+        location.deviceChange = _nic_edits(conn, request, disconnect=running)
+        config = [marker_option(request.marker)] if request.marker is not None else []
+        return vim.vm.InstantCloneSpec(name=request.name, location=location, config=config)
+
+    def start(self, request: CloneRequest, spec: Any) -> Any:
+        return request.template.ref.InstantClone_Task(spec=spec)
+
+    def powers_on(self, request: CloneRequest) -> bool:
+        return False  # an instant clone resumes running
+
+    def after_clone(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest, vm: Any,
+                    spec: Any) -> None:
+        from pyVmomi import vim
+
+        disconnected = [c.device for c in spec.location.deviceChange or ()
+                        if c.device.connectable is not None and c.device.connectable.connected is False]
+        if not disconnected:
+            return
+        changes = []
+        for nic in disconnected:
+            nic.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
+                connected=True, startConnected=True, allowGuestControl=True)
+            changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=nic))
+        what = f"NIC reconnect of {request.name}"
+        task = conn.call(vm.ReconfigVM_Task, vim.vm.ConfigSpec(deviceChange=changes), what=what)
+        waiter.wait_for_task(task, request.timeout, what)
+
+
+STRATEGIES: dict[str, type[CloneStrategy]] = {"linked": LinkedClone, "full": FullClone, "instant": InstantClone}
+
+
+def strategy_for(clone_type: str, retry: RetryPolicy | None = None) -> CloneStrategy:
+    """The strategy for ``linked``, ``instant`` or ``full``."""
+    try:
+        return STRATEGIES[clone_type](retry)
+    except KeyError:
+        raise VSphereCloneError(f"clone type {clone_type!r} is not one of {', '.join(CLONE_TYPES)}: check "
+                                f"--vsphere-clone-type") from None
+
+
+def clone_vm(conn: VSphereConnection, request: CloneRequest, waiter: Waiter | None = None,
+             retry: RetryPolicy | None = None) -> CloneResult:
+    """Clone ``request.template`` as ``request.name`` with the request's strategy."""
+    strategy = strategy_for(request.clone_type, retry)
+    if waiter is not None:
+        return strategy.clone(conn, request, waiter)
+    with Waiter(conn) as own:
+        return strategy.clone(conn, request, own)

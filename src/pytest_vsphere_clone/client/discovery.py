@@ -1,0 +1,339 @@
+"""Finding a clone's IP address: actively through Guest Operations, or from VMware Tools' report.
+
+:class:`ActiveDiscovery` runs a command in the guest (Linux ``ip -o address show scope
+global``, Windows ``ipconfig``, or a custom one) and retries quickly until an address
+passes the :class:`AddressFilter`; if Guest Operations fail it falls back to
+:class:`ToolsDiscovery`, which waits on ``guest.net`` / ``guest.ipAddress`` through
+WaitForUpdatesEx. Both fail loudly with every address they saw and why it was refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import faults
+from .errors import (
+    GuestLoginFailed,
+    GuestOperationFailed,
+    NoUsableAddress,
+    RetriesExhausted,
+    VSphereCloneError,
+    WaitTimeout,
+)
+from .guest_ops import GuestOperations
+
+if TYPE_CHECKING:
+    from .session import VSphereConnection
+    from .waiter import Waiter
+
+log = logging.getLogger(__name__)
+
+IP_FAMILIES = ("ipv4", "ipv6", "any")
+DEFAULT_COMMANDS = {"linux": "ip -o address show scope global", "windows": "ipconfig"}
+#: Exit statuses of "command not found" (sh, cmd.exe): retrying cannot help.
+_NOT_FOUND_STATUSES = (126, 127, 9009)
+
+_LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
+_LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
+_IP_O_LINE = re.compile(r"^\d+:\s+(?P<iface>[^\s:]+)\s+(?P<family>inet6?)\s+(?P<addr>[0-9A-Fa-f.:]+)(?:/\d+)?"
+                        r"(?P<rest>.*)$")
+_IPCONFIG_ADAPTER = re.compile(r"^\S.*adapter (?P<name>.+?):\s*$")
+_IPCONFIG_ADDRESS = re.compile(r"^\s+(?:(?:Temporary |Link-local )?IPv6 Address|(?:Autoconfiguration )?IPv4 "
+                               r"Address|IP Address)[ .]*:\s*(?P<addr>[0-9A-Fa-f.:%]+)")
+#: Interfaces of container and VM bridges inside the guest: their addresses are not reachable from outside.
+_BRIDGE_INTERFACE = re.compile(r"^(docker|virbr|br-|cni|flannel|cali|lxdbr|podman)")
+_TOKEN = re.compile(r"[0-9A-Fa-f:.%]+(?:/\d{1,3})?")
+
+
+@dataclass(frozen=True)
+class Address:
+    """One address a guest reported, with its interface when known."""
+
+    address: str
+    interface: str = ""
+    note: str = ""  # e.g. "tentative": present but not usable yet
+
+    def __str__(self) -> str:
+        return f"{self.interface} {self.address}".strip()
+
+
+@dataclass(frozen=True)
+class AddressFilter:
+    """Which addresses are usable: family ``ipv4``/``ipv6``/``any``, optional CIDR ``network``.
+
+    Loopback, link-local (169.254/16, fe80::/10), unspecified and multicast addresses are
+    never usable.
+    """
+
+    family: str = "ipv4"
+    network: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.family not in IP_FAMILIES:
+            raise VSphereCloneError(f"ip family {self.family!r} is not one of {', '.join(IP_FAMILIES)}: check "
+                                    f"--vsphere-ip-family")
+        if self.network is not None:
+            try:
+                ipaddress.ip_network(self.network, strict=False)
+            except ValueError:
+                raise VSphereCloneError(f"ip network {self.network!r} is not a CIDR such as 10.0.0.0/8: check "
+                                        f"--vsphere-ip-network") from None
+
+    @property
+    def wanted(self) -> str:
+        """``IPv4``, ``IPv6 in 2001:db8::/32``, ... (for messages)."""
+        kind = {"ipv4": "IPv4", "ipv6": "IPv6", "any": "IP"}[self.family]
+        return f"{kind} in {self.network}" if self.network else kind
+
+    def rejection(self, address: Address | str) -> str | None:
+        """Why ``address`` is not usable, or None if it is."""
+        entry = address if isinstance(address, Address) else Address(address)
+        if entry.note:
+            return entry.note
+        try:
+            ip = ipaddress.ip_address(entry.address.split("%", 1)[0])
+        except ValueError:
+            return "not an IP address"
+        if ip.is_loopback:
+            return "loopback"
+        if ip in _LINK_LOCAL_V4 or ip in _LINK_LOCAL_V6:
+            return "link-local"
+        if ip.is_unspecified or ip.is_multicast:
+            return "not a host address"
+        if self.family == "ipv4" and ip.version != 4:
+            return "not IPv4"
+        if self.family == "ipv6" and ip.version != 6:
+            return "not IPv6"
+        if self.network is not None and ip not in ipaddress.ip_network(self.network, strict=False):
+            return f"outside {self.network}"
+        return None
+
+    def usable(self, addresses: Iterable[Address]) -> list[Address]:
+        """The usable addresses in reported order, but container/VM bridges last and (for ``any``) IPv4 first."""
+        good = [a for a in addresses if self.rejection(a) is None]
+        return sorted(good, key=lambda a: (bool(_BRIDGE_INTERFACE.match(a.interface)), ":" in a.address))
+
+    def describe(self, addresses: Iterable[Address]) -> list[str]:
+        """``eth0 169.254.3.4 (link-local)`` for each address, for error messages."""
+        return [f"{a} ({self.rejection(a) or 'usable'})" for a in addresses]
+
+
+# --- parsing ----------------------------------------------------------------------------------------
+
+
+def parse_ip_o(text: str) -> list[Address]:
+    """Addresses from ``ip -o address show`` output (``2: eth0    inet 10.0.0.5/24 ... scope global ...``)."""
+    found = []
+    for line in text.splitlines():
+        match = _IP_O_LINE.match(line.strip())
+        if match is None:
+            continue
+        rest = match.group("rest")
+        note = "tentative" if "tentative" in rest else "duplicate (DAD failed)" if "dadfailed" in rest else ""
+        found.append(Address(match.group("addr"), match.group("iface"), note))
+    return found
+
+
+def parse_ipconfig(text: str) -> list[Address]:
+    """Addresses from Windows ``ipconfig`` output, with adapter names (``Ethernet0``)."""
+    found = []
+    adapter = ""
+    for line in text.splitlines():
+        head = _IPCONFIG_ADAPTER.match(line)
+        if head is not None:
+            adapter = head.group("name")
+            continue
+        match = _IPCONFIG_ADDRESS.match(line)
+        if match is not None:
+            found.append(Address(match.group("addr").split("%", 1)[0], adapter))
+    return found
+
+
+def ipconfig_adapters(text: str) -> list[str]:
+    """Adapter names in ``ipconfig`` output, in order."""
+    return [m.group("name") for m in (_IPCONFIG_ADAPTER.match(line) for line in text.splitlines()) if m]
+
+
+def parse_any(text: str) -> list[Address]:
+    """Every IP address in free text (custom discovery commands); netmask-like values are skipped."""
+    found: list[Address] = []
+    for token in _TOKEN.findall(text):
+        candidate = token.split("/", 1)[0].split("%", 1)[0].strip(".:")
+        try:
+            ip = ipaddress.ip_address(candidate)
+        except ValueError:
+            continue
+        if ip.version == 4 and candidate.startswith("255."):
+            continue  # a netmask, not an address
+        if all(a.address != candidate for a in found):
+            found.append(Address(candidate))
+    return found
+
+
+def parse_addresses(text: str) -> list[Address]:
+    """Addresses from ``ip -o``, ``ipconfig`` or free-form output, whichever it is."""
+    if any(_IP_O_LINE.match(line.strip()) for line in text.splitlines()):
+        return parse_ip_o(text)
+    if "IP Configuration" in text or ipconfig_adapters(text):
+        return parse_ipconfig(text)
+    return parse_any(text)
+
+
+# --- strategies -------------------------------------------------------------------------------------
+
+
+@dataclass
+class DiscoveryResult:
+    """The chosen address, every usable one, how it was found and how many tries it took."""
+
+    ip: str
+    addresses: list[str]
+    method: str
+    attempts: int = 1
+    seen: list[str] = field(default_factory=list)
+
+
+class ToolsDiscovery:
+    """Waits for VMware Tools to report a usable address in ``guest.net`` / ``guest.ipAddress``.
+
+    Tools report on their own poll interval (30 s on real guests); prefer active discovery.
+    """
+
+    method = "tools"
+
+    def __init__(self, conn: VSphereConnection, vm: Any, waiter: Waiter,
+                 address_filter: AddressFilter | None = None, vm_name: str | None = None) -> None:
+        self.conn = conn
+        self.vm = vm
+        self.waiter = waiter
+        self.filter = address_filter or AddressFilter()
+        self.vm_name = vm_name or str(getattr(vm, "_moId", vm))
+
+    def discover(self, timeout: float, seen: Sequence[str] = ()) -> DiscoveryResult:
+        """The first usable address Tools report within ``timeout``; NoUsableAddress otherwise."""
+        observed: list[Address] = []
+
+        def ready(values: dict[str, Any]) -> bool:
+            observed[:] = tools_addresses(values.get("guest.net"), values.get("guest.ipAddress"))
+            return bool(self.filter.usable(observed))
+
+        try:
+            self.waiter.wait_for_properties(self.vm, ["guest.net", "guest.ipAddress"], ready, timeout,
+                                            f"VMware Tools' IP report of {self.vm_name}")
+        except WaitTimeout:
+            raise NoUsableAddress(self.vm_name, timeout, self.filter.wanted,
+                                  [*seen, *(f"tools: {s}" for s in self.filter.describe(observed))]) from None
+        usable = self.filter.usable(observed)
+        return DiscoveryResult(usable[0].address, [a.address for a in usable], self.method, 1,
+                               self.filter.describe(observed))
+
+
+def tools_addresses(net: Any, ip_address: Any) -> list[Address]:
+    """Addresses from GuestInfo ``net`` (per NIC) and ``ipAddress`` (the primary one)."""
+    found: list[Address] = []
+    for nic in net or ():
+        label = str(nic.network or nic.macAddress or "")
+        entries = [(a.ipAddress, a.state) for a in (nic.ipConfig.ipAddress or ())] if nic.ipConfig else \
+            [(a, None) for a in nic.ipAddress or ()]
+        for address, state in entries:
+            note = f"state {state}" if state not in (None, "preferred", "deprecated", "unknown") else ""
+            if all(f.address != address for f in found):
+                found.append(Address(str(address), label, note))
+    if ip_address and all(f.address != ip_address for f in found):
+        found.append(Address(str(ip_address)))
+    return found
+
+
+class ActiveDiscovery:
+    """Runs the discovery command through Guest Operations until a usable address appears.
+
+    ``command`` overrides the per-OS default; ``fallback`` (usually a ToolsDiscovery) takes
+    over for the remaining time when Guest Operations fail (but not on wrong guest
+    credentials, which no fallback can fix).
+    """
+
+    method = "active"
+
+    def __init__(self, guest: GuestOperations, address_filter: AddressFilter | None = None, *,
+                 command: str | None = None, fallback: ToolsDiscovery | None = None, interval: float = 0.25,
+                 max_interval: float = 2.0) -> None:
+        self.guest = guest
+        self.filter = address_filter or AddressFilter()
+        self.command = command
+        self.fallback = fallback
+        self.interval = interval
+        self.max_interval = max_interval
+
+    def command_for(self, os_family: str) -> str:
+        return self.command or DEFAULT_COMMANDS.get(os_family, DEFAULT_COMMANDS["linux"])
+
+    def discover(self, timeout: float) -> DiscoveryResult:
+        """A usable address within ``timeout``; NoUsableAddress with everything seen otherwise."""
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        attempts = 0
+        pause = self.interval
+        command = ""
+        if self.guest.conn.content.guestOperationsManager is None:
+            seen.append("this vCenter offers no Guest Operations")
+            if self.fallback is not None:
+                return self._fall_back(deadline, timeout, seen, attempts)
+            raise NoUsableAddress(self.guest.vm_name, timeout, self.filter.wanted, seen)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NoUsableAddress(self.guest.vm_name, timeout, self.filter.wanted, seen[-12:])
+            attempts += 1
+            try:
+                command = command or self.command_for(self.guest.os_family)
+                result = self.guest.limited(remaining).run(command, timeout=max(remaining, 1.0))
+            except GuestLoginFailed:
+                raise
+            except Exception as exc:
+                if not _guest_op_failure(exc):
+                    raise
+                seen.append(f"guest operations failed: {faults.describe(exc)}")
+                if self.fallback is not None:
+                    log.info("active discovery in %s failed (%s); waiting for VMware Tools' report instead",
+                             self.guest.vm_name, faults.describe(exc))
+                    return self._fall_back(deadline, timeout, seen, attempts)
+                time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+                pause = min(pause * 1.5, self.max_interval)
+                continue
+            addresses = parse_addresses(result.stdout)
+            usable = self.filter.usable(addresses)
+            if usable:
+                return DiscoveryResult(usable[0].address, [a.address for a in usable], self.method, attempts,
+                                       self.filter.describe(addresses))
+            note = self.filter.describe(addresses) or ["no address"]
+            detail = f" exit {result.exit_status}: {result.stderr.strip()[:200]}" if result.exit_status else ""
+            entry = f"`{command}`: {', '.join(note)}{detail}"
+            if not seen or seen[-1] != entry:
+                seen.append(entry)
+            if result.exit_status in _NOT_FOUND_STATUSES:
+                if self.fallback is not None:
+                    return self._fall_back(deadline, timeout, seen, attempts)
+                raise NoUsableAddress(self.guest.vm_name, timeout, self.filter.wanted, seen)
+            time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+            pause = min(pause * 1.5, self.max_interval)
+
+    def _fall_back(self, deadline: float, timeout: float, seen: list[str], attempts: int) -> DiscoveryResult:
+        assert self.fallback is not None
+        try:
+            result = self.fallback.discover(max(0.0, deadline - time.monotonic()), seen)
+        except NoUsableAddress as exc:
+            raise NoUsableAddress(self.guest.vm_name, timeout, self.filter.wanted, exc.seen) from None
+        result.attempts += attempts
+        return result
+
+
+def _guest_op_failure(exc: BaseException) -> bool:
+    """A failure of the Guest Operations machinery (Tools not ready, transfer failed, retries out)."""
+    return isinstance(exc, GuestOperationFailed | RetriesExhausted | WaitTimeout) or faults.is_vsphere_fault(exc) \
+        or faults.is_transient(exc)

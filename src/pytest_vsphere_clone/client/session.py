@@ -1,0 +1,310 @@
+"""One authenticated vCenter session: TLS verified by default, errors mapped, re-login on expiry.
+
+The plugin keeps one :class:`VSphereConnection` per process; this module provides the object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from . import faults
+from .errors import ConnectionFailed, LoginFailed, RetriesExhausted, TlsVerificationFailed, VSphereCloneError
+from .retry import RetryPolicy, retry_call
+from .secret import Secret
+
+if TYPE_CHECKING:
+    from pyVmomi import vim
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_PORT = 443
+DEFAULT_PATH = "/sdk"
+#: Connecting retries only briefly: an unreachable vCenter should fail fast and clearly.
+CONNECT_POLICY = RetryPolicy(attempts=3, base_delay=0.3, max_delay=2.0)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the vCenter's SOAP API is: host, port and path."""
+
+    host: str
+    port: int = DEFAULT_PORT
+    path: str = DEFAULT_PATH
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == DEFAULT_PORT else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.netloc
+
+
+def parse_endpoint(value: str) -> Endpoint:
+    """Parse ``host``, ``host:port``, ``[v6]:port``, a bare IPv6 address or an https URL."""
+    text = value.strip()
+    if not text:
+        raise VSphereCloneError("the vCenter host is empty: set --vsphere-host (host, host:port or URL)")
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme.lower() != "https":
+            raise VSphereCloneError(f"vCenter URL {value!r} must use https: set --vsphere-host to "
+                                    f"https://HOST[:PORT][/sdk] or just HOST")
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError:
+            raise VSphereCloneError(f"vCenter URL {value!r} has an invalid port: check --vsphere-host") from None
+        if not parts.hostname:
+            raise VSphereCloneError(f"vCenter URL {value!r} has no host: check --vsphere-host")
+        path = parts.path.rstrip("/") or DEFAULT_PATH
+        return Endpoint(parts.hostname, port, path)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""  # a name, an IPv4 address or a bare IPv6 address
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise VSphereCloneError(f"vCenter host {value!r} has an invalid port: check --vsphere-host")
+        return Endpoint(host, int(port_text))
+    return Endpoint(host)
+
+
+def make_ssl_context(insecure: bool = False, ca_bundle: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
+    """A client TLS context: verified against ``ca_bundle`` (file or directory) or the system store."""
+    if insecure:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if ca_bundle is None:
+        return ssl.create_default_context()
+    path = Path(ca_bundle)
+    if not path.exists():
+        raise VSphereCloneError(f"CA bundle {path} does not exist: check --vsphere-ca-bundle")
+    try:
+        if path.is_dir():
+            return ssl.create_default_context(capath=str(path))
+        return ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:
+        raise VSphereCloneError(f"CA bundle {path} is not usable PEM ({exc.reason or exc}): check "
+                                f"--vsphere-ca-bundle") from None
+
+
+class _ReloginStub:
+    """A pyVmomi stub adapter that logs in again when the session expired, then repeats the call once.
+
+    Every call made through the connection's ServiceInstance (method calls and property
+    reads alike) passes here. Repeating after NotAuthenticated is safe even for
+    non-idempotent calls: the server refused them before acting. Connection errors are
+    left to :mod:`.retry`, which knows which calls may be repeated.
+    """
+
+    def __init__(self, soap_stub: Any, relogin: Callable[[int], None], generation: Callable[[], int]) -> None:
+        self.soapStub = soap_stub
+        self._relogin = relogin
+        self._generation = generation
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else a stub offers (version, cookie, DropConnections, ...) is the SOAP stub's.
+        return getattr(self.__dict__["soapStub"], name)
+
+    def InvokeMethod(self, mo: Any, info: Any, args: Any) -> Any:
+        from pyVmomi import vim
+
+        generation = self._generation()
+        status, obj = self.soapStub.InvokeMethod(mo, info, args, self)
+        if (status != 200 and isinstance(obj, vim.fault.NotAuthenticated)
+                and info.wsdlName not in ("Login", "Logout")):
+            log.info("vCenter session expired; logging in again")
+            self._relogin(generation)
+            status, obj = self.soapStub.InvokeMethod(mo, info, args, self)
+        if status == 200:
+            return obj
+        raise obj
+
+    def InvokeAccessor(self, mo: Any, info: Any) -> Any:
+        from pyVmomi.StubAdapterAccessorImpl import StubAdapterAccessorMixin
+
+        # A property read becomes a Fetch call through InvokeMethod above, re-login included.
+        return StubAdapterAccessorMixin.InvokeAccessor(self, mo, info)  # type: ignore[arg-type]
+
+
+class VSphereConnection:
+    """An authenticated session with a vCenter.
+
+    ``host`` is ``host``, ``host:port`` or an https URL. TLS is verified against
+    ``ca_bundle`` or the system store unless ``insecure``. ``timeout`` is the socket
+    timeout of every request (long polls stay below it). Use as a context manager or
+    call :meth:`connect` and :meth:`close`.
+    """
+
+    def __init__(self, host: str, user: str, password: str | Secret, *, insecure: bool = False,
+                 ca_bundle: str | os.PathLike[str] | None = None, timeout: float = 60.0,
+                 retry: RetryPolicy | None = None) -> None:
+        self.endpoint = parse_endpoint(host)
+        self.user = user
+        self._password = Secret(password)
+        self.insecure = insecure
+        self.ca_bundle = ca_bundle
+        self.timeout = float(timeout)
+        self.retry_policy = retry or RetryPolicy()
+        self.ssl_context = make_ssl_context(insecure, ca_bundle)
+        self._si: Any = None
+        self._content: Any = None
+        self._soap_stub: Any = None
+        self._session_manager_id = "SessionManager"
+        self._generation = 0
+        self._login_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = "connected" if self._si is not None else "not connected"
+        return (f"VSphereConnection(host={str(self.endpoint)!r}, user={self.user!r}, password=***, "
+                f"insecure={self.insecure}, {state})")
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def connect(self) -> VSphereConnection:
+        """Open the session (idempotent). Raises a :class:`VSphereCloneError` naming the fix."""
+        if self._si is not None:
+            return self
+        if self.insecure:
+            log.warning("TLS verification of vCenter %s is disabled (--vsphere-insecure)", self.endpoint)
+        try:
+            si = retry_call(self._smart_connect, policy=CONNECT_POLICY, what=f"connecting to vCenter {self.endpoint}")
+        except RetriesExhausted as exc:
+            raise ConnectionFailed(str(self.endpoint), exc.last_error) from None
+        self._soap_stub = si._stub
+        self._session_manager_id = si.content.sessionManager._moId
+        from pyVmomi import vim
+
+        stub = _ReloginStub(self._soap_stub, self._relogin, lambda: self._generation)
+        self._si = vim.ServiceInstance("ServiceInstance", stub)
+        # Fetched once through the re-login stub, so every manager reference uses it too.
+        self._content = self.call(self._si.RetrieveContent)
+        return self
+
+    def _smart_connect(self) -> Any:
+        from pyVim import connect as pyvim_connect
+        from pyVmomi import vim, vmodl
+
+        endpoint = self.endpoint
+        try:
+            return pyvim_connect.SmartConnect(
+                protocol="https", host=endpoint.host, port=endpoint.port, path=endpoint.path, user=self.user,
+                pwd=self._password.reveal(), sslContext=self.ssl_context, httpConnectionTimeout=self.timeout)
+        except ssl.SSLCertVerificationError as exc:
+            raise TlsVerificationFailed(str(endpoint), exc.verify_message or str(exc.reason)) from None
+        except ssl.SSLError as exc:
+            raise TlsVerificationFailed(str(endpoint), f"TLS handshake failed: {exc.reason or exc}") from None
+        except vim.fault.InvalidLogin:
+            raise LoginFailed(self.user, str(endpoint)) from None
+        except socket.gaierror as exc:
+            raise ConnectionFailed(str(endpoint), f"cannot resolve host name ({exc.strerror})") from None
+        except vmodl.MethodFault as fault:
+            if faults.is_transient(fault):
+                raise
+            raise ConnectionFailed(str(endpoint), faults.describe(fault)) from None
+        except Exception as exc:
+            if faults.is_transient(exc):
+                raise  # retried by connect(); becomes ConnectionFailed below if it persists
+            raise ConnectionFailed(str(endpoint), faults.describe(exc)) from None
+
+    def __enter__(self) -> VSphereConnection:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Log out (best effort) and drop the HTTP connections."""
+        si, self._si = self._si, None
+        content, self._content = self._content, None
+        if si is None:
+            return
+        try:
+            content.sessionManager.Logout()
+        except Exception as exc:  # the session may be gone already; nothing to clean up then
+            log.debug("logout from %s failed: %s", self.endpoint, faults.describe(exc))
+        with contextlib.suppress(Exception):  # best effort: the sockets may be dead already
+            self._soap_stub.DropConnections()
+
+    # --- session -----------------------------------------------------------------------
+
+    def _relogin(self, seen_generation: int) -> None:
+        """Log in again unless another thread did since ``seen_generation``."""
+        from pyVmomi import vim
+
+        with self._login_lock:
+            if self._generation != seen_generation:
+                return
+            manager = vim.SessionManager(self._session_manager_id, self._soap_stub)
+            try:
+                manager.Login(self.user, self._password.reveal(), None)
+            except vim.fault.InvalidLogin:
+                raise LoginFailed(self.user, str(self.endpoint)) from None
+            self._generation += 1
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every re-login: session-bound objects (collectors, views) made before are gone."""
+        return self._generation
+
+    @property
+    def connected(self) -> bool:
+        return self._si is not None
+
+    @property
+    def si(self) -> vim.ServiceInstance:
+        """The ServiceInstance; calls through it log in again transparently after session expiry."""
+        if self._si is None:
+            self.connect()
+        return self._si
+
+    @property
+    def content(self) -> vim.ServiceInstanceContent:
+        """The ServiceContent, fetched once per connection."""
+        if self._content is None:
+            self.connect()
+        return self._content
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.host
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.port
+
+    @property
+    def session_key(self) -> str | None:
+        """The current session's key (for HasPrivilegeOnEntities)."""
+        manager = self.content.sessionManager
+        assert manager is not None
+        session = self.call(lambda: manager.currentSession)
+        return session.key if session is not None else None
+
+    # --- calls -------------------------------------------------------------------------
+
+    def call(self, fn: Callable[..., T], *args: object, idempotent: bool = True, what: str | None = None,
+             policy: RetryPolicy | None = None) -> T:
+        """Call ``fn(*args)`` (a pyVmomi method or any function making calls) with transient-fault retries.
+
+        Mark calls that must not run twice (clones, snapshots, guest programs) with
+        ``idempotent=False``; see :mod:`.retry`.
+        """
+        return retry_call(fn, *args, policy=policy or self.retry_policy, idempotent=idempotent, what=what)

@@ -1,0 +1,1 @@
+"""Subcommands of ``vsphere-clone``, one module each."""

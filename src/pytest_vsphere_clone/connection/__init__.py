@@ -1,0 +1,1 @@
+"""Connections to guests: SSH (paramiko) and WinRM (pywinrm)."""

@@ -1,0 +1,77 @@
+"""The pytest plugin (entry point ``pytest11: vsphere_clone``).
+
+Importing this module must stay cheap: pyVmomi, paramiko and winrm are
+imported only when a vSphere fixture or command needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from . import hookspecs
+from .options import GROUPS, OPTIONS
+from .settings import SettingsError, parse_named_fixtures, resolve
+
+SETTINGS_KEY = pytest.StashKey["Any"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    groups = {name: parser.getgroup(f"vsphere-{name}", f"vSphere clones: {name}") for name in GROUPS}
+    for option in OPTIONS:
+        group = groups[option.group]
+        help_text = option.help
+        if option.choices:
+            help_text += f" One of: {', '.join(option.choices)}."
+        if option.default not in (None, False, ()):
+            help_text += f" Default: {option.default}."
+        help_text += f" Also ini {option.ini}, env {option.env}."
+        if option.kind == "bool":
+            group.addoption(option.cli, dest=f"vsphere_{option.attr}", nargs="?", const="true", default=None,
+                            metavar="BOOL", help=help_text)
+        elif option.repeatable:
+            group.addoption(option.cli, dest=f"vsphere_{option.attr}", action="append", default=None,
+                            metavar=option.metavar or option.attr.upper(), help=help_text)
+        else:
+            group.addoption(option.cli, dest=f"vsphere_{option.attr}", default=None,
+                            metavar=option.metavar or option.attr.upper(), help=help_text)
+        parser.addini(option.ini, help=help_text, type="linelist" if option.repeatable else "string",
+                      default=[] if option.repeatable else "")
+    parser.addini("vsphere_fixtures", type="linelist", default=[],
+                  help="Named clone fixtures, one per line: 'NAME: template=T clone_type=instant scope=function'.")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def _settings_from(config: pytest.Config) -> Any:
+    cli = {o.name: config.getoption(f"vsphere_{o.attr}") for o in OPTIONS}
+    ini = {o.name: config.getini(o.ini) for o in OPTIONS}
+    return resolve(cli, ini)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        settings = _settings_from(config)
+        named = parse_named_fixtures(config.getini("vsphere_fixtures"), settings)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS_KEY] = settings
+    if not (settings.template or named or settings.simulator):
+        return  # the plugin stays idle: nothing is imported, nothing is created
+    from .run import VSphereRun
+
+    config.pluginmanager.register(VSphereRun(config, settings, named), "vsphere-clone-run")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        return None
+    described = settings.describe()
+    if not described:
+        return None
+    return ["vsphere-clone: " + ", ".join(described)]

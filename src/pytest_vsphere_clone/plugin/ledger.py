@@ -1,0 +1,93 @@
+"""The run's ledger: every process writes what it is about to create before the clone task starts.
+
+One JSON object per line, appended with O_APPEND so lines from concurrent
+workers never interleave. The controller reads it to tear down whatever a
+worker left behind, even a clone whose task was in flight when it died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class LedgerEntry:
+    """What the ledger knows of one clone."""
+
+    name: str
+    worker: str
+    template: str
+    scope: str
+    moref: str | None = None
+    state: str = "creating"  # creating | created | destroyed | kept | failed
+
+    @property
+    def live(self) -> bool:
+        """True while the clone may exist on vSphere."""
+        return self.state in ("creating", "created")
+
+
+class Ledger:
+    """Append-only record of clones of one run, shared by controller and workers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _append(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"event": event, "time": time.time(), "pid": os.getpid(), **fields}) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def creating(self, name: str, worker: str, template: str, scope: str) -> None:
+        self._append("creating", name=name, worker=worker, template=template, scope=scope)
+
+    def created(self, name: str, moref: str) -> None:
+        self._append("created", name=name, moref=moref)
+
+    def failed(self, name: str) -> None:
+        self._append("failed", name=name)
+
+    def destroyed(self, name: str) -> None:
+        self._append("destroyed", name=name)
+
+    def kept(self, name: str) -> None:
+        self._append("kept", name=name)
+
+    def entries(self) -> dict[str, LedgerEntry]:
+        """The latest state of every clone named in the ledger."""
+        found: dict[str, LedgerEntry] = {}
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return found
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a killed writer; the "creating" line before it still counts
+            name = record.get("name")
+            if not name:
+                continue
+            event = record["event"]
+            if event == "creating":
+                found[name] = LedgerEntry(name, record["worker"], record["template"], record["scope"])
+            elif name in found:
+                entry = found[name]
+                if event == "created":
+                    entry.moref = record.get("moref")
+                    entry.state = "created"
+                else:
+                    entry.state = event
+        return found
+
+    def live(self, worker: str | None = None) -> list[LedgerEntry]:
+        """Clones that may still exist (of one worker, or of everyone)."""
+        return [e for e in self.entries().values() if e.live and (worker is None or e.worker == worker)]

@@ -1,0 +1,203 @@
+"""A VM's persistent disk directory, and preparing it for a boot.
+
+Layout of ``disk_dir`` (everything a real guest keeps on disk):
+
+- ``etc/``: overlaid on the guest's /etc - passwd, shadow, group, gshadow, hostname,
+  hosts, ssh/ (sshd_config, host keys) and the dhclient hook of the simulated tools
+- ``home/``, ``root/``: the guest's /home and /root (Linux)
+- ``var/lib/dhcp/``: the guest's DHCP leases
+- ``drive_c/``: drive C: (Windows)
+
+Host keys are generated once; accounts, hostname and configs are rewritten at each
+boot from the spec, as guest customization would.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from . import accounts
+from .accounts import Account
+from .models import GuestSpec
+from .paths import BACKDOOR_SOCKET, DRIVES_ROOT, TOOLS_DIR
+
+_SSHD_CONFIG = """\
+# Written by the simulated guest at every boot; the host's sshd_config is not used.
+Port 22
+ListenAddress 0.0.0.0
+ListenAddress ::
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_ecdsa_key
+PidFile /run/sshd.pid
+PermitRootLogin yes
+PasswordAuthentication yes
+PubkeyAuthentication yes
+KbdInteractiveAuthentication no
+# Without PAM sshd checks /etc/shadow itself and needs no logind or loginuid.
+UsePAM no
+UseDNS no
+PrintMotd no
+MaxStartups 100:30:200
+AcceptEnv LANG LC_*
+Subsystem sftp internal-sftp
+"""
+
+# Sourced by dhclient-script. dhclient runs PREINIT before it reads the interface's
+# MAC address, so this is where a driver reload can adopt the virtual NIC's new MAC.
+_DHCLIENT_HOOK = f"""\
+# Installed by the simulated VMware Tools. An instant clone resumes with its
+# source's MAC address although its virtual NIC has a new one: ask the virtual
+# hardware to reset the NIC (as a driver reload would) before DHCP starts.
+if [ "$reason" = PREINIT ] && [ -S {BACKDOOR_SOCKET} ]; then
+    {TOOLS_DIR}/bin/vmware-rpctool "pvcs.nic.reset $interface" >/dev/null 2>&1 || :
+fi
+"""
+
+# Programs the Windows command shell emulates; real files so existence checks are honest.
+_WINDOWS_PROGRAMS = (
+    "Windows/System32/cmd.exe",
+    "Windows/System32/ipconfig.exe",
+    "Windows/System32/netsh.exe",
+    "Windows/System32/hostname.exe",
+    "Windows/System32/whoami.exe",
+    "Windows/System32/WindowsPowerShell/v1.0/powershell.exe",
+)
+
+
+class GuestDisk:
+    """The persistent disk directory of one VM."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.etc = self.root / "etc"
+        self.home = self.root / "home"
+        self.root_home = self.root / "root"
+        self.dhcp = self.root / "var" / "lib" / "dhcp"
+        self.drive_c = self.root / "drive_c"
+
+    def view_home(self, spec: GuestSpec) -> str:
+        """The user's home directory inside the guest's mount namespace."""
+        if spec.family == "windows":
+            return f"{DRIVES_ROOT}/c/Users/{spec.user}"
+        return "/root" if spec.user == "root" else f"/home/{spec.user}"
+
+    def host_path(self, view_path: str) -> Path:
+        """Where a guest-view path under one of the disk's mounts lives on the host."""
+        for view, host in (
+            (f"{DRIVES_ROOT}/c", self.drive_c),
+            ("/home", self.home),
+            ("/root", self.root_home),
+        ):
+            if view_path == view or view_path.startswith(view + "/"):
+                return host / view_path[len(view) :].lstrip("/")
+        raise ValueError(f"{view_path} is not on the VM disk")
+
+    def prepare(self, spec: GuestSpec) -> Account:
+        """Create or refresh everything the guest needs from its disk; return the guest user's account."""
+        for path, mode in (
+            (self.root, 0o755),
+            (self.etc / "ssh", 0o755),
+            (self.etc / "dhcp" / "dhclient-enter-hooks.d", 0o755),
+            (self.dhcp, 0o755),
+            (self.home, 0o755),
+            (self.root_home, 0o700),
+        ):
+            path.mkdir(mode=mode, parents=True, exist_ok=True)
+        account = self._write_accounts(spec)
+        self._write_etc(spec)
+        self._ensure_host_keys(spec.hostname)
+        if spec.family == "windows":
+            self._prepare_drive_c(spec)
+        else:
+            self._prepare_home(account, spec.authorized_keys)
+        return account
+
+    def _write_accounts(self, spec: GuestSpec) -> Account:
+        shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+        files = accounts.build_account_files(
+            Path("/etc/passwd").read_text(),
+            Path("/etc/group").read_text(),
+            spec.user,
+            spec.password,
+            self.view_home(spec),
+            shell,
+        )
+        shadow_gid = next((int(g.split(":")[2]) for g in files.group.splitlines() if g.startswith("shadow:")), 0)
+        _write(self.etc / "passwd", files.passwd, 0o644)
+        _write(self.etc / "group", files.group, 0o644)
+        _write(self.etc / "shadow", files.shadow, 0o640, gid=shadow_gid)
+        _write(self.etc / "gshadow", files.gshadow, 0o640, gid=shadow_gid)
+        return accounts.parse_passwd(files.passwd)[spec.user]
+
+    def _write_etc(self, spec: GuestSpec) -> None:
+        short = spec.hostname.split(".")[0]
+        names = spec.hostname if short == spec.hostname else f"{spec.hostname} {short}"
+        _write(self.etc / "hostname", spec.hostname + "\n", 0o644)
+        _write(
+            self.etc / "hosts",
+            f"127.0.0.1\tlocalhost\n127.0.1.1\t{names}\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+            0o644,
+        )
+        _write(self.etc / "ssh" / "sshd_config", _SSHD_CONFIG, 0o644)
+        _write(self.etc / "dhcp" / "dhclient-enter-hooks.d" / "vmware-nic-reset", _DHCLIENT_HOOK, 0o644)
+
+    def _ensure_host_keys(self, hostname: str) -> None:
+        # Generated in-process (no ssh-keygen fork): boot latency matters, and
+        # ed25519/ECDSA keys take microseconds where RSA would take a second.
+        for name, generate in (
+            ("ed25519", ed25519.Ed25519PrivateKey.generate),
+            ("ecdsa", lambda: ec.generate_private_key(ec.SECP256R1())),
+        ):
+            key_path = self.etc / "ssh" / f"ssh_host_{name}_key"
+            if key_path.exists():
+                continue
+            key = generate()
+            private = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.OpenSSH,
+                serialization.NoEncryption(),
+            )
+            public = key.public_key().public_bytes(
+                serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+            )
+            _write(key_path.with_suffix(".pub"), public.decode() + f" root@{hostname}\n", 0o644)
+            _write(key_path, private.decode(), 0o600)
+
+    def _prepare_home(self, account: Account, authorized_keys: list[str]) -> None:
+        home = self.host_path(account.home)
+        ssh_dir = home / ".ssh"
+        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        keys_file = ssh_dir / "authorized_keys"
+        existing = keys_file.read_text().splitlines() if keys_file.exists() else []
+        wanted = existing + [k.strip() for k in authorized_keys if k.strip() and k.strip() not in existing]
+        _write(keys_file, "".join(k + "\n" for k in wanted), 0o600, uid=account.uid, gid=account.gid)
+        for path, mode in ((home, 0o750), (ssh_dir, 0o700)):
+            os.chown(path, account.uid, account.gid)
+            os.chmod(path, mode)
+
+    def _prepare_drive_c(self, spec: GuestSpec) -> None:
+        for rel in (f"Users/{spec.user}/AppData/Local/Temp", "Windows/Temp", "ProgramData"):
+            (self.drive_c / rel).mkdir(parents=True, exist_ok=True)
+        for rel in _WINDOWS_PROGRAMS:
+            program = self.drive_c / rel
+            if not program.exists():
+                program.parent.mkdir(parents=True, exist_ok=True)
+                program.write_text("emulated by pytest_vsphere_clone.simulator.guests.cmd_shell\n")
+
+
+def _write(path: Path, text: str, mode: int, uid: int = 0, gid: int = 0) -> None:
+    """Replace a file atomically with the given content, mode and owner."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, text.encode())
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

@@ -1,0 +1,60 @@
+"""Paths as a guest sees them, and the mapping of Windows paths into a guest's view.
+
+A guest shares the host's file system except for what its mount namespace
+replaces: /etc (overlay), /run and /tmp (private tmpfs), /home, /root and
+/var/lib/dhcp (from the VM disk), /usr/bin (overlay adding the VMware Tools shims).
+A Windows guest's drive C: is the disk's ``drive_c`` directory, mounted at /mnt/c
+(WSL's convention) inside its namespace.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from .errors import GuestInvalidArgument
+from .models import GuestFamily
+
+TOOLS_DIR = "/run/vmware-tools"  # shims' bin directory and the backdoor socket
+BACKDOOR_SOCKET = f"{TOOLS_DIR}/backdoor.sock"
+DRIVES_ROOT = "/mnt"  # drive X: is /mnt/x
+_WIN_ABS_RE = re.compile(r"^([A-Za-z]):[\\/]")
+
+
+def home_dir(family: GuestFamily, user: str) -> str:
+    """The user's home directory in the guest's own notation."""
+    if family == "windows":
+        return f"C:\\Users\\{user}"
+    return "/root" if user == "root" else f"/home/{user}"
+
+
+def temp_dir(family: GuestFamily, user: str) -> str:
+    """Default directory for CreateTemporaryFileInGuest."""
+    if family == "windows":
+        return f"{home_dir(family, user)}\\AppData\\Local\\Temp"
+    return "/tmp"
+
+
+def to_view(family: GuestFamily, path: str) -> str:
+    """Translate an absolute guest path into the path inside the guest's mount namespace."""
+    if "\0" in path:
+        raise GuestInvalidArgument(f"guest path contains a NUL byte: {path!r}")
+    if family == "linux":
+        if not path.startswith("/"):
+            raise GuestInvalidArgument(f"guest path must be absolute: {path!r}")
+        return path
+    match = _WIN_ABS_RE.match(path)
+    if not match:
+        raise GuestInvalidArgument(f"guest path must be absolute, like C:\\dir\\file: {path!r}")
+    parts = [p for p in re.split(r"[\\/]+", path[3:]) if p not in ("", ".")]
+    if ".." in parts:
+        parts = posixpath.normpath("/" + "/".join(parts)).strip("/").split("/")
+    return posixpath.join(DRIVES_ROOT, match.group(1).lower(), *parts)
+
+
+def from_view(family: GuestFamily, view_path: str) -> str:
+    """Inverse of :func:`to_view`, for paths the guest returns (e.g. a new temp file)."""
+    if family == "linux":
+        return view_path
+    rest = posixpath.relpath(view_path, DRIVES_ROOT).split("/")
+    return f"{rest[0].upper()}:\\" + "\\".join(rest[1:])

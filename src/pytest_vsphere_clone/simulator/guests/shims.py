@@ -1,0 +1,99 @@
+"""The simulated VMware Tools commands installed in every guest.
+
+``vmtoolsd --cmd "<rpc>"`` and ``vmware-rpctool "<rpc>"`` send the RPC over the
+guest's backdoor socket (the stand-in for the VMware backdoor port) and print the
+reply; a failed RPC exits 1 with the error on stderr, like the real tools.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+from .paths import BACKDOOR_SOCKET
+
+SHIM_NAMES = ("vmtoolsd", "vmware-rpctool")
+
+_SHIM_SOURCE = '''\
+#!{python} -IS
+"""Simulated VMware Tools ({name}): sends an RPC to the virtual machine's backdoor."""
+import os
+import socket
+import sys
+
+
+def rpc(command):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect({socket_path!r})
+        sock.sendall(command.encode())
+        sock.shutdown(socket.SHUT_WR)
+        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    if not reply:
+        return False, "the virtual machine closed the RPC channel"
+    return reply[:1] == b"1", reply[1:].decode(errors="replace")
+
+
+def main(argv):
+    name = os.path.basename(argv[0])
+    args = argv[1:]
+    if name == "vmtoolsd":
+        if len(args) == 2 and args[0] == "--cmd":
+            command = args[1]
+        elif len(args) == 1 and args[0].startswith("--cmd="):
+            command = args[0][len("--cmd="):]
+        else:
+            print("usage: vmtoolsd --cmd <command> (the simulated vmtoolsd runs no service)", file=sys.stderr)
+            return 1
+    elif len(args) == 1:
+        command = args[0]
+    else:
+        print("usage: vmware-rpctool <command>", file=sys.stderr)
+        return 1
+    try:
+        ok, text = rpc(command)
+    except OSError as exc:
+        print(f"{{name}}: cannot reach the virtual machine: {{exc}}", file=sys.stderr)
+        return 1
+    if not ok:
+        print(text, file=sys.stderr)
+        return 1
+    if text:
+        print(text)
+    return 0
+
+
+sys.exit(main(sys.argv))
+'''
+
+
+def _world_executable(path: str) -> bool:
+    """True if any user can execute ``path`` (o+x on the file and every parent directory)."""
+    real = os.path.realpath(path)
+    try:
+        if not os.stat(real).st_mode & stat.S_IXOTH:
+            return False
+        return all(os.stat(parent).st_mode & stat.S_IXOTH for parent in Path(real).parents)
+    except OSError:
+        return False
+
+
+def guest_python() -> str:
+    """An interpreter every guest user can run, outside the directories a guest replaces."""
+    hidden = ("/root/", "/home/", "/tmp/", "/run/")
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", sys.executable):
+        real = os.path.realpath(candidate)
+        if _world_executable(real) and not real.startswith(hidden):
+            return real
+    return sys.executable  # works for root only if it is not under a replaced directory
+
+
+def install(bin_dir: Path) -> None:
+    """Write the shims into ``bin_dir`` (which the guest's /usr/bin overlay includes)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    python = guest_python()
+    for name in SHIM_NAMES:
+        path = bin_dir / name
+        path.write_text(_SHIM_SOURCE.format(python=python, name=name, socket_path=BACKDOOR_SOCKET))
+        path.chmod(0o755)

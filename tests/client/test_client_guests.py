@@ -1,0 +1,157 @@
+"""Guest Operations, active discovery and NIC refresh against the simulator's real guests.
+
+These need ``SimulatorConfig(guests=True)`` (network namespaces, sshd, DHCP: root) and skip
+with the reason where that is not available yet.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+from conftest import FAST_RETRY
+
+from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
+from pytest_vsphere_clone.client.discovery import ActiveDiscovery, AddressFilter, ToolsDiscovery
+from pytest_vsphere_clone.client.errors import GuestLoginFailed, GuestOperationFailed
+from pytest_vsphere_clone.client.guest_ops import GuestOperations
+from pytest_vsphere_clone.client.inventory import find_template
+from pytest_vsphere_clone.client.nic_refresh import refresh_nics
+from pytest_vsphere_clone.client.retry import RetryPolicy
+from pytest_vsphere_clone.client.session import VSphereConnection
+from pytest_vsphere_clone.client.teardown import destroy
+from pytest_vsphere_clone.client.waiter import Waiter
+from pytest_vsphere_clone.simulator import Simulator
+
+pytestmark = pytest.mark.guests
+
+GUEST_RETRY = RetryPolicy(attempts=20, base_delay=0.1, max_delay=0.5)
+
+
+def _credentials(sim: Simulator, os_family: str) -> tuple[str, str]:
+    """Guest user and password from the simulator's published facts."""
+    facts = sim.connection_facts()
+    prefix = "WINDOWS_" if os_family == "windows" else "LINUX_"
+    for user_key, password_key in ((f"{prefix}GUEST_USER", f"{prefix}GUEST_PASSWORD"),
+                                   ("GUEST_USER", "GUEST_PASSWORD")):
+        if user_key in facts and password_key in facts:
+            return facts[user_key], facts[password_key]
+    pytest.skip(f"the simulator publishes no guest credentials (facts: {sorted(facts)})")
+
+
+def _running_clone(conn: VSphereConnection, template: str, name: str, clone_type: str = "linked") -> Any:
+    info = find_template(conn, template)
+    return clone_vm(conn, CloneRequest(info, name, clone_type=clone_type), retry=FAST_RETRY)
+
+
+@pytest.fixture
+def linux_guest(guest_sim: Simulator, guest_conn: VSphereConnection) -> Any:
+    result = _running_clone(guest_conn, "linux-template", "guest-linux")
+    user, password = _credentials(guest_sim, "linux")
+    yield GuestOperations(guest_conn, result.vm, user, password, retry=GUEST_RETRY, vm_name=result.name)
+    destroy(guest_conn, result.vm)
+
+
+def test_run_a_command(guest_sim: Simulator, linux_guest: GuestOperations) -> None:
+    guest_sim.reset_counters()
+    result = linux_guest.run("echo out; echo err >&2; exit 3")
+    assert (result.exit_status, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    counts = guest_sim.counters()
+    assert counts["CreateTemporaryFileInGuest"] == 2 and counts["DeleteFileInGuest"] == 2
+    assert counts["StartProgramInGuest"] == 1
+
+
+def test_temp_files_are_deleted(linux_guest: GuestOperations) -> None:
+    linux_guest.run("true")
+    listing = linux_guest.run("ls /tmp /tmp/vmware-* 2>/dev/null | grep -c pytest-vsphere-clone || true")
+    # Only the listing command's own two files exist while it runs.
+    assert listing.stdout.strip() in ("0", "2")
+
+
+def test_files_round_trip(linux_guest: GuestOperations) -> None:
+    linux_guest.write_file("/tmp/pvc-test.bin", b"\x00binary\xffdata")
+    assert linux_guest.read_file("/tmp/pvc-test.bin") == b"\x00binary\xffdata"
+    linux_guest.delete_file("/tmp/pvc-test.bin")
+    with pytest.raises(GuestOperationFailed):
+        linux_guest.read_file("/tmp/pvc-test.bin")
+
+
+def test_wrong_guest_password(guest_sim: Simulator, guest_conn: VSphereConnection,
+                              linux_guest: GuestOperations) -> None:
+    bad = GuestOperations(guest_conn, linux_guest.vm, linux_guest.username, "not-the-password",
+                          vm_name="guest-linux")
+    with pytest.raises(GuestLoginFailed) as raised:
+        bad.run("true")
+    assert "--vsphere-guest-password" in str(raised.value) and "not-the-password" not in str(raised.value)
+
+
+def test_guest_operations_unavailable_once_is_retried(guest_sim: Simulator, linux_guest: GuestOperations) -> None:
+    guest_sim.inject_fault("StartProgramInGuest", "GuestOperationsUnavailable")
+    assert linux_guest.run("echo ok").stdout == "ok\n"
+
+
+def test_active_discovery_linux(guest_conn: VSphereConnection, linux_guest: GuestOperations) -> None:
+    found = ActiveDiscovery(linux_guest).discover(30)
+    assert found.method == "active"
+    assert ipaddress.ip_address(found.ip).version == 4 and not ipaddress.ip_address(found.ip).is_link_local
+
+
+def test_tools_discovery_linux(guest_conn: VSphereConnection, linux_guest: GuestOperations) -> None:
+    with Waiter(guest_conn) as waiter:
+        found = ToolsDiscovery(guest_conn, linux_guest.vm, waiter).discover(30)
+    assert found.method == "tools" and ipaddress.ip_address(found.ip).version == 4
+
+
+def test_active_discovery_falls_back_to_tools(guest_conn: VSphereConnection, linux_guest: GuestOperations) -> None:
+    with Waiter(guest_conn) as waiter:
+        tools = ToolsDiscovery(guest_conn, linux_guest.vm, waiter)
+        found = ActiveDiscovery(linux_guest, command="no-such-command-here", fallback=tools).discover(30)
+    assert found.method == "tools"
+
+
+def test_discovery_failure_lists_what_it_saw(linux_guest: GuestOperations) -> None:
+    from pytest_vsphere_clone.client.errors import NoUsableAddress
+
+    with pytest.raises(NoUsableAddress) as raised:
+        ActiveDiscovery(linux_guest, AddressFilter("ipv4", "203.0.113.0/24")).discover(2)
+    assert "outside 203.0.113.0/24" in str(raised.value)
+
+
+def test_instant_clone_nic_refresh_linux(guest_sim: Simulator, guest_conn: VSphereConnection) -> None:
+    result = _running_clone(guest_conn, "linux-frozen", "instant-linux", "instant")
+    user, password = _credentials(guest_sim, "linux")
+    guest = GuestOperations(guest_conn, result.vm, user, password, retry=GUEST_RETRY, vm_name=result.name)
+    try:
+        refreshed = refresh_nics(guest, timeout=60)
+        assert refreshed.method != "unknown" and refreshed.interfaces
+        found = ActiveDiscovery(guest).discover(30)
+        assert ipaddress.ip_address(found.ip).version == 4
+    finally:
+        destroy(guest_conn, result.vm)
+
+
+def test_windows_guest(guest_sim: Simulator, guest_conn: VSphereConnection) -> None:
+    result = _running_clone(guest_conn, "windows-template", "guest-windows")
+    user, password = _credentials(guest_sim, "windows")
+    guest = GuestOperations(guest_conn, result.vm, user, password, retry=GUEST_RETRY, vm_name=result.name)
+    try:
+        assert guest.os_family == "windows"
+        run = guest.run("echo hello& hostname")
+        assert run.exit_status == 0 and run.stdout.startswith("hello")
+        found = ActiveDiscovery(guest).discover(30)
+        assert ipaddress.ip_address(found.ip).version == 4
+    finally:
+        destroy(guest_conn, result.vm)
+
+
+def test_instant_clone_nic_refresh_windows(guest_sim: Simulator, guest_conn: VSphereConnection) -> None:
+    result = _running_clone(guest_conn, "windows-frozen", "instant-windows", "instant")
+    user, password = _credentials(guest_sim, "windows")
+    guest = GuestOperations(guest_conn, result.vm, user, password, retry=GUEST_RETRY, vm_name=result.name)
+    try:
+        refreshed = refresh_nics(guest, timeout=60)
+        assert refreshed.method == "netsh" and refreshed.interfaces
+        assert ActiveDiscovery(guest).discover(30).ip
+    finally:
+        destroy(guest_conn, result.vm)

@@ -1,0 +1,154 @@
+"""Waiter: tasks and properties through one filter and WaitForUpdatesEx, timeouts that say what they saw."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from pyVmomi import vim
+
+from pytest_vsphere_clone.client.errors import WaitTimeout
+from pytest_vsphere_clone.client.inventory import find_template
+from pytest_vsphere_clone.client.session import VSphereConnection
+from pytest_vsphere_clone.client.waiter import Waiter
+from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+
+Connect = Callable[..., VSphereConnection]
+
+
+def _linked_clone_task(conn: VSphereConnection, name: str) -> vim.Task:
+    template = find_template(conn, "linux-template")
+    spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(diskMoveType="createNewChildDiskBacking"),
+                            snapshot=template.current_snapshot)
+    return template.ref.CloneVM_Task(folder=template.folder, name=name, spec=spec)
+
+
+def test_wait_for_task_returns_the_result(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
+    vm = waiter.wait_for_task(_linked_clone_task(conn, "c1"), 10)
+    assert isinstance(vm, vim.VirtualMachine) and vm.name == "c1"
+
+
+def test_wait_for_task_raises_the_task_fault(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
+    template = find_template(conn, "linux-template")
+    with pytest.raises(vim.fault.InvalidPowerState):
+        waiter.wait_for_task(template.ref.PowerOffVM_Task(), 10)  # already off
+
+
+def test_waits_use_one_collector_and_no_property_polling(sim: Simulator, conn: VSphereConnection) -> None:
+    task = _linked_clone_task(conn, "c1")
+    sim.reset_counters()
+    with Waiter(conn) as waiter:
+        waiter.wait_for_task(task, 10)
+        waiter.wait_for_task(task, 10)
+    counts = sim.counters()
+    assert counts["CreatePropertyCollector"] == 1
+    assert counts["CreateFilter"] == 2
+    assert counts["Fetch"] == 0 and counts["RetrievePropertiesEx"] == 0
+    assert counts["DestroyPropertyCollector"] == 1
+
+
+def test_wait_for_tasks_waits_for_all(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
+    tasks = [_linked_clone_task(conn, f"c{i}") for i in range(3)]
+    vms = waiter.wait_for_tasks(tasks, 10)
+    assert sorted(vm.name for vm in vms) == ["c0", "c1", "c2"]
+
+
+def test_wait_for_tasks_can_return_faults(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
+    template = find_template(conn, "linux-template")
+    good = _linked_clone_task(conn, "c1")
+    bad = template.ref.PowerOffVM_Task()
+    results = waiter.wait_for_tasks([good, bad], 10, return_errors=True)
+    assert isinstance(results[0], vim.VirtualMachine)
+    assert isinstance(results[1], vim.fault.InvalidPowerState)
+    with pytest.raises(vim.fault.InvalidPowerState):
+        waiter.wait_for_tasks([good, bad], 10)
+
+
+def test_task_timeout_says_what_was_awaited_and_last_seen(shapes_file: object, connect: Connect) -> None:
+    # Time scale 40: a linked clone takes 0.8-1.6 s, longer than the 0.3 s we allow.
+    with Simulator(SimulatorConfig(time_scale=40.0)) as slow:
+        conn = connect(slow)
+        task = _linked_clone_task(conn, "slow")
+        with Waiter(conn) as waiter, pytest.raises(WaitTimeout) as raised:
+            waiter.wait_for_task(task, 0.3, "clone of linux-template")
+        message = str(raised.value)
+        assert "waiting for clone of linux-template" in message
+        assert "state=running" in message or "state=queued" in message
+        assert "CloneVM_Task on linux-template" in message
+        Waiter(conn).wait_for_task(task, 10)  # let it finish before the simulator stops
+
+
+def test_property_timeout_shows_the_last_value(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
+    template = find_template(conn, "linux-template")
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout) as raised:
+        waiter.wait_for_property(template.ref, "runtime.powerState", lambda v: v == "poweredOn", 1.0,
+                                 "power-on of linux-template")
+    assert time.monotonic() - started < 3.0
+    assert "waiting for power-on of linux-template (last seen: runtime.powerState='poweredOff')" in str(raised.value)
+
+
+def test_wait_for_property_sees_changes(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
+    vm = waiter.wait_for_task(_linked_clone_task(conn, "c1"), 10)
+    vm.PowerOnVM_Task()
+    state = waiter.wait_for_property(vm, "runtime.powerState", lambda v: v == "poweredOn", 10)
+    assert state == "poweredOn"
+    values = waiter.wait_for_properties(vm, ["name", "runtime.powerState"], lambda v: "name" in v, 10)
+    assert values == {"name": "c1", "runtime.powerState": "poweredOn"}
+
+
+def test_wait_survives_session_expiry(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
+    waiter.wait_for_task(_linked_clone_task(conn, "c1"), 10)  # the collector exists
+    sim.expire_sessions()
+    vm = waiter.wait_for_task(_linked_clone_task(conn, "c2"), 10)
+    assert vm.name == "c2" and conn.generation == 1
+
+
+def test_session_expiry_during_a_long_poll(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
+    template = find_template(conn, "linux-template")
+    # The session dies mid-poll; the change comes after the server noticed (it checks once a second).
+    expire = threading.Timer(0.2, sim.expire_sessions)
+    power_on = threading.Timer(1.5, lambda: template.ref.PowerOnVM_Task())
+    expire.start()
+    power_on.start()
+    try:
+        state = waiter.wait_for_property(template.ref, "runtime.powerState", lambda v: v == "poweredOn", 10.0)
+    finally:
+        expire.join()
+        power_on.join()
+    assert state == "poweredOn"
+    assert conn.generation == 1
+
+
+def test_waiters_in_threads_do_not_clash(sim: Simulator, conn: VSphereConnection) -> None:
+    results: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            with Waiter(conn) as waiter:
+                results[index] = waiter.wait_for_task(_linked_clone_task(conn, f"t{index}"), 10).name
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert not errors
+    assert results == {i: f"t{i}" for i in range(4)}
+    assert sim.counters()["CreatePropertyCollector"] == 4
+
+
+def test_deleted_object_ends_the_wait(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
+    vm = waiter.wait_for_task(_linked_clone_task(conn, "doomed"), 10)
+    timer = threading.Timer(0.2, lambda: vm.Destroy_Task())
+    timer.start()
+    try:
+        with pytest.raises(Exception, match="deleted"):
+            waiter.wait_for_property(vm, "runtime.powerState", lambda v: v == "poweredOn", 5.0)
+    finally:
+        timer.join()
