@@ -17,17 +17,17 @@ class CommandResult:
     def ok(self) -> bool:
         return self.exit_status == 0
 
-    def check(self) -> CommandResult:
-        """Return self, or raise CommandFailed when the exit status is not 0."""
+    def check(self, what: str = "command") -> CommandResult:
+        """Return self, or raise CommandFailed (with the exit status and the output's tail) if it failed."""
         if self.exit_status != 0:
-            raise CommandFailed(self)
+            raise CommandFailed(self, what)
         return self
 
 
-class CommandFailed(Exception):
+class CommandFailed(RuntimeError):
     """A command exited with a non-zero status."""
 
-    def __init__(self, result: CommandResult) -> None:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        super().__init__(f"command exited with status {result.exit_status}: {' | '.join(tail)}")
+    def __init__(self, result: CommandResult, what: str = "command") -> None:
+        detail = result.stderr.strip() or result.stdout.strip() or "no output"
+        super().__init__(f"{what} exited with status {result.exit_status}: {detail[-2000:]}")
         self.result = result

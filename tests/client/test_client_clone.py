@@ -41,7 +41,8 @@ def _clone(conn: VSphereConnection, template: str, name: str, **options: Any) ->
 
 def _backing_chain(vm: Any) -> list[str]:
     disk = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk))
-    files, backing = [], disk.backing
+    files: list[str] = []
+    backing: Any = disk.backing
     while backing is not None:
         files.append(backing.fileName)
         backing = backing.parent
@@ -79,7 +80,8 @@ def test_marker_is_in_the_spec_and_the_custom_attribute(sim: Simulator, conn: VS
     values = {v.key: v.value for v in result.vm.customValue}
     assert key is not None and Marker.parse(values[key]).run_id == "r1"  # type: ignore[union-attr]
     assert [m.name for m in list_marked(conn)] == ["marked"]
-    assert [f.name for f in conn.content.customFieldsManager.field] == [FIELD_NAME]
+    manager = conn.content.customFieldsManager
+    assert manager is not None and [f.name for f in manager.field] == [FIELD_NAME]
 
 
 def test_linked_clone_without_snapshot_is_an_error_never_a_full_clone(shapes_sim: Simulator,
@@ -118,6 +120,18 @@ def test_spec_hook_and_power_on_in_the_clone_task(sim: Simulator, conn: VSphereC
 def test_power_on_false_leaves_the_clone_off(sim: Simulator, conn: VSphereConnection) -> None:
     result = _clone(conn, "linux-template", "off", power_on=False)
     assert result.vm.runtime.powerState == "poweredOff"
+
+
+def test_linked_clone_of_a_real_template_gets_the_clusters_pool(shapes_sim: Simulator, connect: Connect) -> None:
+    conn = connect(shapes_sim)
+    inventory = Inventory.load(conn)
+    template = inventory.find_template("real-template")
+    assert template.is_template
+    placement = inventory.resolve_placement(template)
+    assert inventory.path(placement.resource_pool) == "dc1/host/cluster1/Resources"
+    result = clone_vm(conn, CloneRequest(template, "from-template", placement=placement), retry=FAST_RETRY)
+    assert result.vm.runtime.powerState == "poweredOn"
+    assert shapes_sim.find_vm("from-template").pool.parent.name == "cluster1"
 
 
 # --- full -----------------------------------------------------------------------------------------

@@ -11,8 +11,10 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pyVmomi import vim
 
 from pytest_vsphere_clone.client.discovery import (
     ActiveDiscovery,
@@ -247,3 +249,41 @@ def test_active_discovery_falls_back_to_tools_without_guest_operations(sim: Simu
     message = str(raised.value)
     assert "no usable IPv4 address for VM 'linux-frozen' within 1 s" in message
     assert "offers no Guest Operations" in message
+
+
+def _tools_report(sim: Simulator, name: str, ip: str | None, net: list[Any]) -> None:
+    """Make the simulated Tools of ``name`` report ``ip`` / ``net`` (what a guest's Tools would send)."""
+    vm = sim.find_vm(name)
+    assert sim.vc is not None
+    with sim.vc.lock:
+        vm.frozen = False
+        vm.tools.running = True
+        vm.tools.ip_address = ip
+        vm.tools.net = net
+        vm.changed()
+
+
+def test_tools_discovery_from_guest_ip_address(sim: Simulator, conn: VSphereConnection) -> None:
+    template = find_template(conn, "linux-frozen")
+    _tools_report(sim, "linux-frozen", "10.0.0.7", [])
+    with Waiter(conn) as waiter:
+        found = ToolsDiscovery(conn, template.ref, waiter).discover(5)
+    assert (found.ip, found.method) == ("10.0.0.7", "tools")
+
+
+def test_tools_discovery_timeout_lists_what_tools_reported(sim: Simulator, conn: VSphereConnection) -> None:
+    template = find_template(conn, "linux-frozen")
+    _tools_report(sim, "linux-frozen", "169.254.0.9", [])
+    with Waiter(conn) as waiter, pytest.raises(NoUsableAddress) as raised:
+        ToolsDiscovery(conn, template.ref, waiter, vm_name="linux-frozen").discover(1)
+    assert "tools: 169.254.0.9 (link-local)" in str(raised.value)
+
+
+def test_tools_discovery_from_guest_net(sim: Simulator, conn: VSphereConnection) -> None:
+    template = find_template(conn, "linux-frozen")
+    nic = vim.vm.GuestInfo.NicInfo(network="VM Network", macAddress="00:50:56:80:00:01", connected=True,
+                                   deviceConfigId=4000, ipAddress=["fe80::1", "10.0.0.8"])
+    _tools_report(sim, "linux-frozen", None, [nic])
+    with Waiter(conn) as waiter:
+        found = ToolsDiscovery(conn, template.ref, waiter).discover(3)
+    assert found.ip == "10.0.0.8"

@@ -77,7 +77,9 @@ def test_field_is_defined_once_and_the_value_set(sim: Simulator, conn: VSphereCo
     set_marker(conn, template.ref, marker, key)
     values = {v.key: v.value for v in template.ref.customValue}
     assert Marker.parse(values[key]) == marker
-    fields = conn.content.customFieldsManager.field
+    manager = conn.content.customFieldsManager
+    assert manager is not None
+    fields = manager.field
     assert [(f.name, f.managedObjectType) for f in fields] == [(FIELD_NAME, vim.VirtualMachine)]
 
 

@@ -119,14 +119,12 @@ def test_deadline_stops_retrying_early() -> None:
 @pytest.mark.parametrize("fault", [
     "HostCommunication",
     "GuestOperationsUnavailable",
-    pytest.param("TaskInProgress", marks=pytest.mark.xfail(
-        strict=True, reason="simulator bug: inject_fault with a fault that has required fields (TaskInProgress.task) "
-                            "answers SystemError 'cannot send vim.fault.TaskInProgress: Field \"task\" is not "
-                            "optional' instead of the fault")),
+    "TaskInProgress",
 ])
 def test_transient_fault_once_is_retried(sim: Simulator, connect: Connect, fault: str) -> None:
     conn = connect(sim)
     view_manager = conn.content.viewManager
+    assert view_manager is not None
     sim.inject_fault("CreateContainerView", fault)
     view = conn.call(view_manager.CreateContainerView, conn.content.rootFolder, [vim.VirtualMachine], True)
     assert len(view.view) == 4

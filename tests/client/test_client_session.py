@@ -113,7 +113,9 @@ def test_session_expiry_logs_in_again_transparently(sim: Simulator, connect: Con
     assert root.name == "Datacenters"  # a property read after expiry
     assert conn.generation == 1
     sim.expire_sessions()
-    view = conn.content.viewManager.CreateContainerView(root, [], False)  # a method call after expiry
+    view_manager = conn.content.viewManager
+    assert view_manager is not None
+    view = view_manager.CreateContainerView(root, [], False)  # a method call after expiry
     view.DestroyView()
     assert conn.generation == 2
     assert sim.counters()["Login"] == 2

@@ -159,10 +159,6 @@ def test_select_for_reaping_rules() -> None:
     assert select_for_reaping([young, old], older_than=0, now=now) == [young, old]
 
 
-@pytest.mark.xfail(strict=True, reason="simulator bug: RetrievePropertiesEx of a nested array path "
-                                       "('config.extraConfig', 'config.hardware.device', 'layoutEx.file') of a VM "
-                                       "whose array is non-empty answers SystemError \"type object 'list' has no "
-                                       "attribute 'Item'\"")
 def test_reap_finds_an_instant_clone_marked_only_in_extra_config(sim: Simulator, conn: VSphereConnection) -> None:
     # An instant clone whose run died before SetField carries the marker only in its extraConfig.
     source = Inventory.load(conn).find_template("linux-frozen")

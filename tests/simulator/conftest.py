@@ -25,12 +25,17 @@ _SIM_THREAD_PREFIXES = ("vcsim-http", "sim-task-")
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaked_simulator_threads() -> Iterator[None]:
-    """After the session every simulator server, task and request thread must be gone."""
+    """After the session every simulator server, task and request thread these tests made must be gone.
+
+    Threads alive before the first test here (a session simulator of other test directories, torn
+    down after this fixture) are not this directory's to judge.
+    """
+    before = set(threading.enumerate())
     yield
     deadline = time.monotonic() + 5.0
     while True:
-        leaked = [t.name for t in threading.enumerate()
-                  if t.name.startswith(_SIM_THREAD_PREFIXES) or "process_request_thread" in t.name]
+        leaked = [t.name for t in threading.enumerate() if t not in before and (
+            t.name.startswith(_SIM_THREAD_PREFIXES) or "process_request_thread" in t.name)]
         if not leaked or time.monotonic() > deadline:
             break
         time.sleep(0.05)

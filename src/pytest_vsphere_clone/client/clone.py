@@ -137,7 +137,7 @@ class CloneStrategy(ABC):
     # --- the clone call, safe against lost answers ----------------------------------------
 
     def _clone_call(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest, spec: Any) -> Any:
-        from pyVmomi import vim
+        from pyVmomi import vim, vmodl
 
         what = f"{self.method} of {request.template.name!r} to {request.name!r}"
         outcome_unknown = False
@@ -158,7 +158,8 @@ class CloneStrategy(ABC):
                     raise CloneFailed(f"{what} lost its connection {attempt} times and no clone exists: check the "
                                       f"network to the vCenter") from exc
             except vim.fault.DuplicateName:
-                vm = self._find_existing(conn, waiter, request) if outcome_unknown or request.marker else None
+                # Only a lost call of ours explains a duplicate; any other same-named VM is not ours to take.
+                vm = self._find_existing(conn, waiter, request) if outcome_unknown else None
                 if vm is not None:
                     return vm  # made by our own earlier, lost call
                 raise CloneFailed(f"a VM named {request.name!r} already exists in the target folder: remove it or "
@@ -172,7 +173,7 @@ class CloneStrategy(ABC):
                                   f"`vsphere-clone collapse {request.template.name}`") from None
             except VSphereCloneError:
                 raise
-            except vim.fault.VimFault as fault:
+            except vmodl.MethodFault as fault:
                 raise CloneFailed(f"{what} failed: {faults.describe(fault)}") from None
 
     def _find_existing(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest) -> Any:
@@ -363,7 +364,7 @@ class InstantClone(CloneStrategy):
             message = (f"instant clone from running (not frozen) source {template.name!r}: each clone adds a delta "
                        f"disk to it (limit 255, KB 67186); freeze it (`vsphere-clone freeze {template.name}`) or "
                        f"collapse it after the run (--vsphere-collapse)")
-            log.warning(message)
+            log.warning("%s", message)
             warnings.append(message)
         location = _relocate_spec(request, with_host=False)
         location.folder = self.target_folder(request)

@@ -190,13 +190,18 @@ def parse_addresses(text: str) -> list[Address]:
 
 @dataclass
 class DiscoveryResult:
-    """The chosen address, every usable one, how it was found and how many tries it took."""
+    """The chosen address, every usable one, how it was found and how many tries it took.
+
+    ``output`` is the discovery command's stdout (active discovery), so a custom command
+    can bring back more than addresses (e.g. SSH host keys) in the same guest round trip.
+    """
 
     ip: str
     addresses: list[str]
     method: str
     attempts: int = 1
     seen: list[str] = field(default_factory=list)
+    output: str = ""
 
 
 class ToolsDiscovery:
@@ -310,7 +315,7 @@ class ActiveDiscovery:
             usable = self.filter.usable(addresses)
             if usable:
                 return DiscoveryResult(usable[0].address, [a.address for a in usable], self.method, attempts,
-                                       self.filter.describe(addresses))
+                                       self.filter.describe(addresses), result.stdout)
             note = self.filter.describe(addresses) or ["no address"]
             detail = f" exit {result.exit_status}: {result.stderr.strip()[:200]}" if result.exit_status else ""
             entry = f"`{command}`: {', '.join(note)}{detail}"

@@ -33,7 +33,7 @@ WINDOWS_SHELL = r"C:\Windows\System32\cmd.exe"
 #: Faults that mean "Tools are not ready yet" (e.g. right after power-on): retried.
 _GUEST_TRANSIENT = ("GuestOperationsUnavailable", "ToolsUnavailable", "GuestComponentsOutOfDate")
 DEFAULT_GUEST_RETRY = RetryPolicy(attempts=8, base_delay=0.25, max_delay=4.0)
-_POLL_START, _POLL_MAX = 0.05, 0.5
+_FIRST_POLL, _POLL_START, _POLL_MAX = 0.03, 0.05, 0.5
 
 
 def quote_windows(path: str) -> str:
@@ -208,6 +208,8 @@ class GuestOperations:
         processes, _ = self._managers()
         deadline = time.monotonic() + timeout
         pause = _POLL_START
+        # Most commands (ip, ipconfig) end within this: asking later saves a round trip.
+        time.sleep(min(_FIRST_POLL, timeout))
         while True:
             infos = self._call(processes.ListProcessesInGuest, self.vm, self._auth(), [pid],
                                what="ListProcessesInGuest") or []

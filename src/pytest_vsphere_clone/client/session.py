@@ -189,13 +189,13 @@ class VSphereConnection:
         except RetriesExhausted as exc:
             raise ConnectionFailed(str(self.endpoint), exc.last_error) from None
         self._soap_stub = si._stub
-        self._session_manager_id = si.content.sessionManager._moId
         from pyVmomi import vim
 
         stub = _ReloginStub(self._soap_stub, self._relogin, lambda: self._generation)
         self._si = vim.ServiceInstance("ServiceInstance", stub)
         # Fetched once through the re-login stub, so every manager reference uses it too.
         self._content = self.call(self._si.RetrieveContent)
+        self._session_manager_id = self._content.sessionManager._moId
         return self
 
     def _smart_connect(self) -> Any:

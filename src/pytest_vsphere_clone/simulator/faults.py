@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pyVmomi import vim, vmodl
+from pyVmomi import VmomiSupport, vim, vmodl
 
 
 class DropConnection(Exception):
@@ -20,8 +20,31 @@ def make_fault(name: str, msg: str = "") -> Any:
     for namespace in (vim.fault, vmodl.fault, vim):
         kind = getattr(namespace, short, None)
         if isinstance(kind, type) and issubclass(kind, vmodl.MethodFault):
-            return kind(msg=msg or f"Injected fault {short}")
+            fault = kind(msg=msg or f"Injected fault {short}")
+            _fill_required(fault)
+            return fault
     raise ValueError(f"unknown vSphere fault {name!r}")
+
+
+def _fill_required(fault: Any) -> None:
+    """Give required fields placeholder values: the serializer refuses a fault without them."""
+    for prop in fault._GetPropertyList():
+        if prop.flags & VmomiSupport.F_OPTIONAL or getattr(fault, prop.name) not in (None, ""):
+            continue
+        kind = prop.type
+        if issubclass(kind, VmomiSupport.ManagedObject):
+            value: Any = kind("injected")
+        elif issubclass(kind, VmomiSupport.Enum):
+            value = kind.values[0] if getattr(kind, "values", None) else ""
+        elif kind is bool:
+            value = False
+        elif kind in (int, VmomiSupport.long, VmomiSupport.short, VmomiSupport.byte):
+            value = 0
+        elif kind is str:
+            value = "injected"
+        else:
+            continue
+        setattr(fault, prop.name, value)
 
 
 @dataclass

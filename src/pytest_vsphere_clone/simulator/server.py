@@ -290,7 +290,7 @@ class SoapServer:
         self.httpd.guest_files = handler
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="vcsim-http", daemon=True)
         self._thread.start()
 

@@ -6,7 +6,7 @@ Layout of ``disk_dir`` (everything a real guest keeps on disk):
   hosts, ssh/ (sshd_config, host keys) and the dhclient hook of the simulated tools
 - ``home/``, ``root/``: the guest's /home and /root (Linux)
 - ``var/lib/dhcp/``: the guest's DHCP leases
-- ``drive_c/``: drive C: (Windows)
+- ``drives/C/``: drive C: (Windows)
 
 Host keys are generated once; accounts, hostname and configs are rewritten at each
 boot from the spec, as guest customization would.
@@ -77,18 +77,19 @@ class GuestDisk:
         self.home = self.root / "home"
         self.root_home = self.root / "root"
         self.dhcp = self.root / "var" / "lib" / "dhcp"
-        self.drive_c = self.root / "drive_c"
+        self.drives = self.root / "drives"
+        self.drive_c = self.drives / "C"
 
     def view_home(self, spec: GuestSpec) -> str:
         """The user's home directory inside the guest's mount namespace."""
         if spec.family == "windows":
-            return f"{DRIVES_ROOT}/c/Users/{spec.user}"
+            return f"{DRIVES_ROOT}/C/Users/{spec.user}"
         return "/root" if spec.user == "root" else f"/home/{spec.user}"
 
     def host_path(self, view_path: str) -> Path:
         """Where a guest-view path under one of the disk's mounts lives on the host."""
         for view, host in (
-            (f"{DRIVES_ROOT}/c", self.drive_c),
+            (DRIVES_ROOT, self.drives),
             ("/home", self.home),
             ("/root", self.root_home),
         ):
@@ -162,9 +163,7 @@ class GuestDisk:
                 serialization.PrivateFormat.OpenSSH,
                 serialization.NoEncryption(),
             )
-            public = key.public_key().public_bytes(
-                serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-            )
+            public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
             _write(key_path.with_suffix(".pub"), public.decode() + f" root@{hostname}\n", 0o644)
             _write(key_path, private.decode(), 0o600)
 

@@ -44,9 +44,7 @@ mount -n -t overlay overlay -o lowerdir=/run/.disk/etc:/etc,upperdir=/run/.etc/u
 mount -n -t overlay overlay -o lowerdir={TOOLS_DIR}/bin:/usr/bin /usr/bin
 if [ -d /var/lib/dhcp ]; then mount -n --bind /run/.disk/var/lib/dhcp /var/lib/dhcp; fi
 if [ "$5" = windows ]; then
-    mount -n -t tmpfs -o mode=0755,size=1m tmpfs {DRIVES_ROOT}
-    mkdir {DRIVES_ROOT}/c
-    mount -n --bind /run/.disk/drive_c {DRIVES_ROOT}/c
+    mount -n --bind /run/.disk/drives {DRIVES_ROOT}
 else
     mount -n --bind /run/.disk/home /home
     mount -n --bind /run/.disk/root /root

@@ -3,8 +3,9 @@
 A guest shares the host's file system except for what its mount namespace
 replaces: /etc (overlay), /run and /tmp (private tmpfs), /home, /root and
 /var/lib/dhcp (from the VM disk), /usr/bin (overlay adding the VMware Tools shims).
-A Windows guest's drive C: is the disk's ``drive_c`` directory, mounted at /mnt/c
-(WSL's convention) inside its namespace.
+A Windows guest's drives are the disk's ``drives`` directory, mounted at /mnt:
+drive C: is /mnt/C (the layout the cmd_shell and winrm_server modules expect as
+``--disk-root``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from .models import GuestFamily
 
 TOOLS_DIR = "/run/vmware-tools"  # shims' bin directory and the backdoor socket
 BACKDOOR_SOCKET = f"{TOOLS_DIR}/backdoor.sock"
-DRIVES_ROOT = "/mnt"  # drive X: is /mnt/x
+DHCP_RENEW = f"{TOOLS_DIR}/libexec/dhcp-renew"  # restarts the guest's DHCP client on an interface
+EXIT_CODES_DIR = f"{TOOLS_DIR}/exit"  # cmd_shell's exact exit codes (may exceed 255)
+DRIVES_ROOT = "/mnt"  # drive X: is /mnt/X
 _WIN_ABS_RE = re.compile(r"^([A-Za-z]):[\\/]")
 
 
@@ -49,7 +52,7 @@ def to_view(family: GuestFamily, path: str) -> str:
     parts = [p for p in re.split(r"[\\/]+", path[3:]) if p not in ("", ".")]
     if ".." in parts:
         parts = posixpath.normpath("/" + "/".join(parts)).strip("/").split("/")
-    return posixpath.join(DRIVES_ROOT, match.group(1).lower(), *parts)
+    return posixpath.join(DRIVES_ROOT, match.group(1).upper(), *parts)
 
 
 def from_view(family: GuestFamily, view_path: str) -> str:
@@ -57,4 +60,4 @@ def from_view(family: GuestFamily, view_path: str) -> str:
     if family == "linux":
         return view_path
     rest = posixpath.relpath(view_path, DRIVES_ROOT).split("/")
-    return f"{rest[0].upper()}:\\" + "\\".join(rest[1:])
+    return f"{rest[0]}:\\" + "\\".join(rest[1:])

@@ -6,6 +6,7 @@ is its network namespace, so that is how they are found, frozen and killed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -121,10 +122,8 @@ def signal_netns(inode: int, sig: int) -> list[int]:
     """Send ``sig`` to every process of a network namespace; return the pids signalled."""
     pids = pids_in_netns(inode)
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
     return pids
 
 

@@ -100,9 +100,7 @@ class Registry:
             except (OSError, ValueError, TypeError):
                 yield index, None  # torn or foreign file: treat as dead
 
-    def allocate(
-        self, sim_id: str, state_dir: Path, *, sweep: Sweeper, scan: ResourceScanner
-    ) -> Allocation:
+    def allocate(self, sim_id: str, state_dir: Path, *, sweep: Sweeper, scan: ResourceScanner) -> Allocation:
         """Sweep what dead simulators left, then claim a free index for the calling process."""
         with self._locked():
             live: set[int] = set()

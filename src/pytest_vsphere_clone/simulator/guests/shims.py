@@ -1,8 +1,10 @@
-"""The simulated VMware Tools commands installed in every guest.
+"""The simulated VMware Tools installed in every guest's tools directory.
 
-``vmtoolsd --cmd "<rpc>"`` and ``vmware-rpctool "<rpc>"`` send the RPC over the
-guest's backdoor socket (the stand-in for the VMware backdoor port) and print the
-reply; a failed RPC exits 1 with the error on stderr, like the real tools.
+``bin/vmtoolsd --cmd "<rpc>"`` and ``bin/vmware-rpctool "<rpc>"`` (on the guest's
+PATH through its /usr/bin overlay) send the RPC over the guest's backdoor socket -
+the stand-in for the VMware backdoor port - and print the reply; a failed RPC exits
+1 with the error on stderr, like the real tools. ``libexec/dhcp-renew`` restarts the
+guest's DHCP client (the Windows emulation's ``ipconfig /renew``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import stat
 import sys
 from pathlib import Path
 
-from .paths import BACKDOOR_SOCKET
+from .paths import BACKDOOR_SOCKET, DHCP_RENEW
 
 SHIM_NAMES = ("vmtoolsd", "vmware-rpctool")
 
@@ -68,6 +70,15 @@ sys.exit(main(sys.argv))
 '''
 
 
+# Stops the interface's running client (as ifdown would), then gets a lease anew.
+_DHCP_RENEW_SOURCE = """\
+#!/bin/sh
+iface=${1:-eth0}
+dhclient -x -pf /run/dhclient.$iface.pid "$iface" 2>/dev/null || :
+exec dhclient -1 -4 -pf /run/dhclient.$iface.pid -lf /var/lib/dhcp/dhclient.$iface.leases "$iface"
+"""
+
+
 def _world_executable(path: str) -> bool:
     """True if any user can execute ``path`` (o+x on the file and every parent directory)."""
     real = os.path.realpath(path)
@@ -89,11 +100,18 @@ def guest_python() -> str:
     return sys.executable  # works for root only if it is not under a replaced directory
 
 
-def install(bin_dir: Path) -> None:
-    """Write the shims into ``bin_dir`` (which the guest's /usr/bin overlay includes)."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
+def install(tools_dir: Path) -> None:
+    """Populate a guest's tools directory (mounted at paths.TOOLS_DIR in the guest)."""
     python = guest_python()
+    for sub in ("bin", "libexec", "exit"):
+        (tools_dir / sub).mkdir(mode=0o755, parents=True, exist_ok=True)
     for name in SHIM_NAMES:
-        path = bin_dir / name
-        path.write_text(_SHIM_SOURCE.format(python=python, name=name, socket_path=BACKDOOR_SOCKET))
-        path.chmod(0o755)
+        _write_executable(
+            tools_dir / "bin" / name, _SHIM_SOURCE.format(python=python, name=name, socket_path=BACKDOOR_SOCKET)
+        )
+    _write_executable(tools_dir / "libexec" / Path(DHCP_RENEW).name, _DHCP_RENEW_SOURCE)
+
+
+def _write_executable(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -71,10 +72,8 @@ def sweep(index: int, allocation: Allocation | None) -> None:
             except (GuestHostError, TimeoutError) as exc:
                 errors.append(str(exc))
     for pid in _dnsmasq_pids(tag):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     for name in _link_names():
         if index_of(name) == index:
             run(["ip", "link", "delete", name], check=False)

@@ -62,7 +62,7 @@ class VirtualNic:
         lines = [
             f"link set {GUEST_IFNAME} down",
             f"link set {GUEST_IFNAME} address {self.hardware_mac}",
-            f"-4 address flush dev {GUEST_IFNAME}",
+            f"address flush dev {GUEST_IFNAME}",
         ]
         if was_up:
             lines.append(f"link set {GUEST_IFNAME} up")

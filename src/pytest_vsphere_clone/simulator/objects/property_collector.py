@@ -56,12 +56,11 @@ def read_path(obj: SimObject, path: str) -> Any:
         if not isinstance(value, VmomiSupport.DataObject):
             raise _invalid_property(path)
         try:
-            value._GetPropertyInfo(part)
+            info = value._GetPropertyInfo(part)
         except AttributeError:
             raise _invalid_property(path) from None
-        value = getattr(value, part)
-    if isinstance(value, list) and not value and not rest:
-        return value
+        # Arrays built from plain lists inside data objects need their pyVmomi type to be sent as anyType.
+        value = _typed(getattr(value, part), info.type)
     return value
 
 

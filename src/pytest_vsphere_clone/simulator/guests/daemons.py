@@ -1,0 +1,110 @@
+"""The guest OS services the runtime starts: sshd, the DHCP client, the WinRM server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .commands import tool
+from .errors import GuestHostError
+from .namespace import GuestNamespace
+from .paths import DHCP_RENEW, DRIVES_ROOT
+
+WINRM_MODULE = "pytest_vsphere_clone.simulator.guests.winrm_server"
+PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # the directory holding pytest_vsphere_clone/
+_TCP_LISTEN = "0A"
+# What init would give a service: nothing inherited from the simulator's environment.
+SERVICE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for the package's own Python programs run in a guest (it may not be installed)."""
+    env = {**SERVICE_ENV, **(extra or {})}
+    env["PYTHONPATH"] = str(PACKAGE_ROOT)
+    return env
+
+
+def _spawn(ns: GuestNamespace, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            ns.enter(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True
+        )
+
+
+def start_sshd(ns: GuestNamespace, log: Path) -> subprocess.Popen[bytes]:
+    """sshd in the foreground, with the guest's own config and host keys (from its /etc)."""
+    # An absolute path: sshd re-executes itself per connection.
+    return _spawn(ns, [tool("sshd"), "-D", "-e", "-f", "/etc/ssh/sshd_config"], log, SERVICE_ENV)
+
+
+def start_dhclient(ns: GuestNamespace, log: Path) -> subprocess.Popen[bytes]:
+    """dhclient for eth0, as Debian's ifupdown runs it; its default script acts on the guest's
+    private /etc, /run and /var/lib/dhcp only. -d keeps it our child, so it is reaped cleanly."""
+    argv = [
+        tool("dhclient"), "-4", "-d",
+        "-pf", "/run/dhclient.eth0.pid",
+        "-lf", "/var/lib/dhcp/dhclient.eth0.leases",
+        "eth0",
+    ]  # fmt: skip
+    return _spawn(ns, argv, log, SERVICE_ENV)
+
+
+def windows_context_args(user: str, hostname: str) -> list[str]:
+    """Options cmd_shell and winrm_server share: who and where the emulated Windows is."""
+    return [
+        "--user", user,
+        "--hostname", hostname,
+        "--disk-root", DRIVES_ROOT,
+        # "ipconfig /renew" restarts the guest's DHCP client (and so resets a stale clone's NIC).
+        "--dhcp-command", f"{DHCP_RENEW} {{interface}}",
+    ]  # fmt: skip
+
+
+def start_winrm(
+    ns: GuestNamespace, log: Path, port: int, user: str, password: str, hostname: str
+) -> subprocess.Popen[bytes]:
+    """The WinRM server standing in for a Windows guest's remote management."""
+    argv = [
+        sys.executable, "-m", WINRM_MODULE, "--port", str(port), "--bind", "0.0.0.0",
+        *windows_context_args(user, hostname),
+    ]  # fmt: skip
+    # The password travels in the environment: unlike argv, not readable by other guest users.
+    return _spawn(ns, argv, log, python_env({"VSPHERE_CLONE_WINRM_PASSWORD": password}))
+
+
+def _listening(pid: int, port: int) -> bool:
+    """True if a TCP socket listens on ``port`` in the network namespace of ``pid``."""
+    suffix = f":{port:04X}"
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}", encoding="ascii") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[1].endswith(suffix) and fields[3] == _TCP_LISTEN:
+                        return True
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+    return False
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str, log: Path, timeout: float) -> None:
+    """Wait until ``proc`` (or a sibling in its namespace) listens on ``port``; raise if it dies first."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while not _listening(proc.pid, port):
+        if proc.poll() is not None:
+            raise GuestHostError(f"{what} exited with status {proc.returncode}: {_tail(log)}")
+        if time.monotonic() > deadline:
+            raise GuestHostError(f"{what} is not listening on port {port} after {timeout} s: {_tail(log)}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+def _tail(log: Path, lines: int = 3) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:]) or "(no output)"
+    except OSError:
+        return "(no log)"
