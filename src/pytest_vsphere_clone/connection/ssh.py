@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +69,7 @@ def connect(target: SshTarget, timeout: float) -> paramiko.SSHClient:
             client.close()
             raise SshConnectError(f"SSH to {target.username}@{target.host}:{target.port} refused the credentials: "
                                   "check --vsphere-guest-user / --vsphere-guest-password / --vsphere-ssh-key") from None
-        except (OSError, socket.timeout, paramiko.SSHException, EOFError) as exc:
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as exc:
             client.close()
             last_error = f"{type(exc).__name__}: {exc}"
             if "not the guest's own key" in str(exc):

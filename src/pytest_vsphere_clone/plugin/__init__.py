@@ -11,10 +11,16 @@ from typing import Any
 import pytest
 
 from . import hookspecs
+from .fixtures import NamedFixtures, vsphere_service_instance, vsphere_template, vsphere_vm, vsphere_vm_factory
 from .options import GROUPS, OPTIONS
-from .settings import SettingsError, parse_named_fixtures, resolve
+from .settings import Settings, SettingsError, parse_named_fixtures, resolve
 
-SETTINGS_KEY = pytest.StashKey["Any"]()
+__all__ = ["vsphere_service_instance", "vsphere_template", "vsphere_vm", "vsphere_vm_factory"]
+
+#: The template the bundled simulator offers when none is named.
+SIMULATOR_DEFAULT_TEMPLATE = "linux-template"
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,8 +42,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         else:
             group.addoption(option.cli, dest=f"vsphere_{option.attr}", default=None,
                             metavar=option.metavar or option.attr.upper(), help=help_text)
-        parser.addini(option.ini, help=help_text, type="linelist" if option.repeatable else "string",
-                      default=[] if option.repeatable else "")
+        if option.repeatable:
+            parser.addini(option.ini, help=help_text, type="linelist", default=[])
+        else:
+            parser.addini(option.ini, help=help_text, type="string", default="")
     parser.addini("vsphere_fixtures", type="linelist", default=[],
                   help="Named clone fixtures, one per line: 'NAME: template=T clone_type=instant scope=function'.")
 
@@ -46,7 +54,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
-def _settings_from(config: pytest.Config) -> Any:
+def _settings_from(config: pytest.Config) -> Settings:
     cli = {o.name: config.getoption(f"vsphere_{o.attr}") for o in OPTIONS}
     ini = {o.name: config.getini(o.ini) for o in OPTIONS}
     return resolve(cli, ini)
@@ -59,12 +67,16 @@ def pytest_configure(config: pytest.Config) -> None:
         named = parse_named_fixtures(config.getini("vsphere_fixtures"), settings)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if settings.simulator and not settings.template and not named:
+        settings = settings.replace(template=(SIMULATOR_DEFAULT_TEMPLATE,))
     config.stash[SETTINGS_KEY] = settings
-    if not (settings.template or named or settings.simulator):
+    if not (settings.template or named):
         return  # the plugin stays idle: nothing is imported, nothing is created
     from .run import VSphereRun
 
     config.pluginmanager.register(VSphereRun(config, settings, named), "vsphere-clone-run")
+    if named:
+        config.pluginmanager.register(NamedFixtures(named), "vsphere-clone-named-fixtures")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

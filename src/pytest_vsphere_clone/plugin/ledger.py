@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,9 @@ class LedgerEntry:
     scope: str
     moref: str | None = None
     state: str = "creating"  # creating | created | destroyed | kept | failed
+    ip: str = ""
+    clone_type: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def live(self) -> bool:
@@ -51,6 +54,10 @@ class Ledger:
 
     def created(self, name: str, moref: str) -> None:
         self._append("created", name=name, moref=moref)
+
+    def ready(self, clone: Any) -> None:
+        """The clone is up: its address and phase timings, for the run's summary."""
+        self._append("ready", name=clone.name, ip=clone.ip, clone_type=clone.clone_type, timings=clone.timings)
 
     def failed(self, name: str) -> None:
         self._append("failed", name=name)
@@ -84,6 +91,10 @@ class Ledger:
                 if event == "created":
                     entry.moref = record.get("moref")
                     entry.state = "created"
+                elif event == "ready":
+                    entry.ip = record.get("ip", "")
+                    entry.clone_type = record.get("clone_type", "")
+                    entry.timings = dict(record.get("timings", {}))
                 else:
                     entry.state = event
         return found

@@ -423,7 +423,7 @@ class Guest:
             proc,
             ntpath.basename(program_path),
             user,
-            command_line(program_path, arguments),
+            command_line(program_path, arguments, "windows"),
             exit_code_file=self.runtime_dir / "tools" / "exit" / exit_file,
         )
 

@@ -42,10 +42,14 @@ _ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"
 
 
-def command_line(program_path: str, arguments: str) -> str:
-    """The shell command open-vm-tools builds: the program path quoted, the arguments verbatim."""
-    escaped = re.sub(r'([\\"$`])', r"\\\1", program_path)
-    return f'"{escaped}" {arguments}'.rstrip()
+def command_line(program_path: str, arguments: str, family: str = "linux") -> str:
+    """The command line VMware Tools builds: the program path quoted, the arguments verbatim.
+
+    On Linux it is run by /bin/sh, so the path is escaped for double quotes.
+    """
+    if family == "linux":
+        program_path = re.sub(r'([\\"$`])', r"\\\1", program_path)
+    return f'"{program_path}" {arguments}'.rstrip()
 
 
 def parse_env(env: list[str]) -> dict[str, str]:

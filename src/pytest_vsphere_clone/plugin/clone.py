@@ -1,0 +1,129 @@
+"""``Clone``: the object tests get — a fresh VM with its IP, connections and timings."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..results import CommandResult
+
+if TYPE_CHECKING:
+    import paramiko
+    import winrm
+
+    from ..client.guest_ops import GuestOperations
+    from ..client.session import VSphereConnection
+    from .settings import Settings
+
+PHASES = ("clone", "power_on", "ip", "connect")
+
+
+@dataclass(eq=False)
+class Clone:
+    """A disposable VM made for this run.
+
+    ``timings`` maps each phase (clone, power_on, ip, connect) to seconds.
+    ``ssh()`` / ``winrm()`` give connections, ``run()`` runs a command over
+    whichever fits the guest OS, ``guest_run()`` goes through VMware Tools.
+    """
+
+    name: str
+    moref: str
+    ip: str
+    os: str
+    template: str
+    clone_type: str
+    timings: dict[str, float] = field(default_factory=dict)
+    host_keys: tuple[str, ...] = ()
+    owned: bool = True
+    failed: bool = False
+    _conn: VSphereConnection | None = field(default=None, repr=False)
+    _settings: Settings | None = field(default=None, repr=False)
+    _ssh: paramiko.SSHClient | None = field(default=None, repr=False)
+    _winrm: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __repr__(self) -> str:
+        return (f"Clone(name={self.name!r}, moref={self.moref!r}, ip={self.ip!r}, os={self.os!r}, "
+                f"template={self.template!r}, clone_type={self.clone_type!r})")
+
+    # --- vSphere side ---------------------------------------------------------------
+
+    @property
+    def vm(self) -> Any:
+        """The pyVmomi VirtualMachine of this clone."""
+        from pyVmomi import vim
+
+        conn = self._require_conn()
+        return vim.VirtualMachine(self.moref, conn.si._stub)
+
+    def _require_conn(self) -> VSphereConnection:
+        if self._conn is None:
+            raise RuntimeError(f"clone {self.name} has no vSphere connection")
+        return self._conn
+
+    def _settings_or_fail(self) -> Settings:
+        if self._settings is None:
+            raise RuntimeError(f"clone {self.name} has no settings")
+        return self._settings
+
+    def guest_operations(self) -> GuestOperations:
+        """Guest Operations on this clone as the configured guest user."""
+        from ..client.guest_ops import GuestOperations
+
+        settings = self._settings_or_fail()
+        if not settings.guest_user:
+            raise RuntimeError("guest operations need --vsphere-guest-user and --vsphere-guest-password")
+        return GuestOperations(self._require_conn(), self.vm, settings.guest_user, settings.guest_password or "",
+                               os_family=self.os, vm_name=self.name)
+
+    def guest_run(self, cmd: str, timeout: float | None = None) -> CommandResult:
+        """Run ``cmd`` through VMware Tools Guest Operations (needs no network)."""
+        return self.guest_operations().run(cmd, timeout=timeout or 120.0)
+
+    # --- connections ------------------------------------------------------------------
+
+    def ssh(self) -> paramiko.SSHClient:
+        """A connected paramiko SSHClient (host key pinned to the guest's own); reused across calls."""
+        from ..connection import ssh
+
+        settings = self._settings_or_fail()
+        with self._lock:
+            transport = self._ssh.get_transport() if self._ssh is not None else None
+            if transport is None or not transport.is_active():
+                target = ssh.SshTarget(self.ip, settings.ssh_port, settings.guest_user or "root",
+                                       settings.guest_password, settings.ssh_key, self.host_keys)
+                self._ssh = ssh.connect(target, settings.connect_timeout)
+            return self._ssh
+
+    def winrm(self) -> winrm.Session:
+        """A pywinrm Session to this clone."""
+        from ..connection import winrm_session
+
+        settings = self._settings_or_fail()
+        with self._lock:
+            if self._winrm is None:
+                target = winrm_session.WinRMTarget(self.ip, settings.winrm_port, settings.guest_user or "",
+                                                   settings.guest_password or "", settings.winrm_transport,
+                                                   settings.winrm_ssl)
+                self._winrm = winrm_session.connect(target, settings.connect_timeout)
+            return self._winrm
+
+    def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
+        """Run ``cmd`` over SSH (Linux) or WinRM (Windows)."""
+        if self.os == "windows":
+            from ..connection import winrm_session
+
+            return winrm_session.run(self.winrm(), cmd)
+        from ..connection import ssh
+
+        return ssh.run(self.ssh(), cmd, timeout)
+
+    def close(self) -> None:
+        """Close open connections (the VM itself is the janitor's business)."""
+        with self._lock:
+            if self._ssh is not None:
+                self._ssh.close()
+                self._ssh = None
+            self._winrm = None

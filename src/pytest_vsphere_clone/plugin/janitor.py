@@ -1,0 +1,116 @@
+"""The one owner of cleanup: releasing clones, sweeping what the ledger says may exist, collapsing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..client.errors import VSphereCloneError
+from .clone import Clone
+
+if TYPE_CHECKING:
+    from .ledger import LedgerEntry
+    from .run import VSphereRun
+
+log = logging.getLogger(__name__)
+
+
+class Janitor:
+    """Destroys clones (honouring keep), sweeps leftovers, collapses sources at the end."""
+
+    def __init__(self, run: VSphereRun) -> None:
+        self.run = run
+        self._lock = threading.Lock()
+        self.kept: list[str] = []
+        self.errors: list[str] = []
+
+    def release(self, clone: Clone) -> None:
+        """End of a clone's scope: keep it (per --vsphere-keep or a hook) or destroy it."""
+        clone.close()
+        if not clone.owned:
+            return
+        keep = self.run.settings.keep
+        wanted = keep == "always" or (keep == "on-failure" and clone.failed)
+        hook_keep = self.run.config.hook.pytest_vsphere_clone_before_destroy(clone=clone, failed=clone.failed)
+        if wanted or hook_keep:
+            self.run.ledger.kept(clone.name)
+            with self._lock:
+                self.kept.append(clone.name)
+            return
+        self.destroy(clone, reason="scope ended")
+
+    def destroy(self, clone: Clone, reason: str) -> None:
+        """Destroy ``clone`` now (already gone is fine) and record it."""
+        from pyVmomi import vim
+
+        from ..client.teardown import destroy
+
+        clone.close()
+        try:
+            conn = self.run.connection()
+            destroy(conn, vim.VirtualMachine(clone.moref, conn.si._stub), timeout=self.run.settings.clone_timeout)
+        except VSphereCloneError as exc:
+            self._error(f"could not destroy {clone.name} ({reason}): {exc}")
+            return
+        self.run.ledger.destroyed(clone.name)
+
+    def sweep(self, entries: list[LedgerEntry], reason: str) -> int:
+        """Destroy every clone the ledger lists as possibly alive; returns how many were destroyed."""
+        if not entries:
+            return 0
+        from ..client.teardown import destroy
+
+        conn = self.run.connection()
+        by_name = self._find_by_name({e.name for e in entries if e.moref is None})
+        count = 0
+        for entry in entries:
+            vm = self._vm_for(entry, by_name)
+            try:
+                if vm is not None and destroy(conn, vm, timeout=self.run.settings.clone_timeout):
+                    count += 1
+            except VSphereCloneError as exc:
+                self._error(f"could not destroy {entry.name} ({reason}): {exc}")
+                continue
+            self.run.ledger.destroyed(entry.name)
+        return count
+
+    def _vm_for(self, entry: LedgerEntry, by_name: dict[str, Any]) -> Any:
+        from pyVmomi import vim
+
+        if entry.moref:
+            return vim.VirtualMachine(entry.moref, self.run.connection().si._stub)
+        # The clone task may have been in flight: look for the name, and only with our marker.
+        return by_name.get(entry.name)
+
+    def _find_by_name(self, names: set[str]) -> dict[str, Any]:
+        if not names:
+            return {}
+        from ..client.teardown import list_marked
+
+        found: dict[str, Any] = {}
+        for marked in list_marked(self.run.connection(), include_extra_config=True):
+            if marked.name in names and marked.marker.run_id == self.run.run_id:
+                found[marked.name] = marked.ref
+        return found
+
+    def collapse_sources(self, templates: set[str]) -> None:
+        """Collapse the delta disks clones left on each source (--vsphere-collapse)."""
+        mode = self.run.settings.collapse
+        if mode == "none":
+            return
+        from ..client.teardown import collapse
+
+        for name in sorted(templates):
+            try:
+                template = self.run.provisioner.template(name)
+                collapse(self.run.connection(), template.ref, mode, timeout=self.run.settings.clone_timeout)
+            except VSphereCloneError as exc:
+                self._error(f"could not collapse {name} ({mode}): {exc}")
+            else:
+                self.run.progress(f"collapsed the delta disks of {name} ({mode})")
+
+    def _error(self, message: str) -> None:
+        log.error("%s", message)
+        with self._lock:
+            self.errors.append(message)

@@ -1,0 +1,140 @@
+"""Make one ready clone: clone task, power on, NIC refresh, IP discovery, SSH/WinRM check.
+
+If any step after the clone task fails, the half-made clone is destroyed
+before the error is raised: a failed set-up never leaves a VM behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..client.errors import VSphereCloneError
+from .clone import Clone
+
+if TYPE_CHECKING:
+    from ..client.inventory import TemplateInfo
+    from .run import VSphereRun
+    from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Reads the guest's SSH host keys in the same guest call that finds its address.
+HOST_KEYS_COMMAND = "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null"
+
+
+class ProvisionError(VSphereCloneError):
+    """Setting up a clone failed; the message names the step and the fix."""
+
+
+class Provisioner:
+    """Creates clones for one process of the run."""
+
+    def __init__(self, run: VSphereRun) -> None:
+        self.run = run
+        self._templates: dict[str, TemplateInfo] = {}
+        self._counter = 0
+
+    def template(self, name: str) -> TemplateInfo:
+        """The template called ``name`` (looked up once per process)."""
+        from ..client.inventory import find_template
+
+        if name not in self._templates:
+            self._templates[name] = find_template(self.run.connection(), name)
+        return self._templates[name]
+
+    def next_name(self, settings: Settings) -> str:
+        self._counter += 1
+        return f"{settings.name_prefix}-{self.run.run_id}-{self.run.worker_id}-{self._counter}"
+
+    def create(self, settings: Settings, template_name: str, scope: str, request: Any = None) -> Clone:
+        """A ready clone of ``template_name``; raises VSphereCloneError with a one-line reason."""
+        from ..client.clone import CloneRequest, clone_vm
+        from ..client.inventory import Inventory, PlacementSettings
+        from ..client.marker import Marker
+
+        conn = self.run.connection()
+        template = self.template(template_name)
+        placement = Inventory.load(conn).resolve_placement(template, PlacementSettings(
+            datacenter=settings.datacenter, cluster=settings.cluster, resource_pool=settings.resource_pool,
+            esxi_host=settings.esxi_host, folder=settings.folder, datastore=settings.datastore,
+            network=settings.network))
+        name = self.next_name(settings)
+        marker = Marker.new(self.run.run_id, self.run.worker_id, settings.ttl, template.name)
+
+        def customize(spec: Any) -> None:
+            self.run.config.hook.pytest_vsphere_clone_spec(request=request, template=template_name, spec=spec)
+
+        self.run.ledger.creating(name, self.run.worker_id, template_name, scope)
+        self.run.progress(f"{name}: cloning {template_name} ({settings.clone_type})")
+        try:
+            result = clone_vm(conn, CloneRequest(template=template, name=name, clone_type=settings.clone_type,
+                                                 snapshot=settings.snapshot, placement=placement, marker=marker,
+                                                 timeout=settings.clone_timeout, customize=customize))
+        except BaseException:
+            # clone_vm destroys what it made when a later step fails; the ledger says so.
+            self.run.ledger.failed(name)
+            raise
+        self.run.ledger.created(name, result.moref)
+        for warning in result.warnings:
+            self.run.warn(warning)
+        os_family = settings.os if settings.os != "auto" else template.os_family
+        clone = Clone(name=name, moref=result.moref, ip="", os=os_family, template=template_name,
+                      clone_type=settings.clone_type, timings=dict(result.timings), _conn=conn, _settings=settings)
+        try:
+            self._discover(clone, settings, result.vm)
+            self._connect(clone)
+        except BaseException:
+            self.run.janitor.destroy(clone, reason="set-up failed")
+            raise
+        self.run.ledger.ready(clone)
+        self.run.progress(f"{name}: ready at {clone.ip} ({_timings(clone)})")
+        self.run.config.hook.pytest_vsphere_clone_ready(clone=clone)
+        return clone
+
+    def _discover(self, clone: Clone, settings: Settings, vm: Any) -> None:
+        from ..client.discovery import ActiveDiscovery, AddressFilter, ToolsDiscovery
+        from ..client.nic_refresh import refresh_nics
+        from ..client.waiter import Waiter
+
+        conn = self.run.connection()
+        started = time.monotonic()
+        address_filter = AddressFilter(settings.ip_family, settings.ip_network)
+        with Waiter(conn) as waiter:
+            tools = ToolsDiscovery(conn, vm, waiter, address_filter, vm_name=clone.name)
+            guest = clone.guest_operations() if settings.guest_user else None
+            if settings.clone_type == "instant" and guest is not None:
+                self.run.progress(f"{clone.name}: refreshing the guest NIC")
+                refresh_nics(guest, settings.network_refresh_command, timeout=settings.ip_timeout)
+            if settings.discovery == "active" and guest is not None:
+                command = settings.discovery_command
+                if command is None and clone.os == "linux":
+                    command = None  # the client's default; host keys are read separately below
+                discovery = ActiveDiscovery(guest, address_filter, command=command, fallback=tools)
+                found = discovery.discover(settings.ip_timeout)
+            else:
+                found = tools.discover(settings.ip_timeout)
+            clone.ip = found.ip
+            clone.timings["ip"] = time.monotonic() - started
+            if clone.os == "linux" and guest is not None:
+                keys = guest.run(HOST_KEYS_COMMAND, timeout=settings.connect_timeout)
+                clone.host_keys = tuple(line.strip() for line in keys.stdout.splitlines() if line.strip())
+
+    def _connect(self, clone: Clone) -> None:
+        from ..connection.ssh import SshConnectError
+        from ..connection.winrm_session import WinRMConnectError
+
+        started = time.monotonic()
+        try:
+            if clone.os == "windows":
+                clone.winrm()
+            else:
+                clone.ssh()
+        except (SshConnectError, WinRMConnectError) as exc:
+            raise ProvisionError(f"{clone.name} ({clone.ip}): {exc}") from None
+        clone.timings["connect"] = time.monotonic() - started
+
+
+def _timings(clone: Clone) -> str:
+    return ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in clone.timings.items())

@@ -1,0 +1,80 @@
+"""Windows-family guests: same namespace and DHCP, the WinRM server instead of sshd, C:\\ paths."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import winrm
+from conftest import MakeGuest
+from guest_helpers import PASSWORD, copy_disk, run_in_guest, wait_until
+
+from pytest_vsphere_clone.simulator.guests import (
+    GuestFileNotFound,
+    GuestInvalidArgument,
+    GuestProgramNotFound,
+)
+
+pytestmark = [
+    pytest.mark.guests,
+    pytest.mark.skipif(
+        importlib.util.find_spec("pytest_vsphere_clone.simulator.guests.winrm_server") is None
+        or importlib.util.find_spec("pytest_vsphere_clone.simulator.guests.cmd_shell") is None,
+        reason="the WinRM server / cmd shell modules are not available",
+    ),
+]
+
+USER = "Administrator"
+CMD = r"C:\Windows\System32\cmd.exe"
+
+
+def _winrm(ip: str) -> winrm.Session:
+    return winrm.Session(f"http://{ip}:5985/wsman", auth=(USER, PASSWORD), transport="ntlm")
+
+
+def test_winrm_answers_on_the_dhcp_address(make_guest: MakeGuest) -> None:
+    guest = make_guest(family="windows", user=USER, hostname="win01")
+    result = _winrm(guest.wait_for_ip()).run_cmd("hostname")
+    assert (result.status_code, result.std_out) == (0, b"win01\r\n")
+    assert guest.check_login(USER, PASSWORD) and not guest.check_login(USER, "wrong")
+
+
+def test_programs_and_files_with_windows_paths(make_guest: MakeGuest) -> None:
+    guest = make_guest(family="windows", user=USER, hostname="win02")
+    out = rf"C:\Users\{USER}\out.txt"
+    assert run_in_guest(guest, USER, CMD, rf"/c hostname > {out}") == 0
+    assert guest.read_file(USER, out) == b"win02\r\n"
+    assert (guest.spec.disk_dir / "drives" / "C" / "Users" / USER / "out.txt").exists()  # C: is on the disk
+    assert run_in_guest(guest, USER, CMD, "/c nosuchcommand") == 9009  # beyond 8 bits: exact code kept
+
+    temp = guest.create_temp_file(USER, "kitchen", ".txt")
+    assert temp.startswith(rf"C:\Users\{USER}\AppData\Local\Temp\kitchen") and temp.endswith(".txt")
+    guest.write_file(USER, "C:/Users/Administrator/forward.txt", b"slashes")
+    assert guest.read_file(USER, r"c:\users\..\Users\Administrator\forward.txt") == b"slashes"
+    guest.delete_file(USER, temp)
+
+    with pytest.raises(GuestProgramNotFound):
+        guest.start_program(USER, r"C:\Windows\notepad.exe", "")
+    with pytest.raises(GuestFileNotFound):
+        guest.start_program(USER, CMD, "/c ver", working_directory=r"C:\missing")
+    with pytest.raises(GuestFileNotFound):
+        guest.read_file(USER, r"D:\anything.txt")
+    with pytest.raises(GuestInvalidArgument):
+        guest.read_file(USER, r"Users\relative.txt")
+
+
+def test_instant_clone_refreshes_with_ipconfig_renew(make_guest: MakeGuest, tmp_path: Path) -> None:
+    source = make_guest(family="windows", user=USER, hostname="wingold")
+    source_ip = source.wait_for_ip()
+    clone = make_guest(
+        family="windows", user=USER, resume_from=source, disk_dir=copy_disk(source, tmp_path / "clone")
+    )
+    assert clone.primary_ip() == source_ip and clone.interfaces()[0].mac == source.spec.mac
+
+    # kitchen-vcenter's Windows refresh ends with "ipconfig /renew".
+    assert run_in_guest(clone, USER, CMD, "/c ipconfig /renew") == 0
+    wait_until(lambda: clone.primary_ip() not in (None, source_ip), what="a new address")
+    assert clone.interfaces()[0].mac == clone.spec.mac
+    assert _winrm(str(clone.primary_ip())).run_cmd("hostname").std_out == b"wingold\r\n"
+
