@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,19 +51,6 @@ SHAPES: dict[str, Any] = {
         },
     ],
 }
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _no_leaked_simulators() -> Iterator[None]:
-    """After the session no simulator may still serve (every fixture stopped its own)."""
-    yield
-    deadline = time.monotonic() + 5.0
-    while True:
-        leaked = [t.name for t in threading.enumerate() if t.name.startswith(("vcsim-http", "sim-task-"))]
-        if not leaked or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert not leaked, f"simulators outlived their tests: {leaked}"
 
 
 def make_connection(sim: Simulator, **overrides: Any) -> VSphereConnection:

@@ -9,8 +9,6 @@ otherwise, or confirm what the client saw.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,28 +16,6 @@ import pytest
 from sim_helpers import close, connect
 
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
-
-#: Thread names the simulator's own machinery uses (HTTP server, task runners, request handlers).
-_SIM_THREAD_PREFIXES = ("vcsim-http", "sim-task-")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _no_leaked_simulator_threads() -> Iterator[None]:
-    """After the session every simulator server, task and request thread these tests made must be gone.
-
-    Threads alive before the first test here (a session simulator of other test directories, torn
-    down after this fixture) are not this directory's to judge.
-    """
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5.0
-    while True:
-        leaked = [t.name for t in threading.enumerate() if t not in before and (
-            t.name.startswith(_SIM_THREAD_PREFIXES) or "process_request_thread" in t.name)]
-        if not leaked or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert not leaked, f"simulator threads outlived their tests: {leaked}"
 
 
 @pytest.fixture(scope="session")

@@ -58,6 +58,8 @@ class FaultRule:
     drop: bool = False
     mo_id: str | None = None
     message: str = ""
+    #: For methods that return a task: start the task and let it end with the fault.
+    in_task: bool = False
 
     def apply_before(self) -> None:
         if self.delay:

@@ -238,7 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
                 rule = vc.faults.add(FaultRule(
                     method=spec["method"], fault=spec.get("fault"), count=int(spec.get("count", 1)),
                     delay=float(spec.get("delay", 0.0)), drop=bool(spec.get("drop", False)),
-                    mo_id=spec.get("mo_id"), message=spec.get("message", "")))
+                    mo_id=spec.get("mo_id"), message=spec.get("message", ""),
+                    in_task=bool(spec.get("in_task", False))))
                 data = {"method": rule.method, "count": rule.count}
             elif path == "/admin/faults" and method == "DELETE":
                 vc.faults.clear()

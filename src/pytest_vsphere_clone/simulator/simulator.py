@@ -179,9 +179,13 @@ class Simulator:
         return self.vc
 
     def inject_fault(self, method: str, fault: str | None = None, *, count: int = 1, delay: float = 0.0,
-                     drop: bool = False, mo_id: str | None = None, message: str = "") -> FaultRule:
-        """Make the next ``count`` calls of ``method`` fail (-1: every call), stall or drop their connection."""
-        return self._vc().faults.add(FaultRule(method, fault, count, delay, drop, mo_id, message))
+                     drop: bool = False, mo_id: str | None = None, message: str = "",
+                     in_task: bool = False) -> FaultRule:
+        """Make the next ``count`` calls of ``method`` fail (-1: every call), stall or drop their connection.
+
+        With ``in_task`` a method that returns a task answers normally and its task ends with the fault.
+        """
+        return self._vc().faults.add(FaultRule(method, fault, count, delay, drop, mo_id, message, in_task))
 
     def clear_faults(self) -> None:
         self._vc().faults.clear()

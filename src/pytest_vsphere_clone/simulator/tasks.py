@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
-from .objects.base import SimObject, vmomi_method
+from .objects.base import ManagedEntity, SimObject, vmomi_method
 
 if TYPE_CHECKING:
     from .vcenter import CallContext, VCenter
@@ -63,6 +63,7 @@ class TaskManager(SimObject):
     """The vim.TaskManager: lists recent tasks."""
 
     vim_type = vim.TaskManager
+    dynamic_properties = frozenset({"recentTask"})
 
     def prop_recentTask(self) -> list[Any]:
         return [t.ref for t in self.vc.of_type(Task)]
@@ -108,6 +109,12 @@ class TaskRunner:
         task's error.
         """
         vc = self.vc
+        if ctx.task_fault is not None:
+            injected, ctx.task_fault = ctx.task_fault, None
+
+            def work() -> Any:
+                raise injected
+
         with vc.lock:
             self._event_chain += 1
             mo_id = vc.new_id("task")
@@ -129,6 +136,9 @@ class TaskRunner:
             )
             task = Task(vc, mo_id, info)
             vc.add(task)
+            if isinstance(entity, ManagedEntity):
+                entity.recent_tasks.append(task)
+                entity.changed()
             self._prune()
         thread = threading.Thread(target=self._run, args=(task, operation, work), name=f"sim-{mo_id}",
                                   daemon=True)
@@ -164,6 +174,11 @@ class TaskRunner:
             task.update(state="success", result=result, progress=100, completeTime=utcnow())
         finally:
             task.finished_at = time.time()
+            entity = self.vc.objects.get(task.info.entity._moId) if task.info.entity is not None else None
+            if isinstance(entity, ManagedEntity) and task in entity.recent_tasks:
+                with self.vc.lock:
+                    entity.recent_tasks.remove(task)
+                    entity.changed()
             with self._threads_lock:
                 self._threads.discard(threading.current_thread())
 

@@ -37,6 +37,8 @@ class CallContext:
     user_agent: str = ""
     #: Set by Login: the HTTP layer hands it to the client as the session cookie.
     new_session_key: str | None = None
+    #: An injected fault the next task of this call ends with (instead of failing the call).
+    task_fault: Any = None
 
     @property
     def user(self) -> str:
@@ -204,7 +206,10 @@ class VCenter:
                 self._check_privilege(ctx, impl, call, target)
             fault = rule.fault() if rule is not None else None
             if fault is not None:
-                raise fault
+                if rule is not None and rule.rule.in_task and call.info.result is vim.Task:
+                    ctx.task_fault = fault
+                else:
+                    raise fault
         # The implementation takes the lock itself where it needs it: some
         # methods (WaitForUpdatesEx, guest operations) must wait without it.
         result = impl(ctx, **call.args)

@@ -26,6 +26,7 @@ def test_info_get_answers_from_the_simulator(make_guest: MakeGuest, rpc: RpcReco
 
 def test_freeze_pauses_the_guest_until_unfrozen(make_guest: MakeGuest, rpc: RpcRecorder) -> None:
     guest = make_guest()
+    ip = guest.wait_for_ip()  # frozen mid-DHCP, dhclient would resume only at its next retry
     sshd = next(p.pid for p in guest.list_processes() if p.name == "sshd")
     pid = guest.start_program("alice", "/usr/bin/vmtoolsd", '--cmd "instantclone.freeze"')
 
@@ -37,7 +38,7 @@ def test_freeze_pauses_the_guest_until_unfrozen(make_guest: MakeGuest, rpc: RpcR
 
     guest.unfreeze()
     assert wait_exit(guest, pid).exit_code == 0  # the freeze call returns once the VM runs again
-    with ssh(guest.wait_for_ip(), "alice", PASSWORD) as client:
+    with ssh(ip, "alice", PASSWORD) as client:
         assert ssh_run(client, "true")[0] == 0
 
 

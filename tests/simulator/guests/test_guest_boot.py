@@ -11,9 +11,9 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from conftest import MakeGuest
 from guest_helpers import PASSWORD, copy_disk, ssh, ssh_run
 
+from conftest import MakeGuest
 from pytest_vsphere_clone.simulator.guests import GuestHost, GuestHostError, GuestNotRunning
 
 pytestmark = pytest.mark.guests

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.guests
 
 def _reaches(guest: Guest, target: tuple[str, int]) -> bool:
     """Can the guest open a TCP connection to the host? (run inside the guest, as root)"""
-    probe = f"-c 'timeout 2 bash -c \"exec 3<>/dev/tcp/{target[0]}/{target[1]}\"'"
+    probe = f"-c 'timeout 1 bash -c \"exec 3<>/dev/tcp/{target[0]}/{target[1]}\"'"
     return run_in_guest(guest, "root", "/bin/sh", probe) == 0
 
 

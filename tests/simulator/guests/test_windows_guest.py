@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import winrm
-from conftest import MakeGuest
 from guest_helpers import PASSWORD, copy_disk, run_in_guest, wait_until
 
+from conftest import MakeGuest
 from pytest_vsphere_clone.simulator.guests import (
     GuestFileNotFound,
     GuestInvalidArgument,

@@ -3,7 +3,7 @@
 Layout of ``disk_dir`` (everything a real guest keeps on disk):
 
 - ``etc/``: overlaid on the guest's /etc - passwd, shadow, group, gshadow, hostname,
-  hosts, ssh/ (sshd_config, host keys) and the dhclient hook of the simulated tools
+  hosts, resolv.conf, ssh/ (sshd_config, host keys), the dhclient hook of the simulated tools
 - ``home/``, ``root/``: the guest's /home and /root (Linux)
 - ``var/lib/dhcp/``: the guest's DHCP leases
 - ``drives/C/``: drive C: (Windows)
@@ -110,10 +110,10 @@ class GuestDisk:
             path.mkdir(mode=mode, parents=True, exist_ok=True)
         account = self._write_accounts(spec)
         self._write_etc(spec)
-        self._ensure_host_keys(spec.hostname)
         if spec.family == "windows":
             self._prepare_drive_c(spec)
         else:
+            self._ensure_host_keys(spec.hostname)
             self._prepare_home(account, spec.authorized_keys)
         return account
 
@@ -144,6 +144,9 @@ class GuestDisk:
             "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
             0o644,
         )
+        # The guest network has no DNS server, and the host's resolvers are out of the guest's
+        # reach: without this, every lookup would wait for a timeout instead of failing at once.
+        _write(self.etc / "resolv.conf", "# no DNS server on the simulated guest network\n", 0o644)
         _write(self.etc / "ssh" / "sshd_config", _SSHD_CONFIG, 0o644)
         _write(self.etc / "dhcp" / "dhclient-enter-hooks.d" / "vmware-nic-reset", _DHCLIENT_HOOK, 0o644)
 

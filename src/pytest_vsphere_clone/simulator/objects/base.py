@@ -95,6 +95,8 @@ class ManagedEntity(SimObject):
         self.name = name
         self.parent = parent
         self.custom_values: dict[int, str] = {}
+        #: Tasks on this entity that have not finished (vCenter's recentTask).
+        self.recent_tasks: list[SimObject] = []
         self.props.update(
             overallStatus="green",
             configStatus="green",
@@ -102,11 +104,13 @@ class ManagedEntity(SimObject):
             disabledMethod=[],
             effectiveRole=[-1],
             permission=[],
-            recentTask=[],
             tag=[],
             triggeredAlarmState=[],
             declaredAlarmState=[],
         )
+
+    def prop_recentTask(self) -> list[Any]:
+        return [task.ref for task in self.recent_tasks]
 
     def prop_name(self) -> str:
         return self.name
