@@ -83,6 +83,7 @@ def main() -> int:
 
         time.sleep(0.5)  # let login sessions end: measure idle guests
         per_guest = [g.rss_bytes() for g in guests]
+        per_guest_pss = [sum(procfs.pss_bytes(pid) for pid in g.pids()) for g in guests]
         per_process: dict[str, list[int]] = defaultdict(list)
         for guest in guests:
             for pid in guest.pids():
@@ -98,11 +99,13 @@ def main() -> int:
     print(f"{args.guests} Linux guests, booted one after another (time since boot() was called):")
     for label, values in timings.items():
         print(_row(label, values))
-    print(f"\nmemory with {args.guests} idle guests alive (sum of each guest's processes' RSS):")
-    print(_row("per guest", [float(v) for v in per_guest], "MiB", 1 / 2**20))
-    for comm, values in sorted(per_process.items()):
-        print(_row(f"  {comm} (x{len(values)})", [float(v) for v in values], "MiB", 1 / 2**20))
-    print(f"  {'total':<34} {sum(per_guest) / 2**20:8.1f} MiB")
+    mib = 1 / 2**20
+    print(f"\nmemory with {args.guests} idle guests alive (sum over each guest's processes):")
+    print(_row("RSS per guest", [float(v) for v in per_guest], "MiB", mib))
+    for comm, sizes in sorted(per_process.items()):
+        print(_row(f"  {comm} RSS (x{len(sizes)})", [float(v) for v in sizes], "MiB", mib))
+    print(_row("PSS per guest (shared pages split)", [float(v) for v in per_guest_pss], "MiB", mib))
+    print(f"  {'total RSS / PSS':<34} {sum(per_guest) * mib:8.1f} / {sum(per_guest_pss) * mib:.1f} MiB")
     print(f"\nshutdown: {shutdown * 1000:.1f} ms per guest")
     return 0
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import itertools
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from guest_helpers import PASSWORD, RpcRecorder, require_guest_support
+from guest_helpers import PASSWORD, MakeGuest, MakeSpec, RpcRecorder, require_guest_support
 
 from pytest_vsphere_clone.simulator.guests import Guest, GuestHost, GuestSpec
 
@@ -34,10 +34,6 @@ def host(tmp_path_factory: pytest.TempPathFactory, rpc: RpcRecorder) -> Iterator
         yield gh
     finally:
         gh.stop()
-
-
-MakeSpec = Callable[..., GuestSpec]
-MakeGuest = Callable[..., Guest]
 
 
 @pytest.fixture

@@ -11,9 +11,13 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from pytest_vsphere_clone.simulator.guests import Guest, GuestProcessInfo, missing_prerequisites
+from pytest_vsphere_clone.simulator.guests import Guest, GuestProcessInfo, GuestSpec, missing_prerequisites
 
 PASSWORD = "Pa55 w0rd:!"  # spaces and colons: must survive passwd/shadow handling
+
+# The conftest fixtures ``make_spec`` and ``make_guest``.
+MakeSpec = Callable[..., GuestSpec]
+MakeGuest = Callable[..., Guest]
 
 
 def require_guest_support(family: str = "linux") -> None:
@@ -47,9 +51,7 @@ def copy_disk(guest: Guest, destination: Path) -> Path:
 def ssh(ip: str, user: str, password: str | None = None, pkey: paramiko.PKey | None = None) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect(
-        ip, username=user, password=password, pkey=pkey, look_for_keys=False, allow_agent=False, timeout=10
-    )
+    client.connect(ip, username=user, password=password, pkey=pkey, look_for_keys=False, allow_agent=False, timeout=10)
     return client
 
 

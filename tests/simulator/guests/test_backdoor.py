@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MakeGuest
-from guest_helpers import PASSWORD, RpcRecorder, run_in_guest, ssh, ssh_run, wait_exit, wait_until
+from guest_helpers import PASSWORD, MakeGuest, RpcRecorder, run_in_guest, ssh, ssh_run, wait_exit, wait_until
 
 from pytest_vsphere_clone.simulator.guests import GuestHost, GuestOperationsUnavailable, procfs
 
@@ -14,7 +13,9 @@ pytestmark = pytest.mark.guests
 def test_info_get_answers_from_the_simulator(make_guest: MakeGuest, rpc: RpcRecorder) -> None:
     guest = make_guest()
     rpc.replies["info-get guestinfo.ip"] = "10.0.0.5"
-    script = "-c 'vmware-rpctool \"info-get guestinfo.ip\" > /tmp/out; vmware-rpctool \"info-get guestinfo.nope\" 2> /tmp/err'"
+    script = (
+        '-c \'vmware-rpctool "info-get guestinfo.ip" > /tmp/out; vmware-rpctool "info-get guestinfo.nope" 2> /tmp/err\''
+    )
     assert run_in_guest(guest, "alice", "/bin/sh", script) == 1  # the unknown key fails
 
     assert guest.read_file("alice", "/tmp/out") == b"10.0.0.5\n"

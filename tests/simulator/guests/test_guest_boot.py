@@ -11,15 +11,16 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from guest_helpers import PASSWORD, copy_disk, ssh, ssh_run
+from guest_helpers import PASSWORD, MakeGuest, copy_disk, ssh, ssh_run
 
-from conftest import MakeGuest
 from pytest_vsphere_clone.simulator.guests import GuestHost, GuestHostError, GuestNotRunning
 
 pytestmark = pytest.mark.guests
 
 
 def test_boot_gives_dhcp_address_and_ssh_with_password(host: GuestHost, make_guest: MakeGuest) -> None:
+    host_files = {p: p.read_bytes() for p in (Path("/etc/resolv.conf"), Path("/etc/hostname")) if p.exists()}
+    host_leases = sorted(Path("/var/lib/dhcp").glob("*"))
     guest = make_guest(hostname="web01")
     ip = guest.wait_for_ip()
 
@@ -32,6 +33,10 @@ def test_boot_gives_dhcp_address_and_ssh_with_password(host: GuestHost, make_gue
         code, passwd = ssh_run(client, "cut -d: -f1 /etc/passwd")
         assert code == 0 and {"root", "sshd", "alice"} <= set(passwd.split())
         assert "alice" not in Path("/etc/passwd").read_text().split(":")
+    # The guest's DHCP client works on the guest's files only.
+    assert {p: p.read_bytes() for p in host_files} == host_files
+    assert sorted(Path("/var/lib/dhcp").glob("*")) == host_leases
+    assert list((guest.spec.disk_dir / "var" / "lib" / "dhcp").glob("dhclient*.leases"))
 
 
 def test_ssh_with_authorized_key(make_guest: MakeGuest, tmp_path: Path) -> None:
@@ -84,7 +89,8 @@ def test_clone_of_disk_keeps_host_keys_but_gets_new_address(
 
     assert clone_ip != source_ip
     with ssh(source_ip, "alice", PASSWORD) as a, ssh(clone_ip, "alice", PASSWORD) as b:
-        assert a.get_transport().get_remote_server_key() == b.get_transport().get_remote_server_key()  # type: ignore[union-attr]
+        keys = [c.get_transport().get_remote_server_key() for c in (a, b)]
+        assert keys[0] == keys[1]
         assert ssh_run(b, "hostname") == (0, "clone1\n")
 
 

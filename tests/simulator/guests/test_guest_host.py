@@ -71,7 +71,9 @@ def test_stop_removes_everything(fresh_host: GuestHost, tmp_path: Path) -> None:
     assert tag not in _netns()
     assert tag not in _links()
     assert not any(procfs.is_alive(pid) for pid in pids if pid)
-    assert not any(str(runtime) in " ".join(procfs.cmdline(pid)) for pid in map(int, filter(str.isdigit, os.listdir("/proc"))))
+    assert not any(
+        str(runtime) in " ".join(procfs.cmdline(pid)) for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+    )
     assert not runtime.exists()
     assert all((tmp_path / f"disk{n}" / "etc" / "passwd").exists() for n in range(3))  # disks are the VMs'
 

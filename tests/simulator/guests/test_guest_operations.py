@@ -6,8 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MakeGuest
-from guest_helpers import PASSWORD, run_in_guest, wait_exit, wait_until
+from guest_helpers import PASSWORD, MakeGuest, run_in_guest, wait_exit, wait_until
 
 from pytest_vsphere_clone.simulator.guests import (
     GuestFileAccessDenied,
@@ -36,7 +35,7 @@ def test_kitchen_ip_discovery_through_temp_file(make_guest: MakeGuest) -> None:
     info = wait_exit(guest, pid)
 
     assert info.exit_code == 0 and info.owner == "alice" and info.end_time is not None
-    assert info.name == "sh" and info.cmd_line == f'"/bin/sh" -c \'{KITCHEN_IP_DISCOVERY} > {out}\''
+    assert info.name == "sh" and info.cmd_line == f"\"/bin/sh\" -c '{KITCHEN_IP_DISCOVERY} > {out}'"
     assert guest.read_file("alice", out).decode().split() == [ip]
     guest.delete_file("alice", out)
     with pytest.raises(GuestFileNotFound):

@@ -6,8 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import MakeGuest
-from guest_helpers import PASSWORD, copy_disk, run_in_guest, ssh, ssh_run, wait_until
+from guest_helpers import PASSWORD, MakeGuest, copy_disk, run_in_guest, ssh, ssh_run, wait_until
 
 from pytest_vsphere_clone.simulator.guests import Guest, GuestHost, GuestNotRunning
 
@@ -36,7 +35,7 @@ def _instant_clone(make_guest: MakeGuest, source: Guest, tmp_path: Path) -> Gues
 def test_clone_resumes_stale_until_dhclient(
     host: GuestHost, make_guest: MakeGuest, source: Guest, tmp_path: Path, tcp_listener: tuple[str, int]
 ) -> None:
-    source_ip = source.primary_ip()
+    source_ip = source.wait_for_ip()
     clone = _instant_clone(make_guest, source, tmp_path)
 
     # The clone believes it still has the source's address, MAC and hostname...

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import winrm
-from guest_helpers import PASSWORD, copy_disk, run_in_guest, wait_until
+from guest_helpers import PASSWORD, MakeGuest, copy_disk, run_in_guest, wait_until
 
-from conftest import MakeGuest
 from pytest_vsphere_clone.simulator.guests import (
     GuestFileNotFound,
     GuestInvalidArgument,
@@ -67,9 +66,7 @@ def test_programs_and_files_with_windows_paths(make_guest: MakeGuest) -> None:
 def test_instant_clone_refreshes_with_ipconfig_renew(make_guest: MakeGuest, tmp_path: Path) -> None:
     source = make_guest(family="windows", user=USER, hostname="wingold")
     source_ip = source.wait_for_ip()
-    clone = make_guest(
-        family="windows", user=USER, resume_from=source, disk_dir=copy_disk(source, tmp_path / "clone")
-    )
+    clone = make_guest(family="windows", user=USER, resume_from=source, disk_dir=copy_disk(source, tmp_path / "clone"))
     assert clone.primary_ip() == source_ip and clone.interfaces()[0].mac == source.spec.mac
 
     # kitchen-vcenter's Windows refresh ends with "ipconfig /renew".
@@ -77,4 +74,3 @@ def test_instant_clone_refreshes_with_ipconfig_renew(make_guest: MakeGuest, tmp_
     wait_until(lambda: clone.primary_ip() not in (None, source_ip), what="a new address")
     assert clone.interfaces()[0].mac == clone.spec.mac
     assert _winrm(str(clone.primary_ip())).run_cmd("hostname").std_out == b"wingold\r\n"
-

@@ -1,9 +1,36 @@
 """Real guests behind simulated VMs: network namespaces with sshd, DHCP, WinRM.
 
-Each powered-on VM is a network namespace on a per-simulator bridge, with its own
-mount and UTS namespaces (accounts, hostname, /tmp), a real sshd (Linux) or the
-WinRM server (Windows), and an address from the bridge's DHCP server. See
-``GuestHost`` and ``Guest``.
+A ``GuestHost`` (one per simulator) owns a bridge with a DHCP server (dnsmasq);
+each powered-on VM is a ``Guest`` on it. Design, in brief:
+
+- **Isolation.** A guest is a named network namespace whose eth0 (a veth, with the
+  VM's MAC) is plugged into the bridge, plus its own mount and UTS namespaces,
+  held by a ``sleep infinity`` init. Processes are ordinary host processes (guest
+  pid = host pid); membership is by network namespace, which is how they are
+  listed, frozen and killed. See namespace.py and paths.py for the file view.
+- **Accounts and hostname.** The VM disk's ``etc/`` is an overlay layer over the
+  host's /etc (upper layer on a private tmpfs): own passwd/shadow/group (host
+  system accounts, locked, plus the guest user), hostname, hosts, sshd_config and
+  ssh host keys. sshd authenticates against them; the host's files are never
+  written. /tmp and /run are private tmpfs; /home and /root come from the disk.
+- **Addresses.** dhclient runs inside the guest's view, so its default script
+  only touches the guest's /etc, /run and /var/lib/dhcp. Leases are keyed by MAC.
+- **Port security.** Bridge ports are locked with a static FDB entry for the
+  NIC's hardware MAC: frames with any other source MAC are dropped in the kernel.
+- **Instant clones** (``create_guest(spec, resume_from=source)``) resume the
+  source's hostname, addresses, routes and eth0 MAC; only the hardware MAC is
+  new, so nothing gets through. A NIC reset - what a driver reload does - adopts
+  the hardware MAC and drops the stale addresses; it happens when the guest runs
+  dhclient (a PREINIT hook asks the virtual hardware over the backdoor) or sets
+  eth0 down (seen through rtnetlink). DHCP then yields a new address.
+- **Backdoor.** Each guest has a unix socket at /run/vmware-tools/backdoor.sock;
+  ``vmtoolsd --cmd`` and ``vmware-rpctool`` (in the guest's /usr/bin) send RPCs
+  the simulator answers through ``GuestHost.backdoor``. ``instantclone.freeze``
+  SIGSTOPs every guest process and drops the NIC's carrier; the call returns
+  when ``Guest.unfreeze()`` is called, like vmtoolsd's.
+- **Ownership.** Every name carries the host's tag (``pvcs`` + index); a registry
+  in /run/pytest-vsphere-clone-sim maps tags to owner pids, so a start sweeps what
+  dead simulators left and never touches a live one's resources.
 """
 
 from .errors import (

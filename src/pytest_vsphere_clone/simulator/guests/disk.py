@@ -178,7 +178,7 @@ class GuestDisk:
         existing = keys_file.read_text().splitlines() if keys_file.exists() else []
         wanted = existing + [k.strip() for k in authorized_keys if k.strip() and k.strip() not in existing]
         _write(keys_file, "".join(k + "\n" for k in wanted), 0o600, uid=account.uid, gid=account.gid)
-        for path, mode in ((home, 0o750), (ssh_dir, 0o700)):
+        for path, mode in ((home, 0o700 if account.uid == 0 else 0o750), (ssh_dir, 0o700)):
             os.chown(path, account.uid, account.gid)
             os.chmod(path, mode)
 
@@ -195,11 +195,8 @@ class GuestDisk:
 def _write(path: Path, text: str, mode: int, uid: int = 0, gid: int = 0) -> None:
     """Replace a file atomically with the given content, mode and owner."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, text.encode())
-        os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
+        f.write(text.encode())
+        os.fchown(f.fileno(), uid, gid)
+        os.fchmod(f.fileno(), mode)
     os.replace(tmp, path)

@@ -55,6 +55,7 @@ def run_fileop(
             [sys.executable, "-I", "-S", str(_CHILD), json.dumps(request)],
             input=data if data is not None else b"",
             capture_output=True,
+            env={"LANG": "C.UTF-8"},  # runs as the guest user: nothing of the simulator's environment
             timeout=_TIMEOUT,
             check=False,
         )

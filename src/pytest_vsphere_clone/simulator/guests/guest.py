@@ -164,7 +164,7 @@ class Guest:
 
     def _boot(self) -> None:
         spec = self.spec
-        resume = _capture_resume_state(self._resume_from) if self._resume_from is not None else None
+        resume = self._resume_from._resume_state() if self._resume_from is not None else None
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         tools = self.runtime_dir / "tools"
         tools.mkdir(mode=0o755, parents=True)
@@ -184,7 +184,7 @@ class Guest:
             family=spec.family,
         )
         ns.start_init(view)
-        if resume is not None:
+        if resume is not None and resume.addresses:
             ip_batch(
                 [f"address add {a} dev {GUEST_IFNAME}" for a in resume.addresses] + list(resume.routes),
                 netns=self.name,
@@ -267,15 +267,13 @@ class Guest:
     def wait_for_ip(self, timeout: float = 10.0) -> str:
         """Block until eth0 has an IPv4 address (DHCP completes after boot returns)."""
         deadline = time.monotonic() + timeout
-        delay = 0.002
         while True:
             ip = self.primary_ip()
             if ip is not None:
                 return ip
             if time.monotonic() > deadline:
                 raise GuestHostError(f"guest {self.vm_id} got no IPv4 address within {timeout} s")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            time.sleep(0.005)  # DHCP takes tens of ms: a coarser poll would dominate the wait
 
     def set_nic_connected(self, connected: bool) -> None:
         """vSphere's connectable.connected: a disconnected NIC passes no traffic (guest sees no carrier).
@@ -302,6 +300,27 @@ class Guest:
         """eth0 set down inside a stale clone: reset the NIC (off the event loop)."""
         future = self._events.loop.run_in_executor(None, self._reset_nic)
         future.add_done_callback(_log_failure(f"NIC reset of {self.vm_id}"))
+
+    def _resume_state(self) -> _ResumeState:
+        """This running guest's OS network state, for an instant clone to resume with."""
+        ns = self._ns
+        if not self._running or ns is None:
+            raise GuestNotRunning(f"instant clone source {self.vm_id} is not running")
+        hostname = run(ns.enter(["uname", "-n"])).strip()
+        mac = str(self._nic.guest_link()["address"])
+        links = json.loads(run(["ip", "-n", self.name, "-j", "-4", "address", "show", "dev", GUEST_IFNAME]))
+        addresses = tuple(
+            f"{a['local']}/{a['prefixlen']}"
+            for link in links
+            for a in link.get("addr_info", [])
+            if a.get("scope") == "global"
+        )
+        routes = tuple(
+            f"route add {r['dst']} via {r['gateway']} dev {GUEST_IFNAME}"
+            for r in json.loads(run(["ip", "-n", self.name, "-j", "-4", "route", "show", "dev", GUEST_IFNAME]))
+            if "gateway" in r
+        )
+        return _ResumeState(hostname=hostname, mac=mac, addresses=addresses, routes=routes)
 
     # -- freeze and backdoor -------------------------------------------------------------
 
@@ -490,28 +509,6 @@ class Guest:
         ns = self._ops_namespace()
         view_path = to_view(self.spec.family, path)
         return run_fileop(ns.anchor_pid, self._credentials(user), op, view_path, path, data, **options)
-
-
-def _capture_resume_state(source: Guest) -> _ResumeState:
-    """Read the source's guest OS network state, for an instant clone to resume with."""
-    ns = source._ns
-    if not source.running or ns is None:
-        raise GuestNotRunning(f"instant clone source {source.vm_id} is not running")
-    hostname = run(ns.enter(["uname", "-n"])).strip()
-    mac = str(source._nic.guest_link()["address"])
-    links = json.loads(run(["ip", "-n", source.name, "-j", "-4", "address", "show", "dev", GUEST_IFNAME]))
-    addresses = tuple(
-        f"{a['local']}/{a['prefixlen']}"
-        for link in links
-        for a in link.get("addr_info", [])
-        if a.get("scope") == "global"
-    )
-    routes = tuple(
-        f"route add {r['dst']} via {r['gateway']} dev {GUEST_IFNAME}"
-        for r in json.loads(run(["ip", "-n", source.name, "-j", "-4", "route", "show", "dev", GUEST_IFNAME]))
-        if "gateway" in r
-    )
-    return _ResumeState(hostname=hostname, mac=mac, addresses=addresses, routes=routes)
 
 
 def _log_failure(what: str) -> Callable[[asyncio.Future[None]], None]:

@@ -36,7 +36,8 @@ def netns_socket(netns_path: str, family: int, type_: int, proto: int = 0) -> so
     setns(CLONE_NEWNET) affects only the calling thread, so a throw-away thread
     enters the namespace, creates the socket (which stays bound to it) and ends.
     """
-    result: dict[str, object] = {}
+    sockets: list[socket.socket] = []
+    errors: list[OSError] = []
 
     def create() -> None:
         try:
@@ -47,18 +48,16 @@ def netns_socket(netns_path: str, family: int, type_: int, proto: int = 0) -> so
                     raise OSError(err, f"setns({netns_path}): {os.strerror(err)}")
             finally:
                 os.close(fd)
-            result["sock"] = socket.socket(family, type_, proto)
+            sockets.append(socket.socket(family, type_, proto))
         except OSError as exc:
-            result["error"] = exc
+            errors.append(exc)
 
     thread = threading.Thread(target=create, name="pvcs-setns")
     thread.start()
     thread.join()
-    if "error" in result:
-        raise result["error"]  # type: ignore[misc]
-    sock = result["sock"]
-    assert isinstance(sock, socket.socket)
-    return sock
+    if errors:
+        raise errors[0]
+    return sockets[0]
 
 
 def link_went_down(data: bytes, ifindex: int) -> bool:

@@ -57,6 +57,8 @@ echo ready
 exec sleep infinity </dev/null >/dev/null 2>&1
 """
 
+# The guest's init must not inherit the simulator's environment (guest root can read it).
+_INIT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 _FORBIDDEN_IN_PATHS = (":", ",", "\\", "\n")  # they would break overlayfs mount options
 
 
@@ -80,6 +82,7 @@ class GuestNamespace:
         self._log_file = log_file
         self._anchor: subprocess.Popen[bytes] | None = None
         self._inode: int | None = None
+        self._created = False
 
     @property
     def netns_inode(self) -> int | None:
@@ -88,7 +91,10 @@ class GuestNamespace:
 
     @property
     def anchor_pid(self) -> int:
-        """The guest's init; raises if it is gone (the guest can then not be entered)."""
+        """The guest's init; raises if it is gone (the guest can then not be entered).
+
+        It is reaped only in destroy(), so its pid cannot have been reused meanwhile.
+        """
         anchor = self._anchor
         if anchor is None or not procfs.is_alive(anchor.pid):
             raise GuestOperationsUnavailable(f"guest {self.name}: its init process is not running")
@@ -98,6 +104,7 @@ class GuestNamespace:
         if os.path.exists(self.netns_path):
             raise GuestHostError(f"network namespace {self.name} already exists")
         run(["ip", "netns", "add", self.name])
+        self._created = True
         self._inode = procfs.ns_inode(self.netns_path)
 
     def start_init(self, view: GuestView) -> None:
@@ -113,7 +120,9 @@ class GuestNamespace:
             str(view.disk_dir), str(view.tools_dir), str(view.staging_dir), view.hostname, view.family,
         ]  # fmt: skip
         with open(self._log_file, "ab") as log:
-            self._anchor = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
+            self._anchor = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=_INIT_ENV
+            )
         assert self._anchor.stdout is not None
         with self._anchor.stdout, selectors.DefaultSelector() as sel:
             sel.register(self._anchor.stdout, selectors.EVENT_READ)
@@ -160,6 +169,7 @@ class GuestNamespace:
             self._anchor.kill()
             self._anchor.wait()
             self._anchor = None
-        if os.path.exists(self.netns_path):
+        if self._created and os.path.exists(self.netns_path):
             run(["ip", "netns", "delete", self.name])
+        self._created = False
         self._inode = None

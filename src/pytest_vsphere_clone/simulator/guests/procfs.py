@@ -7,6 +7,7 @@ is its network namespace, so that is how they are found, frozen and killed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
 
+log = logging.getLogger(__name__)
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -118,6 +120,18 @@ def rss_bytes(pid: int) -> int:
         return 0
 
 
+def pss_bytes(pid: int) -> int:
+    """Proportional set size: RSS with shared pages divided among their users (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return 0
+
+
 def signal_netns(inode: int, sig: int) -> list[int]:
     """Send ``sig`` to every process of a network namespace; return the pids signalled."""
     pids = pids_in_netns(inode)
@@ -151,6 +165,9 @@ def stop_netns(inode: int, timeout: float = 5.0) -> None:
             stat = read_stat(pid)
             if stat is not None and stat.state not in ("T", "t", "Z", "X"):
                 running.append(pid)
-        if not running or time.monotonic() > deadline:
+        if not running:
+            return
+        if time.monotonic() > deadline:
+            log.warning("processes %s did not stop within %s s", running, timeout)
             return
         time.sleep(0.002)
