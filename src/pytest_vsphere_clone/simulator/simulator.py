@@ -108,7 +108,8 @@ class Simulator:
         from .guest_runtime import GuestRuntime
 
         assert self.vc is not None and self._server is not None and self._state_dir is not None
-        runtime = GuestRuntime(self.vc, self._state_dir / "guests")
+        server = self._server
+        runtime = GuestRuntime(self.vc, self._state_dir / "guests", lambda: server.port)
         self.vc.guests = runtime
         self._server.set_guest_file_handler(runtime.file_transfers.handle)
         runtime.start()

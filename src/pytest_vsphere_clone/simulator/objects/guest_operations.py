@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from .virtual_machine import VirtualMachine
 
 
-def _utc(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, tz=timezone.utc) if ts is not None else None
+def _utc(ts: float | datetime | None) -> datetime | None:
+    if ts is None or isinstance(ts, datetime):
+        return ts
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
 class _GuestOpsBase(SimObject):
@@ -48,7 +50,7 @@ class _GuestOpsBase(SimObject):
         if guest is None:
             raise vim.fault.GuestOperationsUnavailable(msg="The guest operations agent could not be contacted.")
         if not isinstance(auth, vim.vm.guest.NamePasswordAuthentication):
-            raise vim.fault.GuestAuthenticationChallenge(msg="Only name and password authentication is supported.")
+            raise vmodl.fault.NotSupported(msg="The simulator supports only name and password authentication.")
         if not self.runtime().check_login(guest, auth.username, auth.password or ""):
             raise vim.fault.InvalidGuestLogin(msg="Failed to authenticate with the guest operating system using "
                                                   "the supplied credentials.")

@@ -1,0 +1,344 @@
+"""Real guests behind simulated VMs: power, disks, VMware Tools' reports and Guest Operations.
+
+The VirtualMachine objects call in here (power on/off, clone, instant clone,
+NIC connection, destroy); Guest Operations calls land here too. Each VM's
+"disk" is a directory, copied for clones, so clones share their template's
+SSH host keys as real clones do.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyVmomi import vim, vmodl
+
+from .file_transfers import FileTransfers
+from .guests import errors as guest_errors
+from .guests.host import GuestHost
+from .guests.models import GuestSpec
+from .objects.guest_operations import GuestFileManager, GuestOperationsManager, GuestProcessManager
+from .objects.virtual_machine import VirtualMachine
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .guests.guest import Guest
+    from .guests.models import GuestProcessInfo
+    from .vcenter import VCenter
+
+log = logging.getLogger(__name__)
+
+#: Root, as in most test templates: NIC refreshes (dhclient, ip link) need it.
+LINUX_USER = "root"
+WINDOWS_USER = "Administrator"
+FREEZE_COMMAND = "instantclone.freeze"
+
+
+class GuestRuntime:
+    """Runs one guest per powered-on VM and models VMware Tools for each."""
+
+    def __init__(self, vc: VCenter, state_dir: Path, http_port: Callable[[], int],
+                 password: str | None = None) -> None:
+        self.vc = vc
+        self.state_dir = state_dir
+        self.http_port = http_port
+        self.password = password or secrets.token_urlsafe(12)
+        self.host = GuestHost(state_dir / "host", secrets.token_hex(3), backdoor=self._backdoor)
+        self.file_transfers = FileTransfers(self)
+        self.key_file = state_dir / "guest_id_ed25519"
+        self.public_key = ""
+        self._stop = threading.Event()
+        self._tools_thread: threading.Thread | None = None
+        self._next_report: dict[str, float] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the guest network, add Guest Operations to the vCenter, boot the initially running VMs."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._make_key()
+        self.host.start()
+        vc = self.vc
+        with vc.lock:
+            managers = [GuestOperationsManager(vc, "guestOperationsManager"),
+                        GuestProcessManager(vc, "guestOperationsProcessManager"),
+                        GuestFileManager(vc, "guestOperationsFileManager")]
+            for manager in managers:
+                vc.add(manager)
+            vc.service_instance.content_value.guestOperationsManager = managers[0].ref
+            vms = vc.of_type(VirtualMachine)
+        for vm in vms:
+            self.disk_dir(vm).mkdir(parents=True, exist_ok=True)
+            if vm.initial_power == "poweredOn":
+                with vc.lock:
+                    vm.power_state = "poweredOn"
+                    vm.boot_time = time.time()
+                self._boot(vm, wait_for_tools=True)
+                if vm.initial_frozen:
+                    self.freeze(vm)
+        self._tools_thread = threading.Thread(target=self._tools_loop, name="sim-tools", daemon=True)
+        self._tools_thread.start()
+
+    def stop(self) -> None:
+        """Stop every guest and remove everything of theirs."""
+        self._stop.set()
+        if self._tools_thread is not None:
+            self._tools_thread.join(timeout=5)
+        self.host.stop()
+        self.file_transfers.clear()
+
+    def _make_key(self) -> None:
+        """An SSH key pair whose public half every Linux guest authorizes (GUEST_KEY)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        private = ed25519.Ed25519PrivateKey.generate()
+        self.key_file.touch(mode=0o600)
+        self.key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                                        serialization.NoEncryption()))
+        public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        self.public_key = public.decode() + " pytest-vsphere-clone-simulator"
+
+    def connection_facts(self) -> dict[str, str]:
+        """Guest credentials the simulator prints and the plugin uses."""
+        return {"GUEST_USER": LINUX_USER, "GUEST_PASSWORD": self.password, "GUEST_KEY": str(self.key_file),
+                "WINDOWS_GUEST_USER": WINDOWS_USER, "WINDOWS_GUEST_PASSWORD": self.password}
+
+    # --- disks -------------------------------------------------------------------------
+
+    def disk_dir(self, vm: VirtualMachine) -> Path:
+        return self.state_dir / "disks" / vm.mo_id
+
+    def clone_disk(self, source: VirtualMachine, clone: VirtualMachine) -> None:
+        """A clone starts from a copy of its source's disk (host keys, homes, files)."""
+        source_dir = self.disk_dir(source)
+        target = self.disk_dir(clone)
+        if source_dir.exists():
+            shutil.copytree(source_dir, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+
+    def destroy(self, vm: VirtualMachine) -> None:
+        self.host.remove_guest(vm.mo_id)
+        shutil.rmtree(self.disk_dir(vm), ignore_errors=True)
+
+    # --- power -------------------------------------------------------------------------
+
+    def _spec(self, vm: VirtualMachine) -> GuestSpec:
+        windows = vm.family == "windows"
+        return GuestSpec(vm_id=vm.mo_id, hostname=_hostname(vm.name), mac=vm.nics[0].mac,
+                         family="windows" if windows else "linux", disk_dir=self.disk_dir(vm),
+                         user=WINDOWS_USER if windows else LINUX_USER, password=self.password,
+                         authorized_keys=[] if windows or not self.public_key else [self.public_key])
+
+    def power_on(self, vm: VirtualMachine) -> None:
+        """Boot the VM's guest; Tools come up after the profile's boot time."""
+        self._boot(vm, wait_for_tools=False)
+
+    def _boot(self, vm: VirtualMachine, wait_for_tools: bool) -> None:
+        guest = self.host.create_guest(self._spec(vm))
+        guest.set_nic_connected(all(n.connected for n in vm.nics[:1]))
+        guest.boot()
+        boot_time = self.vc.profile.duration(f"boot.{vm.family}")
+        if wait_for_tools:
+            guest.wait_for_ip(timeout=30.0)
+            self._tools_up(vm, time.time())
+        else:
+            self._schedule_tools(vm, time.time() + boot_time)
+
+    def _schedule_tools(self, vm: VirtualMachine, when: float) -> None:
+        with self.vc.lock:
+            self._next_report[vm.mo_id] = when
+            vm.tools.running = False
+
+    def _tools_up(self, vm: VirtualMachine, now: float) -> None:
+        with self.vc.lock:
+            if vm.power_state != "poweredOn" or not vm.tools_installed:
+                return
+            vm.tools.running = True
+            self._report(vm)
+            self._next_report[vm.mo_id] = now + self.vc.profile.duration("tools.poll")
+
+    def power_off(self, vm: VirtualMachine) -> None:
+        with self.vc.lock:
+            self._next_report.pop(vm.mo_id, None)
+        self.host.remove_guest(vm.mo_id)
+
+    def nic_connected(self, vm: VirtualMachine, nic: Any, connected: bool) -> None:
+        guest = self.host.guest(vm.mo_id)
+        if guest is not None and nic is vm.nics[0]:
+            guest.set_nic_connected(connected)
+
+    def instant_clone(self, source: VirtualMachine, clone: VirtualMachine) -> None:
+        """The clone resumes where its source is: same guest state, new MAC (stale until refreshed)."""
+        self.clone_disk(source, clone)
+        source_guest = self.host.guest(source.mo_id)
+        guest = self.host.create_guest(self._spec(clone), resume_from=source_guest)
+        guest.set_nic_connected(all(n.connected for n in clone.nics[:1]))
+        guest.boot()
+        # Tools were running in the source: they keep running in the clone.
+        self._tools_up(clone, time.time())
+
+    def freeze(self, vm: VirtualMachine) -> None:
+        """Freeze a running VM from outside (initial inventory state)."""
+        guest = self.host.guest(vm.mo_id)
+        with self.vc.lock:
+            vm.frozen = True
+            vm.changed()
+        if guest is not None:
+            guest.freeze()
+
+    def _backdoor(self, vm_id: str, command: str) -> str:
+        """Answer the guest tools' RPCs: freeze, guestinfo reads."""
+        with self.vc.lock:
+            vm = self.vc.objects.get(vm_id)
+            if not isinstance(vm, VirtualMachine):
+                raise guest_errors.GuestError("Unknown VM")
+            text = command.strip()
+            if text == FREEZE_COMMAND:
+                if vm.all_snapshots() and vm.power_state != "poweredOn":
+                    raise guest_errors.GuestError("Invalid state")
+                vm.frozen = True
+                vm.changed()
+                return ""
+            if text.startswith("info-get "):
+                key = text[len("info-get "):].strip()
+                if key in vm.extra_config:
+                    return vm.extra_config[key]
+                raise guest_errors.GuestError("No value found")
+        raise guest_errors.GuestError("Unknown command")
+
+    # --- VMware Tools' reports ----------------------------------------------------------------
+
+    def _tools_loop(self) -> None:
+        while not self._stop.wait(0.05):
+            now = time.time()
+            with self.vc.lock:
+                due = [(mo_id, when) for mo_id, when in self._next_report.items() if when <= now]
+            for mo_id, _ in due:
+                vm = self.vc.objects.get(mo_id)
+                if not isinstance(vm, VirtualMachine) or vm.power_state != "poweredOn":
+                    with self.vc.lock:
+                        self._next_report.pop(mo_id, None)
+                    continue
+                if not vm.tools.running:
+                    self._tools_up(vm, now)
+                    continue
+                with self.vc.lock:
+                    self._report(vm)
+                    self._next_report[mo_id] = now + self.vc.profile.duration("tools.poll")
+
+    def _report(self, vm: VirtualMachine) -> None:
+        """Copy the guest's real interfaces into guest.* (caller holds the lock)."""
+        guest = self.host.guest(vm.mo_id)
+        if guest is None or vm.frozen:
+            return
+        try:
+            nics = guest.interfaces()
+        except guest_errors.GuestError:
+            return
+        net = []
+        primary = None
+        for nic in nics:
+            if nic.name == "lo":
+                continue
+            addresses = [vim.net.IpConfigInfo.IpAddress(ipAddress=a.ip, prefixLength=a.prefix_length,
+                                                        state="preferred") for a in nic.ip_addresses]
+            hw = next((n for n in vm.nics if n.mac == nic.mac), None)
+            net.append(vim.vm.GuestInfo.NicInfo(
+                network=hw.network.name if hw else None, macAddress=nic.mac, connected=nic.up,
+                deviceConfigId=hw.key if hw else -1, ipAddress=[a.ip for a in nic.ip_addresses],
+                ipConfig=vim.net.IpConfigInfo(ipAddress=addresses)))
+            if primary is None:
+                primary = next((a.ip for a in nic.ip_addresses if ":" not in a.ip), None)
+        hostname = guest.hostname
+        changed = (vm.tools.ip_address, vm.tools.host_name, len(vm.tools.net)) != (primary, hostname, len(net)) or \
+            [n.ipAddress for n in vm.tools.net] != [n.ipAddress for n in net]
+        vm.tools.ip_address = primary
+        vm.tools.host_name = hostname
+        vm.tools.net = net
+        if changed:
+            vm.changed()
+
+    # --- guest operations ---------------------------------------------------------------------
+
+    def guest_for(self, vm: VirtualMachine) -> Guest | None:
+        guest = self.host.guest(vm.mo_id)
+        return guest if guest is not None and guest.running else None
+
+    def check_login(self, guest: Guest, user: str, password: str) -> bool:
+        return guest.check_login(user, password)
+
+    def start_program(self, guest: Guest, user: str, path: str, arguments: str, cwd: str | None,
+                      env: list[str]) -> int:
+        with faults_of(path):
+            return guest.start_program(user, path, arguments, cwd, env or None)
+
+    def list_processes(self, guest: Guest, pids: list[int] | None) -> list[GuestProcessInfo]:
+        with faults_of(""):
+            return guest.list_processes(pids)
+
+    def terminate_process(self, guest: Guest, pid: int) -> None:
+        with faults_of(""):
+            guest.terminate_process(pid)
+
+    def environment(self, guest: Guest, user: str, names: list[str]) -> list[str]:
+        return [f"{name}=" for name in names]
+
+    def delete_file(self, guest: Guest, user: str, path: str) -> None:
+        with faults_of(path):
+            guest.delete_file(user, path)
+
+    def create_temp_file(self, guest: Guest, user: str, prefix: str, suffix: str, directory: str | None) -> str:
+        with faults_of(directory or ""):
+            return guest.create_temp_file(user, prefix, suffix, directory)
+
+
+class faults_of:  # noqa: N801 - used as a context manager, reads like a phrase
+    """Turn guest runtime errors into the faults a vCenter answers with."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or not isinstance(exc, guest_errors.GuestError):
+            return
+        raise to_fault(exc, self.path) from None
+
+
+def to_fault(exc: guest_errors.GuestError, path: str = "") -> Any:
+    """The vSphere fault for a guest runtime error."""
+    message = str(exc)
+    file = getattr(exc, "path", "") or path
+    if isinstance(exc, guest_errors.GuestLoginError):
+        return vim.fault.InvalidGuestLogin(msg="Failed to authenticate with the guest operating system using the "
+                                               "supplied credentials.")
+    if isinstance(exc, guest_errors.GuestOperationsUnavailable | guest_errors.GuestNotRunning):
+        return vim.fault.GuestOperationsUnavailable(msg="The guest operations agent could not be contacted.")
+    if isinstance(exc, guest_errors.GuestFileNotFound):
+        return vim.fault.FileNotFound(msg=f"File {file} was not found", file=file)
+    if isinstance(exc, guest_errors.GuestFileExists):
+        return vim.fault.FileAlreadyExists(msg=f"File {file} already exists", file=file)
+    if isinstance(exc, guest_errors.GuestNotAFile):
+        return vim.fault.NotAFile(msg=f"{file} is not a file", file=file)
+    if isinstance(exc, guest_errors.GuestFileAccessDenied):
+        return vim.fault.GuestPermissionDenied(msg=f"Permission denied: {file}")
+    if isinstance(exc, guest_errors.GuestProcessNotFound):
+        return vim.fault.GuestProcessNotFound(msg=message, pid=0)
+    if isinstance(exc, guest_errors.GuestInvalidArgument):
+        return vmodl.fault.InvalidArgument(msg=message, invalidProperty=file or "path")
+    return vim.fault.GuestOperationsFault(msg=message)
+
+
+def _hostname(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")
+    return (cleaned or "vm")[:63]
