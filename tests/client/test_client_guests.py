@@ -10,8 +10,8 @@ import ipaddress
 from typing import Any
 
 import pytest
-from conftest import FAST_RETRY
 
+from conftest import FAST_RETRY
 from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
 from pytest_vsphere_clone.client.discovery import ActiveDiscovery, AddressFilter, ToolsDiscovery
 from pytest_vsphere_clone.client.errors import GuestLoginFailed, GuestOperationFailed
@@ -41,8 +41,12 @@ def _credentials(sim: Simulator, os_family: str) -> tuple[str, str]:
 
 
 def _running_clone(conn: VSphereConnection, template: str, name: str, clone_type: str = "linked") -> Any:
+    """A powered-on clone whose VMware Tools already run (guest operations answer at once)."""
     info = find_template(conn, template)
-    return clone_vm(conn, CloneRequest(info, name, clone_type=clone_type), retry=FAST_RETRY)
+    result = clone_vm(conn, CloneRequest(info, name, clone_type=clone_type), retry=FAST_RETRY)
+    with Waiter(conn) as waiter:
+        waiter.wait_for_property(result.vm, "guest.toolsRunningStatus", lambda v: v == "guestToolsRunning", 30.0)
+    return result
 
 
 @pytest.fixture

@@ -117,7 +117,8 @@ class GuestOperations:
             raise GuestLoginFailed(self.vm_name, self.username) from None
         except VSphereCloneError:
             raise
-        except vim.fault.GuestOperationsFault as fault:
+        except (vim.fault.GuestOperationsFault, vim.fault.FileFault) as fault:
+            # File faults (e.g. FileNotFound) are what a missing guest path answers.
             raise GuestOperationFailed(f"{what} in VM {self.vm_name!r} failed: {faults.describe(fault)}") from None
 
     def limited(self, seconds: float) -> GuestOperations:
