@@ -6,12 +6,10 @@ imported only when a vSphere fixture or command needs them.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from . import hookspecs
-from .fixtures import NamedFixtures, vsphere_service_instance, vsphere_template, vsphere_vm, vsphere_vm_factory
+from .fixtures import named_fixtures_plugin, vsphere_service_instance, vsphere_template, vsphere_vm, vsphere_vm_factory
 from .options import GROUPS, OPTIONS
 from .settings import Settings, SettingsError, parse_named_fixtures, resolve
 
@@ -76,7 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.pluginmanager.register(VSphereRun(config, settings, named), "vsphere-clone-run")
     if named:
-        config.pluginmanager.register(NamedFixtures(named), "vsphere-clone-named-fixtures")
+        config.pluginmanager.register(named_fixtures_plugin(named), "vsphere-clone-named-fixtures")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -95,18 +95,17 @@ def named_fixture(name: str, settings: Settings) -> Callable[..., Clone]:
     """A fixture called ``name`` giving clones made with ``settings`` (from ini vsphere_fixtures)."""
     from .run import PYTEST_SCOPES
 
-    def fixture(request: pytest.FixtureRequest) -> Clone:
+    def fixture(self: object, request: pytest.FixtureRequest) -> Clone:
         run = current_run(request.config)
-        return run.clone_for(request, settings, settings.template[0], settings.scope)
+        resolved = run.named[name]  # with what the run learnt since (e.g. the simulator's address)
+        return run.clone_for(request, resolved, resolved.template[0], resolved.scope)
 
     fixture.__name__ = name
     fixture.__doc__ = f"Clone fixture {name} from ini vsphere_fixtures ({settings.template[0]})."
     return pytest.fixture(name=name, scope=PYTEST_SCOPES[settings.scope])(fixture)  # type: ignore[call-overload]
 
 
-class NamedFixtures:
-    """Holder whose attributes are the named fixtures (pytest collects fixtures from registered plugins)."""
-
-    def __init__(self, named: dict[str, Settings]) -> None:
-        for name, settings in named.items():
-            setattr(self, f"_named_{name}", named_fixture(name, settings))
+def named_fixtures_plugin(named: dict[str, Settings]) -> object:
+    """A plugin object holding the named fixtures (pytest reads fixtures from a plugin's class)."""
+    attributes = {f"named_{name}": named_fixture(name, settings) for name, settings in named.items()}
+    return type("VSphereNamedFixtures", (), attributes)()

@@ -80,6 +80,7 @@ class Provisioner:
         for warning in result.warnings:
             self.run.warn(warning)
         os_family = settings.os if settings.os != "auto" else template.os_family
+        settings = self.run.settings_for_os(settings, os_family)
         clone = Clone(name=name, moref=result.moref, ip="", os=os_family, template=template_name,
                       clone_type=settings.clone_type, timings=dict(result.timings), _conn=conn, _settings=settings)
         try:

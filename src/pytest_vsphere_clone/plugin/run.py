@@ -51,15 +51,16 @@ class VSphereRun:
         self.uses_xdist = not self.is_worker and bool(getattr(config.option, "numprocesses", None)) and \
             getattr(config.option, "dist", "no") != "no"
         self.simulator: Simulator | None = None
+        self._facts: dict[str, Any] = {}
         self._conn: VSphereConnection | None = None
         self._conn_lock = threading.Lock()
         self.collect_only = bool(config.option.collectonly)
         if workerinput is not None:
             self.run_id = str(workerinput["vsphere_run_id"])
             self.run_dir = Path(workerinput["vsphere_run_dir"])
-            facts = json.loads(workerinput.get("vsphere_facts", "{}"))
-            if facts:
-                self.settings = settings.replace(**_facts_to_settings(facts, settings))
+            self._facts = json.loads(workerinput.get("vsphere_facts", "{}"))
+            if self._facts:
+                self._apply_facts()
         else:
             self.run_id = secrets.token_hex(3)
             self.run_dir = Path(tempfile.mkdtemp(prefix=f"vsphere-clone-{self.run_id}-"))
@@ -68,7 +69,6 @@ class VSphereRun:
         self.janitor = Janitor(self)
         self.used_templates: set[str] = set()
         self.warnings: list[str] = []
-        self._facts: dict[str, Any] = {}
         self._previous_sigterm: Any = None
         if not self.is_worker and not self.collect_only and settings.simulator:
             self._start_simulator()
@@ -93,13 +93,29 @@ class VSphereRun:
         facts = self.simulator.connection_facts()
         self._facts = {"host": facts["HOST"], "user": facts["USER"], "password": facts["PASSWORD"],
                        "ca_bundle": facts["CA_FILE"], "guest_user": facts.get("GUEST_USER"),
-                       "guest_password": facts.get("GUEST_PASSWORD")}
+                       "guest_password": facts.get("GUEST_PASSWORD"),
+                       "windows_guest_user": facts.get("WINDOWS_GUEST_USER"),
+                       "windows_guest_password": facts.get("WINDOWS_GUEST_PASSWORD")}
+        self._apply_facts()
+
+    def _apply_facts(self) -> None:
+        """Point the run's settings, named fixtures' too, at the simulator."""
         self.settings = self.base_settings.replace(**_facts_to_settings(self._facts, self.base_settings))
+        self.named = {name: s.replace(**_facts_to_settings(self._facts, s)) for name, s in self.named.items()}
 
     def worker_input(self) -> dict[str, Any]:
         """What every xdist worker needs from the controller (secrets stay in memory)."""
         return {"vsphere_run_id": self.run_id, "vsphere_run_dir": str(self.run_dir),
                 "vsphere_facts": json.dumps(self._facts)}
+
+    def settings_for_os(self, settings: Settings, os_family: str) -> Settings:
+        """The simulator's Windows guests have their own account; the user's own setting always wins."""
+        if os_family != "windows" or not self._facts.get("windows_guest_user"):
+            return settings
+        if settings.guest_user != self._facts.get("guest_user"):
+            return settings
+        return settings.replace(guest_user=self._facts["windows_guest_user"],
+                                guest_password=self._facts["windows_guest_password"])
 
     # --- connection -------------------------------------------------------------------
 
@@ -239,7 +255,11 @@ class VSphereRun:
         try:
             clone = self.provisioner.create(settings, template, scope, request)
         except VSphereCloneError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            failure = str(exc)
+        else:
+            failure = ""
+        if failure:
+            pytest.fail(failure, pytrace=False)
         self.used_templates.add(template)
         request.addfinalizer(lambda: self.janitor.release(clone))
         return clone
@@ -267,7 +287,11 @@ class VSphereRun:
                     clone = self.provisioner.create(settings, template, "session", request)
                 except VSphereCloneError as exc:
                     info_file.write_text(json.dumps({"error": str(exc)}))
-                    pytest.fail(str(exc), pytrace=False)
+                    failure = str(exc)
+                else:
+                    failure = ""
+                if failure:
+                    pytest.fail(failure, pytrace=False)
                 # Made here, destroyed by the controller once every worker is done.
                 clone.owned = False
                 info_file.write_text(json.dumps({

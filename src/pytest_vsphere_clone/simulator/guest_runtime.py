@@ -300,7 +300,7 @@ class GuestRuntime:
             return guest.create_temp_file(user, prefix, suffix, directory)
 
 
-class faults_of:  # noqa: N801 - used as a context manager, reads like a phrase
+class faults_of:
     """Turn guest runtime errors into the faults a vCenter answers with."""
 
     def __init__(self, path: str) -> None:

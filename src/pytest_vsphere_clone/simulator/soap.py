@@ -30,7 +30,7 @@ FETCH_METHOD = "Fetch"
 class SoapRequestError(Exception):
     """A request that cannot be decoded; carries the vSphere fault to answer with."""
 
-    def __init__(self, fault: vmodl.MethodFault) -> None:
+    def __init__(self, fault: Any) -> None:
         super().__init__(fault.msg)
         self.fault = fault
 
@@ -217,7 +217,7 @@ def serialize_response(method: str, result_type: Any, result: Any, version: str)
     return _envelope("".join(parts))
 
 
-def serialize_fault(fault: vmodl.MethodFault, version: str) -> bytes:
+def serialize_fault(fault: Any, version: str) -> bytes:
     """A SOAP Fault envelope carrying ``fault`` as its detail (HTTP 500)."""
     ns_map = SoapAdapter.SOAP_NSMAP.copy()
     ns_map["urn:vim25"] = ""

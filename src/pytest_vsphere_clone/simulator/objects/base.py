@@ -82,7 +82,7 @@ class SimObject:
         impl = getattr(self, name, None)
         if impl is None or not hasattr(impl, "_vmomi"):
             return None
-        return impl  # type: ignore[no-any-return]
+        return impl
 
 
 class ManagedEntity(SimObject):

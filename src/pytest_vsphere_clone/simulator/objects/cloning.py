@@ -9,22 +9,20 @@ from pyVmomi import vim, vmodl
 
 from .base import vmomi_method
 from .disks import MAX_CHAIN_LENGTH, DiskLayer
+from .snapshots import SnapshotMethods
 
 if TYPE_CHECKING:
     from ..vcenter import CallContext
     from .inventory import Datastore, Folder, HostSystem, ResourcePool
     from .virtual_machine import VirtualMachine
 
-    _Base = VirtualMachine
-else:
-    _Base = object
 
 LINKED = "createNewChildDiskBacking"
 SHARING_MOVE_TYPES = {LINKED, "moveChildMostDiskBacking", "moveAllDiskBackingsAndAllowSharing",
                       "moveAllDiskBackingsAndDisallowSharing", "moveAllDiskBackingsAndConsolidate"}
 
 
-class CloneMethods(_Base):
+class CloneMethods(SnapshotMethods):
     """Cloning operations of a VirtualMachine (mixed into it)."""
 
     def _placement(self, ctx: CallContext, location: Any, folder_ref: Any) -> tuple[Folder, ResourcePool,
@@ -58,7 +56,7 @@ class CloneMethods(_Base):
         clone.extra_config = dict(self.extra_config)
         clone.annotation = self.annotation
         clone.tools_installed = self.tools_installed
-        for source_nic, nic in zip(self.nics, clone.nics):
+        for source_nic, nic in zip(self.nics, clone.nics, strict=True):
             nic.start_connected = source_nic.start_connected
         # A vCenter never hands out an assigned MAC twice; random ones collide after a few thousand clones.
         taken = {n.mac for vm in self.vc.of_type(VirtualMachine) for n in vm.nics}
@@ -160,7 +158,7 @@ class CloneMethods(_Base):
                 new_vm.disk = self.vc.disks.create_delta(spec.name, new_vm.mo_id, datastore, parent)
                 for option in spec.config or ():
                     new_vm.extra_config[option.key] = str(option.value)
-                for source_nic, nic in zip(self.nics, new_vm.nics):
+                for source_nic, nic in zip(self.nics, new_vm.nics, strict=True):
                     nic.connected = source_nic.connected
                 if location and location.deviceChange:
                     new_vm.apply_device_changes(location.deviceChange)

@@ -42,7 +42,8 @@ class CustomFieldsRegistry:
         return None
 
     def definitions_for(self, mo_type: Any) -> list[Any]:
-        return [f for f in self.fields.values() if f.managedObjectType is None or issubclass(mo_type, f.managedObjectType)]
+        return [f for f in self.fields.values()
+                if f.managedObjectType is None or issubclass(mo_type, f.managedObjectType)]
 
 
 class CustomFieldsManager(SimObject):

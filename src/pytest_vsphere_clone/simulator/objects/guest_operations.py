@@ -31,7 +31,7 @@ class _GuestOpsBase(SimObject):
     def runtime(self) -> GuestRuntime:
         runtime = self.vc.guests
         assert runtime is not None
-        return runtime  # type: ignore[no-any-return]
+        return runtime
 
     def _ready_guest(self, vm_ref: Any, auth: Any) -> tuple[VirtualMachine, Any]:
         from .virtual_machine import VirtualMachine

@@ -176,7 +176,7 @@ def wanted_paths(obj: SimObject, prop_specs: Iterable[Any]) -> list[str]:
     return paths
 
 
-def read_properties(obj: SimObject, paths: list[str], ctx: CallContext | None = None) -> tuple[dict[str, Any], list[Any]]:
+def read_properties(obj: SimObject, paths: list[str]) -> tuple[dict[str, Any], list[Any]]:
     """Values of ``paths`` on ``obj`` (unset ones left out) and MissingProperty entries."""
     values: dict[str, Any] = {}
     missing: list[Any] = []

@@ -11,14 +11,11 @@ from pyVmomi import vim, vmodl
 
 from .base import SimObject, vmomi_method
 from .disks import DiskLayer
+from .vm_state import VmState
 
 if TYPE_CHECKING:
     from ..vcenter import CallContext
-    from .virtual_machine import VirtualMachine
 
-    _Base = VirtualMachine
-else:
-    _Base = object
 
 
 @dataclass(eq=False)
@@ -59,7 +56,7 @@ class VmSnapshot(SimObject):
 
     vim_type = vim.vm.Snapshot
 
-    def __init__(self, vm: VirtualMachine, mo_id: str) -> None:
+    def __init__(self, vm: SnapshotMethods, mo_id: str) -> None:
         super().__init__(vm.vc, mo_id)
         self.vm = vm
         self.node: SnapshotNode | None = None
@@ -103,7 +100,7 @@ class VmSnapshot(SimObject):
         return self.node
 
 
-class SnapshotMethods(_Base):
+class SnapshotMethods(VmState):
     """Snapshot operations of a VirtualMachine (mixed into it)."""
 
     snapshot_roots: list[SnapshotNode]

@@ -5,18 +5,16 @@ Cloning and snapshots live in their own mixins (cloning.py, snapshots.py).
 
 from __future__ import annotations
 
-import random
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
-from .base import ManagedEntity, vmomi_method
+from .base import vmomi_method
 from .cloning import CloneMethods
 from .disks import DiskLayer
-from .snapshots import SnapshotMethods, SnapshotNode
+from .snapshots import SnapshotNode
+from .vm_state import DISK_KEY, NIC_KEY_BASE, Nic, ToolsState, new_mac, utc
 
 if TYPE_CHECKING:
     from ..vcenter import CallContext, VCenter
@@ -32,54 +30,7 @@ GUEST_IDS: dict[str, tuple[str, str]] = {
     "windows2019srvNext_64Guest": ("windowsGuest", "Microsoft Windows Server 2022 (64-bit)"),
     "windows9Server64Guest": ("windowsGuest", "Microsoft Windows Server 2016 (64-bit)"),
 }
-NIC_KEY_BASE = 4000
-DISK_KEY = 2000
-
-
-def new_mac() -> str:
-    """A MAC in VMware's vCenter-assigned range 00:50:56:80-bf."""
-    return "00:50:56:%02x:%02x:%02x" % (random.randint(0x80, 0xBF), random.randint(0, 255), random.randint(0, 255))
-
-
-def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
-
-
-@dataclass
-class Nic:
-    """A virtual NIC (vmxnet3) on a port group."""
-
-    key: int
-    mac: str
-    network: Network
-    connected: bool = True
-    start_connected: bool = True
-
-    def device(self) -> Any:
-        return vim.vm.device.VirtualVmxnet3(
-            key=self.key, unitNumber=7 + self.key - NIC_KEY_BASE, controllerKey=100,
-            deviceInfo=vim.Description(label=f"Network adapter {self.key - NIC_KEY_BASE + 1}",
-                                       summary=self.network.name),
-            backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(
-                deviceName=self.network.name, network=self.network.ref),
-            connectable=vim.vm.device.VirtualDevice.ConnectInfo(
-                connected=self.connected, startConnected=self.start_connected, allowGuestControl=True,
-                status="ok"),
-            addressType="assigned", macAddress=self.mac, wakeOnLanEnabled=True,
-        )
-
-
-@dataclass
-class ToolsState:
-    """What VMware Tools in the guest last reported (updated on the Tools' poll interval)."""
-
-    running: bool = False
-    ip_address: str | None = None
-    host_name: str | None = None
-    net: list[Any] = field(default_factory=list)
-
-
-class VirtualMachine(CloneMethods, SnapshotMethods, ManagedEntity):
+class VirtualMachine(CloneMethods):
     """vim.VirtualMachine."""
 
     vim_type = vim.VirtualMachine
@@ -153,7 +104,7 @@ class VirtualMachine(CloneMethods, SnapshotMethods, ManagedEntity):
     # --- properties ------------------------------------------------------------------
 
     def prop_config(self) -> Any:
-        family, full_name = GUEST_IDS.get(self.guest_id, ("otherGuest", self.guest_id))
+        _, full_name = GUEST_IDS.get(self.guest_id, ("otherGuest", self.guest_id))
         devices: list[Any] = [nic.device() for nic in self.nics]
         if self.disk is not None:
             devices.append(vim.vm.device.VirtualDisk(
@@ -190,10 +141,9 @@ class VirtualMachine(CloneMethods, SnapshotMethods, ManagedEntity):
     def prop_guest(self) -> Any:
         family, full_name = GUEST_IDS.get(self.guest_id, ("otherGuest", self.guest_id))
         running = self.tools_running_status() == "guestToolsRunning"
+        tools_status = "toolsOk" if running else "toolsNotRunning"
         if not self.tools_installed:
             tools_status = "toolsNotInstalled"
-        else:
-            tools_status = "toolsOk" if running else "toolsNotRunning"
         return vim.vm.GuestInfo(
             toolsStatus=tools_status, toolsVersionStatus2="guestToolsCurrent",
             toolsRunningStatus=self.tools_running_status(), toolsVersion="12389",
@@ -211,7 +161,7 @@ class VirtualMachine(CloneMethods, SnapshotMethods, ManagedEntity):
         return "green" if self.tools_running_status() == "guestToolsRunning" else "gray"
 
     def prop_summary(self) -> Any:
-        family, full_name = GUEST_IDS.get(self.guest_id, ("otherGuest", self.guest_id))
+        _, full_name = GUEST_IDS.get(self.guest_id, ("otherGuest", self.guest_id))
         guest = self.prop_guest()
         return vim.vm.Summary(
             vm=self.ref, runtime=self.prop_runtime(),
