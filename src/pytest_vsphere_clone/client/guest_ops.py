@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import http.client
 import logging
+import secrets
 import shlex
 import time
 from typing import TYPE_CHECKING, Any
@@ -239,6 +240,36 @@ class GuestOperations:
         On Windows the command runs inside parentheses, so an unbalanced ``)`` must be
         escaped as ``^)`` as in any cmd.exe block.
         """
+        if self.os_family != "windows":
+            return self._run_linux(command, timeout)
+        return self._run_two_files(command, timeout)
+
+    def _run_linux(self, command: str, timeout: float) -> CommandResult:
+        """One temp file for both streams: the shell appends stderr after a one-off separator and
+        removes its own stderr file, saving a file creation, transfer and deletion per command.
+        The command runs in a subshell so that its own ``exit`` still lets the shell append."""
+        path = self.temp_file(suffix=".out")
+        separator = f"--pytest-vsphere-clone-stderr-{secrets.token_hex(8)}--"
+        err = f"{path}.err"
+        script = (f"trap 'rm -f {shlex.quote(err)}' EXIT HUP INT TERM\n"
+                  f"( {command}\n) >{shlex.quote(path)} 2>{shlex.quote(err)}\n"
+                  f"rc=$?\nprintf '\\n%s\\n' {shlex.quote(separator)} >>{shlex.quote(path)}\n"
+                  f"cat {shlex.quote(err)} >>{shlex.quote(path)}\nexit $rc")
+        try:
+            pid = self.start(LINUX_SHELL, "-c " + shlex.quote(script))
+            status = self.wait_exit(pid, timeout, f"command {command!r}")
+            output = self.read_file(path).decode("utf-8", "replace")
+        finally:
+            try:
+                self.delete_file(path)
+            except Exception as exc:  # never hide the command's own outcome
+                log.warning("could not delete %s in VM %s: %s", path, self.vm_name, faults.describe(exc))
+        stdout, found, stderr = output.rpartition(f"\n{separator}\n")
+        if not found:  # the command replaced the file itself: all of it is stdout
+            return CommandResult(status, output, "")
+        return CommandResult(status, stdout, stderr)
+
+    def _run_two_files(self, command: str, timeout: float) -> CommandResult:
         windows = self.os_family == "windows"
         stdout_path = self.temp_file(suffix=".out")
         stderr_path: str | None = None

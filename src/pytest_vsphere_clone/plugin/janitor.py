@@ -49,7 +49,8 @@ class Janitor:
         clone.close()
         try:
             conn = self.run.connection()
-            destroy(conn, vim.VirtualMachine(clone.moref, conn.si._stub), timeout=self.run.settings.clone_timeout)
+            destroy(conn, vim.VirtualMachine(clone.moref, conn.si._stub), waiter=self.run.waiter(),
+                    timeout=self.run.settings.clone_timeout)
         except VSphereCloneError as exc:
             self._error(f"could not destroy {clone.name} ({reason}): {exc}")
             return
@@ -67,7 +68,8 @@ class Janitor:
         for entry in entries:
             vm = self._vm_for(entry, by_name)
             try:
-                if vm is not None and destroy(conn, vm, timeout=self.run.settings.clone_timeout):
+                if vm is not None and destroy(conn, vm, waiter=self.run.waiter(),
+                                              timeout=self.run.settings.clone_timeout):
                     count += 1
             except VSphereCloneError as exc:
                 self._error(f"could not destroy {entry.name} ({reason}): {exc}")

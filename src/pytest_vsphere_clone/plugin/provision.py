@@ -14,14 +14,16 @@ from ..client.errors import VSphereCloneError
 from .clone import Clone
 
 if TYPE_CHECKING:
-    from ..client.inventory import TemplateInfo
+    from ..client.inventory import Inventory, TemplateInfo
     from .run import VSphereRun
     from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Reads the guest's SSH host keys in the same guest call that finds its address.
+#: Reads the guest's SSH host keys in the same guest call that finds its address (one round of
+#: Guest Operations instead of two); key lines carry no addresses, so discovery ignores them.
 HOST_KEYS_COMMAND = "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null"
+_KEY_PREFIXES = ("ssh-", "ecdsa-", "sk-")
 
 
 class ProvisionError(VSphereCloneError):
@@ -34,14 +36,21 @@ class Provisioner:
     def __init__(self, run: VSphereRun) -> None:
         self.run = run
         self._templates: dict[str, TemplateInfo] = {}
+        self._inventory: Inventory | None = None
         self._counter = 0
+
+    def inventory(self) -> Inventory:
+        """The inventory, read once per process (templates and placement targets do not move mid-run)."""
+        from ..client.inventory import Inventory
+
+        if self._inventory is None:
+            self._inventory = Inventory.load(self.run.connection())
+        return self._inventory
 
     def template(self, name: str) -> TemplateInfo:
         """The template called ``name`` (looked up once per process)."""
-        from ..client.inventory import find_template
-
         if name not in self._templates:
-            self._templates[name] = find_template(self.run.connection(), name)
+            self._templates[name] = self.inventory().find_template(name)
         return self._templates[name]
 
     def next_name(self, settings: Settings) -> str:
@@ -51,12 +60,12 @@ class Provisioner:
     def create(self, settings: Settings, template_name: str, scope: str, request: Any = None) -> Clone:
         """A ready clone of ``template_name``; raises VSphereCloneError with a one-line reason."""
         from ..client.clone import CloneRequest, clone_vm
-        from ..client.inventory import Inventory, PlacementSettings
+        from ..client.inventory import PlacementSettings
         from ..client.marker import Marker
 
         conn = self.run.connection()
         template = self.template(template_name)
-        placement = Inventory.load(conn).resolve_placement(template, PlacementSettings(
+        placement = self.inventory().resolve_placement(template, PlacementSettings(
             datacenter=settings.datacenter, cluster=settings.cluster, resource_pool=settings.resource_pool,
             esxi_host=settings.esxi_host, folder=settings.folder, datastore=settings.datastore,
             network=settings.network))
@@ -71,7 +80,8 @@ class Provisioner:
         try:
             result = clone_vm(conn, CloneRequest(template=template, name=name, clone_type=settings.clone_type,
                                                  snapshot=settings.snapshot, placement=placement, marker=marker,
-                                                 timeout=settings.clone_timeout, customize=customize))
+                                                 timeout=settings.clone_timeout, customize=customize),
+                              waiter=self.run.waiter())
         except BaseException:
             # clone_vm destroys what it made when a later step fails; the ledger says so.
             self.run.ledger.failed(name)
@@ -95,32 +105,33 @@ class Provisioner:
         return clone
 
     def _discover(self, clone: Clone, settings: Settings, vm: Any) -> None:
-        from ..client.discovery import ActiveDiscovery, AddressFilter, ToolsDiscovery
+        from ..client.discovery import DEFAULT_COMMANDS, ActiveDiscovery, AddressFilter, ToolsDiscovery
         from ..client.nic_refresh import refresh_nics
-        from ..client.waiter import Waiter
 
         conn = self.run.connection()
         started = time.monotonic()
         address_filter = AddressFilter(settings.ip_family, settings.ip_network)
-        with Waiter(conn) as waiter:
-            tools = ToolsDiscovery(conn, vm, waiter, address_filter, vm_name=clone.name)
-            guest = clone.guest_operations() if settings.guest_user else None
-            if settings.clone_type == "instant" and guest is not None:
-                self.run.progress(f"{clone.name}: refreshing the guest NIC")
-                refresh_nics(guest, settings.network_refresh_command, timeout=settings.ip_timeout)
-            if settings.discovery == "active" and guest is not None:
-                command = settings.discovery_command
-                if command is None and clone.os == "linux":
-                    command = None  # the client's default; host keys are read separately below
-                discovery = ActiveDiscovery(guest, address_filter, command=command, fallback=tools)
-                found = discovery.discover(settings.ip_timeout)
-            else:
-                found = tools.discover(settings.ip_timeout)
-            clone.ip = found.ip
-            clone.timings["ip"] = time.monotonic() - started
-            if clone.os == "linux" and guest is not None:
-                keys = guest.run(HOST_KEYS_COMMAND, timeout=settings.connect_timeout)
-                clone.host_keys = tuple(line.strip() for line in keys.stdout.splitlines() if line.strip())
+        tools = ToolsDiscovery(conn, vm, self.run.waiter(), address_filter, vm_name=clone.name)
+        guest = clone.guest_operations() if settings.guest_user else None
+        if settings.clone_type == "instant" and guest is not None:
+            self.run.progress(f"{clone.name}: refreshing the guest NIC")
+            refresh_nics(guest, settings.network_refresh_command, timeout=settings.ip_timeout)
+        output = ""
+        if settings.discovery == "active" and guest is not None:
+            command = settings.discovery_command
+            if command is None and clone.os == "linux":
+                command = f"{DEFAULT_COMMANDS['linux']}; {HOST_KEYS_COMMAND}"
+            discovery = ActiveDiscovery(guest, address_filter, command=command, fallback=tools)
+            found = discovery.discover(settings.ip_timeout)
+            output = found.output
+        else:
+            found = tools.discover(settings.ip_timeout)
+        clone.ip = found.ip
+        clone.timings["ip"] = time.monotonic() - started
+        if clone.os == "linux" and guest is not None:
+            if not any(line.startswith(_KEY_PREFIXES) for line in output.splitlines()):
+                output = guest.run(HOST_KEYS_COMMAND, timeout=settings.connect_timeout).stdout
+            clone.host_keys = tuple(line.strip() for line in output.splitlines() if line.startswith(_KEY_PREFIXES))
 
     def _connect(self, clone: Clone) -> None:
         from ..connection.ssh import SshConnectError

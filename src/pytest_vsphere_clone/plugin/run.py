@@ -28,6 +28,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from ..client.session import VSphereConnection
+    from ..client.waiter import Waiter
     from ..simulator import Simulator
     from .clone import Clone
 
@@ -53,6 +54,7 @@ class VSphereRun:
         self.simulator: Simulator | None = None
         self._facts: dict[str, Any] = {}
         self._conn: VSphereConnection | None = None
+        self._waiter: Waiter | None = None
         self._conn_lock = threading.Lock()
         self.collect_only = bool(config.option.collectonly)
         if workerinput is not None:
@@ -131,6 +133,14 @@ class VSphereRun:
                 self._conn = VSphereConnection(s.host, s.user, s.password or "", insecure=s.insecure,
                                                ca_bundle=s.ca_bundle, timeout=max(60.0, s.connect_timeout)).connect()
             return self._conn
+
+    def waiter(self) -> Waiter:
+        """This process's one Waiter (one PropertyCollector for every task and property wait)."""
+        if self._waiter is None:
+            from ..client.waiter import Waiter
+
+            self._waiter = Waiter(self.connection())
+        return self._waiter
 
     # --- output -----------------------------------------------------------------------
 
@@ -232,6 +242,9 @@ class VSphereRun:
 
     def shutdown(self) -> None:
         """Close the session, stop the simulator, remove the run's files (owner only)."""
+        if self._waiter is not None:
+            self._waiter.close()
+            self._waiter = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
