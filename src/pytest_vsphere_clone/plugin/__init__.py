@@ -6,19 +6,24 @@ imported only when a vSphere fixture or command needs them.
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import pytest
 
 from . import hookspecs
 from .fixtures import named_fixtures_plugin, vsphere_service_instance, vsphere_template, vsphere_vm, vsphere_vm_factory
 from .options import GROUPS, OPTIONS
-from .settings import Settings, SettingsError, parse_named_fixtures, resolve
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = ["vsphere_service_instance", "vsphere_template", "vsphere_vm", "vsphere_vm_factory"]
 
 #: The template the bundled simulator offers when none is named.
 SIMULATOR_DEFAULT_TEMPLATE = "linux-template"
 
-SETTINGS_KEY = pytest.StashKey[Settings]()
+SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,8 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help_text += f" Default: {option.default}."
         help_text += f" Also ini {option.ini}, env {option.env}."
         if option.kind == "bool":
-            group.addoption(option.cli, dest=f"vsphere_{option.attr}", nargs="?", const="true", default=None,
-                            metavar="BOOL", help=help_text)
+            # A plain flag: an optional value would swallow the test path that follows it.
+            group.addoption(option.cli, dest=f"vsphere_{option.attr}", action="store_const", const="true",
+                            default=None, help=help_text)
         elif option.repeatable:
             group.addoption(option.cli, dest=f"vsphere_{option.attr}", action="append", default=None,
                             metavar=option.metavar or option.attr.upper(), help=help_text)
@@ -52,16 +58,30 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
-def _settings_from(config: pytest.Config) -> Settings:
+def _raw_values(config: pytest.Config) -> tuple[dict[str, object], dict[str, object]]:
     cli = {o.name: config.getoption(f"vsphere_{o.attr}") for o in OPTIONS}
     ini = {o.name: config.getini(o.ini) for o in OPTIONS}
-    return resolve(cli, ini)
+    return cli, ini
+
+
+def _nothing_configured(cli: dict[str, object], ini: dict[str, object], config: pytest.Config) -> bool:
+    """True when no vSphere setting is given anywhere: the plugin then loads nothing more."""
+    if any(v is not None for v in cli.values()) or any(v not in ("", []) for v in ini.values()):
+        return False
+    if config.getini("vsphere_fixtures"):
+        return False
+    return not any(key.startswith("VSPHERE_") for key in os.environ)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    cli, ini = _raw_values(config)
+    if _nothing_configured(cli, ini, config):
+        return  # the usual case for a project that has the plugin installed but not in use
+    from .settings import SettingsError, parse_named_fixtures, resolve
+
     try:
-        settings = _settings_from(config)
+        settings = resolve(cli, ini)
         named = parse_named_fixtures(config.getini("vsphere_fixtures"), settings)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None

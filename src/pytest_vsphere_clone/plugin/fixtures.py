@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import BY_NAME
-from .settings import SettingsError, _convert
+from .options import BY_NAME, PYTEST_SCOPES
 
 if TYPE_CHECKING:
     from .clone import Clone
@@ -30,7 +29,6 @@ def current_run(config: pytest.Config) -> VSphereRun:
 def vm_scope(fixture_name: str, config: pytest.Config) -> str:
     """pytest scope of vsphere_vm and vsphere_template, from --vsphere-scope."""
     from . import SETTINGS_KEY
-    from .run import PYTEST_SCOPES
 
     settings = config.stash.get(SETTINGS_KEY, None)
     return PYTEST_SCOPES[settings.scope if settings is not None else "worker"]
@@ -73,6 +71,8 @@ def vsphere_vm_factory(request: pytest.FixtureRequest) -> Iterator[Callable[...,
 
 
 def _with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    from .settings import SettingsError, _convert
+
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         option = BY_NAME.get(key.replace("_", "-"))
@@ -93,8 +93,6 @@ def vsphere_service_instance(request: pytest.FixtureRequest) -> Any:
 
 def named_fixture(name: str, settings: Settings) -> Callable[..., Clone]:
     """A fixture called ``name`` giving clones made with ``settings`` (from ini vsphere_fixtures)."""
-    from .run import PYTEST_SCOPES
-
     def fixture(self: object, request: pytest.FixtureRequest) -> Clone:
         run = current_run(request.config)
         resolved = run.named[name]  # with what the run learnt since (e.g. the simulator's address)

@@ -110,4 +110,6 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 BY_NAME = {option.name: option for option in OPTIONS}
+#: pytest's scope for each --vsphere-scope (worker scope is a session fixture in each worker).
+PYTEST_SCOPES = {"worker": "session", "session": "session", "module": "module", "function": "function"}
 SECRET_NAMES = frozenset(o.name for o in OPTIONS if o.secret)

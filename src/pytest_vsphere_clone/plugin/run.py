@@ -23,6 +23,7 @@ import pytest
 
 from .janitor import Janitor
 from .ledger import Ledger
+from .options import PYTEST_SCOPES
 from .provision import Provisioner
 from .settings import Settings
 
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Tests for pytest's scope names per --vsphere-scope.
-PYTEST_SCOPES = {"worker": "session", "session": "session", "module": "module", "function": "function"}
 
 
 class VSphereRun:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -124,6 +123,8 @@ def _convert(option: Option, raw: Any) -> Any:
             raise ValueError(f"allowed: {', '.join(option.choices)}")
         return text
     if option.kind == "cidr":
+        import ipaddress  # only when the setting is used: the module costs start-up time
+
         ipaddress.ip_network(text, strict=False)
         return text
     if option.kind == "path":
