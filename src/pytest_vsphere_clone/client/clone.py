@@ -146,7 +146,13 @@ class CloneStrategy(ABC):
             attempt += 1
             try:
                 task = conn.call(self.start, request, spec, idempotent=False, what=what, policy=self.retry)
-                return waiter.wait_for_task(task, request.timeout, what)
+                try:
+                    return waiter.wait_for_task(task, request.timeout, what)
+                except (KeyboardInterrupt, SystemExit):
+                    # Interrupted (SIGINT/SIGTERM) while the task runs: the clone would appear after we
+                    # are gone. Wait for it and destroy it, then let the interrupt go on.
+                    self._abandon(conn, task, request, what)
+                    raise
             except OutcomeUnknown as exc:
                 # The lost call may have started a clone: find it before trying again.
                 log.warning("%s; looking for the clone before trying again", exc)
@@ -175,6 +181,19 @@ class CloneStrategy(ABC):
                 raise
             except vmodl.MethodFault as fault:
                 raise CloneFailed(f"{what} failed: {faults.describe(fault)}") from None
+
+    def _abandon(self, conn: VSphereConnection, task: Any, request: CloneRequest, what: str) -> None:
+        """Let an interrupted clone task finish and destroy what it made (best effort, logged)."""
+        from .teardown import destroy
+
+        log.warning("interrupted during %s: waiting for the task to destroy its clone", what)
+        try:
+            # A fresh collector: the interrupted wait left the old one's update version unknown.
+            with Waiter(conn) as own:
+                vm = own.wait_for_task(task, request.timeout, what)
+                destroy(conn, vm, waiter=own)
+        except Exception as exc:  # the marker lets `vsphere-clone reap` find it
+            log.error("could not destroy the clone of the interrupted %s: %s", what, faults.describe(exc))
 
     def _find_existing(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest) -> Any:
         """Our clone if a lost or duplicate call made it (in-flight clone tasks awaited first)."""

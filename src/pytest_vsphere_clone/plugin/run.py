@@ -188,6 +188,27 @@ class VSphereRun:
         except VSphereCloneError as exc:
             self.shutdown()
             raise pytest.UsageError(str(exc)) from None
+        self._reap_own_leftovers()
+
+    def _reap_own_leftovers(self) -> None:
+        """Destroy clones that earlier runs on this machine left (killed runs): expired or orphaned."""
+        import socket
+
+        from ..client.errors import VSphereCloneError
+        from ..client.teardown import destroy, list_marked
+
+        try:
+            mine = [vm for vm in list_marked(self.connection(), include_extra_config=True)
+                    if vm.marker.host == socket.gethostname() and vm.marker.run_id != self.run_id
+                    and (vm.marker.is_expired() or vm.marker.is_orphaned())]
+            for vm in mine:
+                destroy(self.connection(), vm.ref, waiter=self.waiter(), timeout=self.settings.clone_timeout)
+        except VSphereCloneError as exc:
+            self.warn(f"could not reap clones left by earlier runs: {exc}")
+            return
+        if mine:
+            self.progress(f"destroyed {len(mine)} clone(s) left by earlier runs on this machine: "
+                          f"{', '.join(vm.name for vm in mine)}")
 
     def _install_signal_handlers(self) -> None:
         # pytest runs no finalizers on SIGTERM (pytest #5243): turn it into KeyboardInterrupt,
