@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from ..plugin.options import BY_NAME
 from ..plugin.settings import parse_duration
@@ -33,6 +33,8 @@ _FALSE = {"0", "false", "no", "off", ""}
 #: ``--vsphere-NAME`` are rewritten to the command's spelling.
 _CLI_NAMES = ("host", "user", "password", "insecure", "ca-bundle", "connect-timeout", "guest-user",
               "guest-password", "template", "clone-type", "snapshot")
+#: Shorter "secrets" are not scrubbed: replacing every "ab" in the output would garble it, not protect anything.
+_MIN_SECRET = 4
 _VSPHERE_OPTION = re.compile(r"--vsphere-([a-z][a-z-]*[a-z])")
 
 
@@ -52,9 +54,8 @@ def env_name(option: str) -> str:
     return BY_NAME[option].env if option in BY_NAME else f"VSPHERE_{option.replace('-', '_').upper()}"
 
 
-def _help(option: str, extra: str = "") -> str:
-    text = BY_NAME[option].help if option in BY_NAME else ""
-    return f"{text}{' ' + extra if extra else ''} Env {env_name(option)}."
+def _help(option: str) -> str:
+    return f"{BY_NAME[option].help} Env {env_name(option)}."
 
 
 # --- options --------------------------------------------------------------------------------------
@@ -71,7 +72,8 @@ def common_parent() -> argparse.ArgumentParser:
     group.add_argument("--password", metavar="PASSWORD",
                        help=f"Password of the user; prefer the environment variable {env_name('password')}, "
                             f"since command lines are visible to other users of the machine.")
-    group.add_argument("--insecure", action="store_true", default=None, help=_help("insecure", "(true/false)"))
+    group.add_argument("--insecure", action="store_true", default=None,
+                       help=f"{BY_NAME['insecure'].help} Env {env_name('insecure')} (true/false).")
     group.add_argument("--ca-bundle", metavar="PATH", help=_help("ca-bundle"))
     group.add_argument("--connect-timeout", metavar="SECONDS", type=positive_float,
                        help=f"Seconds to wait for the vCenter to answer (default 60). Env "
@@ -94,6 +96,16 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
     return value
 
 
@@ -203,7 +215,7 @@ def secrets_of(args: argparse.Namespace | None) -> list[str]:
     for option in ("password", "guest-password"):
         for value in (getattr(args, option.replace("-", "_"), None) if args is not None else None,
                       os.environ.get(env_name(option))):
-            if value:
+            if value and len(str(value)) >= _MIN_SECRET:
                 found.append(str(value))
     return sorted(set(found), key=len, reverse=True)
 
@@ -304,7 +316,7 @@ def span(seconds: float) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def table(rows: list[list[str]], out: TextIO | None = None) -> list[str]:
+def table(rows: list[list[str]]) -> list[str]:
     """Rows as left-aligned columns (the first row is the header)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
@@ -319,10 +331,6 @@ def describe_exception(exc: BaseException) -> str:
     from ..client import faults
 
     return faults.describe(exc)
-
-
-def fault_name(exc: BaseException) -> str:
-    return type(exc).__name__.rsplit(".", 1)[-1]
 
 
 def first_line(text: str) -> str:

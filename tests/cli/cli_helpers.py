@@ -1,0 +1,106 @@
+"""Helpers of the ``vsphere-clone`` tests: running the command, making clones to act on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
+from pytest_vsphere_clone.client.inventory import find_template
+from pytest_vsphere_clone.client.marker import Marker
+from pytest_vsphere_clone.client.retry import RetryPolicy
+from pytest_vsphere_clone.client.session import VSphereConnection
+from pytest_vsphere_clone.simulator import Simulator
+
+FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+TEMPLATES = {"linux-template", "linux-frozen", "windows-template", "windows-frozen"}
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one ``vsphere-clone`` invocation did."""
+
+    status: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.strip()]
+
+
+#: The ``cli`` fixture: ``cli(sim, *argv, env=..., secrets=...) -> Result``.
+Run = Callable[..., Result]
+
+
+def guest_support_missing() -> str | None:
+    """Why real guests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "real guests need root (network namespaces)"
+    return None
+
+
+def sim_env(sim: Simulator, **extra: str) -> dict[str, str]:
+    """VSPHERE_* variables pointing at ``sim`` (its CA verified), plus the guest credentials if it has guests."""
+    facts = sim.connection_facts()
+    env = {"VSPHERE_HOST": facts["HOST"], "VSPHERE_USER": facts["USER"], "VSPHERE_PASSWORD": facts["PASSWORD"],
+           "VSPHERE_CA_BUNDLE": facts["CA_FILE"]}
+    if "GUEST_USER" in facts:
+        env.update(VSPHERE_GUEST_USER=facts["GUEST_USER"], VSPHERE_GUEST_PASSWORD=facts["GUEST_PASSWORD"])
+    env.update(extra)
+    return env
+
+
+def secrets_of(sim: Simulator) -> list[str]:
+    facts = sim.connection_facts()
+    return [facts[key] for key in ("PASSWORD", "GUEST_PASSWORD") if key in facts]
+
+
+def assert_no_secrets(result: Result, secrets: Iterable[str]) -> None:
+    for secret in secrets:
+        assert secret not in result.text, "a password was printed"
+
+
+def run_subprocess(argv: list[str], env: Mapping[str, str], timeout: float = 60.0) -> Result:
+    """``python -m pytest_vsphere_clone.cli ARGV`` with only ``env``'s VSPHERE_* settings."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("VSPHERE_")}
+    full_env.update(env)
+    proc = subprocess.run([sys.executable, "-m", "pytest_vsphere_clone.cli", *argv], env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def connect(sim: Simulator, **overrides: Any) -> VSphereConnection:
+    """A verified connection to ``sim`` for setting up and checking what the command did."""
+    options: dict[str, Any] = {"ca_bundle": sim.ca_file, "retry": FAST_RETRY, "timeout": 30.0}
+    options.update(overrides)
+    return VSphereConnection(f"{sim.host}:{sim.port}", sim.user, sim.password, **options).connect()
+
+
+def make_clone(conn: VSphereConnection, name: str, template: str = "linux-template", *,
+               marker: Marker | None = None, clone_type: str = "linked", power_on: bool = False) -> Any:
+    """A clone of ``template`` (marked if ``marker``); returns its VM reference."""
+    info = find_template(conn, template)
+    request = CloneRequest(info, name, clone_type=clone_type, marker=marker, power_on=power_on)
+    return clone_vm(conn, request, retry=FAST_RETRY).vm
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (for orphaned markers)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def orphan_marker(run_id: str, ttl: float = 3600.0) -> Marker:
+    """A marker as a process on this machine that has died would have left it."""
+    fresh = Marker.new(run_id, "gw0", ttl=ttl)
+    return Marker(fresh.run_id, fresh.worker, fresh.host, dead_pid(), fresh.created, fresh.expiry)

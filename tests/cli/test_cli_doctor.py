@@ -1,0 +1,193 @@
+"""``vsphere-clone doctor``: one OK/WARN/FAIL/SKIP line per check, FAIL lines name the fix, exit 1 on any FAIL."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from cli_helpers import Run, make_clone
+
+from pytest_vsphere_clone.client.session import VSphereConnection
+from pytest_vsphere_clone.commands.doctor_command import privilege_plan
+from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+
+
+def lines_of(out: str) -> dict[str, tuple[str, str]]:
+    """label -> (status, detail) of every check line."""
+    checks = {}
+    for line in out.splitlines():
+        if line.startswith("doctor: "):
+            continue
+        status, rest = line.split(None, 1)
+        label, detail = rest.split(": ", 1)
+        checks[label] = (status, detail)
+    return checks
+
+
+def test_doctor_without_templates(cli: Run, sim: Simulator) -> None:
+    result = cli(sim, "doctor")
+    assert result.status == 0, result.out
+    checks = lines_of(result.out)
+    assert checks["connection"][0] == "OK" and "pytest-vsphere-clone simulator" in checks["connection"][1]
+    assert checks["tls"] == ("OK", f"certificate verified against {sim.ca_file}")
+    assert checks["login"] == ("OK", "logged in as 'administrator@vsphere.local'")
+    assert checks["privileges"][0] == "OK"
+    assert checks["templates"][0] == "SKIP" and "--template" in checks["templates"][1]
+    assert result.out.splitlines()[-1] == "doctor: 4 OK, 1 SKIP"
+
+
+def test_doctor_linked_template_ready(cli: Run, sim: Simulator) -> None:
+    result = cli(sim, "doctor", "--template", "linux-template", env={"VSPHERE_GUEST_USER": "root",
+                                                                     "VSPHERE_GUEST_PASSWORD": "guest-pw-1"},
+                 secrets=("guest-pw-1",))
+    assert result.status == 0, result.out
+    checks = lines_of(result.out)
+    assert checks["template linux-template"] == ("OK", "found at dc1/vm/linux-template (VM, poweredOff)")
+    status, detail = checks["privileges for linux-template"]
+    assert status == "OK" and "linux-template (VM), vm (folder), Resources (resource pool), datastore1 (datastore)" \
+        in detail
+    assert checks["linked source linux-template"] == ("OK", "current snapshot 'base'; linked clones branch from it")
+    assert checks["VMware Tools in linux-template"][0] == "OK"
+    assert checks["guest login to linux-template"][0] == "SKIP"  # powered off: nothing to log in to
+
+
+def test_doctor_template_problems(cli: Run, sim: Simulator) -> None:
+    result = cli(sim, "doctor", "--template", "linux-frozen", "--template", "linux-templat",
+                 env={"VSPHERE_TEMPLATE": "ignored-when-options-are-given"})
+    assert result.status == 1
+    checks = lines_of(result.out)
+    status, detail = checks["linked source linux-frozen"]
+    assert status == "FAIL" and "has no snapshot, which a linked clone needs: create a snapshot" in detail
+    assert "--clone-type=full" in detail and "--vsphere-" not in detail
+    status, detail = checks["template linux-templat"]
+    assert status == "FAIL" and "did you mean 'linux-template'" in detail and "set --template" in detail
+    assert "ignored-when-options-are-given" not in result.out
+
+
+def test_doctor_named_snapshot(cli: Run, sim: Simulator) -> None:
+    result = cli(sim, "doctor", env={"VSPHERE_TEMPLATE": "linux-template", "VSPHERE_SNAPSHOT": "gold"})
+    assert result.status == 1
+    status, detail = lines_of(result.out)["linked source linux-template"]
+    assert status == "FAIL" and "has no snapshot 'gold' (it has 'base')" in detail and "--snapshot" in detail
+
+
+def test_doctor_instant_sources(cli: Run, sim: Simulator) -> None:
+    result = cli(sim, "doctor", "--clone-type", "instant", "--template", "linux-frozen", "--template",
+                 "windows-template")
+    assert result.status == 1
+    checks = lines_of(result.out)
+    assert checks["instant source linux-frozen"][0] == "OK"
+    assert checks["VMware Tools in linux-frozen"][0] == "SKIP"
+    status, detail = checks["instant source windows-template"]
+    assert status == "FAIL" and "is poweredOff, but an instant clone needs a running or frozen source" in detail
+    assert "`vsphere-clone freeze windows-template`" in detail
+    assert checks["guest login to linux-frozen"][0] == "WARN"  # no guest credentials given
+
+
+def test_doctor_lists_missing_privileges_where_they_are_needed(cli: Run, sim: Simulator) -> None:
+    denied = {"VirtualMachine.Provisioning.Clone", "VirtualMachine.GuestOperations.Execute",
+              "Datastore.AllocateSpace"}
+    sim.add_user("tester@vsphere.local", "tester-secret", denied=denied)
+    result = cli(sim, "doctor", "--template", "linux-template",
+                 env={"VSPHERE_USER": "tester@vsphere.local", "VSPHERE_PASSWORD": "tester-secret"},
+                 secrets=("tester-secret",))
+    assert result.status == 1
+    status, detail = lines_of(result.out)["privileges for linux-template"]
+    assert status == "FAIL"
+    assert detail == ("user 'tester@vsphere.local' lacks VirtualMachine.Provisioning.Clone on linux-template (VM); "
+                      "VirtualMachine.GuestOperations.Execute on vm (folder); Datastore.AllocateSpace on datastore1 "
+                      "(datastore): grant them to the user's role on those objects (or a parent, with propagation)")
+    assert result.out.splitlines()[-1] == "doctor: 6 OK, 1 WARN, 1 FAIL"
+
+
+def test_privilege_plan_covers_every_required_privilege(sim: Simulator, conn: VSphereConnection) -> None:
+    from pytest_vsphere_clone.client.inventory import find_template
+    from pytest_vsphere_clone.client.privileges import EXTRA_PRIVILEGES, required_privileges
+
+    info = find_template(conn, "linux-frozen")
+    for clone_type in ("linked", "instant", "full"):
+        for collapse in ("none", "promote"):
+            plan = privilege_plan(info, clone_type, collapse, False, conn.content.rootFolder)
+            placed = {p for _, privileges in plan for p in privileges}
+            wanted = set(required_privileges(clone_type, guest_ops=True, collapse=collapse != "none"))
+            assert placed == wanted | set(EXTRA_PRIVILEGES["marker-field"])
+
+
+@pytest.mark.guests
+def test_doctor_checks_guest_credentials(cli: Run, guest_sim: Simulator, guest_conn: VSphereConnection) -> None:
+    make_clone(guest_conn, "runner", clone_type="full", power_on=True)
+    result = cli(guest_sim, "doctor", "--clone-type", "instant", "--template", "runner", "--template",
+                 "linux-frozen")
+    assert result.status == 0, result.out
+    checks = lines_of(result.out)
+    status, detail = checks["instant source runner"]
+    assert status == "WARN" and "running but not frozen" in detail and "`vsphere-clone freeze runner`" in detail
+    assert checks["VMware Tools in runner"] == ("OK", "running (version 12389)")
+    assert checks["guest login to runner"] == ("OK", "guest user 'root' can run programs (`true` through Guest "
+                                                     "Operations)")
+    assert checks["guest login to linux-frozen"][0] == "SKIP"
+    assert result.out.splitlines()[-1].endswith("1 WARN, 2 SKIP")
+    wrong = cli(guest_sim, "doctor", "--clone-type", "instant", "--template", "runner",
+                env={"VSPHERE_GUEST_PASSWORD": "wrong-guest-pw"}, secrets=("wrong-guest-pw",))
+    assert wrong.status == 1
+    assert lines_of(wrong.out)["guest login to runner"] == (
+        "FAIL", "guest OS of VM 'runner' rejected the login of guest user 'root': check --guest-user and "
+                "--guest-password")
+
+
+@pytest.mark.guests
+def test_doctor_checks_windows_guest_credentials(cli: Run, guest_sim: Simulator,
+                                                 guest_conn: VSphereConnection) -> None:
+    make_clone(guest_conn, "win", "windows-template", clone_type="full", power_on=True)
+    facts = guest_sim.connection_facts()
+    result = cli(guest_sim, "doctor", "--clone-type", "full", "--template", "win",
+                 env={"VSPHERE_GUEST_USER": facts["WINDOWS_GUEST_USER"]})
+    assert result.status == 0, result.out
+    assert lines_of(result.out)["guest login to win"] == (
+        "OK", "guest user 'Administrator' can run programs (`exit 0` through Guest Operations)")
+
+
+def test_doctor_connection_problems(cli: Run, sim: Simulator) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    unreachable = cli(sim, "doctor", env={"VSPHERE_HOST": f"127.0.0.1:{port}"})
+    assert unreachable.status == 1
+    assert unreachable.out.splitlines()[0].startswith(f"FAIL  connection: cannot reach vCenter 127.0.0.1:{port}")
+    assert unreachable.out.splitlines()[-1] == "doctor: 1 FAIL"
+
+    no_ca = cli(sim, "doctor", env={"VSPHERE_CA_BUNDLE": None})
+    assert no_ca.status == 1
+    checks = lines_of(no_ca.out)
+    assert checks["connection"][0] == "OK"
+    assert checks["tls"][0] == "FAIL" and "pass --ca-bundle=PATH" in checks["tls"][1]
+
+    wrong = cli(sim, "doctor", env={"VSPHERE_PASSWORD": "wrong-vc-pw"}, secrets=("wrong-vc-pw",))
+    assert wrong.status == 1
+    checks = lines_of(wrong.out)
+    assert checks["tls"][0] == "OK"
+    assert checks["login"][0] == "FAIL" and "check --user and --password" in checks["login"][1]
+
+    insecure = cli(sim, "doctor", "--insecure", env={"VSPHERE_CA_BUNDLE": None})
+    assert insecure.status == 0, insecure.out
+    assert lines_of(insecure.out)["tls"][0] == "WARN"
+    assert insecure.err == ""  # the WARN line says it; no second warning from the client's log
+
+
+def test_doctor_vms_without_tools(cli: Run, tmp_path: Path) -> None:
+    inventory = {"datacenters": [{"name": "dc1", "clusters": [{"name": "c1", "hosts": ["esx1"]}], "vms": [
+        {"name": "bare-off", "snapshots": ["base"], "tools": False},
+        {"name": "bare-on", "snapshots": ["base"], "tools": False, "power": "poweredOn"},
+    ]}]}
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps(inventory))
+    with Simulator(SimulatorConfig(inventory=path)) as sim:
+        result = cli(sim, "doctor", "--template", "bare-off", "--template", "bare-on", "--tools-wait", "0.5")
+    assert result.status == 1
+    checks = lines_of(result.out)
+    status, detail = checks["VMware Tools in bare-off"]
+    assert status == "FAIL" and detail.startswith("not installed: install open-vm-tools (Linux)")
+    status, detail = checks["VMware Tools in bare-on"]
+    assert status == "FAIL" and "not running (toolsRunningStatus=guestToolsNotRunning after waiting 0.5 s)" in detail
