@@ -202,8 +202,6 @@ class GuestRuntime:
                 raise guest_errors.GuestError("Unknown VM")
             text = command.strip()
             if text == FREEZE_COMMAND:
-                if vm.all_snapshots() and vm.power_state != "poweredOn":
-                    raise guest_errors.GuestError("Invalid state")
                 vm.frozen = True
                 vm.changed()
                 return ""

@@ -94,6 +94,10 @@ class BackdoorServer:
             await writer.drain()
         except (asyncio.TimeoutError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # The server is stopping (e.g. a freeze RPC still pending): nothing awaits this task, so
+            # ending quietly is right; re-raising only makes asyncio log a traceback.
+            pass
         finally:
             self._tasks.discard(task)
             writer.close()
