@@ -30,7 +30,7 @@ def count(clones: int) -> Counter[str]:
     with Simulator(SimulatorConfig(guests=True)) as sim, tempfile.TemporaryDirectory() as tmp:
         facts = sim.connection_facts()
         test_file = Path(tmp) / "test_lifecycle.py"
-        test_file.write_text("import pytest\n\n@pytest.mark.parametrize('n', range(%d))\n" % clones
+        test_file.write_text(f"import pytest\n\n@pytest.mark.parametrize('n', range({clones}))\n"
                              + TEST.replace("(vsphere_vm)", "(vsphere_vm, n)"))
         env = dict(os.environ, VSPHERE_PASSWORD=facts["PASSWORD"], VSPHERE_GUEST_PASSWORD=facts["GUEST_PASSWORD"])
         sim.reset_counters()
