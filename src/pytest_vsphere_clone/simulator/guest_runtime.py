@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pyVmomi import vim, vmodl
 
 from .file_transfers import FileTransfers
+from .guests import copy_disk
 from .guests import errors as guest_errors
 from .guests.host import GuestHost
 from .guests.models import GuestSpec
@@ -120,7 +121,8 @@ class GuestRuntime:
         source_dir = self.disk_dir(source)
         target = self.disk_dir(clone)
         if source_dir.exists():
-            shutil.copytree(source_dir, target, symlinks=True, dirs_exist_ok=True)
+            # Not shutil.copytree: the disk holds overlay whiteouts (deleted host files) and owners.
+            copy_disk(source_dir, target)
         else:
             target.mkdir(parents=True, exist_ok=True)
 

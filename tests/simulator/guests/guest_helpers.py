@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +10,13 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from pytest_vsphere_clone.simulator.guests import Guest, GuestProcessInfo, GuestSpec, missing_prerequisites
+from pytest_vsphere_clone.simulator.guests import (
+    Guest,
+    GuestProcessInfo,
+    GuestSpec,
+    missing_prerequisites,
+)
+from pytest_vsphere_clone.simulator.guests import copy_disk as copy_disk_dir
 
 PASSWORD = "Pa55 w0rd:!"  # spaces and colons: must survive passwd/shadow handling
 
@@ -44,7 +49,7 @@ class RpcRecorder:
 
 def copy_disk(guest: Guest, destination: Path) -> Path:
     """What the simulator does for a clone: copy the VM's disk directory."""
-    shutil.copytree(guest.spec.disk_dir, destination, symlinks=True)
+    copy_disk_dir(guest.spec.disk_dir, destination)
     return destination
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from pytest_vsphere_clone.simulator.guests import cmd_shell
 from pytest_vsphere_clone.simulator.guests.cmd_context import LinuxNetwork
+from pytest_vsphere_clone.simulator.guests.registry import NAME_PREFIX
 
 pytestmark = pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's ip")
 
@@ -33,12 +34,16 @@ def run_cli(
 
 
 def host_ipv4() -> dict[str, tuple[str, ...]]:
-    """Global IPv4 addresses of the admin-up, non-loopback interfaces, straight from ``ip``."""
+    """Global IPv4 addresses of the admin-up, non-loopback interfaces, straight from ``ip``.
+
+    Simulator bridges are left out: guests booting in parallel tests flip their carrier at any time.
+    """
     links = json.loads(subprocess.run(["ip", "-j", "addr"], capture_output=True, check=True).stdout)
     return {
         link["ifname"]: tuple(a["local"] for a in link.get("addr_info", []) if a["family"] == "inet")
         for link in links
         if "UP" in link["flags"] and "LOOPBACK" not in link["flags"] and "LOWER_UP" in link["flags"]
+        and not link["ifname"].startswith(NAME_PREFIX)
     }
 
 

@@ -8,11 +8,15 @@ each powered-on VM is a ``Guest`` on it. Design, in brief:
   held by a ``sleep infinity`` init. Processes are ordinary host processes (guest
   pid = host pid); membership is by network namespace, which is how they are
   listed, frozen and killed. See namespace.py and paths.py for the file view.
-- **Accounts and hostname.** The VM disk's ``etc/`` is an overlay layer over the
-  host's /etc (upper layer on a private tmpfs): own passwd/shadow/group (host
-  system accounts, locked, plus the guest user), hostname, hosts, sshd_config and
-  ssh host keys. sshd authenticates against them; the host's files are never
-  written. /tmp and /run are private tmpfs; /home and /root come from the disk.
+- **File system.** A guest's / is a copy-on-write overlay of the host's /, its
+  upper layer on the VM disk (``rootfs/``): package installs, /usr/local, /opt,
+  /var, new top-level directories land on the disk - persisting across power
+  cycles and copied with it for clones (``copy_disk``) - never on the host.
+  /tmp, /run and /dev/shm are private tmpfs; /home and /root come from the disk.
+- **Accounts and hostname.** The VM disk's ``etc/`` is the upper layer of the
+  guest's /etc over the host's: own passwd/shadow/group (host system accounts,
+  locked, plus the guest user), hostname, hosts, sshd_config and ssh host keys.
+  sshd authenticates against them; the host's files are never written.
 - **Addresses.** dhclient runs inside the guest's view, so its default script
   only touches the guest's /etc, /run and /var/lib/dhcp. Leases are keyed by MAC.
 - **Port security.** Bridge ports are locked with a static FDB entry for the
@@ -33,6 +37,7 @@ each powered-on VM is a ``Guest`` on it. Design, in brief:
   dead simulators left and never touches a live one's resources.
 """
 
+from .disk import copy_disk
 from .errors import (
     GuestError,
     GuestFileAccessDenied,
@@ -75,5 +80,6 @@ __all__ = [
     "GuestProcessNotFound",
     "GuestProgramNotFound",
     "GuestSpec",
+    "copy_disk",
     "missing_prerequisites",
 ]

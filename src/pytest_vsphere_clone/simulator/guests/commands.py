@@ -11,7 +11,7 @@ from functools import cache
 from .errors import GuestHostError
 
 # Everything the runtime executes on the host side; the Linux family also needs sshd.
-REQUIRED_TOOLS = ("ip", "bridge", "nsenter", "unshare", "setpriv", "mount", "dnsmasq", "dhclient")
+REQUIRED_TOOLS = ("ip", "bridge", "nsenter", "unshare", "setpriv", "mount", "pivot_root", "dnsmasq", "dhclient")
 LINUX_GUEST_TOOLS = ("sshd",)
 
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -2,11 +2,22 @@
 
 Layout of ``disk_dir`` (everything a real guest keeps on disk):
 
-- ``etc/``: overlaid on the guest's /etc - passwd, shadow, group, gshadow, hostname,
-  hosts, resolv.conf, ssh/ (sshd_config, host keys), the dhclient hook of the simulated tools
+- ``rootfs/``: the upper layer of the overlay that is the guest's / (its lower layer
+  is the host's /): every file the guest creates or changes outside the places below,
+  e.g. in /usr, /var, /opt or / itself, lands here - never on the host. The
+  simulated VMware Tools are installed here (usr/bin/vmtoolsd, usr/bin/vmware-rpctool).
+- ``etc/``: the upper layer of the guest's /etc (lower: the host's /etc) - passwd, shadow,
+  group, gshadow, hostname, hosts, resolv.conf, ssh/ (sshd_config, host keys), the
+  dhclient hook of the simulated tools, plus whatever the guest changes in /etc
+- ``mounts/<mount point, %-quoted>/``: the upper layer for a file system the host has
+  mounted below / (a separate /var, /boot, ...), which the overlay of / cannot show
 - ``home/``, ``root/``: the guest's /home and /root (Linux)
 - ``var/lib/dhcp/``: the guest's DHCP leases
 - ``drives/C/``: drive C: (Windows)
+- ``.work/``: overlayfs scratch directories (must be on the same file system as the uppers)
+
+Upper layers hold overlayfs metadata - whiteouts (0/0 character devices) for deleted
+files, trusted.* xattrs - so copy a disk with :func:`copy_disk`.
 
 Host keys are generated once; accounts, hostname and configs are rewritten at each
 boot from the spec, as guest customization would.
@@ -15,7 +26,10 @@ boot from the spec, as guest customization would.
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from pathlib import Path
+from urllib.parse import quote
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -79,6 +93,32 @@ class GuestDisk:
         self.dhcp = self.root / "var" / "lib" / "dhcp"
         self.drives = self.root / "drives"
         self.drive_c = self.drives / "C"
+        self.rootfs = self.root / "rootfs"
+        self.mounts = self.root / "mounts"
+        self.work = self.root / ".work"
+
+    def overlay_dirs(self, mount_point: str) -> tuple[Path, Path]:
+        """(upper, work) directories of the guest's overlay at ``mount_point`` (a host mount point)."""
+        if mount_point == "/":
+            return self.rootfs, self.work / "rootfs"
+        if mount_point == "/etc":
+            return self.etc, self.work / "etc"
+        name = quote(mount_point, safe="")
+        return self.mounts / name, self.work / "mounts" / name
+
+    def ensure_overlay_dirs(self, mount_point: str) -> tuple[Path, Path]:
+        """Create the overlay's directories; a new upper root takes the mode and owner of ``mount_point``.
+
+        (The upper's root directory is what the guest sees at the mount point: /var/tmp must stay 1777.)
+        """
+        upper, work = self.overlay_dirs(mount_point)
+        if not upper.is_dir():
+            upper.mkdir(parents=True)
+            st = os.stat(mount_point)
+            os.chown(upper, st.st_uid, st.st_gid)
+            os.chmod(upper, stat.S_IMODE(st.st_mode))
+        work.mkdir(parents=True, exist_ok=True)
+        return upper, work
 
     def view_home(self, spec: GuestSpec) -> str:
         """The user's home directory inside the guest's mount namespace."""
@@ -108,6 +148,8 @@ class GuestDisk:
             (self.root_home, 0o700),
         ):
             path.mkdir(mode=mode, parents=True, exist_ok=True)
+        self.ensure_overlay_dirs("/")
+        self.ensure_overlay_dirs("/etc")
         account = self._write_accounts(spec)
         self._write_etc(spec)
         if spec.family == "windows":
@@ -116,6 +158,22 @@ class GuestDisk:
             self._ensure_host_keys(spec.hostname)
             self._prepare_home(account, spec.authorized_keys)
         return account
+
+    def install_programs(self, programs: dict[str, Path]) -> None:
+        """Install host files into the guest's /usr/bin, as a package would (on the disk: the rootfs layer)."""
+        bin_dir = self.rootfs / "usr" / "bin"
+        if not bin_dir.is_dir():
+            for view in ("/usr", "/usr/bin"):
+                upper = self.rootfs / view.lstrip("/")
+                upper.mkdir(exist_ok=True)
+                st = os.stat(view)  # a directory of the upper layer hides the lower one's attributes
+                os.chown(upper, st.st_uid, st.st_gid)
+                os.chmod(upper, stat.S_IMODE(st.st_mode))
+        for name, source in programs.items():
+            target = bin_dir / name
+            if os.path.lexists(target):
+                target.unlink()  # may be a whiteout: the guest deleted the program
+            shutil.copy2(source, target)
 
     def _write_accounts(self, spec: GuestSpec) -> Account:
         shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
@@ -200,3 +258,31 @@ def _write(path: Path, text: str, mode: int, uid: int = 0, gid: int = 0) -> None
         os.fchown(f.fileno(), uid, gid)
         os.fchmod(f.fileno(), mode)
     os.replace(tmp, path)
+
+
+def copy_disk(source: Path, destination: Path) -> None:
+    """Copy a VM disk (a full clone's disk), including the overlay layers' whiteouts and xattrs.
+
+    ``shutil.copytree`` alone fails on whiteouts (character devices 0/0, left where the
+    guest deleted a host file); they are recreated with mknod here. Sockets are skipped.
+    """
+
+    def copy(src: str, dst: str) -> object:
+        st = os.lstat(src)
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+            os.mknod(dst, st.st_mode, st.st_rdev)
+            shutil.copystat(src, dst, follow_symlinks=False)
+            os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+            return dst
+        if stat.S_ISSOCK(st.st_mode):
+            return dst
+        result = shutil.copy2(src, dst, follow_symlinks=False)
+        os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+        return result
+
+    shutil.copytree(source, destination, symlinks=True, copy_function=copy, dirs_exist_ok=True)
+    for dirpath, dirnames, _ in os.walk(source):  # copytree keeps directories' modes and xattrs, not owners
+        for src in (dirpath, *(os.path.join(dirpath, name) for name in dirnames)):
+            st = os.lstat(src)
+            dst = os.path.join(destination, os.path.relpath(src, source))
+            os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)

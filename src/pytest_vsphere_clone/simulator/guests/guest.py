@@ -37,7 +37,7 @@ from .fileops import run_fileop
 from .launch import command_line, spawn_linux, spawn_windows
 from .linkwatch import LinkDownWatcher
 from .models import GuestIpAddress, GuestNic, GuestProcessInfo, GuestSpec
-from .namespace import GuestNamespace, GuestView
+from .namespace import GuestNamespace, GuestView, host_submounts
 from .paths import EXIT_CODES_DIR, from_view, temp_dir, to_view
 from .programs import ProgramTable
 from .vnic import GUEST_IFNAME, VirtualNic
@@ -170,6 +170,8 @@ class Guest:
         tools.mkdir(mode=0o755, parents=True)
         self.disk.prepare(spec)
         shims.install(tools)
+        self.disk.install_programs({name: tools / "bin" / name for name in shims.SHIM_NAMES})
+        overlays = [(mp, *self.disk.ensure_overlay_dirs(mp)) for mp in ("/", "/etc", *host_submounts(spec.family))]
         self._ns = ns = GuestNamespace(self.name, self.runtime_dir / "init.log")
         ns.create_netns()
         self._nic.create(guest_mac=resume.mac if resume else spec.mac, connected=self._nic_connected)
@@ -182,6 +184,7 @@ class Guest:
             staging_dir=self.runtime_dir / "stage",
             hostname=self._hostname,
             family=spec.family,
+            overlays=tuple(overlays),
         )
         ns.start_init(view)
         if resume is not None and resume.addresses:

@@ -6,10 +6,18 @@ infinity``, the guest's "init", whose only job is to keep the namespaces alive
 and give ``nsenter --target`` something to point at (the role vmtoolsd plays
 for guest operations: if it is killed, guest operations become unavailable).
 
-The guest's view of the file system (see paths.py): the VM disk and tools
-directory are bound into a fresh tmpfs *before* anything is hidden, and that
-tmpfs is then moved over /run - so the setup works wherever the state and disk
-directories live, even under /tmp, /home or /run which the guest replaces.
+The guest's root is a copy-on-write view of the host's: an overlay whose lower
+layer is the host's / and whose upper layer is on the VM disk (see disk.py), made
+the root of the mount namespace with pivot_root - so whatever the guest writes
+(package installs, /usr/local, /opt, /var, new top-level directories) lands on its
+disk, never on the host. /etc, and every directory file system the host mounts
+below / (which an overlay of / cannot show), get overlays of their own with
+uppers on the disk. /proc and /dev are the host's, /sys is the guest network's,
+/run, /tmp and /dev/shm are private tmpfs; /home, /root, /var/lib/dhcp and a Windows
+guest's drives are bound from the disk (see paths.py). Everything is mounted
+while the host's paths are still reachable, so it works wherever the state and
+disk directories live. Nothing is mounted in the host's namespace: the mounts go
+away with the guest's last process.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ import os
 import selectors
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import procfs
@@ -28,38 +37,118 @@ from .paths import DRIVES_ROOT, TOOLS_DIR
 
 _SETUP_TIMEOUT = 10.0
 
-# Arguments: $1 disk dir, $2 tools dir, $3 empty staging dir, $4 hostname, $5 family.
+# Arguments: $1 disk dir, $2 tools dir, $3 empty directory (the new root's mount point),
+# $4 hostname, $5 family, then per overlay: mount point, upper dir, work dir ("/" first).
 _SETUP_SCRIPT = f"""\
 set -eu
-disk=$1 tools=$2 stage=$3
+disk=$1 tools=$2 root=$3
+hostname=$4 family=$5
+shift 5
+# cow TARGET LOWER UPPER WORK: a copy-on-write view of LOWER at TARGET, changes going to UPPER.
+# If UPPER's file system cannot be an overlay's upper layer (e.g. it is an overlay itself),
+# the changes go to a tmpfs and are lost at power-off - but never to the host.
+cow() {{
+    mount -n -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4" "$1" 2>/dev/null && return 0
+    echo "guest-setup: $3 cannot be an overlay upper layer: changes to $1 will not persist" >&2
+    mount -n -t tmpfs -o mode=0755 tmpfs "$1" && mkdir "$1/.upper" "$1/.work" || return 1
+    chmod --reference="$2" "$1/.upper" && chown --reference="$2" "$1/.upper" || return 1
+    mount -n -t overlay overlay -o "lowerdir=$3:$2,upperdir=$1/.upper,workdir=$1/.work" "$1" 2>/dev/null ||
+        mount -n -t overlay overlay -o "lowerdir=$2,upperdir=$1/.upper,workdir=$1/.work" "$1"
+}}
 printf 'link set lo up\\nlink set eth0 up\\n' | ip -batch -
-mount -n -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs "$stage"
-mkdir -p "$stage/.disk" "$stage/{TOOLS_DIR.removeprefix("/run/")}" "$stage/sshd" "$stage/.etc/upper" \
-    "$stage/.etc/work"
-mount -n --bind "$disk" "$stage/.disk"
-mount -n --bind "$tools" "$stage/{TOOLS_DIR.removeprefix("/run/")}"
-mount -n --move "$stage" /run
-mount -n -t sysfs -o nosuid,nodev,noexec sysfs /sys
-mount -n -t overlay overlay -o lowerdir=/run/.disk/etc:/etc,upperdir=/run/.etc/upper,workdir=/run/.etc/work /etc
-mount -n -t overlay overlay -o lowerdir={TOOLS_DIR}/bin:/usr/bin /usr/bin
-if [ -d /var/lib/dhcp ]; then mount -n --bind /run/.disk/var/lib/dhcp /var/lib/dhcp; fi
-if [ "$5" = windows ]; then
-    mount -n --bind /run/.disk/drives {DRIVES_ROOT}
+while [ $# -ge 3 ]; do
+    case $1 in
+        / | /etc) cow "$root$1" "$1" "$2" "$3" ;;
+        *) {{ [ -d "$root$1" ] && cow "$root$1" "$1" "$2" "$3"; }} || echo "guest-setup: $1 hidden" >&2 ;;
+    esac
+    shift 3
+done
+[ -e "$root/usr/bin/vmtoolsd" ] || cp "$tools/bin/vmtoolsd" "$tools/bin/vmware-rpctool" "$root/usr/bin/"
+mount -n -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs "$root/run"
+mkdir "$root{TOOLS_DIR}" "$root/run/sshd"
+mount -n --bind "$tools" "$root{TOOLS_DIR}"
+mount -n --rbind /proc "$root/proc"
+mount -n -t sysfs -o nosuid,nodev,noexec sysfs "$root/sys"
+mount -n --rbind /dev "$root/dev"
+if [ -d "$root/dev/shm" ]; then mount -n -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"; fi
+mount -n -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
+if [ -d "$root/var/lib/dhcp" ]; then mount -n --bind "$disk/var/lib/dhcp" "$root/var/lib/dhcp"; fi
+if [ "$family" = windows ]; then
+    mount -n --bind "$disk/drives" "$root{DRIVES_ROOT}"
 else
-    mount -n --bind /run/.disk/home /home
-    mount -n --bind /run/.disk/root /root
+    mount -n --bind "$disk/home" "$root/home"
+    mount -n --bind "$disk/root" "$root/root"
 fi
-mount -n -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
-umount -n /run/.disk
-rmdir /run/.disk
-printf '%s' "$4" > /proc/sys/kernel/hostname
+cd "$root"
+pivot_root . .
+umount -n -l /
+cd /
+printf '%s' "$hostname" > /proc/sys/kernel/hostname
 echo ready
 exec sleep infinity </dev/null >/dev/null 2>&1
 """
 
+# Host mounts the guest does not see through an overlay: replaced, or from the VM disk.
+_REPLACED = ("/proc", "/sys", "/dev", "/run", "/tmp", "/etc")
+_FAMILY_REPLACED = {"linux": ("/home", "/root"), "windows": (DRIVES_ROOT,)}
+# Pseudo file systems: nothing to copy-on-write (and an overlay of them makes no sense).
+_PSEUDO_FS = frozenset(
+    {
+        "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "nsfs", "autofs", "binfmt_misc", "securityfs",
+        "debugfs", "tracefs", "bpf", "mqueue", "hugetlbfs", "configfs", "fusectl", "pstore", "efivarfs", "rpc_pipefs",
+    }
+)  # fmt: skip
 # The guest's init must not inherit the simulator's environment (guest root can read it).
 _INIT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 _FORBIDDEN_IN_PATHS = (":", ",", "\\", "\n")  # they would break overlayfs mount options
+
+
+def _unescape(text: str) -> str:
+    """A /proc/self/mountinfo field: octal escapes (\\040 for a space) decoded."""
+    out, i = bytearray(), 0
+    raw = text.encode("utf-8", "surrogateescape")
+    while i < len(raw):
+        if raw[i] == 0x5C and raw[i + 1 : i + 4].isdigit() and len(raw[i + 1 : i + 4]) == 3:
+            out.append(int(raw[i + 1 : i + 4], 8))
+            i += 4
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _under(path: str, prefixes: Iterable[str]) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def host_submounts(family: str, mountinfo: str | None = None) -> list[str]:
+    """Directories where the host mounts a real file system below / that a guest must see.
+
+    The overlay of / shows only the root file system: each of these gets an overlay of
+    its own. Pseudo file systems, places the guest replaces, and file mounts are left out
+    (the guest then sees the directory or file underneath, on the root file system).
+    """
+    if mountinfo is None:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            mountinfo = f.read()
+    excluded = _REPLACED + _FAMILY_REPLACED.get(family, ())
+    found: dict[str, str] = {}
+    for line in mountinfo.splitlines():
+        fields, sep, rest = line.partition(" - ")
+        parts = fields.split()
+        if not sep or len(parts) < 5 or not rest.split():
+            continue
+        found[_unescape(parts[4])] = rest.split()[0]  # a later mount at the same place hides earlier ones
+    return sorted(
+        mp
+        for mp, fstype in found.items()
+        if mp != "/"
+        and fstype not in _PSEUDO_FS
+        and not _under(mp, excluded)
+        and not any(c in mp for c in _FORBIDDEN_IN_PATHS)
+        and os.path.isdir(mp)
+        and not os.path.islink(mp)
+    )
 
 
 @dataclass(frozen=True)
@@ -68,9 +157,11 @@ class GuestView:
 
     disk_dir: Path
     tools_dir: Path
-    staging_dir: Path  # an empty directory, used as a mount point during setup
+    staging_dir: Path  # an empty directory, the new root's mount point during setup
     hostname: str
     family: str
+    # (mount point, upper dir, work dir) per overlay: "/" first, then "/etc", then host submounts.
+    overlays: tuple[tuple[str, Path, Path], ...] = field(default=())
 
 
 class GuestNamespace:
@@ -109,7 +200,9 @@ class GuestNamespace:
 
     def start_init(self, view: GuestView) -> None:
         """Build the mount and UTS namespaces and leave the guest's init running in them."""
-        for path in (view.disk_dir, view.tools_dir, view.staging_dir):
+        paths = [view.disk_dir, view.tools_dir, view.staging_dir]
+        paths += [p for _, upper, work in view.overlays for p in (upper, work)]
+        for path in paths:
             if any(c in str(path) for c in _FORBIDDEN_IN_PATHS):
                 raise GuestHostError(f"unsupported character in path {path}")
         view.staging_dir.mkdir(parents=True, exist_ok=True)
@@ -118,6 +211,7 @@ class GuestNamespace:
             tool("unshare"), "--mount", "--uts", "--propagation", "private", "--",
             "/bin/sh", "-c", _SETUP_SCRIPT, "guest-setup",
             str(view.disk_dir), str(view.tools_dir), str(view.staging_dir), view.hostname, view.family,
+            *(str(item) for overlay in view.overlays for item in overlay),
         ]  # fmt: skip
         with open(self._log_file, "ab") as log:
             self._anchor = subprocess.Popen(

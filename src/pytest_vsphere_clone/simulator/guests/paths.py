@@ -1,8 +1,10 @@
 """Paths as a guest sees them, and the mapping of Windows paths into a guest's view.
 
-A guest shares the host's file system except for what its mount namespace
-replaces: /etc (overlay), /run and /tmp (private tmpfs), /home, /root and
-/var/lib/dhcp (from the VM disk), /usr/bin (overlay adding the VMware Tools shims).
+A guest sees the host's file system through copy-on-write overlays whose upper
+layers are on the VM disk (/, /etc, host submounts: see namespace.py), except for
+what its mount namespace replaces: /run, /tmp and /dev/shm (private tmpfs), /home,
+/root and /var/lib/dhcp (from the VM disk). The VMware Tools shims are installed
+in the disk's /usr/bin.
 A Windows guest's drives are the disk's ``drives`` directory, mounted at /mnt:
 drive C: is /mnt/C (the layout the cmd_shell and winrm_server modules expect as
 ``--disk-root``).

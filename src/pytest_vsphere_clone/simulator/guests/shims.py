@@ -1,7 +1,7 @@
 """The simulated VMware Tools installed in every guest's tools directory.
 
-``bin/vmtoolsd --cmd "<rpc>"`` and ``bin/vmware-rpctool "<rpc>"`` (on the guest's
-PATH through its /usr/bin overlay) send the RPC over the guest's backdoor socket -
+``bin/vmtoolsd --cmd "<rpc>"`` and ``bin/vmware-rpctool "<rpc>"`` (installed in
+the guest's /usr/bin on the VM disk at each boot) send the RPC over the guest's backdoor socket -
 the stand-in for the VMware backdoor port - and print the reply; a failed RPC exits
 1 with the error on stderr, like the real tools. ``libexec/dhcp-renew`` restarts the
 guest's DHCP client (the Windows emulation's ``ipconfig /renew``).
