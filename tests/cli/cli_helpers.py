@@ -41,13 +41,6 @@ class Result:
 Run = Callable[..., Result]
 
 
-def guest_support_missing() -> str | None:
-    """Why real guests cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "real guests need root (network namespaces)"
-    return None
-
-
 def sim_env(sim: Simulator, **extra: str) -> dict[str, str]:
     """VSPHERE_* variables pointing at ``sim`` (its CA verified), plus the guest credentials if it has guests."""
     facts = sim.connection_facts()

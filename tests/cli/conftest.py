@@ -10,11 +10,12 @@ import os
 from collections.abc import Iterator, Mapping
 
 import pytest
-from cli_helpers import Result, Run, assert_no_secrets, connect, guest_support_missing, secrets_of, sim_env
+from cli_helpers import Result, Run, assert_no_secrets, connect, secrets_of, sim_env
 
 from pytest_vsphere_clone.cli import main
 from pytest_vsphere_clone.client.session import VSphereConnection
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def sim() -> Iterator[Simulator]:
 @pytest.fixture
 def guest_sim() -> Iterator[Simulator]:
     """A fresh simulator with real guests; skipped where that is impossible."""
-    reason = guest_support_missing()
+    reason = guest_support_problem()
     if reason:
         pytest.skip(reason)
     with Simulator(SimulatorConfig(guests=True)) as simulator:

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import FAST_RETRY, guest_support_missing
+from cli_helpers import FAST_RETRY
 
 from pytest_vsphere_clone.client.inventory import find_template
 from pytest_vsphere_clone.client.session import VSphereConnection
+from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 BASE_KEYS = ("URL", "HOST", "USER", "PASSWORD", "CA_FILE", "THUMBPRINT")
 GUEST_KEYS = ("GUEST_USER", "GUEST_PASSWORD", "GUEST_KEY", "WINDOWS_GUEST_USER", "WINDOWS_GUEST_PASSWORD")
@@ -101,7 +102,7 @@ def test_simulator_uses_the_given_password_and_port() -> None:
 
 @pytest.mark.guests
 def test_simulator_with_guests_stops_on_sigterm_and_leaves_nothing() -> None:
-    reason = guest_support_missing()
+    reason = guest_support_problem()
     if reason:
         pytest.skip(reason)
     proc = start()

@@ -8,7 +8,6 @@ only confirm what the client did.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from pytest_vsphere_clone.client.retry import RetryPolicy
 from pytest_vsphere_clone.client.session import VSphereConnection
 from pytest_vsphere_clone.client.waiter import Waiter
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 #: Retries in tests: the same logic, without the production pauses.
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
@@ -125,21 +125,10 @@ def waiter(conn: VSphereConnection) -> Iterator[Waiter]:
         yield w
 
 
-def guest_support_missing() -> str | None:
-    """Why guest tests cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "real guests need root (network namespaces)"
-    try:
-        import pytest_vsphere_clone.simulator.guest_runtime  # noqa: F401
-    except ImportError as exc:
-        return f"the simulator has no guest support yet ({exc})"
-    return None
-
-
 @pytest.fixture
 def guest_sim() -> Iterator[Simulator]:
     """A simulator with real guests (namespaces, sshd, Guest Operations); skipped where impossible."""
-    reason = guest_support_missing()
+    reason = guest_support_problem()
     if reason:
         pytest.skip(reason)
     with Simulator(SimulatorConfig(guests=True)) as simulator:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 pytestmark = pytest.mark.guests
 
@@ -32,18 +33,9 @@ def test_slow(vsphere_vm, i):
 """
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "real guests need root"
-    from pytest_vsphere_clone.simulator.guests import missing_prerequisites
-
-    missing = missing_prerequisites()
-    return f"missing guest tools: {', '.join(missing)}" if missing else None
-
-
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Simulator]:
-    reason = _skip_reason()
+    reason = guest_support_problem()
     if reason:
         pytest.skip(reason)
     with Simulator(SimulatorConfig(guests=True)) as simulator:
@@ -232,7 +224,7 @@ def test_fails(vsphere_vm, vsphere_service_instance):
 
 
 def test_the_simulator_stopping_mid_run_ends_the_run_with_a_clear_error(tmp_path: Path) -> None:
-    reason = _skip_reason()
+    reason = guest_support_problem()
     if reason:
         pytest.skip(reason)
     with Simulator(SimulatorConfig(guests=True)) as doomed:

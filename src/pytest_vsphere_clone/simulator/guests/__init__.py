@@ -54,7 +54,7 @@ from .errors import (
     GuestProgramNotFound,
 )
 from .guest import FREEZE_RPC, Guest
-from .host import BackdoorHandler, GuestHost, missing_prerequisites
+from .host import BackdoorHandler, GuestHost, guest_support_problem, missing_prerequisites
 from .models import GuestFamily, GuestIpAddress, GuestNic, GuestProcessInfo, GuestSpec
 
 __all__ = [
@@ -81,5 +81,6 @@ __all__ = [
     "GuestProgramNotFound",
     "GuestSpec",
     "copy_disk",
+    "guest_support_problem",
     "missing_prerequisites",
 ]

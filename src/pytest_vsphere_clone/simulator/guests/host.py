@@ -33,6 +33,11 @@ def missing_prerequisites(family: str = "linux") -> list[str]:
     return problems
 
 
+def guest_support_problem() -> str | None:
+    """Why real guests cannot run on this machine (one line), or None when they can."""
+    return "; ".join(missing_prerequisites()) or None
+
+
 class GuestHost:
     """One simulator's guest network: a bridge, a DHCP server and the guests on it.
 
