@@ -74,6 +74,11 @@ def connect(target: SshTarget, timeout: float) -> paramiko.SSHClient:
             last_error = f"{type(exc).__name__}: {exc}"
             if "not the guest's own key" in str(exc):
                 raise SshConnectError(str(exc)) from None
+            if "not found in known_hosts" in str(exc):
+                # No pinned keys (they are read through Guest Operations): never trust blindly.
+                raise SshConnectError(f"SSH to {target.host}: the guest's host keys are unknown, so its identity "
+                                      "cannot be checked; give the guest user Guest Operations access "
+                                      "(--vsphere-guest-user/--vsphere-guest-password)") from None
         if time.monotonic() + delay > deadline:
             raise SshConnectError(f"SSH to {target.host}:{target.port} not accepting after {timeout:.0f} s "
                                   f"(last: {last_error}); raise --vsphere-connect-timeout or check sshd in the guest")

@@ -132,22 +132,26 @@ class GuestRuntime:
 
     # --- power -------------------------------------------------------------------------
 
-    def _spec(self, vm: VirtualMachine) -> GuestSpec:
+    def _spec(self, vm: VirtualMachine, network_delay: float = 0.0) -> GuestSpec:
         windows = vm.family == "windows"
         return GuestSpec(vm_id=vm.mo_id, hostname=_hostname(vm.name), mac=vm.nics[0].mac,
                          family="windows" if windows else "linux", disk_dir=self.disk_dir(vm),
                          user=WINDOWS_USER if windows else LINUX_USER, password=self.password,
-                         authorized_keys=[] if windows or not self.public_key else [self.public_key])
+                         authorized_keys=[] if windows or not self.public_key else [self.public_key],
+                         network_delay=network_delay)
 
     def power_on(self, vm: VirtualMachine) -> None:
         """Boot the VM's guest; Tools come up after the profile's boot time."""
         self._boot(vm, wait_for_tools=False)
 
     def _boot(self, vm: VirtualMachine, wait_for_tools: bool) -> None:
-        guest = self.host.create_guest(self._spec(vm))
+        # The guest OS boots (Tools start after boot_time), then brings its network up: the Tools'
+        # first report comes before the address, the next one a poll interval later, as on vSphere.
+        boot_time = 0.0 if wait_for_tools else self.vc.profile.duration(f"boot.{vm.family}")
+        network_delay = boot_time + (0.0 if wait_for_tools else self.vc.profile.duration(f"network.{vm.family}"))
+        guest = self.host.create_guest(self._spec(vm, network_delay))
         guest.set_nic_connected(all(n.connected for n in vm.nics[:1]))
         guest.boot()
-        boot_time = self.vc.profile.duration(f"boot.{vm.family}")
         if wait_for_tools:
             guest.wait_for_ip(timeout=30.0)
             self._tools_up(vm, time.time())

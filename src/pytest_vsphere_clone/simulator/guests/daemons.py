@@ -39,15 +39,19 @@ def start_sshd(ns: GuestNamespace, log: Path) -> subprocess.Popen[bytes]:
     return _spawn(ns, [tool("sshd"), "-D", "-e", "-f", "/etc/ssh/sshd_config"], log, SERVICE_ENV)
 
 
-def start_dhclient(ns: GuestNamespace, log: Path) -> subprocess.Popen[bytes]:
+def start_dhclient(ns: GuestNamespace, log: Path, delay: float = 0.0) -> subprocess.Popen[bytes]:
     """dhclient for eth0, as Debian's ifupdown runs it; its default script acts on the guest's
-    private /etc, /run and /var/lib/dhcp only. -d keeps it our child, so it is reaped cleanly."""
+    private /etc, /run and /var/lib/dhcp only. -d keeps it our child, so it is reaped cleanly.
+    ``delay`` seconds pass first (the guest OS still bringing its network up)."""
     argv = [
         tool("dhclient"), "-4", "-d",
         "-pf", "/run/dhclient.eth0.pid",
         "-lf", "/var/lib/dhcp/dhclient.eth0.leases",
         "eth0",
     ]  # fmt: skip
+    if delay > 0:
+        # exec keeps the process (and so its reaping and teardown) the same once dhclient runs.
+        argv = ["/bin/sh", "-c", f'sleep {delay:.3f}; exec "$@"', "dhclient", *argv]
     return _spawn(ns, argv, log, SERVICE_ENV)
 
 

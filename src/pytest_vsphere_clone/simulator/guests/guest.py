@@ -201,7 +201,7 @@ class Guest:
             port, what, timeout = spec.winrm_port, "WinRM server", _WINRM_TIMEOUT
         self._services.append(service)
         if resume is None:  # a resumed clone has no DHCP client until the guest runs one
-            self._services.append(start_dhclient(ns, self.runtime_dir / "dhclient.log"))
+            self._services.append(start_dhclient(ns, self.runtime_dir / "dhclient.log", spec.network_delay))
         wait_listening(service, port, what, service_log, timeout)
         if resume is not None:
             self._stale_mac = True

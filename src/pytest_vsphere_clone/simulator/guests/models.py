@@ -34,6 +34,9 @@ class GuestSpec:
     password: str
     authorized_keys: list[str] = field(default_factory=list)
     winrm_port: int = 5985
+    #: Seconds after boot before the guest's DHCP client starts: how long the guest OS takes to bring
+    #: its network up (a Windows guest gets its address many seconds after VMware Tools run).
+    network_delay: float = 0.0
 
     def __post_init__(self) -> None:
         self.mac = self.mac.lower()
@@ -48,6 +51,8 @@ class GuestSpec:
             raise ValueError(f"invalid guest user name {self.user!r}")
         if len(self.hostname) > 64 or not all(_HOST_LABEL_RE.match(p) for p in self.hostname.split(".")):
             raise ValueError(f"invalid hostname {self.hostname!r}")
+        if self.network_delay < 0:
+            raise ValueError(f"invalid network delay {self.network_delay}")
         if not 0 < self.winrm_port < 65536:
             raise ValueError(f"invalid WinRM port {self.winrm_port}")
         if any("\n" in key for key in self.authorized_keys):
