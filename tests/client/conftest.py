@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from client_helpers import FAST_RETRY
 
-from pytest_vsphere_clone.client.retry import RetryPolicy
 from pytest_vsphere_clone.client.session import VSphereConnection
 from pytest_vsphere_clone.client.waiter import Waiter
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 #: Retries in tests: the same logic, without the production pauses.
-FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 
 #: An inventory with the shapes the default one lacks: duplicates in sub-folders, a running
 #: (not frozen) source, a VM without snapshots, a nested snapshot tree, a second datacenter.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import FAST_RETRY
+from client_helpers import FAST_RETRY
 
 from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
 from pytest_vsphere_clone.client.errors import RetriesExhausted, VSphereCloneError

@@ -10,8 +10,8 @@ import ipaddress
 from typing import Any
 
 import pytest
+from client_helpers import FAST_RETRY
 
-from conftest import FAST_RETRY
 from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
 from pytest_vsphere_clone.client.discovery import ActiveDiscovery, AddressFilter, ToolsDiscovery
 from pytest_vsphere_clone.client.errors import GuestLoginFailed, GuestOperationFailed

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import FAST_RETRY
+from client_helpers import FAST_RETRY
 from pyVmomi import vim
 
 from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
