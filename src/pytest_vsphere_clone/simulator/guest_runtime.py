@@ -57,6 +57,8 @@ class GuestRuntime:
         self._stop = threading.Event()
         self._tools_thread: threading.Thread | None = None
         self._next_report: dict[str, float] = {}
+        self._boots: dict[str, threading.Thread] = {}
+        self._boots_lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -89,6 +91,11 @@ class GuestRuntime:
     def stop(self) -> None:
         """Stop every guest and remove everything of theirs."""
         self._stop.set()
+        with self._boots_lock:
+            boots = list(self._boots.values())
+            self._boots.clear()
+        for thread in boots:
+            thread.join(timeout=60)
         if self._tools_thread is not None:
             self._tools_thread.join(timeout=5)
         self.host.stop()
@@ -127,6 +134,7 @@ class GuestRuntime:
             target.mkdir(parents=True, exist_ok=True)
 
     def destroy(self, vm: VirtualMachine) -> None:
+        self._settle_boot(vm)
         self.host.remove_guest(vm.mo_id)
         shutil.rmtree(self.disk_dir(vm), ignore_errors=True)
 
@@ -141,10 +149,29 @@ class GuestRuntime:
                          network_delay=network_delay)
 
     def power_on(self, vm: VirtualMachine) -> None:
-        """Boot the VM's guest; Tools come up after the profile's boot time."""
-        self._boot(vm, wait_for_tools=False)
+        """Start booting the VM's guest and return: as on vSphere, PowerOnVM_Task does not wait for
+        the guest OS. Tools come up after the profile's boot time."""
+        started = time.time()
 
-    def _boot(self, vm: VirtualMachine, wait_for_tools: bool) -> None:
+        def boot() -> None:
+            try:
+                self._boot(vm, wait_for_tools=False, started=started)
+            except Exception:  # the VM stays on without a guest, as a VM whose OS fails to boot
+                log.exception("guest of %s failed to boot", vm.name)
+
+        thread = threading.Thread(target=boot, name=f"sim-boot-{vm.mo_id}", daemon=True)
+        with self._boots_lock:
+            self._boots[vm.mo_id] = thread
+        thread.start()
+
+    def _settle_boot(self, vm: VirtualMachine) -> None:
+        """Wait for a boot in progress (power off, destroy and NIC changes act on the booted guest)."""
+        with self._boots_lock:
+            thread = self._boots.pop(vm.mo_id, None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=60)
+
+    def _boot(self, vm: VirtualMachine, wait_for_tools: bool, started: float | None = None) -> None:
         # The guest OS boots (Tools start after boot_time), then brings its network up: the Tools'
         # first report comes before the address, the next one a poll interval later, as on vSphere.
         boot_time = 0.0 if wait_for_tools else self.vc.profile.duration(f"boot.{vm.family}")
@@ -156,7 +183,7 @@ class GuestRuntime:
             guest.wait_for_ip(timeout=30.0)
             self._tools_up(vm, time.time())
         else:
-            self._schedule_tools(vm, time.time() + boot_time)
+            self._schedule_tools(vm, (started or time.time()) + boot_time)
 
     def _schedule_tools(self, vm: VirtualMachine, when: float) -> None:
         with self.vc.lock:
@@ -172,11 +199,13 @@ class GuestRuntime:
             self._next_report[vm.mo_id] = now + self.vc.profile.duration("tools.poll")
 
     def power_off(self, vm: VirtualMachine) -> None:
+        self._settle_boot(vm)
         with self.vc.lock:
             self._next_report.pop(vm.mo_id, None)
         self.host.remove_guest(vm.mo_id)
 
     def nic_connected(self, vm: VirtualMachine, nic: Any, connected: bool) -> None:
+        self._settle_boot(vm)
         guest = self.host.guest(vm.mo_id)
         if guest is not None and nic is vm.nics[0]:
             guest.set_nic_connected(connected)
