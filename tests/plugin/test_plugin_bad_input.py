@@ -8,8 +8,10 @@ the output (one line saying what to fix; no password anywhere).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
-from conftest import Inner, Outcome, SimHandle
+from plugin_helpers import Inner, Outcome, SimHandle
 
 pytestmark = pytest.mark.guests
 
@@ -24,7 +26,6 @@ def one_line(outcome: Outcome, *fragments: str) -> str:
     lines = [line for line in outcome.out.splitlines()
              if all(f in line for f in fragments) and not line.startswith("vsphere-clone: host=")]
     assert lines, f"no line with {fragments} in:\n{outcome.out}"
-    print(lines[0])
     return lines[0]
 
 
@@ -34,14 +35,20 @@ def no_secret(outcome: Outcome, sim: SimHandle) -> None:
 
 
 @pytest.fixture
-def bad_run(inner: Inner, plugin_sim: SimHandle) -> object:
-    """``bad_run(*args, env=..., sim=...)``: an inner run of A_TEST, checked to have left nothing."""
+def bad_run(inner: Inner, plugin_sim: SimHandle) -> Callable[..., Outcome]:
+    """``bad_run(*args, env=...)``: an inner run of A_TEST that must fail cleanly and leave nothing."""
     inner.pytester.makepyfile(test_bad=A_TEST)
 
-    def run(*args: str, env: dict[str, str] | None = None, use_sim: bool = True) -> Outcome:
+    def run(*args: str, env: dict[str, str] | None = None, ca_bundle: bool = True) -> Outcome:
         before = plugin_sim.namespaces()
-        outcome = inner.run(*args, sim=plugin_sim if use_sim else None, env=env)
+        if ca_bundle:
+            outcome = inner.run(*args, sim=plugin_sim, env=env)
+        else:  # the connection settings without the simulator's CA
+            f = plugin_sim.facts
+            outcome = inner.run(f"--vsphere-host={f['HOST']}", f"--vsphere-user={f['USER']}", *args,
+                                env={**plugin_sim.env(), **(env or {})})
         assert outcome.ret != 0, outcome.out
+        assert "Traceback" not in outcome.out, outcome.out  # a message, not a crash
         inner.clean_after(outcome, plugin_sim, before)
         no_secret(outcome, plugin_sim)
         return outcome
@@ -49,43 +56,46 @@ def bad_run(inner: Inner, plugin_sim: SimHandle) -> object:
     return run
 
 
-def test_unknown_template_names_close_matches(bad_run) -> None:
+def test_unknown_template_names_close_matches(bad_run: Callable[..., Outcome]) -> None:
     outcome = bad_run("--vsphere-template=linux-templat")
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
     line = one_line(outcome, "'linux-templat' not found")
     assert "did you mean 'linux-template'" in line and "--vsphere-template" in line
 
 
-def test_ambiguous_template_lists_the_inventory_paths(bad_run) -> None:
+def test_ambiguous_template_lists_the_inventory_paths(bad_run: Callable[..., Outcome]) -> None:
     outcome = bad_run("--vsphere-template=ubuntu")
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
     line = one_line(outcome, "'ubuntu' matches 2 VMs")
     assert "templates/ubuntu" in line and "old/templates/ubuntu" in line and "--vsphere-template" in line
 
 
-def test_wrong_vcenter_password(bad_run) -> None:
+def test_wrong_vcenter_password(bad_run: Callable[..., Outcome]) -> None:
     outcome = bad_run("--vsphere-template=linux-template", env={"VSPHERE_PASSWORD": "not-the-password"})
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
     line = one_line(outcome, "rejected the login")
     assert "--vsphere-password" in line and "not-the-password" not in outcome.out
 
 
-def test_wrong_guest_password(bad_run) -> None:
+def test_wrong_guest_password(bad_run: Callable[..., Outcome]) -> None:
     outcome = bad_run("--vsphere-template=linux-template", env={"VSPHERE_GUEST_PASSWORD": "not-the-password"})
-    line = one_line(outcome, "--vsphere-guest-password")
-    assert "root" in line
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED
+    line = one_line(outcome, "rejected the login of guest user 'root'")
+    assert "--vsphere-guest-user and --vsphere-guest-password" in line
     assert "not-the-password" not in outcome.out
 
 
-def test_missing_clone_privilege(bad_run, plugin_sim: SimHandle) -> None:
+def test_missing_clone_privilege(bad_run: Callable[..., Outcome]) -> None:
     outcome = bad_run("--vsphere-template=linux-template", "--vsphere-user=noclone@vsphere.local",
                       env={"VSPHERE_PASSWORD": "NoClone-Pass-1"})
-    line = one_line(outcome, "VirtualMachine.Provisioning.Clone")
-    assert "noclone@vsphere.local" in line
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED
+    line = one_line(outcome, "vCenter user 'noclone@vsphere.local' lacks privilege(s)",
+                    "VirtualMachine.Provisioning.Clone")
+    assert "grant them to the user's role" in line
     assert "NoClone-Pass-1" not in outcome.out
 
 
-def test_unreachable_host(bad_run) -> None:
+def test_unreachable_host(bad_run: Callable[..., Outcome]) -> None:
     outcome = bad_run("--vsphere-template=linux-template", "--vsphere-host=127.0.0.1:9",
                       "--vsphere-connect-timeout=3")
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
@@ -93,7 +103,7 @@ def test_unreachable_host(bad_run) -> None:
     assert "--vsphere-host" in line
 
 
-def test_tls_without_the_simulators_ca(bad_run, plugin_sim: SimHandle, inner: Inner) -> None:
+def test_tls_without_the_simulators_ca(bad_run: Callable[..., Outcome]) -> None:
     # The system CAs do not know the simulator's own CA: verification must fail, never fall back.
     outcome = bad_run("--vsphere-template=linux-template", "--vsphere-ca-bundle=/etc/ssl/certs/ca-certificates.crt")
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
@@ -101,39 +111,60 @@ def test_tls_without_the_simulators_ca(bad_run, plugin_sim: SimHandle, inner: In
     assert "--vsphere-ca-bundle" in line and "--vsphere-insecure" in line
 
 
-def test_tls_with_no_ca_bundle(inner: Inner, plugin_sim: SimHandle) -> None:
-    inner.pytester.makepyfile(test_bad=A_TEST)
-    before = plugin_sim.namespaces()
-    f = plugin_sim.facts
-    outcome = inner.run(f"--vsphere-host={f['HOST']}", f"--vsphere-user={f['USER']}",
-                        "--vsphere-template=linux-template", env=plugin_sim.env())
+def test_tls_with_no_ca_bundle(bad_run: Callable[..., Outcome]) -> None:
+    outcome = bad_run("--vsphere-template=linux-template", ca_bundle=False)
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
-    line = one_line(outcome, "TLS certificate of vCenter")
+    line = one_line(outcome, "TLS certificate of vCenter", "could not be verified")
     assert "--vsphere-ca-bundle" in line
-    inner.clean_after(outcome, plugin_sim, before)
 
 
-def test_no_usable_ip_says_what_was_seen(bad_run) -> None:
-    outcome = bad_run("--vsphere-template=linux-template", "--vsphere-ip-network=192.0.2.0/24",
-                      "--vsphere-ip-timeout=2")
-    line = one_line(outcome, "192.0.2.0/24")
-    assert "10." in line  # the addresses it saw and rejected
+@pytest.mark.parametrize(("args", "rejected"), [
+    (["--vsphere-ip-network=192.0.2.0/24"], "outside 192.0.2.0/24"),
+    (["--vsphere-ip-network=192.0.2.0/24", "--vsphere-discovery=tools"], "outside 192.0.2.0/24"),
+    (["--vsphere-ip-family=ipv6"], "not IPv6"),
+], ids=["active-network", "tools-network", "active-ipv6"])
+def test_no_usable_ip_says_what_was_seen(bad_run: Callable[..., Outcome], args: list[str], rejected: str) -> None:
+    outcome = bad_run("--vsphere-template=linux-template", "--vsphere-ip-timeout=2", *args)
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED
+    line = one_line(outcome, "no usable IP", "within 2 s")
+    assert rejected in line and "10.213." in line  # what it saw and why it refused it
+    assert "--vsphere-ip-timeout" in line
 
 
-def test_powered_off_instant_source(bad_run) -> None:
+# The source's state is known before any clone: these stop the run at its start, once, not in every test.
+
+
+def test_powered_off_instant_source(bad_run: Callable[..., Outcome]) -> None:
     outcome = bad_run("--vsphere-template=linux-template", "--vsphere-clone-type=instant")
-    line = one_line(outcome, "linux-template")
-    assert "powered" in line.lower() and "instant" in line.lower()
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    line = one_line(outcome, "template 'linux-template' is poweredOff, but an instant clone needs a running or frozen")
+    assert "vsphere-clone freeze linux-template" in line and "--vsphere-clone-type=linked" in line
 
 
-def test_linked_clone_without_snapshot(bad_run) -> None:
+def test_linked_clone_without_snapshot(bad_run: Callable[..., Outcome]) -> None:
     outcome = bad_run("--vsphere-template=linux-nosnap")
-    line = one_line(outcome, "linux-nosnap")
-    assert "snapshot" in line.lower()
-    assert "full" in line.lower() or "CreateSnapshot" in line or "take a snapshot" in line.lower()
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    line = one_line(outcome, "template 'linux-nosnap' has no snapshot, which a linked clone needs")
+    assert "create a snapshot on linux-nosnap" in line and "--vsphere-clone-type=full" in line
 
 
-def test_unknown_snapshot_name(bad_run) -> None:
+def test_unknown_snapshot_name(bad_run: Callable[..., Outcome]) -> None:
     outcome = bad_run("--vsphere-template=linux-template", "--vsphere-snapshot=nope")
-    line = one_line(outcome, "'nope'")
-    assert "base" in line and "--vsphere-snapshot" in line
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    line = one_line(outcome, "has no snapshot 'nope' (it has 'base')")
+    assert "--vsphere-snapshot" in line
+
+
+def test_named_fixture_with_a_powered_off_instant_source(bad_run: Callable[..., Outcome], inner: Inner) -> None:
+    inner.pytester.makeini("[pytest]\nvsphere_fixtures =\n    fresh: template=linux-template clone_type=instant\n")
+    outcome = bad_run("--vsphere-template=linux-template")
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    one_line(outcome, "template 'linux-template' is poweredOff, but an instant clone needs")
+
+
+def test_a_vm_without_snapshots_is_fine_as_a_full_clone(inner: Inner, plugin_sim: SimHandle) -> None:
+    """The up-front check does not refuse what works: a full clone of a VM without snapshots."""
+    inner.pytester.makepyfile(test_ok=A_TEST)
+    outcome = inner.run("--vsphere-template=linux-nosnap", "--vsphere-clone-type=full", sim=plugin_sim)
+    assert outcome.ret == 0, outcome.out
+    inner.clean_after(outcome, plugin_sim)

@@ -82,11 +82,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         settings = resolve(cli, ini)
+        if settings.simulator and not settings.template:
+            # The simulator's default template serves vsphere_vm even when named fixtures exist too.
+            settings = settings.replace(template=(SIMULATOR_DEFAULT_TEMPLATE,))
         named = parse_named_fixtures(config.getini("vsphere_fixtures"), settings)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if settings.simulator and not settings.template and not named:
-        settings = settings.replace(template=(SIMULATOR_DEFAULT_TEMPLATE,))
     config.stash[SETTINGS_KEY] = settings
     if not (settings.template or named):
         return  # the plugin stays idle: nothing is imported, nothing is created

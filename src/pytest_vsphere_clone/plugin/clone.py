@@ -38,6 +38,7 @@ class Clone:
     host_keys: tuple[str, ...] = ()
     owned: bool = True
     failed: bool = False
+    marker: Any = field(default=None, repr=False)  # the client's Marker it was created with
     _conn: VSphereConnection | None = field(default=None, repr=False)
     _settings: Settings | None = field(default=None, repr=False)
     _ssh: paramiko.SSHClient | None = field(default=None, repr=False)

@@ -93,7 +93,7 @@ def vsphere_service_instance(request: pytest.FixtureRequest) -> Any:
 
 def named_fixture(name: str, settings: Settings) -> Callable[..., Clone]:
     """A fixture called ``name`` giving clones made with ``settings`` (from ini vsphere_fixtures)."""
-    def fixture(self: object, request: pytest.FixtureRequest) -> Clone:
+    def fixture(request: pytest.FixtureRequest) -> Clone:
         run = current_run(request.config)
         resolved = run.named[name]  # with what the run learnt since (e.g. the simulator's address)
         return run.clone_for(request, resolved, resolved.template[0], resolved.scope)
@@ -104,6 +104,14 @@ def named_fixture(name: str, settings: Settings) -> Callable[..., Clone]:
 
 
 def named_fixtures_plugin(named: dict[str, Settings]) -> object:
-    """A plugin object holding the named fixtures (pytest reads fixtures from a plugin's class)."""
-    attributes = {f"named_{name}": named_fixture(name, settings) for name, settings in named.items()}
-    return type("VSphereNamedFixtures", (), attributes)()
+    """A plugin module holding the named fixtures as plain functions, as a conftest.py would.
+
+    Not a class instance: pytest would bind the fixtures as methods, and warns that
+    session-scoped fixtures defined as instance methods are deprecated (pytest 9).
+    """
+    import types
+
+    module = types.ModuleType("pytest_vsphere_clone.plugin.named_fixtures")
+    for name, settings in named.items():
+        setattr(module, f"named_{name}", named_fixture(name, settings))
+    return module

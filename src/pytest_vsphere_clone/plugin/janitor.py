@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from ..client.errors import VSphereCloneError
@@ -26,19 +27,41 @@ class Janitor:
         self.errors: list[str] = []
 
     def release(self, clone: Clone) -> None:
-        """End of a clone's scope: keep it (per --vsphere-keep or a hook) or destroy it."""
+        """End of a clone's scope: keep it (per --vsphere-keep or a hook) or destroy it.
+
+        A clone this process does not own (the run's session clone under xdist) is only
+        voted on: any worker whose tests want it kept keeps it; else the controller
+        destroys it once every worker is done.
+        """
         clone.close()
-        if not clone.owned:
-            return
         keep = self.run.settings.keep
         wanted = keep == "always" or (keep == "on-failure" and clone.failed)
         hook_keep = self.run.config.hook.pytest_vsphere_clone_before_destroy(clone=clone, failed=clone.failed)
         if wanted or hook_keep:
+            self._mark_kept(clone)
             self.run.ledger.kept(clone.name)
             with self._lock:
                 self.kept.append(clone.name)
             return
-        self.destroy(clone, reason="scope ended")
+        if clone.owned:
+            self.destroy(clone, reason="scope ended")
+
+    def _mark_kept(self, clone: Clone) -> None:
+        """Take the process out of a kept clone's marker: it is meant to outlive this run.
+
+        Otherwise the next run on this machine, or ``vsphere-clone reap``, would find it
+        orphaned (its process gone) and destroy it at once; now only its ttl ends it.
+        """
+        if clone.marker is None:
+            return
+        from dataclasses import replace
+
+        from ..client.marker import set_marker
+
+        try:
+            set_marker(self.run.connection(), clone.vm, replace(clone.marker, pid=0))
+        except VSphereCloneError as exc:
+            self._error(f"kept {clone.name}, but could not mark it as kept (the next run may reap it): {exc}")
 
     def destroy(self, clone: Clone, reason: str) -> None:
         """Destroy ``clone`` now (already gone is fine) and record it."""
@@ -96,14 +119,22 @@ class Janitor:
                 found[marked.name] = marked.ref
         return found
 
-    def collapse_sources(self, templates: set[str]) -> None:
-        """Collapse the delta disks clones left on each source (--vsphere-collapse)."""
+    def collapse_sources(self, templates: set[str], alive: Collection[str] = ()) -> None:
+        """Collapse the delta disks clones left on each source (--vsphere-collapse).
+
+        Sources in ``alive`` still have clones (kept ones): they are left alone, since
+        a collapse must wait until every clone of the source is gone.
+        """
         mode = self.run.settings.collapse
         if mode == "none":
             return
         from ..client.teardown import collapse
 
         for name in sorted(templates):
+            if name in alive:
+                self.run.warn(f"did not collapse {name} ({mode}): clones of it were kept and still use its delta "
+                              f"disks; run `vsphere-clone collapse {name}` once they are gone")
+                continue
             try:
                 template = self.run.provisioner.template(name)
                 collapse(self.run.connection(), template.ref, mode, timeout=self.run.settings.clone_timeout)

@@ -49,8 +49,8 @@ class Ledger:
         finally:
             os.close(fd)
 
-    def creating(self, name: str, worker: str, template: str, scope: str) -> None:
-        self._append("creating", name=name, worker=worker, template=template, scope=scope)
+    def creating(self, name: str, worker: str, template: str, scope: str, clone_type: str = "") -> None:
+        self._append("creating", name=name, worker=worker, template=template, scope=scope, clone_type=clone_type)
 
     def created(self, name: str, moref: str) -> None:
         self._append("created", name=name, moref=moref)
@@ -85,7 +85,8 @@ class Ledger:
                 continue
             event = record["event"]
             if event == "creating":
-                found[name] = LedgerEntry(name, record["worker"], record["template"], record["scope"])
+                found[name] = LedgerEntry(name, record["worker"], record["template"], record["scope"],
+                                          clone_type=record.get("clone_type", ""))
             elif name in found:
                 entry = found[name]
                 if event == "created":

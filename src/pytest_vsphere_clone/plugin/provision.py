@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..client.discovery import Address, AddressFilter
 from ..client.errors import VSphereCloneError
 from .clone import Clone
 
@@ -28,6 +30,19 @@ _KEY_PREFIXES = ("ssh-", "ecdsa-", "sk-")
 
 class ProvisionError(VSphereCloneError):
     """Setting up a clone failed; the message names the step and the fix."""
+
+
+@dataclass(frozen=True)
+class NotTheSourceFilter(AddressFilter):
+    """The usual address filter, also rejecting what Tools reported before an instant clone's NIC refresh."""
+
+    stale: frozenset[str] = frozenset()
+
+    def rejection(self, address: Address | str) -> str | None:
+        text = address.address if isinstance(address, Address) else address
+        if text in self.stale:
+            return "the source's address, reported before the NIC refresh"
+        return super().rejection(address)
 
 
 class Provisioner:
@@ -53,6 +68,21 @@ class Provisioner:
             self._templates[name] = self.inventory().find_template(name)
         return self._templates[name]
 
+    def check_source(self, name: str, settings: Settings) -> None:
+        """Raise now what every clone of ``name`` with ``settings`` would fail with (no request beyond the lookup).
+
+        A powered-off instant-clone source or a linked-clone template without the snapshot
+        is one usage error at the start, not the same error in every test.
+        """
+        from ..client.clone import LinkedClone
+        from ..client.errors import InvalidInstantSource
+
+        template = self.template(name)
+        if settings.clone_type == "instant" and template.power_state != "poweredOn":
+            raise InvalidInstantSource(template.name, template.power_state)
+        if settings.clone_type == "linked" or (settings.clone_type == "full" and settings.snapshot):
+            LinkedClone().snapshot(template, settings.snapshot)
+
     def next_name(self, settings: Settings) -> str:
         self._counter += 1
         return f"{settings.name_prefix}-{self.run.run_id}-{self.run.worker_id}-{self._counter}"
@@ -75,7 +105,7 @@ class Provisioner:
         def customize(spec: Any) -> None:
             self.run.config.hook.pytest_vsphere_clone_spec(request=request, template=template_name, spec=spec)
 
-        self.run.ledger.creating(name, self.run.worker_id, template_name, scope)
+        self.run.ledger.creating(name, self.run.worker_id, template_name, scope, settings.clone_type)
         self.run.progress(f"{name}: cloning {template_name} ({settings.clone_type})")
         try:
             result = clone_vm(conn, CloneRequest(template=template, name=name, clone_type=settings.clone_type,
@@ -92,9 +122,10 @@ class Provisioner:
         os_family = settings.os if settings.os != "auto" else template.os_family
         settings = self.run.settings_for_os(settings, os_family)
         clone = Clone(name=name, moref=result.moref, ip="", os=os_family, template=template_name,
-                      clone_type=settings.clone_type, timings=dict(result.timings), _conn=conn, _settings=settings)
+                      clone_type=settings.clone_type, timings=dict(result.timings), marker=marker, _conn=conn,
+                      _settings=settings)
         try:
-            self._discover(clone, settings, result.vm)
+            self._discover(clone, settings, result.vm, template.ref)
             self._connect(clone)
         except BaseException:
             self.run.janitor.destroy(clone, reason="set-up failed")
@@ -104,13 +135,19 @@ class Provisioner:
         self.run.config.hook.pytest_vsphere_clone_ready(clone=clone)
         return clone
 
-    def _discover(self, clone: Clone, settings: Settings, vm: Any) -> None:
-        from ..client.discovery import DEFAULT_COMMANDS, ActiveDiscovery, AddressFilter, ToolsDiscovery
+    def _discover(self, clone: Clone, settings: Settings, vm: Any, source: Any) -> None:
+        from ..client.discovery import DEFAULT_COMMANDS, ActiveDiscovery, ToolsDiscovery
         from ..client.nic_refresh import refresh_nics
 
         conn = self.run.connection()
         started = time.monotonic()
         address_filter = AddressFilter(settings.ip_family, settings.ip_network)
+        if settings.clone_type == "instant":
+            # An instant clone resumes with its source's network state, so VMware Tools first report
+            # the source's address; taking it would send SSH/WinRM to the source and hang until
+            # connect-timeout. Addresses reported before the NIC refresh are never the clone's own.
+            address_filter = NotTheSourceFilter(settings.ip_family, settings.ip_network,
+                                                 stale=_tools_reported(conn, [vm, source]))
         tools = ToolsDiscovery(conn, vm, self.run.waiter(), address_filter, vm_name=clone.name)
         guest = clone.guest_operations() if settings.guest_user else None
         if settings.clone_type == "instant" and guest is not None:
@@ -150,3 +187,13 @@ class Provisioner:
 
 def _timings(clone: Clone) -> str:
     return ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in clone.timings.items())
+
+
+def _tools_reported(conn: Any, vms: list[Any]) -> frozenset[str]:
+    """Every address VMware Tools currently report for ``vms`` (one property read)."""
+    from ..client import props
+    from ..client.discovery import tools_addresses
+
+    found = props.retrieve(conn, vms, ["guest.net", "guest.ipAddress"])
+    return frozenset(a.address for values in found.values()
+                     for a in tools_addresses(values.get("guest.net"), values.get("guest.ipAddress")))

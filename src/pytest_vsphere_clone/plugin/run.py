@@ -179,12 +179,13 @@ class VSphereRun:
         """Fail the run early, with one line naming the fix, when the set-up cannot work."""
         from ..client.errors import VSphereCloneError
 
-        templates = set(self.settings.template)
+        wanted = {(name, self.settings) for name in self.settings.template}
         for named in self.named.values():
-            templates.update(named.template)
+            wanted.update((name, named) for name in named.template)
         try:
-            for name in sorted(templates):
-                self.provisioner.template(name)
+            # Sorted by name: the first error is the same from run to run.
+            for name, settings in sorted(wanted, key=lambda pair: pair[0]):
+                self.provisioner.check_source(name, settings)
         except VSphereCloneError as exc:
             self.shutdown()
             raise pytest.UsageError(str(exc)) from None
@@ -243,8 +244,12 @@ class VSphereRun:
                 count = self.janitor.sweep(leftovers, reason="end of run")
                 if count:
                     self.progress(f"destroyed {count} clone(s) left at the end of the run")
-            used = {e.template for e in self.ledger.entries().values()}
-            self.janitor.collapse_sources(used)
+            entries = self.ledger.entries().values()
+            # Only instant clones add delta disks to their source (linked ones branch off a snapshot,
+            # full ones copy); kept (or undestroyable) clones still stand on those deltas.
+            grown = {e.template for e in entries if e.clone_type == "instant"}
+            alive = {e.template for e in entries if e.state == "kept" or e.live}
+            self.janitor.collapse_sources(grown, alive)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.owns_run or self.collect_only:
@@ -302,6 +307,7 @@ class VSphereRun:
         from filelock import FileLock
 
         from ..client.errors import VSphereCloneError
+        from ..client.marker import Marker
         from .clone import Clone
 
         safe = "".join(c if c.isalnum() else "_" for c in template)
@@ -313,8 +319,8 @@ class VSphereRun:
                     pytest.fail(info["error"], pytrace=False)
                 clone = Clone(name=info["name"], moref=info["moref"], ip=info["ip"], os=info["os"],
                               template=template, clone_type=info["clone_type"], timings=info["timings"],
-                              host_keys=tuple(info["host_keys"]), owned=False, _conn=self.connection(),
-                              _settings=settings)
+                              host_keys=tuple(info["host_keys"]), owned=False,
+                              marker=Marker.parse(info.get("marker")), _conn=self.connection(), _settings=settings)
             else:
                 try:
                     clone = self.provisioner.create(settings, template, "session", request)
@@ -329,8 +335,10 @@ class VSphereRun:
                 clone.owned = False
                 info_file.write_text(json.dumps({
                     "name": clone.name, "moref": clone.moref, "ip": clone.ip, "os": clone.os,
-                    "clone_type": clone.clone_type, "timings": clone.timings, "host_keys": list(clone.host_keys)}))
-        request.addfinalizer(clone.close)
+                    "clone_type": clone.clone_type, "timings": clone.timings, "host_keys": list(clone.host_keys),
+                    "marker": clone.marker.encode() if clone.marker else None}))
+        # Each worker's release is a vote on --vsphere-keep; the controller destroys it otherwise.
+        request.addfinalizer(lambda: self.janitor.release(clone))
         return clone
 
 
