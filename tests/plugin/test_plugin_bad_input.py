@@ -86,9 +86,10 @@ def test_wrong_guest_password(bad_run: Callable[..., Outcome]) -> None:
 
 
 def test_missing_clone_privilege(bad_run: Callable[..., Outcome]) -> None:
+    # Checked on the template when the session starts: one usage error, not one per test.
     outcome = bad_run("--vsphere-template=linux-template", "--vsphere-user=noclone@vsphere.local",
                       env={"VSPHERE_PASSWORD": "NoClone-Pass-1"})
-    assert outcome.ret == pytest.ExitCode.TESTS_FAILED
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
     line = one_line(outcome, "vCenter user 'noclone@vsphere.local' lacks privilege(s)",
                     "VirtualMachine.Provisioning.Clone")
     assert "grant them to the user's role" in line

@@ -99,12 +99,16 @@ class GuestOperations:
 
     def _managers(self) -> tuple[Any, Any]:
         if self._managers_cache is None:
-            manager = self.conn.content.guestOperationsManager
-            if manager is None:
-                raise GuestOperationFailed("this vCenter offers no Guest Operations (guestOperationsManager is "
-                                           "unset): use one that does, or --vsphere-discovery=tools")
-            values = props.read(self.conn, manager, ["processManager", "fileManager"])
-            self._managers_cache = (values.get("processManager"), values.get("fileManager"))
+            cached = self.conn.facts.get("guest_managers")
+            if cached is None:
+                manager = self.conn.content.guestOperationsManager
+                if manager is None:
+                    raise GuestOperationFailed("this vCenter offers no Guest Operations (guestOperationsManager is "
+                                               "unset): use one that does, or --vsphere-discovery=tools")
+                values = props.read(self.conn, manager, ["processManager", "fileManager"])
+                cached = (values.get("processManager"), values.get("fileManager"))
+                self.conn.facts["guest_managers"] = cached  # once per session, not once per VM
+            self._managers_cache = cached
         return self._managers_cache
 
     def _call(self, fn: Any, *args: object, what: str, idempotent: bool = True) -> Any:

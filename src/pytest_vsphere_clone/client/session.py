@@ -170,6 +170,8 @@ class VSphereConnection:
         self._session_manager_id = "SessionManager"
         self._generation = 0
         self._login_lock = threading.Lock()
+        #: Facts that never change for a vCenter (e.g. the Guest Operations managers), read once.
+        self.facts: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         state = "connected" if self._si is not None else "not connected"

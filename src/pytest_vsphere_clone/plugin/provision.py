@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 #: Guest Operations instead of two); key lines carry no addresses, so discovery ignores them.
 HOST_KEYS_COMMAND = "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null"
 _KEY_PREFIXES = ("ssh-", "ecdsa-", "sk-")
+CLONE_PRIVILEGE = "VirtualMachine.Provisioning.Clone"
 
 
 class ProvisionError(VSphereCloneError):
@@ -52,6 +53,7 @@ class Provisioner:
         self.run = run
         self._templates: dict[str, TemplateInfo] = {}
         self._inventory: Inventory | None = None
+        self._privileges_checked: set[str] = set()
         self._counter = 0
 
     def inventory(self) -> Inventory:
@@ -69,19 +71,25 @@ class Provisioner:
         return self._templates[name]
 
     def check_source(self, name: str, settings: Settings) -> None:
-        """Raise now what every clone of ``name`` with ``settings`` would fail with (no request beyond the lookup).
+        """Raise now what every clone of ``name`` with ``settings`` would fail with.
 
-        A powered-off instant-clone source or a linked-clone template without the snapshot
-        is one usage error at the start, not the same error in every test.
+        A powered-off instant-clone source, a linked-clone template without the snapshot or a
+        user who may not clone it is one usage error at the start, not the same error in every
+        test. Only the clone privilege on the source is checked here: the others may be granted
+        on folders, pools or datastores the clone only reaches later.
         """
         from ..client.clone import LinkedClone
         from ..client.errors import InvalidInstantSource
+        from ..client.privileges import check_privileges
 
         template = self.template(name)
         if settings.clone_type == "instant" and template.power_state != "poweredOn":
             raise InvalidInstantSource(template.name, template.power_state)
         if settings.clone_type == "linked" or (settings.clone_type == "full" and settings.snapshot):
             LinkedClone().snapshot(template, settings.snapshot)
+        if name not in self._privileges_checked:
+            check_privileges(self.run.connection(), [template.ref], [CLONE_PRIVILEGE], f"template {name!r}")
+            self._privileges_checked.add(name)
 
     def next_name(self, settings: Settings) -> str:
         self._counter += 1
