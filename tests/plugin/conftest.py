@@ -9,18 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from plugin_helpers import Inner, SimHandle, guest_support_missing, start_sim
+from plugin_helpers import Inner, SimHandle, start_sim
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    # pytester is not loaded by default and 'pytest_plugins' is refused in a conftest below the
-    # rootdir (pytest loads this one during collection): load it here; its options get defaults.
-    if not config.pluginmanager.has_plugin("pytester"):
-        config.pluginmanager.import_plugin("pytester")
+from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    reason = guest_support_missing()
+    reason = guest_support_problem()
     if reason is None:
         return
     for item in items:
@@ -31,7 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="module")
 def plugin_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
     """A simulator with real guests shared by the tests of one module."""
-    reason = guest_support_missing()
+    reason = guest_support_problem()
     if reason:
         pytest.skip(reason)
     handle = start_sim(tmp_path_factory.mktemp("sim"))

@@ -54,13 +54,6 @@ INVENTORY: dict[str, Any] = {
 TEMPLATES = sorted(vm["name"] for vm in INVENTORY["datacenters"][0]["vms"])
 
 
-def guest_support_missing() -> str | None:
-    """Why guest tests cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "real guests need root (network namespaces)"
-    return None
-
-
 # --- simulators ---------------------------------------------------------------------------
 
 

@@ -85,7 +85,12 @@ class VSphereRun:
 
     def _start_simulator(self) -> None:
         from ..simulator import Simulator, SimulatorConfig
+        from ..simulator.guests import guest_support_problem
 
+        problem = guest_support_problem()
+        if problem:
+            raise pytest.UsageError(f"--vsphere-simulator runs real guests, which cannot run here ({problem}): run "
+                                    "pytest as root after .ci/setup, or point --vsphere-host at a vCenter")
         try:
             self.simulator = Simulator(SimulatorConfig(guests=True)).start()
         except PermissionError as exc:
