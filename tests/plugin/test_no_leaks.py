@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -173,15 +174,20 @@ def test_sigkill_of_the_whole_run_is_cleaned_by_the_next_run(sim: Simulator, tmp
     first.wait_for(lambda line: "TEST-RUNNING" in line)
     left = _left(sim)
     assert len(left) == 1
+    run_dirs = [d for d in Path(tempfile.gettempdir()).glob("vsphere-clone-run-*")
+                if (d / "owner").read_text().split()[0] == str(first.process.pid)]
+    assert len(run_dirs) == 1
     first.process.kill()
     first.finish()
     assert _left(sim) == left  # SIGKILL: nothing could run; the marker says whose it is
+    assert run_dirs[0].exists()
     (tmp_path / "test_scenario.py").unlink()
     second = Run(sim, tmp_path, "def test_nothing():\n    pass\n")
     code, output = second.finish()
     assert code == 0, output
     assert "left by earlier runs" in output
     assert _left(sim) == set()
+    assert not run_dirs[0].exists()  # the killed run's files went with its clones
 
 
 def test_session_expiry_mid_run_is_survived(sim: Simulator, tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ import os
 import secrets
 import shutil
 import signal
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..tempdirs import make_owned_tempdir, sweep_orphans
 from .janitor import Janitor
 from .ledger import Ledger
 from .options import PYTEST_SCOPES
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from .clone import Clone
 
 log = logging.getLogger(__name__)
+
+RUN_DIR_PREFIX = "vsphere-clone-run-"
 
 
 
@@ -64,7 +66,8 @@ class VSphereRun:
                 self._apply_facts()
         else:
             self.run_id = secrets.token_hex(3)
-            self.run_dir = Path(tempfile.mkdtemp(prefix=f"vsphere-clone-{self.run_id}-"))
+            sweep_orphans(RUN_DIR_PREFIX)  # run dirs of killed runs on this machine
+            self.run_dir = make_owned_tempdir(f"{RUN_DIR_PREFIX}{self.run_id}-")
         self.ledger = Ledger(self.run_dir / "ledger.jsonl")
         self.provisioner = Provisioner(self)
         self.janitor = Janitor(self)

@@ -6,12 +6,12 @@ import logging
 import secrets
 import shutil
 import ssl
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..tempdirs import make_owned_tempdir, sweep_orphans
 from .auth import ADMIN_USER
 from .faults import FaultRule
 from .inventory import DEFAULT_INVENTORY, InventoryError, build_inventory, build_service, load_inventory_file
@@ -22,6 +22,8 @@ from .tls import TlsFiles, create_tls_files
 from .vcenter import VCenter, VCenterOptions
 
 log = logging.getLogger(__name__)
+
+STATE_DIR_PREFIX = "vsphere-clone-sim-"
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class Simulator:
         profile = LatencyProfile.named(config.profile, config.time_scale)
         data = load_inventory_file(config.inventory) if config.inventory else DEFAULT_INVENTORY
         if config.state_dir is None:
-            self._state_dir = Path(tempfile.mkdtemp(prefix="vsphere-clone-sim-"))
+            sweep_orphans(STATE_DIR_PREFIX)  # state of killed simulators on this machine
+            self._state_dir = make_owned_tempdir(STATE_DIR_PREFIX)
             self._own_state_dir = True
         else:
             self._state_dir = config.state_dir

@@ -1,0 +1,56 @@
+"""Temporary directories that a later process can clean up when their owner was killed.
+
+Each directory made here holds an ``owner`` file with the creating process's pid and
+host; ``sweep_orphans`` removes those whose owner on this machine is gone (a SIGKILLed
+run or simulator cannot remove its own).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+OWNER_FILE = "owner"
+#: A directory without an owner file yet may be in the middle of being made: leave young ones alone.
+_GRACE_SECONDS = 60.0
+
+
+def make_owned_tempdir(prefix: str) -> Path:
+    """A new directory under the system temp dir, marked with this process as its owner."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    (path / OWNER_FILE).write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    return path
+
+
+def _owner_alive(path: Path) -> bool:
+    try:
+        pid_text, host = (path / OWNER_FILE).read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return time.time() - path.stat().st_mtime < _GRACE_SECONDS
+    if host != socket.gethostname():
+        return True  # a shared temp dir: not ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_orphans(prefix: str) -> list[Path]:
+    """Remove this machine's directories named ``prefix*`` whose owner process is gone."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            if path.is_dir() and not path.is_symlink() and not _owner_alive(path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
