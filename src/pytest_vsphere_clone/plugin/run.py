@@ -158,6 +158,9 @@ class VSphereRun:
             return
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and self.config.option.verbose >= 0:
+            writer = getattr(reporter, "_tw", None)
+            if writer is not None and writer.width_of_current_line:
+                reporter.write("\n")  # xdist's progress dots leave the line open
             reporter.write_line(f"vsphere-clone: {message}")
 
     def warn(self, message: str) -> None:
@@ -355,9 +358,29 @@ class XdistController:
 
     def __init__(self, run: VSphereRun) -> None:
         self.run = run
+        self._told: set[tuple[str, str]] = set()
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput.update(self.run.worker_input())
+
+    def _relay_progress(self) -> None:
+        """Workers cannot write to the terminal: tell what their ledger lines say, once each."""
+        for entry in self.run.ledger.entries().values():
+            step = "ready" if entry.ip else "creating"
+            if (entry.name, step) in self._told:
+                continue
+            self._told.add((entry.name, step))
+            if step == "creating":
+                self.run.progress(f"{entry.name}: cloning {entry.template} ({entry.worker})")
+            else:
+                timings = ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in entry.timings.items())
+                self.run.progress(f"{entry.name}: ready at {entry.ip} ({timings})")
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self._relay_progress()
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        self._relay_progress()
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         if not error:
