@@ -294,7 +294,10 @@ class SoapServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        if self._thread is not None:
+            # shutdown() waits for serve_forever to notice: never call it when serving never began
+            # (a start that failed half-way), or it waits forever.
+            self.httpd.shutdown()
         self.httpd.close_connections()  # pooled client connections would keep their handler threads alive
         self.httpd.server_close()
         if self._thread is not None:

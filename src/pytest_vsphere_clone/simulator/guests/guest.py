@@ -37,7 +37,7 @@ from .fileops import run_fileop
 from .launch import command_line, spawn_linux, spawn_windows
 from .linkwatch import LinkDownWatcher
 from .models import GuestIpAddress, GuestNic, GuestProcessInfo, GuestSpec
-from .namespace import GuestNamespace, GuestView, host_submounts
+from .namespace import GuestNamespace, GuestView, host_submounts, python_host_binds
 from .paths import EXIT_CODES_DIR, from_view, temp_dir, to_view
 from .programs import ProgramTable
 from .vnic import GUEST_IFNAME, VirtualNic
@@ -185,6 +185,7 @@ class Guest:
             hostname=self._hostname,
             family=spec.family,
             overlays=tuple(overlays),
+            host_binds=python_host_binds() if spec.family == "windows" else (),
         )
         ns.start_init(view)
         if resume is not None and resume.addresses:

@@ -79,6 +79,13 @@ else
     mount -n --bind "$disk/home" "$root/home"
     mount -n --bind "$disk/root" "$root/root"
 fi
+# Host directories the guest's own programs need but would not see (a Python under /tmp or /home
+# running a Windows guest's WinRM server): shown read-only at the same paths.
+printf '%s\n' "${{PVCS_HOST_BINDS:-}}" | while IFS= read -r path; do
+    [ -n "$path" ] && [ -d "$path" ] || continue
+    {{ mkdir -p "$root$path" && mount -n --bind "$path" "$root$path" && mount -n -o remount,bind,ro "$root$path"; }} ||
+        echo "guest-setup: cannot show $path" >&2
+done
 cd "$root"
 pivot_root . .
 umount -n -l /
@@ -162,6 +169,8 @@ class GuestView:
     family: str
     # (mount point, upper dir, work dir) per overlay: "/" first, then "/etc", then host submounts.
     overlays: tuple[tuple[str, Path, Path], ...] = field(default=())
+    #: Host directories shown read-only at the same path (the guest would not see them otherwise).
+    host_binds: tuple[str, ...] = ()
 
 
 class GuestNamespace:
@@ -200,7 +209,7 @@ class GuestNamespace:
 
     def start_init(self, view: GuestView) -> None:
         """Build the mount and UTS namespaces and leave the guest's init running in them."""
-        paths = [view.disk_dir, view.tools_dir, view.staging_dir]
+        paths = [view.disk_dir, view.tools_dir, view.staging_dir, *map(Path, view.host_binds)]
         paths += [p for _, upper, work in view.overlays for p in (upper, work)]
         for path in paths:
             if any(c in str(path) for c in _FORBIDDEN_IN_PATHS):
@@ -215,7 +224,8 @@ class GuestNamespace:
         ]  # fmt: skip
         with open(self._log_file, "ab") as log:
             self._anchor = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=_INIT_ENV
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                env={**_INIT_ENV, "PVCS_HOST_BINDS": "\n".join(view.host_binds)},
             )
         assert self._anchor.stdout is not None
         with self._anchor.stdout, selectors.DefaultSelector() as sel:
@@ -267,3 +277,23 @@ class GuestNamespace:
             run(["ip", "netns", "delete", self.name])
         self._created = False
         self._inode = None
+
+
+#: Where the guest sees its own files, not the host's.
+_PRIVATE_IN_GUEST = ("/tmp/", "/run/", "/dev/shm/", "/home/", "/root/")
+
+
+def python_host_binds() -> tuple[str, ...]:
+    """The host directories this Python (interpreter, venv, this package) needs, where a guest would miss them.
+
+    Windows guests run the simulator's WinRM server and cmd shell with this very interpreter.
+    """
+    import sys
+
+    import pytest_vsphere_clone
+
+    candidates = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+                  str(Path(pytest_vsphere_clone.__file__).resolve().parents[1])}
+    wanted = sorted(p for p in candidates if os.path.isdir(p) and p.startswith(_PRIVATE_IN_GUEST))
+    # A directory inside another one already shown needs no mount of its own.
+    return tuple(p for p in wanted if not any(p != q and p.startswith(q + "/") for q in wanted))
