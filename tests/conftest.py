@@ -8,6 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+from pytest_vsphere_clone.simulator.guests import guest_support_problem
+
 #: Thread names the simulator's own machinery uses (HTTP server, task runners, request handlers).
 _SIM_THREAD_PREFIXES = ("vcsim-http", "sim-task-")
 
@@ -28,3 +31,13 @@ def _no_leaked_simulator_threads() -> Iterator[None]:
             break
         time.sleep(0.05)
     assert not leaked, f"simulator threads outlived their tests: {leaked}"
+
+
+@pytest.fixture
+def guest_sim() -> Iterator[Simulator]:
+    """A fresh simulator with real guests (namespaces, sshd, Guest Operations); skipped where impossible."""
+    reason = guest_support_problem()
+    if reason:
+        pytest.skip(reason)
+    with Simulator(SimulatorConfig(guests=True)) as simulator:
+        yield simulator

@@ -15,23 +15,12 @@ from cli_helpers import Result, Run, assert_no_secrets, connect, secrets_of, sim
 from pytest_vsphere_clone.cli import main
 from pytest_vsphere_clone.client.session import VSphereConnection
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
-from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     """A fresh simulator without guests (no root needed)."""
     with Simulator(SimulatorConfig()) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def guest_sim() -> Iterator[Simulator]:
-    """A fresh simulator with real guests; skipped where that is impossible."""
-    reason = guest_support_problem()
-    if reason:
-        pytest.skip(reason)
-    with Simulator(SimulatorConfig(guests=True)) as simulator:
         yield simulator
 
 

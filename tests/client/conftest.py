@@ -18,7 +18,6 @@ from client_helpers import FAST_RETRY
 from pytest_vsphere_clone.client.session import VSphereConnection
 from pytest_vsphere_clone.client.waiter import Waiter
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
-from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 #: Retries in tests: the same logic, without the production pauses.
 
@@ -122,16 +121,6 @@ def shapes_conn(shapes_sim: Simulator, connect: Callable[..., VSphereConnection]
 def waiter(conn: VSphereConnection) -> Iterator[Waiter]:
     with Waiter(conn) as w:
         yield w
-
-
-@pytest.fixture
-def guest_sim() -> Iterator[Simulator]:
-    """A simulator with real guests (namespaces, sshd, Guest Operations); skipped where impossible."""
-    reason = guest_support_problem()
-    if reason:
-        pytest.skip(reason)
-    with Simulator(SimulatorConfig(guests=True)) as simulator:
-        yield simulator
 
 
 @pytest.fixture
