@@ -180,6 +180,13 @@ class CloneStrategy(ABC):
             except VSphereCloneError:
                 raise
             except vmodl.MethodFault as fault:
+                if faults.server_rejected(fault) and attempt < self.retry.attempts:
+                    # The task itself ended with a transient fault (HostCommunication, TaskInProgress):
+                    # a failed clone task made no clone, so starting it again is safe.
+                    pause = self.retry.delay(attempt - 1)
+                    log.info("%s failed transiently (%s); retrying in %.2f s", what, faults.describe(fault), pause)
+                    time.sleep(pause)
+                    continue
                 raise CloneFailed(f"{what} failed: {faults.describe(fault)}") from None
 
     def _abandon(self, conn: VSphereConnection, task: Any, request: CloneRequest, what: str) -> None:

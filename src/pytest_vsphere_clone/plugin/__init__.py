@@ -14,11 +14,12 @@ import pytest
 from . import hookspecs
 from .fixtures import named_fixtures_plugin, vsphere_service_instance, vsphere_template, vsphere_vm, vsphere_vm_factory
 from .options import GROUPS, OPTIONS
+from .testinfra_host import vsphere_testinfra_host
 
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["vsphere_service_instance", "vsphere_template", "vsphere_vm", "vsphere_vm_factory"]
+__all__ = ["vsphere_service_instance", "vsphere_template", "vsphere_testinfra_host", "vsphere_vm", "vsphere_vm_factory"]
 
 #: The template the bundled simulator offers when none is named.
 SIMULATOR_DEFAULT_TEMPLATE = "linux-template"

@@ -74,8 +74,8 @@ class Janitor:
             conn = self.run.connection()
             destroy(conn, vim.VirtualMachine(clone.moref, conn.si._stub), waiter=self.run.waiter(),
                     timeout=self.run.settings.clone_timeout)
-        except VSphereCloneError as exc:
-            self._error(f"could not destroy {clone.name} ({reason}): {exc}")
+        except _teardown_errors() as exc:
+            self._error(f"could not destroy {clone.name} ({reason}): {_why(exc)}")
             return
         self.run.ledger.destroyed(clone.name)
 
@@ -94,8 +94,8 @@ class Janitor:
                 if vm is not None and destroy(conn, vm, waiter=self.run.waiter(),
                                               timeout=self.run.settings.clone_timeout):
                     count += 1
-            except VSphereCloneError as exc:
-                self._error(f"could not destroy {entry.name} ({reason}): {exc}")
+            except _teardown_errors() as exc:
+                self._error(f"could not destroy {entry.name} ({reason}): {_why(exc)}")
                 continue
             self.run.ledger.destroyed(entry.name)
         return count
@@ -147,3 +147,20 @@ class Janitor:
         log.error("%s", message)
         with self._lock:
             self.errors.append(message)
+
+
+def _teardown_errors() -> tuple[type[BaseException], ...]:
+    """What a failed destroy raises: our errors, and raw vSphere faults no step translated.
+
+    A fault such as NoPermission on Destroy_Task must end up as one summary line, not as a
+    traceback out of a fixture finalizer (which would also skip the other clones' teardown).
+    """
+    from pyVmomi import vmodl
+
+    return (VSphereCloneError, vmodl.MethodFault)
+
+
+def _why(exc: BaseException) -> str:
+    from ..client import faults
+
+    return str(exc) if isinstance(exc, VSphereCloneError) else faults.describe(exc)

@@ -6,8 +6,10 @@ before the error is raised: a failed set-up never leaves a VM behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +99,10 @@ class Provisioner:
 
     def create(self, settings: Settings, template_name: str, scope: str, request: Any = None) -> Clone:
         """A ready clone of ``template_name``; raises VSphereCloneError with a one-line reason."""
+        with _one_line_faults(template_name):
+            return self._create(settings, template_name, scope, request)
+
+    def _create(self, settings: Settings, template_name: str, scope: str, request: Any) -> Clone:
         from ..client.clone import CloneRequest, clone_vm
         from ..client.inventory import PlacementSettings
         from ..client.marker import Marker
@@ -191,6 +197,23 @@ class Provisioner:
         except (SshConnectError, WinRMConnectError) as exc:
             raise ProvisionError(f"{clone.name} ({clone.ip}): {exc}") from None
         clone.timings["connect"] = time.monotonic() - started
+
+
+@contextlib.contextmanager
+def _one_line_faults(template: str) -> Iterator[None]:
+    """Turn a vSphere fault no step translated into a one-line ProvisionError.
+
+    The steps destroy what they made before re-raising, so only the message changes: a raw
+    pyVmomi fault would otherwise reach the test report as a multi-line traceback.
+    """
+    from pyVmomi import vmodl
+
+    from ..client import faults
+
+    try:
+        yield
+    except vmodl.MethodFault as fault:
+        raise ProvisionError(f"setting up a clone of {template}: {faults.describe(fault)}") from None
 
 
 def _timings(clone: Clone) -> str:

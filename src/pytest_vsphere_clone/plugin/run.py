@@ -188,6 +188,9 @@ class VSphereRun:
 
     def _check_setup(self) -> None:
         """Fail the run early, with one line naming the fix, when the set-up cannot work."""
+        from pyVmomi import vmodl
+
+        from ..client import faults
         from ..client.errors import VSphereCloneError
 
         wanted = {(name, self.settings) for name in self.settings.template}
@@ -200,6 +203,12 @@ class VSphereRun:
         except VSphereCloneError as exc:
             self.shutdown()
             raise pytest.UsageError(str(exc)) from None
+        except vmodl.MethodFault as fault:
+            # A fault no check translated (e.g. the inventory's container view refused): still one
+            # line, not an INTERNALERROR traceback.
+            self.shutdown()
+            raise pytest.UsageError(f"checking the templates on the vCenter failed: {faults.describe(fault)}") \
+                from None
         self._reap_own_leftovers()
 
     def _reap_own_leftovers(self) -> None:

@@ -22,7 +22,6 @@ from typing import Any
 from pyVmomi import vim
 
 from .auth import PRIVILEGES
-from .objects.base import ManagedEntity
 from .objects.custom_fields import CustomFieldsManager
 from .objects.disks import MB
 from .objects.inventory import (
@@ -228,8 +227,3 @@ def add_vm(vc: VCenter, dc: Datacenter, data: dict[str, Any], hosts: dict[str, H
     if vm.initial_frozen and power != "poweredOn":
         raise InventoryError(f"VM {name}: a frozen VM must be poweredOn")
     return vm
-
-
-def entities_named(vc: VCenter, name: str) -> list[ManagedEntity]:
-    """Every entity called ``name`` (for tests and the admin endpoint)."""
-    return [o for o in vc.objects.values() if isinstance(o, ManagedEntity) and o.name == name]

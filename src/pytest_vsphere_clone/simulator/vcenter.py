@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -247,6 +246,3 @@ def _describe(ref: Any) -> str:
         return repr(ref)
     return f"vim.{VmomiSupport.GetWsdlName(type(ref))}:{mo_id}"
 
-
-def now() -> float:
-    return time.time()

@@ -5,6 +5,7 @@ Cloning and snapshots live in their own mixins (cloning.py, snapshots.py).
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ class VirtualMachine(CloneMethods):
         #: Frozen sources share one layer with all their instant clones.
         self.frozen_shared_layer: DiskLayer | None = None
         self.boot_time: float | None = None
-        self.created = vc_time()
+        self.created = time.time()
         self.change_version = 0
         self.tools = ToolsState()
         self.tools_installed = True
@@ -175,7 +176,7 @@ class VirtualMachine(CloneMethods):
                 annotation=self.annotation),
             storage=vim.vm.Summary.StorageSummary(
                 committed=sum(layer.size for layer in self.disk.chain() if layer.owner == self.mo_id)
-                if self.disk else 0, uncommitted=0, unshared=0, timestamp=utc(vc_time())),
+                if self.disk else 0, uncommitted=0, unshared=0, timestamp=utc(time.time())),
             quickStats=vim.vm.Summary.QuickStats(guestHeartbeatStatus=self.prop_guestHeartbeatStatus()),
             overallStatus="green", customValue=self.prop_customValue(),
         )
@@ -204,7 +205,7 @@ class VirtualMachine(CloneMethods):
                 vim.vm.FileLayoutEx.DiskUnit(fileKey=[file_keys[layer.key], file_keys[layer.key] + 1])
                 for layer in node.layer.chain() if layer.key in file_keys])])
             for node in self.all_snapshots()]
-        return vim.vm.FileLayoutEx(file=files, disk=disks, snapshot=snapshots, timestamp=utc(vc_time()))
+        return vim.vm.FileLayoutEx(file=files, disk=disks, snapshot=snapshots, timestamp=utc(time.time()))
 
     def prop_resourcePool(self) -> Any:
         return None if self.template else self.pool.ref
@@ -240,7 +241,7 @@ class VirtualMachine(CloneMethods):
                 self.require_not_template()
                 self.require_power("poweredOff")
                 self.power_state = "poweredOn"
-                self.boot_time = vc_time()
+                self.boot_time = time.time()
                 self.changed()
             self.start_guest()
 
@@ -287,7 +288,7 @@ class VirtualMachine(CloneMethods):
                 self.require_power("poweredOn")
                 self.frozen = False
                 self.frozen_shared_layer = None
-                self.boot_time = vc_time()
+                self.boot_time = time.time()
                 self.changed()
             self.stop_guest()
             self.start_guest()
@@ -414,8 +415,3 @@ class VirtualMachine(CloneMethods):
                     connection_changes.append((nic, nic.connected))
         return connection_changes
 
-
-def vc_time() -> float:
-    import time
-
-    return time.time()
