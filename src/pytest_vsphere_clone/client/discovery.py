@@ -258,7 +258,8 @@ def tools_addresses(net: Any, ip_address: Any) -> list[Address]:
 class ActiveDiscovery:
     """Runs the discovery command through Guest Operations until a usable address appears.
 
-    ``command`` overrides the per-OS default; ``fallback`` (usually a ToolsDiscovery) takes
+    Retries stay at most ``max_interval`` apart, so the address is known within about that long
+    after the guest has it. ``command`` overrides the per-OS default; ``fallback`` (usually a ToolsDiscovery) takes
     over for the remaining time when Guest Operations fail (but not on wrong guest
     credentials, which no fallback can fix).
     """
@@ -267,7 +268,7 @@ class ActiveDiscovery:
 
     def __init__(self, guest: GuestOperations, address_filter: AddressFilter | None = None, *,
                  command: str | None = None, fallback: ToolsDiscovery | None = None, interval: float = 0.25,
-                 max_interval: float = 2.0) -> None:
+                 max_interval: float = 0.5) -> None:
         self.guest = guest
         self.filter = address_filter or AddressFilter()
         self.command = command
