@@ -24,6 +24,7 @@ class _Transfer:
     expires: float
     overwrite: bool = False
     size: int = 0
+    content: bytes | None = None
 
 
 class FileTransfers:
@@ -48,8 +49,10 @@ class FileTransfers:
         from .guest_runtime import faults_of
 
         with faults_of(path):
-            size = len(guest.read_file(user, path))
-        return self._offer(_Transfer(guest, user, path, False, time.time() + TRANSFER_TTL, size=size)), size
+            content = guest.read_file(user, path)
+        # Served as read now: one guest file read per transfer, not one to size it and one to send it.
+        transfer = _Transfer(guest, user, path, False, time.time() + TRANSFER_TTL, size=len(content), content=content)
+        return self._offer(transfer), len(content)
 
     def offer_upload(self, guest: Any, user: str, path: str, size: int, overwrite: bool) -> str:
         return self._offer(_Transfer(guest, user, path, True, time.time() + TRANSFER_TTL, overwrite, size))
@@ -68,6 +71,8 @@ class FileTransfers:
             if transfer.upload:
                 transfer.guest.write_file(transfer.user, transfer.path, body, transfer.overwrite)
                 return 200, b""
+            if transfer.content is not None:
+                return 200, transfer.content
             return 200, transfer.guest.read_file(transfer.user, transfer.path)
         except GuestError as exc:
             return 500, str(exc).encode()
