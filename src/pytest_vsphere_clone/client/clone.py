@@ -235,14 +235,23 @@ class CloneStrategy(ABC):
                                   return_errors=True)
 
     def _power_on(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest, vm: Any) -> None:
-        from pyVmomi import vim
+        from pyVmomi import vim, vmodl
 
-        try:
-            task = conn.call(vm.PowerOnVM_Task, what=f"power-on of {request.name}")
-            waiter.wait_for_task(task, request.timeout, f"power-on of {request.name}")
-        except vim.fault.InvalidPowerState as fault:
-            if fault.existingState != "poweredOn":
-                raise  # on already (a retried call that had worked) is the goal; anything else is not
+        what = f"power-on of {request.name}"
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                task = conn.call(vm.PowerOnVM_Task, what=what)
+                waiter.wait_for_task(task, request.timeout, what)
+                return
+            except vim.fault.InvalidPowerState as fault:
+                if fault.existingState != "poweredOn":
+                    raise  # on already (a retried call that had worked) is the goal; anything else is not
+                return
+            except vmodl.MethodFault as fault:
+                # A power-on task that ended with a transient fault left the VM off: try again.
+                if not faults.server_rejected(fault) or attempt >= self.retry.attempts:
+                    raise
+                time.sleep(self.retry.delay(attempt - 1))
 
 
 # --- shared spec pieces -------------------------------------------------------------------------

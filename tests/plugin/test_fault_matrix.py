@@ -1,0 +1,222 @@
+"""A fault-injection matrix over every vSphere call the plugin makes.
+
+Each case runs a real pytest process (one linked clone, active discovery, one test that runs
+``true`` in the guest) against a simulator with real guests that lives in this test process,
+with a fault injected on one vSphere method:
+
+* fail once with a transient fault (one the client retries): the run passes;
+* fail always with a non-transient fault: the run fails with one clear one-line error, no
+  Python traceback, and no clone is left behind.
+
+The methods are the ones a passing run calls (``PLUGIN_CALLS``); a first test proves the
+list is complete and exact, so a new call the plugin starts making cannot escape the matrix.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+from pytest_vsphere_clone.simulator.guests import guest_support_problem
+
+pytestmark = pytest.mark.guests
+
+TEMPLATES = {"linux-frozen", "linux-template", "windows-frozen", "windows-template"}
+TEST_SOURCE = """
+def test_run(vsphere_vm):
+    assert vsphere_vm.run("true").exit_status == 0
+"""
+
+#: Every vSphere method a passing run calls (see test_the_matrix_covers_every_call).
+PLUGIN_CALLS = (
+    "AddCustomFieldDef", "CloneVM_Task", "CreateContainerView", "CreateFilter", "CreatePropertyCollector",
+    "CreateTemporaryFileInGuest", "DeleteFileInGuest", "DestroyPropertyCollector", "DestroyView", "Destroy_Task",
+    "Fetch", "HasPrivilegeOnEntities", "InitiateFileTransferFromGuest", "ListProcessesInGuest", "Login", "Logout",
+    "PowerOffVM_Task", "PowerOnVM_Task", "RetrievePropertiesEx", "RetrieveServiceContent", "SetField",
+    "StartProgramInGuest", "WaitForUpdatesEx",
+)
+#: Guest Operations: their transient fault is the guest agent being briefly unavailable.
+GUEST_OPS = {"CreateTemporaryFileInGuest", "DeleteFileInGuest", "InitiateFileTransferFromGuest",
+             "ListProcessesInGuest", "StartProgramInGuest"}
+TASKS = sorted(m for m in PLUGIN_CALLS if m.endswith("_Task"))
+#: Made only by the first run against a vCenter (the marker's custom field is defined once).
+ONCE_PER_VCENTER = {"AddCustomFieldDef"}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    reason = guest_support_problem()
+    if reason:
+        pytest.skip(reason)
+    with Simulator(SimulatorConfig(guests=True)) as simulator:
+        yield simulator
+
+
+@pytest.fixture(autouse=True)
+def _no_faults(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    sim.clear_faults()
+    yield
+    sim.clear_faults()
+    if left(sim):
+        # A failed case must not fail the next ones: a clean run from this machine reaps the orphan.
+        run_inner(sim, tmp_path_factory.mktemp("reap"), test_source="def test_nothing():\n    pass\n")
+
+
+@dataclass
+class Outcome:
+    code: int
+    output: str
+    seconds: float
+
+    def failure_section(self) -> str:
+        """The output before pytest's short summary (where a traceback would be printed)."""
+        return self.output.split("short test summary")[0]
+
+
+def run_inner(sim: Simulator, tmp_path: Path, *args: str, test_source: str = TEST_SOURCE) -> Outcome:
+    """One pytest process against ``sim`` (passwords through the environment, a private TMPDIR)."""
+    facts = sim.connection_facts()
+    (tmp_path / "test_scenario.py").write_text(test_source)
+    run_tmp = tmp_path / "run-tmp"
+    run_tmp.mkdir(exist_ok=True)
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("VSPHERE_", "PYTEST_XDIST")) and key != "PYTEST_ADDOPTS"}
+    env.update(VSPHERE_PASSWORD=facts["PASSWORD"], VSPHERE_GUEST_PASSWORD=facts["GUEST_PASSWORD"],
+               TMPDIR=str(run_tmp), PYTHONUNBUFFERED="1")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", str(tmp_path),
+         f"--vsphere-host={facts['HOST']}", f"--vsphere-user={facts['USER']}",
+         f"--vsphere-ca-bundle={facts['CA_FILE']}", "--vsphere-template=linux-template",
+         f"--vsphere-guest-user={facts['GUEST_USER']}", "--vsphere-connect-timeout=15",
+         "--vsphere-ip-timeout=15", "--vsphere-clone-timeout=15", *args],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    return Outcome(result.returncode, result.stdout, time.monotonic() - started)
+
+
+def left(sim: Simulator) -> set[str]:
+    """VMs that are not the simulator's templates: clones the run left behind."""
+    return set(sim.vm_names()) - TEMPLATES
+
+
+def settled(sim: Simulator, seconds: float = 1.0) -> set[str]:
+    """What is left once any task still running on the server had time to finish."""
+    deadline = time.monotonic() + seconds
+    while left(sim) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left(sim)
+
+
+def test_the_matrix_covers_every_call(sim: Simulator, tmp_path: Path) -> None:
+    sim.reset_counters()
+    outcome = run_inner(sim, tmp_path)
+    assert outcome.code == 0, outcome.output
+    assert sorted(sim.counters()) == sorted(PLUGIN_CALLS)
+    assert settled(sim) == set()
+
+
+def transient_fault(method: str) -> str:
+    """A fault the client retries (see client/faults.py): the guest agent busy, or the host briefly away."""
+    return "GuestOperationsUnavailable" if method in GUEST_OPS else "HostCommunication"
+
+
+#: Login and RetrieveServiceContent are included in the fail-once column: the connection is made
+#: through the same retry helper, so a HostCommunication answer there is retried like any call.
+@pytest.mark.parametrize("method", PLUGIN_CALLS)
+def test_a_transient_fault_once_is_survived(sim: Simulator, tmp_path: Path, method: str) -> None:
+    rule = sim.inject_fault(method, transient_fault(method), count=1)
+    outcome = run_inner(sim, tmp_path)
+    if rule.count and method in ONCE_PER_VCENTER:
+        pytest.skip(f"{method} already ran on this worker's simulator")
+    assert rule.count == 0, f"{method} was never called"  # the fault did fire
+    sim.clear_faults()
+    assert outcome.code == 0, outcome.output
+    assert "1 passed" in outcome.output
+    assert settled(sim) == set(), outcome.output
+
+
+@pytest.mark.parametrize("method", TASKS)
+def test_a_task_ending_with_a_transient_fault_once_is_survived(sim: Simulator, tmp_path: Path,
+                                                                method: str) -> None:
+    rule = sim.inject_fault(method, "HostCommunication", count=1, in_task=True)
+    outcome = run_inner(sim, tmp_path)
+    assert rule.count == 0, f"{method} was never called"
+    sim.clear_faults()
+    assert outcome.code == 0, outcome.output
+    assert settled(sim) == set(), outcome.output
+
+
+#: The permanent (non-transient) fault per method: NoPermission, except for Login whose
+#: natural refusal is bad credentials.
+def permanent_fault(method: str) -> str:
+    return "InvalidLogin" if method == "Login" else "NoPermission"
+
+
+#: Calls whose failure is best effort by design (freeing server-side objects, removing the
+#: discovery's temporary file, logging out, a cached property read with a fallback): the run
+#: still passes and leaves nothing.
+BEST_EFFORT = {"DeleteFileInGuest", "DestroyPropertyCollector", "Fetch", "Logout"}
+#: Calls without which no clone can be destroyed (power-off, destroy, and the property collector
+#: every task wait goes through): the clone stays while the fault lasts. The run fails with one
+#: line naming it, the marker is on it, and the next run from this machine reaps it.
+TEARDOWN_BLOCKERS = {"CreateFilter", "CreatePropertyCollector", "Destroy_Task", "PowerOffVM_Task",
+                     "WaitForUpdatesEx"}
+
+
+def assert_one_clear_error(outcome: Outcome, fault: str) -> None:
+    """A non-zero exit with the fault in one line: no traceback, no pyVmomi fault dump."""
+    assert outcome.code != 0, outcome.output
+    assert "Traceback" not in outcome.output, outcome.output
+    assert "INTERNALERROR" not in outcome.output, outcome.output
+    assert "dynamicType" not in outcome.output, outcome.output  # a multi-line repr of a raw fault
+    assert not [line for line in outcome.failure_section().splitlines() if line.startswith("E ")], outcome.output
+    assert [line for line in outcome.output.splitlines() if fault in line], outcome.output
+
+
+#: Permanent-fault cases that still fail: open bugs, to be fixed in the plugin (not hidden here).
+OPEN = {
+    "CloneVM_Task": "open bug: see the report of the fault matrix",
+    "CreateFilter": "open bug: a broken PropertyCollector makes teardown fail without naming the fault",
+    "CreatePropertyCollector": "open bug: INTERNALERROR traceback at session end",
+    "Destroy_Task": "open bug: the teardown error does not name the fault",
+    "PowerOffVM_Task": "open bug: see the report of the fault matrix",
+    "WaitForUpdatesEx": "open bug: the teardown error does not name the fault",
+}
+FAULT_TEXT = {"Login": "rejected the login"}
+
+
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.xfail(reason=OPEN[m], strict=False))
+                                    if m in OPEN else m for m in PLUGIN_CALLS])
+def test_a_permanent_fault_ends_with_one_clear_error(sim: Simulator, tmp_path: Path, method: str) -> None:
+    fault = permanent_fault(method)
+    sim.inject_fault(method, fault, count=-1)
+    outcome = run_inner(sim, tmp_path)
+    sim.clear_faults()
+    if method in BEST_EFFORT:
+        assert outcome.code == 0, outcome.output
+        assert settled(sim) == set(), outcome.output
+        return
+    if method in ONCE_PER_VCENTER and outcome.code == 0:
+        pytest.skip(f"{method} already ran on this worker's simulator")
+    assert_one_clear_error(outcome, FAULT_TEXT.get(method, fault))
+    if method not in TEARDOWN_BLOCKERS:
+        assert settled(sim) == set(), outcome.output
+        return
+    leftovers = settled(sim)
+    assert len(leftovers) == 1, outcome.output
+    assert [line for line in outcome.output.splitlines() if f"could not destroy {next(iter(leftovers))}" in line], \
+        outcome.output
+    # The fault is gone: the next run from this machine finds the orphan by its marker and reaps it.
+    (tmp_path / "again").mkdir()
+    again = run_inner(sim, tmp_path / "again")
+    assert again.code == 0, again.output
+    assert "left by earlier runs" in again.output
+    assert settled(sim) == set(), again.output
