@@ -61,8 +61,10 @@ def test_stop_removes_everything(fresh_host: GuestHost, tmp_path: Path) -> None:
     guests[0].wait_for_ip()
     guests[1].start_program("alice", "/bin/sleep", "60")
     tag, runtime = fresh_host.tag, fresh_host.runtime_dir
-    pids = [pid for g in guests for pid in g.pids()] + [fresh_host.dhcp.pid]
-    assert all(procfs.is_alive(pid) for pid in pids if pid)
+    # Short-lived children (dhclient-script's own commands) may end on their own meanwhile: judge the rest.
+    pids = [pid for pid in [pid for g in guests for pid in g.pids()] + [fresh_host.dhcp.pid]
+            if pid and procfs.is_alive(pid)]
+    assert len(pids) >= 7  # per guest at least init, sshd and dhclient, plus dnsmasq
     assert tag in _netns() and tag in _links()
 
     fresh_host.stop()
