@@ -114,7 +114,9 @@ class MissingPrivileges(VSphereCloneError):
         self.user = user
         self.privileges = sorted(set(privileges))
         where = f" on {entity}" if entity else ""
-        super().__init__(f"vCenter user {user!r} lacks privilege(s) {_clip(self.privileges, 20)}{where}: grant "
+        # A NoPermission fault need not name the privilege: say so rather than print an empty list.
+        named = _clip(self.privileges, 20) if self.privileges else "(the vCenter did not say which)"
+        super().__init__(f"vCenter user {user!r} lacks privilege(s) {named}{where}: grant "
                          f"them to the user's role (run `vsphere-clone doctor` to check all at once)")
 
 

@@ -121,15 +121,13 @@ class Provisioner:
 
         self.run.ledger.creating(name, self.run.worker_id, template_name, scope, settings.clone_type)
         self.run.progress(f"{name}: cloning {template_name} ({settings.clone_type})")
-        try:
-            result = clone_vm(conn, CloneRequest(template=template, name=name, clone_type=settings.clone_type,
-                                                 snapshot=settings.snapshot, placement=placement, marker=marker,
-                                                 timeout=settings.clone_timeout, customize=customize),
-                              waiter=self.run.waiter())
-        except BaseException:
-            # clone_vm destroys what it made when a later step fails; the ledger says so.
-            self.run.ledger.failed(name)
-            raise
+        # If this fails, whether the task made the VM is not always known (its wait may have failed):
+        # the ledger entry stays "creating", and the end of the run looks for the name, with our
+        # marker, to destroy it.
+        result = clone_vm(conn, CloneRequest(template=template, name=name, clone_type=settings.clone_type,
+                                             snapshot=settings.snapshot, placement=placement, marker=marker,
+                                             timeout=settings.clone_timeout, customize=customize),
+                          waiter=self.run.waiter())
         self.run.ledger.created(name, result.moref)
         for warning in result.warnings:
             self.run.warn(warning)

@@ -270,6 +270,9 @@ class VSphereRun:
             grown = {e.template for e in entries if e.clone_type == "instant"}
             alive = {e.template for e in entries if e.state == "kept" or e.live}
             self.janitor.collapse_sources(grown, alive)
+            if self.janitor.errors and session.exitstatus == pytest.ExitCode.OK:
+                # A clone that could not be destroyed is a leak on a shared vCenter: CI must notice.
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.owns_run or self.collect_only:
