@@ -24,7 +24,7 @@ class LedgerEntry:
     template: str
     scope: str
     moref: str | None = None
-    state: str = "creating"  # creating | created | destroyed | kept | failed
+    state: str = "creating"  # creating | created | destroyed | kept
     ip: str = ""
     clone_type: str = ""
     timings: dict[str, float] = field(default_factory=dict)
@@ -58,9 +58,6 @@ class Ledger:
     def ready(self, clone: Any) -> None:
         """The clone is up: its address and phase timings, for the run's summary."""
         self._append("ready", name=clone.name, ip=clone.ip, clone_type=clone.clone_type, timings=clone.timings)
-
-    def failed(self, name: str) -> None:
-        self._append("failed", name=name)
 
     def destroyed(self, name: str) -> None:
         self._append("destroyed", name=name)
