@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from plugin_helpers import Inner, SimHandle, start_sim
 
+from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 
@@ -34,6 +35,16 @@ def plugin_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
         yield handle
     finally:
         handle.sim.stop()
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    """A module's simulator with real guests, inspected after the runs that the tests start."""
+    reason = guest_support_problem()
+    if reason:
+        pytest.skip(reason)
+    with Simulator(SimulatorConfig(guests=True)) as simulator:
+        yield simulator
 
 
 @pytest.fixture

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
-from pytest_vsphere_clone.simulator.guests import guest_support_problem
+from pytest_vsphere_clone.simulator import Simulator
 
 pytestmark = pytest.mark.guests
 
@@ -49,15 +48,6 @@ GUEST_OPS = {"CreateTemporaryFileInGuest", "DeleteFileInGuest", "InitiateFileTra
 TASKS = sorted(m for m in PLUGIN_CALLS if m.endswith("_Task"))
 #: Made only by the first run against a vCenter (the marker's custom field is defined once).
 ONCE_PER_VCENTER = {"AddCustomFieldDef"}
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    reason = guest_support_problem()
-    if reason:
-        pytest.skip(reason)
-    with Simulator(SimulatorConfig(guests=True)) as simulator:
-        yield simulator
 
 
 @pytest.fixture(autouse=True)

@@ -34,15 +34,6 @@ def test_slow(vsphere_vm, i):
 """
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    reason = guest_support_problem()
-    if reason:
-        pytest.skip(reason)
-    with Simulator(SimulatorConfig(guests=True)) as simulator:
-        yield simulator
-
-
 @pytest.fixture(autouse=True)
 def _clean_profile(sim: Simulator) -> Iterator[None]:
     """Scenarios slow some operations down; each starts from the fast profile and no faults."""

@@ -86,10 +86,17 @@ class Janitor:
         from ..client.teardown import destroy
 
         conn = self.run.connection()
-        by_name = self._find_by_name({e.name for e in entries if e.moref is None})
+        unnamed = {e.name for e in entries if e.moref is None}
+        try:
+            by_name: dict[str, Any] | None = self._find_by_name(unnamed)
+        except VSphereCloneError as exc:  # the vCenter is gone or refuses: say so once, do not crash
+            self._error(f"could not look for {', '.join(sorted(unnamed))} ({reason}): {exc}")
+            by_name = None
         count = 0
         for entry in entries:
-            vm = self._vm_for(entry, by_name)
+            if entry.moref is None and by_name is None:
+                continue  # unknown whether it exists: the ledger keeps it for the next sweep or reap
+            vm = self._vm_for(entry, by_name or {})
             try:
                 if vm is not None and destroy(conn, vm, waiter=self.run.waiter(),
                                               timeout=self.run.settings.clone_timeout):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..client.discovery import Address, AddressFilter
 from ..client.errors import VSphereCloneError
 from .clone import Clone
+from .options import OPTIONS
 
 if TYPE_CHECKING:
     from ..client.inventory import Inventory, TemplateInfo
@@ -110,9 +111,7 @@ class Provisioner:
         conn = self.run.connection()
         template = self.template(template_name)
         placement = self.inventory().resolve_placement(template, PlacementSettings(
-            datacenter=settings.datacenter, cluster=settings.cluster, resource_pool=settings.resource_pool,
-            esxi_host=settings.esxi_host, folder=settings.folder, datastore=settings.datastore,
-            network=settings.network))
+            **{o.attr: getattr(settings, o.attr) for o in OPTIONS if o.group == "placement"}))
         name = self.next_name(settings)
         marker = Marker.new(self.run.run_id, self.run.worker_id, settings.ttl, template.name)
 
