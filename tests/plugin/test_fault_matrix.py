@@ -171,22 +171,12 @@ def assert_one_clear_error(outcome: Outcome, fault: str) -> None:
     assert [line for line in outcome.output.splitlines() if fault in line], outcome.output
 
 
-#: Permanent-fault cases that still fail: open bugs, to be fixed in the plugin (not hidden here).
-OPEN = {
-    # With every task wait refused, the clone task's outcome is unknown when the run ends; the sweep
-    # should await in-flight clone tasks (TaskManager.recentTask) before deciding a "creating" clone
-    # does not exist, and the error should name the refused call.
-    "CreateFilter": "open: a clone task that cannot be awaited may finish after the end-of-run sweep",
-    "CreatePropertyCollector": "open: a clone task that cannot be awaited may finish after the end-of-run sweep",
-    "WaitForUpdatesEx": "open: a clone task that cannot be awaited may finish after the end-of-run sweep",
-}
 #: How the error names the fault when it is not the fault's own name (NoPermission on a clone is
 #: reported as the privileges the user lacks).
 FAULT_TEXT = {"Login": "rejected the login", "CloneVM_Task": "lacks privilege(s)"}
 
 
-@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.xfail(reason=OPEN[m], strict=False))
-                                    if m in OPEN else m for m in PLUGIN_CALLS])
+@pytest.mark.parametrize("method", PLUGIN_CALLS)
 def test_a_permanent_fault_ends_with_one_clear_error(sim: Simulator, tmp_path: Path, method: str) -> None:
     fault = permanent_fault(method)
     sim.inject_fault(method, fault, count=-1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
@@ -120,11 +121,39 @@ class Janitor:
             return {}
         from ..client.teardown import list_marked
 
-        found: dict[str, Any] = {}
-        for marked in list_marked(self.run.connection(), include_extra_config=True):
-            if marked.name in names and marked.marker.run_id == self.run.run_id:
-                found[marked.name] = marked.ref
+        def look() -> dict[str, Any]:
+            return {marked.name: marked.ref for marked in list_marked(self.run.connection(), include_extra_config=True)
+                    if marked.name in names and marked.marker.run_id == self.run.run_id}
+
+        found = look()
+        if len(found) < len(names) and self._await_clone_tasks():
+            found = look()  # a clone task was still running: what it made is there now
         return found
+
+    def _await_clone_tasks(self) -> bool:
+        """Wait for clone tasks still queued or running; True if there were any.
+
+        Polled, not awaited with WaitForUpdatesEx: this is the last resort when the waits of
+        the run itself failed, and it runs once, at the end.
+        """
+        from ..client import props
+
+        conn = self.run.connection()
+        deadline = time.monotonic() + self.run.settings.clone_timeout
+        waited = False
+        while time.monotonic() < deadline:
+            manager = conn.content.taskManager
+            recent = (props.read(conn, manager, ["recentTask"]).get("recentTask") or []) if manager else []
+            infos = props.retrieve(conn, recent, ["info.descriptionId", "info.state"]) if recent else {}
+            # descriptionId: "VirtualMachine.clone" / "VirtualMachine.instantClone" on a vCenter.
+            running = [ref for ref, values in infos.items()
+                       if values.get("info.state") in ("queued", "running")
+                       and "clone" in str(values.get("info.descriptionId") or "").lower()]
+            if not running:
+                return waited
+            waited = True
+            time.sleep(0.2)
+        return waited
 
     def collapse_sources(self, templates: set[str], alive: Collection[str] = ()) -> None:
         """Collapse the delta disks clones left on each source (--vsphere-collapse).
