@@ -103,3 +103,51 @@ def test_freeze_left_running_is_said(cli: Run, guest_sim: Simulator, guest_conn:
     assert result.error_lines[-1].endswith("check --guest-user and --guest-password (cold was powered on by this "
                                            "command and left running)")
     assert guest_sim.find_vm("cold").power_state == "poweredOn"
+
+
+def test_freeze_a_windows_vm(cli: Run, guest_sim: Simulator, guest_conn: VSphereConnection) -> None:
+    # Windows has no open-vm-tools: the Tools' own vmtoolsd.exe takes the same --cmd.
+    make_clone(guest_conn, "wingold", "windows-template", clone_type="full", power_on=False)
+    facts = guest_sim.connection_facts()
+    windows_guest = {"VSPHERE_GUEST_USER": facts["WINDOWS_GUEST_USER"],
+                     "VSPHERE_GUEST_PASSWORD": facts["WINDOWS_GUEST_PASSWORD"]}
+    result = cli(guest_sim, "freeze", "wingold", env=windows_guest)
+    assert result.status == 0, result.err
+    assert result.out.splitlines()[2] == (r'running `"C:\Program Files\VMware\VMware Tools\vmtoolsd.exe" --cmd '
+                                          r'"instantclone.freeze"` in wingold through Guest Operations ...')
+    vm = guest_sim.find_vm("wingold")
+    assert vm.frozen and vm.power_state == "poweredOn"
+    # The frozen Windows VM is a working instant-clone source: its clone resumes with Tools up.
+    clone = clone_vm(guest_conn, CloneRequest(find_template(guest_conn, "wingold"), "winchild",
+                                              clone_type="instant"), retry=FAST_RETRY).vm
+    wait_for_tools(guest_conn, clone)
+    ops = GuestOperations(guest_conn, clone, facts["WINDOWS_GUEST_USER"], facts["WINDOWS_GUEST_PASSWORD"],
+                          retry=FAST_RETRY)
+    assert ops.os_family == "windows"
+    assert ops.run("hostname").exit_status == 0
+
+
+def test_freeze_a_windows_vm_reports_a_failing_freeze_command(cli: Run, guest_sim: Simulator,
+                                                              guest_conn: VSphereConnection) -> None:
+    vm = make_clone(guest_conn, "winbroken", "windows-template", clone_type="full", power_on=True)
+    wait_for_tools(guest_conn, vm)
+    facts = guest_sim.connection_facts()
+    # Break the guest's RPC channel as a dead Tools service would (the dialect cannot move a Linux file).
+    assert guest_sim.vc is not None
+    guest = guest_sim.vc.guests.host.guest(guest_sim.find_vm("winbroken").mo_id)
+    socket_file = guest.runtime_dir / "tools" / "backdoor.sock"
+    socket_file.rename(socket_file.with_name("backdoor.sock.off"))
+    result = cli(guest_sim, "freeze", "winbroken", "--timeout", "30",
+                 env={"VSPHERE_GUEST_USER": facts["WINDOWS_GUEST_USER"],
+                      "VSPHERE_GUEST_PASSWORD": facts["WINDOWS_GUEST_PASSWORD"]})
+    assert result.status == 1
+    [line] = result.error_lines
+    assert line.startswith(r'vsphere-clone freeze: error: `"C:\Program Files\VMware\VMware Tools\vmtoolsd.exe" '
+                           r'--cmd "instantclone.freeze"` exited with status ')
+    # The reason comes from the stderr file cmd.exe filled, which is then deleted.
+    assert "(vmtoolsd: cannot reach the virtual machine: [Errno 2] No such file or directory)" in line
+    assert r"check that VMware Tools (C:\Program Files\VMware\VMware Tools\vmtoolsd.exe) are installed" in line
+    assert not guest_sim.find_vm("winbroken").frozen
+    ops = GuestOperations(guest_conn, vm, facts["WINDOWS_GUEST_USER"], facts["WINDOWS_GUEST_PASSWORD"],
+                          retry=FAST_RETRY)
+    assert ops.run(r'dir /b "%TEMP%\vsphere-clone-freeze-*" 2>nul').stdout.strip() == ""

@@ -7,6 +7,7 @@ with the reason where that is not available yet.
 from __future__ import annotations
 
 import ipaddress
+import time
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from client_helpers import FAST_RETRY
 
 from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
 from pytest_vsphere_clone.client.discovery import ActiveDiscovery, AddressFilter, ToolsDiscovery
-from pytest_vsphere_clone.client.errors import GuestLoginFailed, GuestOperationFailed
+from pytest_vsphere_clone.client.errors import GuestLoginFailed, GuestOperationFailed, WaitTimeout
 from pytest_vsphere_clone.client.guest_ops import GuestOperations
 from pytest_vsphere_clone.client.inventory import find_template
 from pytest_vsphere_clone.client.nic_refresh import refresh_nics
@@ -62,9 +63,30 @@ def test_run_a_command(guest_sim: Simulator, linux_guest: GuestOperations) -> No
     result = linux_guest.run("echo out; echo err >&2; exit 3")
     assert (result.exit_status, result.stdout, result.stderr) == (3, "out\n", "err\n")
     counts = guest_sim.counters()
-    # Linux: one temp file carries both streams (the shell appends stderr and removes its own file).
-    assert counts["CreateTemporaryFileInGuest"] == 1 and counts["DeleteFileInGuest"] == 1
-    assert counts["StartProgramInGuest"] == 1 and counts["InitiateFileTransferFromGuest"] == 1
+    # Linux: one result file carries both streams and the exit status; it appears when the command
+    # has ended, so looking for it replaces ListProcessesInGuest, and no temp file is made first.
+    assert counts["CreateTemporaryFileInGuest"] == 0 and counts["DeleteFileInGuest"] == 1
+    assert counts["StartProgramInGuest"] == 1 and counts["InitiateFileTransferFromGuest"] >= 1
+    assert counts["ListProcessesInGuest"] == 0
+
+
+def test_a_command_killed_before_its_result_fails_clearly(linux_guest: GuestOperations) -> None:
+    # The script's shell dies with the command: no result file ever appears, and the occasional
+    # process check ends the wait long before the timeout.
+    started = time.monotonic()
+    with pytest.raises(GuestOperationFailed, match="without writing its result file"):
+        linux_guest.run("kill -9 $PPID; sleep 30", timeout=60)
+    assert time.monotonic() - started < 20
+
+
+def test_a_timed_out_command_is_stopped_and_leaves_no_file(linux_guest: GuestOperations) -> None:
+    with pytest.raises(WaitTimeout, match="still running"):
+        # The shell ignores SIGTERM here, as a command that outlives TerminateProcessInGuest:
+        # once it ends, it must still write nothing, since the client has given up on it.
+        linux_guest.run("trap '' TERM; sleep 2", timeout=1.0)
+    time.sleep(2.5)
+    listing = linux_guest.run("ls /tmp | grep -c '^pytest-vsphere-clone-' || true")
+    assert listing.stdout.strip() == "2"  # only the listing's own .part and .err files
 
 
 def test_temp_files_are_deleted(linux_guest: GuestOperations) -> None:

@@ -12,7 +12,7 @@ from pyVmomi import vim
 from pytest_vsphere_clone.client.errors import WaitTimeout
 from pytest_vsphere_clone.client.inventory import find_template
 from pytest_vsphere_clone.client.session import VSphereConnection
-from pytest_vsphere_clone.client.waiter import Waiter
+from pytest_vsphere_clone.client.waiter import TasksStillRunning, Waiter, poll_tasks, task_finished
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 
 Connect = Callable[..., VSphereConnection]
@@ -67,8 +67,9 @@ def test_wait_for_tasks_can_return_faults(sim: Simulator, conn: VSphereConnectio
 
 
 def test_task_timeout_says_what_was_awaited_and_last_seen(shapes_file: object, connect: Connect) -> None:
-    # Time scale 40: a linked clone takes 0.8-1.6 s, longer than the 0.3 s we allow.
-    with Simulator(SimulatorConfig(time_scale=40.0)) as slow:
+    # Time scale 200: a linked clone takes 4-8 s, longer than the 0.3 s we allow (WaitForUpdatesEx
+    # waits in whole seconds, so the timeout is kept to within one).
+    with Simulator(SimulatorConfig(time_scale=200.0)) as slow:
         conn = connect(slow)
         task = _linked_clone_task(conn, "slow")
         with Waiter(conn) as waiter, pytest.raises(WaitTimeout) as raised:
@@ -77,7 +78,7 @@ def test_task_timeout_says_what_was_awaited_and_last_seen(shapes_file: object, c
         assert "waiting for clone of linux-template" in message
         assert "state=running" in message or "state=queued" in message
         assert "CloneVM_Task on linux-template" in message
-        Waiter(conn).wait_for_task(task, 10)  # let it finish before the simulator stops
+        Waiter(conn).wait_for_task(task, 20)  # let it finish before the simulator stops
 
 
 def test_property_timeout_shows_the_last_value(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
@@ -152,3 +153,46 @@ def test_deleted_object_ends_the_wait(sim: Simulator, conn: VSphereConnection, w
             waiter.wait_for_property(vm, "runtime.powerState", lambda v: v == "poweredOn", 5.0)
     finally:
         timer.join()
+
+
+# --- poll_tasks: for when no wait works ---------------------------------------------------------
+
+
+def test_poll_tasks_reads_task_infos_without_the_property_collector(sim: Simulator, conn: VSphereConnection) -> None:
+    template = find_template(conn, "linux-template")
+    good = _linked_clone_task(conn, "c1")
+    bad = template.ref.PowerOffVM_Task()  # already off: ends with an error
+    sim.inject_fault("CreateFilter", "NoPermission", count=-1)
+    sim.inject_fault("WaitForUpdatesEx", "NoPermission", count=-1)
+    sim.reset_counters()
+    infos = poll_tasks(conn, [good, bad], 10)
+    assert infos[good].state == "success" and isinstance(infos[good].result, vim.VirtualMachine)
+    assert infos[bad].state == "error" and isinstance(infos[bad].error, vim.fault.InvalidPowerState)
+    counts = sim.counters()
+    assert counts["CreateFilter"] == counts["WaitForUpdatesEx"] == counts["CreatePropertyCollector"] == 0
+    assert counts["RetrievePropertiesEx"] >= 1
+
+
+def test_poll_tasks_times_out_saying_what_and_last_seen(connect: Connect) -> None:
+    with Simulator(SimulatorConfig(time_scale=40.0)) as slow:  # a linked clone takes 0.8-1.6 s
+        conn = connect(slow)
+        task = _linked_clone_task(conn, "slow")
+        started = time.monotonic()
+        with pytest.raises(TasksStillRunning) as raised:
+            poll_tasks(conn, [task], 0.3, "the clone of slow", hint="try later")
+        assert time.monotonic() - started < 2.0
+        message = str(raised.value)
+        assert isinstance(raised.value, WaitTimeout)
+        assert "timed out after 0.3 s waiting for the clone of slow (last seen: " in message
+        assert f"{task._moId}: state=" in message and "CloneVM_Task on linux-template" in message
+        assert message.endswith("try later")
+        assert not task_finished(raised.value.infos[task])
+        assert poll_tasks(conn, [task], 10)[task].state == "success"  # let it finish before the simulator stops
+
+
+def test_poll_tasks_takes_a_forgotten_task_as_finished(sim: Simulator, conn: VSphereConnection) -> None:
+    done = _linked_clone_task(conn, "c1")
+    gone = vim.Task("task-does-not-exist", conn.si._stub)
+    infos = poll_tasks(conn, [done, gone], 10)
+    assert infos[gone] is None and task_finished(None)
+    assert infos[done].state == "success"

@@ -376,3 +376,159 @@ def test_session_ending_during_wait_is_not_authenticated(sim: Simulator, si: Any
     thread.join(5)
     assert not thread.is_alive()
     assert isinstance(outcome.get("fault"), vim.fault.NotAuthenticated)
+
+
+# --- "since version" semantics --------------------------------------------------------
+
+
+def _watched_clone(si: Any, name: str) -> tuple[Any, Any, Any]:
+    """A fresh linked clone, a private collector and a filter on the clone's name and annotation."""
+    template = vm_by_name(si, "linux-template")
+    vm = wait(template.CloneVM_Task(folder=template.parent, name=name,
+                                    spec=linked_clone_spec(template.snapshot.currentSnapshot)))
+    # pyVim's WaitForTask uses the session's default collector: watch with one of our own.
+    pc = si.content.propertyCollector.CreatePropertyCollector()
+    flt = _vm_filter_on(pc, vm, ["name", "config.annotation"])
+    return vm, pc, flt
+
+
+def test_wait_for_updates_answers_changes_since_the_version_passed(si: Any) -> None:
+    vm, pc, _ = _watched_clone(si, "since")
+    first = pc.WaitForUpdatesEx(version="", options=PC.WaitOptions(maxWaitSeconds=0))
+    assert [k for k, _, _ in _changes(first)] == ["enter"]
+    wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="one")))
+    second = pc.WaitForUpdatesEx(version=first.version, options=PC.WaitOptions(maxWaitSeconds=0))
+    assert _changes(second) == [("modify", vm, {"config.annotation": "one"})]
+    # The same (older) version again: the same changes again, not "nothing since the last answer".
+    again = pc.WaitForUpdatesEx(version=first.version, options=PC.WaitOptions(maxWaitSeconds=0))
+    assert _changes(again) == [("modify", vm, {"config.annotation": "one"})]
+    # Both answered versions stay usable: nothing changed since either of them.
+    assert pc.WaitForUpdatesEx(version=second.version, options=PC.WaitOptions(maxWaitSeconds=0)) is None
+    assert pc.WaitForUpdatesEx(version=again.version, options=PC.WaitOptions(maxWaitSeconds=0)) is None
+    wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="two")))
+    # From the first version the net change is reported; from the second, the last step.
+    since_first = pc.WaitForUpdatesEx(version=first.version, options=PC.WaitOptions(maxWaitSeconds=0))
+    assert _changes(since_first) == [("modify", vm, {"config.annotation": "two"})]
+    since_second = pc.WaitForUpdatesEx(version=second.version, options=PC.WaitOptions(maxWaitSeconds=0))
+    assert _changes(since_second) == [("modify", vm, {"config.annotation": "two"})]
+    # The initial version "" (and None) is the whole state again, as "enter".
+    for initial in ("", None):
+        full = pc.WaitForUpdatesEx(version=initial, options=PC.WaitOptions(maxWaitSeconds=0))
+        assert _changes(full) == [("enter", vm, {"name": "since", "config.annotation": "two"})]
+    # The legacy calls read the same versions.
+    assert pc.CheckForUpdates(version=since_second.version) is None
+    legacy = pc.CheckForUpdates(version=first.version)
+    assert _changes(legacy) == [("modify", vm, {"config.annotation": "two"})]
+    assert _changes(pc.WaitForUpdates(version=second.version)) == [("modify", vm, {"config.annotation": "two"})]
+    pc.DestroyPropertyCollector()
+
+
+@pytest.mark.parametrize("version", ["9999", "garbage", "-1", "1_2"])
+def test_unknown_collector_version_is_refused(si: Any, version: str) -> None:
+    _, pc, _ = _watched_clone(si, "unknown-version")
+    pc.WaitForUpdatesEx(version="", options=PC.WaitOptions(maxWaitSeconds=0))
+    with pytest.raises(vmodl.query.InvalidCollectorVersion):
+        pc.WaitForUpdatesEx(version=version, options=PC.WaitOptions(maxWaitSeconds=0))
+    with pytest.raises(vmodl.query.InvalidCollectorVersion):
+        pc.CheckForUpdates(version=version)
+    with pytest.raises(vmodl.query.InvalidCollectorVersion):
+        pc.WaitForUpdates(version=version)
+    pc.DestroyPropertyCollector()
+
+
+def test_versions_of_another_collector_are_unknown(si: Any) -> None:
+    _, pc, _ = _watched_clone(si, "other-collector")
+    mine = pc.WaitForUpdatesEx(version="", options=PC.WaitOptions(maxWaitSeconds=0))
+    other = si.content.propertyCollector.CreatePropertyCollector()
+    with pytest.raises(vmodl.query.InvalidCollectorVersion):
+        other.WaitForUpdatesEx(version=mine.version, options=PC.WaitOptions(maxWaitSeconds=0))
+    other.DestroyPropertyCollector()
+    pc.DestroyPropertyCollector()
+
+
+def test_old_versions_expire_after_the_kept_window(si: Any) -> None:
+    from pytest_vsphere_clone.simulator.objects.property_collector import KEPT_VERSIONS
+
+    _, pc, _ = _watched_clone(si, "window")
+    oldest = pc.WaitForUpdatesEx(version="", options=PC.WaitOptions(maxWaitSeconds=0)).version
+    kept = pc.WaitForUpdatesEx(version="", options=PC.WaitOptions(maxWaitSeconds=0)).version
+    for _ in range(KEPT_VERSIONS - 2):
+        pc.WaitForUpdatesEx(version="", options=PC.WaitOptions(maxWaitSeconds=0))
+    # A version is kept by use: touching ``kept`` makes ``oldest`` the one to go next.
+    assert pc.WaitForUpdatesEx(version=kept, options=PC.WaitOptions(maxWaitSeconds=0)) is None
+    pc.WaitForUpdatesEx(version="", options=PC.WaitOptions(maxWaitSeconds=0))
+    with pytest.raises(vmodl.query.InvalidCollectorVersion):
+        pc.WaitForUpdatesEx(version=oldest, options=PC.WaitOptions(maxWaitSeconds=0))
+    assert pc.WaitForUpdatesEx(version=kept, options=PC.WaitOptions(maxWaitSeconds=0)) is None
+    pc.DestroyPropertyCollector()
+
+
+def test_concurrent_waits_from_one_version_both_see_the_change(si: Any) -> None:
+    vm, pc, _ = _watched_clone(si, "two-waiters")
+    version = pc.WaitForUpdatesEx(version="", options=PC.WaitOptions(maxWaitSeconds=0)).version
+    results: list[Any] = []
+
+    def waiter() -> None:
+        results.append(pc.WaitForUpdatesEx(version=version, options=PC.WaitOptions(maxWaitSeconds=10)))
+
+    threads = [threading.Thread(target=waiter) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)  # both are blocked inside WaitForUpdatesEx now
+    wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="news")))
+    for thread in threads:
+        thread.join(10)
+    assert len(results) == 2
+    # Neither wait took the change away from the other (each answers from its own version).
+    assert [_changes(r) for r in results] == [[("modify", vm, {"config.annotation": "news"})]] * 2
+    assert results[0].version != results[1].version
+    pc.DestroyPropertyCollector()
+
+
+def test_truncated_versions_continue_once_and_only_through_wait_for_updates_ex(si: Any) -> None:
+    content = si.content
+    view = content.viewManager.CreateContainerView(container=content.rootFolder, type=[vim.VirtualMachine],
+                                                   recursive=True)
+    pc = content.propertyCollector.CreatePropertyCollector()
+    pc.CreateFilter(spec=_vm_view_spec(view, ["name"]), partialUpdates=False)
+    options = PC.WaitOptions(maxWaitSeconds=0, maxObjectUpdates=1)
+    first = pc.WaitForUpdatesEx(version="", options=options)
+    assert first.truncated is True and len(_changes(first)) == 1
+    # A partial version is no version for the legacy calls, and such a call retires it.
+    with pytest.raises(vmodl.query.InvalidCollectorVersion):
+        pc.CheckForUpdates(version=first.version)
+    with pytest.raises(vmodl.query.InvalidCollectorVersion):
+        pc.WaitForUpdatesEx(version=first.version, options=options)
+    # Collect everything page by page: each partial version continues where the last stopped.
+    seen: list[Any] = []
+    partials: list[str] = []
+    update = pc.WaitForUpdatesEx(version="", options=options)
+    while True:
+        seen.extend(obj for _, obj, _ in _changes(update))
+        if not update.truncated:
+            break
+        partials.append(update.version)
+        update = pc.WaitForUpdatesEx(version=update.version, options=options)
+    assert len(partials) == len(view.view) - 1
+    assert sorted(o._moId for o in seen) == sorted(v._moId for v in view.view)
+    assert len(seen) == len(view.view)
+    # Only the last call's partial version may be continued.
+    with pytest.raises(vmodl.query.InvalidCollectorVersion):
+        pc.WaitForUpdatesEx(version=partials[-1], options=options)
+    # The final, complete version is an ordinary version for every call.
+    assert pc.CheckForUpdates(version=update.version) is None
+    pc.DestroyPropertyCollector()
+    view.DestroyView()
+
+
+@pytest.mark.parametrize(("max_wait", "max_updates", "bad"), [(-1, None, "maxWaitSeconds"),
+                                                               (0, 0, "maxObjectUpdates"),
+                                                               (0, -3, "maxObjectUpdates")])
+def test_illegal_wait_options_are_refused(shared_si: Any, max_wait: int, max_updates: int | None,
+                                          bad: str) -> None:
+    pc = shared_si.content.propertyCollector.CreatePropertyCollector()
+    with pytest.raises(vmodl.fault.InvalidArgument) as caught:
+        pc.WaitForUpdatesEx(version="", options=PC.WaitOptions(maxWaitSeconds=max_wait,
+                                                               maxObjectUpdates=max_updates))
+    assert caught.value.invalidProperty == bad
+    pc.DestroyPropertyCollector()

@@ -56,6 +56,9 @@ class CloneRequest:
     timeout: float = 600.0
     #: Called with the clone spec just before the clone task starts (the plugin's hook).
     customize: Callable[[Any], None] | None = None
+    #: Called with each clone task as soon as it started, before it is awaited: the plugin's ledger
+    #: records its key, so the end of the run can learn the task's outcome even if no wait works.
+    on_task: Callable[[Any], None] | None = None
 
 
 @dataclass
@@ -146,6 +149,8 @@ class CloneStrategy(ABC):
             attempt += 1
             try:
                 task = conn.call(self.start, request, spec, idempotent=False, what=what, policy=self.retry)
+                if request.on_task is not None:
+                    request.on_task(task)
                 try:
                     return waiter.wait_for_task(task, request.timeout, what)
                 except (KeyboardInterrupt, SystemExit):

@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from .errors import (
     WaitTimeout,
 )
 from .guest_ops import GuestOperations
+from .result import CommandResult
 
 if TYPE_CHECKING:
     from .session import VSphereConnection
@@ -36,6 +37,14 @@ log = logging.getLogger(__name__)
 
 IP_FAMILIES = ("ipv4", "ipv6", "any")
 DEFAULT_COMMANDS = {"linux": "ip -o address show scope global", "windows": "ipconfig"}
+#: How long the default Linux command waits in the guest for an address before it answers: the
+#: guest looks every 50 ms, so the address is known one look and one poll after it appears,
+#: where a round per look would cost a whole Guest Operations round trip each time.
+GUEST_WAIT_SECONDS = 3.0
+_GUEST_TICK = 0.05
+#: The longest pause between looks for a waiting command's result: the address is known at most this
+#: plus one Guest Operations call after the guest has it, at about three requests per second of waiting.
+_WAITING_POLL_MAX = 0.3
 #: Exit statuses of "command not found" (sh, cmd.exe): retrying cannot help.
 _NOT_FOUND_STATUSES = (126, 127, 9009)
 
@@ -49,6 +58,19 @@ _IPCONFIG_ADDRESS = re.compile(r"^\s+(?:(?:Temporary |Link-local )?IPv6 Address|
 #: Interfaces of container and VM bridges inside the guest: their addresses are not reachable from outside.
 _BRIDGE_INTERFACE = re.compile(r"^(docker|virbr|br-|cni|flannel|cali|lxdbr|podman)")
 _TOKEN = re.compile(r"[0-9A-Fa-f:.%]+(?:/\d{1,3})?")
+
+
+def linux_wait_command(family: str = "ipv4", wait: float = GUEST_WAIT_SECONDS) -> str:
+    """``ip -o address show scope global``, run once the guest has a global address of ``family``
+    outside container bridges (or after ``wait`` seconds). Fractional sleep is GNU and busybox;
+    elsewhere the loop sleeps whole seconds."""
+    flag = {"ipv4": " -4", "ipv6": " -6"}.get(family, "")
+    bridges = _BRIDGE_INTERFACE.pattern.lstrip("^")
+    probe = (f"ip -o{flag} address show scope global 2>/dev/null | grep -vE 'tentative|^[0-9]+: {bridges}' "
+             f"| grep -q inet")
+    ticks = max(1, round(wait / _GUEST_TICK))
+    return (f"i=0; until {probe} || [ $i -ge {ticks} ]; do sleep {_GUEST_TICK} 2>/dev/null || sleep 1; "
+            f"i=$((i+1)); done; {DEFAULT_COMMANDS['linux']}")
 
 
 @dataclass(frozen=True)
@@ -220,16 +242,20 @@ class ToolsDiscovery:
         self.filter = address_filter or AddressFilter()
         self.vm_name = vm_name or str(getattr(vm, "_moId", vm))
 
-    def discover(self, timeout: float, seen: Sequence[str] = ()) -> DiscoveryResult:
-        """The first usable address Tools report within ``timeout``; NoUsableAddress otherwise."""
+    def discover(self, timeout: float, seen: Sequence[str] = (), *, deadline: float | None = None) -> DiscoveryResult:
+        """The first usable address Tools report within ``timeout``; NoUsableAddress otherwise.
+
+        ``deadline`` (monotonic) ends the wait earlier when ``timeout`` began before this call.
+        """
         observed: list[Address] = []
+        wait = timeout if deadline is None else max(0.0, deadline - time.monotonic())
 
         def ready(values: dict[str, Any]) -> bool:
             observed[:] = tools_addresses(values.get("guest.net"), values.get("guest.ipAddress"))
             return bool(self.filter.usable(observed))
 
         try:
-            self.waiter.wait_for_properties(self.vm, ["guest.net", "guest.ipAddress"], ready, timeout,
+            self.waiter.wait_for_properties(self.vm, ["guest.net", "guest.ipAddress"], ready, wait,
                                             f"VMware Tools' IP report of {self.vm_name}")
         except WaitTimeout:
             raise NoUsableAddress(self.vm_name, timeout, self.filter.wanted,
@@ -258,30 +284,57 @@ def tools_addresses(net: Any, ip_address: Any) -> list[Address]:
 class ActiveDiscovery:
     """Runs the discovery command through Guest Operations until a usable address appears.
 
-    Retries stay at most ``max_interval`` apart, so the address is known within about that long
-    after the guest has it. ``command`` overrides the per-OS default; ``fallback`` (usually a ToolsDiscovery) takes
-    over for the remaining time when Guest Operations fail (but not on wrong guest
-    credentials, which no fallback can fix).
+    On Linux the default command waits in the guest until an address appears (see
+    :func:`linux_wait_command`), so the address is known about one poll after the guest has it;
+    other commands are repeated at most ``max_interval`` apart. ``command`` overrides the per-OS
+    default; ``also_run`` is appended to the Linux default (one round for both, e.g. reading host
+    keys); ``prelude`` runs once before the first round's command, in the same round (e.g. an
+    instant clone's NIC refresh), and ``check_prelude`` judges it from that round's result;
+    ``fallback`` (usually a ToolsDiscovery) takes over for the remaining time when Guest
+    Operations fail (but not on wrong guest credentials, which no fallback can fix).
     """
 
     method = "active"
 
     def __init__(self, guest: GuestOperations, address_filter: AddressFilter | None = None, *,
                  command: str | None = None, fallback: ToolsDiscovery | None = None, interval: float = 0.25,
-                 max_interval: float = 0.5) -> None:
+                 max_interval: float = 0.5, also_run: str | None = None, prelude: str | None = None,
+                 check_prelude: Callable[[CommandResult], object] | None = None) -> None:
         self.guest = guest
         self.filter = address_filter or AddressFilter()
         self.command = command
+        self.also_run = also_run
+        self.prelude = prelude
+        self.check_prelude = check_prelude
         self.fallback = fallback
         self.interval = interval
         self.max_interval = max_interval
 
-    def command_for(self, os_family: str) -> str:
-        return self.command or DEFAULT_COMMANDS.get(os_family, DEFAULT_COMMANDS["linux"])
+    def command_for(self, os_family: str, wait: float = GUEST_WAIT_SECONDS) -> str:
+        """The command of one round; the Linux default waits in the guest up to ``wait`` seconds."""
+        if self.command:
+            return self.command
+        if os_family == "windows":
+            return DEFAULT_COMMANDS["windows"]
+        waiting = linux_wait_command(self.filter.family, wait)
+        return f"{waiting}; {self.also_run}" if self.also_run else waiting
 
-    def discover(self, timeout: float) -> DiscoveryResult:
-        """A usable address within ``timeout``; NoUsableAddress with everything seen otherwise."""
-        deadline = time.monotonic() + timeout
+    def _label(self, command: str) -> str:
+        """The command as errors name it: the default's waiting loop and extras are noise there."""
+        return command if self.command else DEFAULT_COMMANDS["linux" if "ip -o" in command else "windows"]
+
+    def _poll_max(self) -> float | None:
+        """Poll a waiting command's result more often: the default Linux one, and any round with a
+        prelude (a NIC refresh), end when the address appears."""
+        waits = self.prelude is not None or (not self.command and self.guest.os_family != "windows")
+        return _WAITING_POLL_MAX if waits else None
+
+    def discover(self, timeout: float, *, deadline: float | None = None) -> DiscoveryResult:
+        """A usable address within ``timeout``; NoUsableAddress with everything seen otherwise.
+
+        ``deadline`` (monotonic) ends the wait earlier when ``timeout`` began before this call.
+        """
+        deadline = time.monotonic() + timeout if deadline is None else deadline
         seen: list[str] = []
         attempts = 0
         pause = self.interval
@@ -297,8 +350,19 @@ class ActiveDiscovery:
                 raise NoUsableAddress(self.guest.vm_name, timeout, self.filter.wanted, seen[-12:])
             attempts += 1
             try:
-                command = command or self.command_for(self.guest.os_family)
-                result = self.guest.limited(remaining).run(command, timeout=max(remaining, 1.0))
+                # The guest's wait ends well before the round's own deadline, so that the last
+                # round still reports what the guest had.
+                command = self.command_for(self.guest.os_family, min(GUEST_WAIT_SECONDS, remaining / 2))
+                prelude = self.prelude
+                # The result file is deleted off the discovery's path: the address is known sooner.
+                joiner = " & " if self.guest.os_family == "windows" else "\n"
+                result = self.guest.limited(remaining).run(f"{prelude}{joiner}{command}" if prelude else command,
+                                                           timeout=max(remaining, 1.0), poll_max=self._poll_max(),
+                                                           clean_up_later=True)
+                if prelude:  # it ran: later rounds are discovery alone
+                    self.prelude = None
+                    if self.check_prelude is not None:
+                        self.check_prelude(result)
             except GuestLoginFailed:
                 raise
             except Exception as exc:
@@ -319,7 +383,7 @@ class ActiveDiscovery:
                                        self.filter.describe(addresses), result.stdout)
             note = self.filter.describe(addresses) or ["no address"]
             detail = f" exit {result.exit_status}: {result.stderr.strip()[:200]}" if result.exit_status else ""
-            entry = f"`{command}`: {', '.join(note)}{detail}"
+            entry = f"`{self._label(command)}`: {', '.join(note)}{detail}"
             if not seen or seen[-1] != entry:
                 seen.append(entry)
             if result.exit_status in _NOT_FOUND_STATUSES:

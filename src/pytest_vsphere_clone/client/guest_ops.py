@@ -8,10 +8,13 @@ InitiateFileTransferFromGuest and are always deleted afterwards.
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import dataclasses
 import http.client
 import logging
+import ntpath
+import posixpath
 import secrets
 import shlex
 import time
@@ -35,6 +38,16 @@ WINDOWS_SHELL = r"C:\Windows\System32\cmd.exe"
 _GUEST_TRANSIENT = ("GuestOperationsUnavailable", "ToolsUnavailable", "GuestComponentsOutOfDate")
 DEFAULT_GUEST_RETRY = RetryPolicy(attempts=8, base_delay=0.25, max_delay=4.0)
 _FIRST_POLL, _POLL_START, _POLL_MAX = 0.03, 0.05, 0.5
+#: How often a command's result poll also asks whether its process still lives (seconds).
+_PROCESS_CHECK = 2.0
+#: Deletes result files off the caller's path (see GuestOperations.run); pyVmomi's stub is thread-safe.
+_CLEANUP = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="vsphere-clone-guest-cleanup")
+#: Where Linux commands leave their result: world-writable and sticky on every distribution.
+LINUX_RESULT_DIR = "/tmp"
+
+
+def _join(directory: str, name: str, windows: bool) -> str:
+    return ntpath.join(directory, name) if windows else posixpath.join(directory, name)
 
 
 def quote_windows(path: str) -> str:
@@ -69,6 +82,8 @@ class GuestOperations:
         self.retry = retry or DEFAULT_GUEST_RETRY
         self._vm_name = vm_name
         self._managers_cache: tuple[Any, Any] | None = None
+        self._pending: list[concurrent.futures.Future[None]] = []
+        self._temp_dir: str | None = None  # Windows: where command output files go (learned once)
 
     def __repr__(self) -> str:
         return f"GuestOperations(vm={self.vm_name!r}, username={self.username!r}, password=***)"
@@ -111,13 +126,18 @@ class GuestOperations:
             self._managers_cache = cached
         return self._managers_cache
 
-    def _call(self, fn: Any, *args: object, what: str, idempotent: bool = True) -> Any:
-        """One guest operation: transient faults retried, credentials and Tools faults made clear."""
+    def _call(self, fn: Any, *args: object, what: str, idempotent: bool = True, missing_ok: bool = False) -> Any:
+        """One guest operation: transient faults retried, credentials and Tools faults made clear;
+        with ``missing_ok`` a FileNotFound answer returns None."""
         from pyVmomi import vim
 
         try:
             return retry_call(fn, *args, policy=self.retry, idempotent=idempotent, what=what,
                               extra_transient=faults.fault_types(_GUEST_TRANSIENT))
+        except vim.fault.FileNotFound as fault:
+            if missing_ok:
+                return None
+            raise GuestOperationFailed(f"{what} in VM {self.vm_name!r} failed: {faults.describe(fault)}") from None
         except vim.fault.InvalidGuestLogin:
             raise GuestLoginFailed(self.vm_name, self.username) from None
         except VSphereCloneError:
@@ -140,15 +160,28 @@ class GuestOperations:
         return str(self._call(files.CreateTemporaryFileInGuest, self.vm, self._auth(), prefix, suffix, None,
                               what="CreateTemporaryFileInGuest"))
 
-    def delete_file(self, path: str) -> None:
+    def delete_file(self, path: str, missing_ok: bool = False) -> None:
+        """Delete ``path`` in the guest; with ``missing_ok`` a file that is not there is no error."""
         _, files = self._managers()
-        self._call(files.DeleteFileInGuest, self.vm, self._auth(), path, what="DeleteFileInGuest")
+        self._call(files.DeleteFileInGuest, self.vm, self._auth(), path, what="DeleteFileInGuest",
+                   missing_ok=missing_ok)
 
     def read_file(self, path: str) -> bytes:
         """The content of ``path`` in the guest (InitiateFileTransferFromGuest + HTTPS GET)."""
+        data = self._read(path, missing_ok=False)
+        assert data is not None
+        return data
+
+    def read_file_if_exists(self, path: str) -> bytes | None:
+        """The content of ``path`` in the guest, or None if there is no such file (one guest operation)."""
+        return self._read(path, missing_ok=True)
+
+    def _read(self, path: str, missing_ok: bool) -> bytes | None:
         _, files = self._managers()
         info = self._call(files.InitiateFileTransferFromGuest, self.vm, self._auth(), path,
-                          what="InitiateFileTransferFromGuest")
+                          what="InitiateFileTransferFromGuest", missing_ok=missing_ok)
+        if info is None:
+            return None
         return self._http("GET", str(info.url), None, f"download of {path}")
 
     def write_file(self, path: str, data: bytes, overwrite: bool = True) -> None:
@@ -208,7 +241,7 @@ class GuestOperations:
         return int(self._call(processes.StartProgramInGuest, self.vm, self._auth(), spec,
                               what="StartProgramInGuest", idempotent=False))
 
-    def wait_exit(self, pid: int, timeout: float, what: str) -> int:
+    def wait_exit(self, pid: int, timeout: float, what: str, poll_max: float | None = None) -> int:
         """The exit code of ``pid`` once it ended (ListProcessesInGuest; guest processes have no
         property to wait on, so this polls with short, growing sleeps)."""
         processes, _ = self._managers()
@@ -230,7 +263,7 @@ class GuestOperations:
                 raise WaitTimeout(f"{what} in VM {self.vm_name!r}", timeout, f"pid {pid} still running",
                                   "pass a longer timeout")
             time.sleep(min(pause, remaining))
-            pause = min(pause * 2, _POLL_MAX)
+            pause = min(pause * 2, poll_max or _POLL_MAX)
 
     def _terminate(self, processes: Any, pid: int) -> None:
         try:
@@ -238,59 +271,138 @@ class GuestOperations:
         except Exception as exc:  # it may just have ended; the timeout error is what matters
             log.debug("could not terminate pid %s: %s", pid, faults.describe(exc))
 
-    def run(self, command: str, timeout: float = 120.0) -> CommandResult:
+    def run(self, command: str, timeout: float = 120.0, *, poll_max: float | None = None,
+            clean_up_later: bool = False) -> CommandResult:
         """Run ``command`` in the guest's shell; returns its exit status, stdout and stderr.
 
-        On Windows the command runs inside parentheses, so an unbalanced ``)`` must be
-        escaped as ``^)`` as in any cmd.exe block.
+        ``poll_max`` caps the pause between looks for the command's end (default 0.5 s): a
+        command that waits for something in the guest is noticed that much sooner, at the cost of
+        more requests. ``clean_up_later`` (Linux) deletes the result file in the background, off
+        the caller's path (:meth:`finish_cleanup` waits for it). On Windows the command runs
+        inside parentheses, so an unbalanced ``)`` must be escaped as ``^)`` as in any cmd.exe block.
         """
         if self.os_family != "windows":
-            return self._run_linux(command, timeout)
-        return self._run_two_files(command, timeout)
+            return self._run_linux(command, timeout, poll_max, clean_up_later)
+        return self._run_two_files(command, timeout, poll_max, clean_up_later)
 
-    def _run_linux(self, command: str, timeout: float) -> CommandResult:
-        """One temp file for both streams: the shell appends stderr after a one-off separator and
-        removes its own stderr file, saving a file creation, transfer and deletion per command.
-        The command runs in a subshell so that its own ``exit`` still lets the shell append."""
-        path = self.temp_file(suffix=".out")
-        separator = f"--pytest-vsphere-clone-stderr-{secrets.token_hex(8)}--"
-        err = f"{path}.err"
-        script = (f"trap 'rm -f {shlex.quote(err)}' EXIT HUP INT TERM\n"
-                  f"( {command}\n) >{shlex.quote(path)} 2>{shlex.quote(err)}\n"
-                  f"rc=$?\nprintf '\\n%s\\n' {shlex.quote(separator)} >>{shlex.quote(path)}\n"
-                  f"cat {shlex.quote(err)} >>{shlex.quote(path)}\nexit $rc")
+    def finish_cleanup(self, timeout: float = 30.0) -> None:
+        """Wait for background deletions of result files (see :meth:`run`)."""
+        pending, self._pending = self._pending, []
+        concurrent.futures.wait(pending, timeout=timeout)
+
+    def _run_linux(self, command: str, timeout: float, poll_max: float | None = None,
+                   clean_up_later: bool = False) -> CommandResult:
+        """One result file that appears only when the command has ended: stdout, then stderr after a
+        one-off separator, then the exit status. The shell writes it under a ``.part`` name and
+        renames it at the end, so polling for the file (InitiateFileTransferFromGuest answers
+        FileNotFound until then) learns of the exit and fetches the output in one guest operation,
+        where ListProcessesInGuest would need a second. The command runs in a subshell so that
+        its own ``exit`` still lets the shell write the trailer."""
+        token = secrets.token_hex(16)
+        path = f"{LINUX_RESULT_DIR}/pytest-vsphere-clone-{token}.out"
+        separator = f"--pytest-vsphere-clone-{token}--"
+        part, err = shlex.quote(f"{path}.part"), shlex.quote(f"{path}.err")
+        # noclobber: the random names must be new files (never a planted symlink); the user's
+        # command gets the usual shell back. It runs in the background so that the shell can act
+        # on a SIGTERM at once (a shell defers traps while a foreground child runs). Tools may
+        # SIGKILL instead, so the client's own deletion of the .part file after a timeout is
+        # also the signal to give up: a command that ends later writes no result.
+        script = (f"umask 077\nset -C\n"
+                  f"trap 'kill -TERM $child 2>/dev/null; rm -f {part} {err}; exit 143' HUP INT TERM\n"
+                  f"( set +C\n{command}\n) >{part} 2>{err} &\nchild=$!\nwait $child\nrc=$?\n"
+                  f"[ -e {part} ] || {{ rm -f {err}; exit $rc; }}\n"
+                  f"printf '\\n%s\\n' {shlex.quote(separator)} >>{part}\n"
+                  f"cat {err} >>{part}\nrm -f {err}\nprintf '\\n%s rc=%d\\n' {shlex.quote(separator)} $rc >>{part}\n"
+                  f"mv -f {part} {shlex.quote(path)}\nexit $rc")
+        deadline = time.monotonic() + timeout
+        pid = self.start(LINUX_SHELL, "-c " + shlex.quote(script))
         try:
-            pid = self.start(LINUX_SHELL, "-c " + shlex.quote(script))
-            status = self.wait_exit(pid, timeout, f"command {command!r}")
-            output = self.read_file(path).decode("utf-8", "replace")
+            output = self._await_result(path, pid, deadline, timeout, command, poll_max).decode("utf-8", "replace")
         finally:
-            try:
-                self.delete_file(path)
-            except Exception as exc:  # never hide the command's own outcome
-                log.warning("could not delete %s in VM %s: %s", path, self.vm_name, faults.describe(exc))
-        stdout, found, stderr = output.rpartition(f"\n{separator}\n")
-        if not found:  # the command replaced the file itself: all of it is stdout
-            return CommandResult(status, output, "")
+            if clean_up_later:
+                self._pending.append(_CLEANUP.submit(self._delete_quietly, path))
+            else:
+                self._delete_quietly(path)
+        body, found, trailer = output.rpartition(f"\n{separator} rc=")
+        if not found:
+            raise GuestOperationFailed(f"command {command!r} in VM {self.vm_name!r} left an unreadable result "
+                                       f"(no exit status in {path})")
+        status = int(trailer.strip() or "1")
+        stdout, found, stderr = body.rpartition(f"\n{separator}\n")
+        if not found:  # the command wrote to the file itself: all of it is stdout
+            return CommandResult(status, body, "")
         return CommandResult(status, stdout, stderr)
 
-    def _run_two_files(self, command: str, timeout: float) -> CommandResult:
-        windows = self.os_family == "windows"
-        stdout_path = self.temp_file(suffix=".out")
-        stderr_path: str | None = None
+    def _await_result(self, path: str, pid: int, deadline: float, timeout: float, command: str,
+                      poll_max: float | None) -> bytes:
+        """The result file's content once it exists; the process is checked now and then, so one
+        that died without writing it fails at once instead of at the deadline."""
+        processes, _ = self._managers()
+        pause, cap = _POLL_START, poll_max or _POLL_MAX
+        next_check = time.monotonic() + _PROCESS_CHECK
+        # Most commands (ip, ipconfig) end within this: asking later saves a round trip.
+        time.sleep(min(_FIRST_POLL, timeout))
+        while True:
+            data = self.read_file_if_exists(path)
+            if data is not None:
+                return data
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + _PROCESS_CHECK
+                infos = self._call(processes.ListProcessesInGuest, self.vm, self._auth(), [pid],
+                                   what="ListProcessesInGuest") or []
+                info = next((p for p in infos if p.pid == pid), None)
+                if info is None or info.endTime is not None:
+                    data = self.read_file_if_exists(path)  # it may have ended right after the last look
+                    if data is not None:
+                        return data
+                    ended = "vanished" if info is None else f"ended with exit code {info.exitCode}"
+                    raise GuestOperationFailed(f"command {command!r} in VM {self.vm_name!r} {ended} without "
+                                               f"writing its result file {path} (killed, or /tmp not writable?)")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._terminate(processes, pid)
+                for leftover in (f"{path}.part", f"{path}.err"):
+                    self._delete_quietly(leftover)
+                raise WaitTimeout(f"command {command!r} in VM {self.vm_name!r}", timeout,
+                                  f"pid {pid} still running, no result yet", "pass a longer timeout")
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 1.5, cap)
+
+    def _delete_quietly(self, path: str) -> None:
         try:
-            stderr_path = self.temp_file(suffix=".err")
+            self.delete_file(path, missing_ok=True)
+        except Exception as exc:  # never hide the command's own outcome
+            if faults.is_not_found(exc):  # the VM went first (a background delete after teardown)
+                log.debug("%s in VM %s went with the VM", path, self.vm_name)
+                return
+            log.warning("could not delete %s in VM %s: %s", path, self.vm_name, faults.describe(exc))
+
+    def _run_two_files(self, command: str, timeout: float, poll_max: float | None = None,
+                       clean_up_later: bool = False) -> CommandResult:
+        """Windows: stdout and stderr in two files of the guest's temp directory. The directory is
+        learned once (from the first CreateTemporaryFileInGuest); later commands name their files
+        themselves (random names), saving two guest operations per command."""
+        windows = self.os_family == "windows"
+        token = secrets.token_hex(16)
+        if self._temp_dir is None:
+            stdout_path = self.temp_file(suffix=".out")
+            self._temp_dir = ntpath.dirname(stdout_path) if windows else posixpath.dirname(stdout_path)
+        else:
+            stdout_path = _join(self._temp_dir, f"pytest-vsphere-clone-{token}.out", windows)
+        stderr_path = _join(self._temp_dir, f"pytest-vsphere-clone-{token}.err", windows)
+        try:
             program, arguments = wrap_command(command, stdout_path, stderr_path, self.os_family)
             pid = self.start(program, arguments)
-            status = self.wait_exit(pid, timeout, f"command {command!r}")
+            status = self.wait_exit(pid, timeout, f"command {command!r}", poll_max)
             stdout = self.read_file(stdout_path)
             stderr = self.read_file(stderr_path)
         finally:
             for path in (stdout_path, stderr_path):
-                if path is not None:
-                    try:
-                        self.delete_file(path)
-                    except Exception as exc:  # never hide the command's own outcome
-                        log.warning("could not delete %s in VM %s: %s", path, self.vm_name, faults.describe(exc))
+                if clean_up_later:
+                    self._pending.append(_CLEANUP.submit(self._delete_quietly, path))
+                else:
+                    self._delete_quietly(path)
         encoding = "utf-8"
         text_out = stdout.decode(encoding, "replace")
         text_err = stderr.decode(encoding, "replace")

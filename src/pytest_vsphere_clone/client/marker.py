@@ -160,12 +160,32 @@ def field_key(conn: VSphereConnection) -> int | None:
     return None
 
 
+_FIELD_FACT = "marker_field_key"
+
+
 def set_marker(conn: VSphereConnection, vm: Any, marker: Marker, key: int | None = None) -> None:
-    """Write ``marker`` into the VM's custom attribute (defined first if needed)."""
+    """Write ``marker`` into the VM's custom attribute (defined first if needed).
+
+    The attribute's key is looked up once per connection, not once per clone; if the
+    definition was removed meanwhile (SetField refuses the key), it is looked up again.
+    """
+    from pyVmomi import vmodl
+
     manager = conn.content.customFieldsManager
     assert manager is not None
-    field = key if key is not None else ensure_field(conn)
-    conn.call(manager.SetField, vm, field, marker.encode(), what="SetField")
+    if key is not None:
+        conn.call(manager.SetField, vm, key, marker.encode(), what="SetField")
+        return
+    cached = conn.facts.get(_FIELD_FACT)
+    field = cached if cached is not None else ensure_field(conn)
+    conn.facts[_FIELD_FACT] = field
+    try:
+        conn.call(manager.SetField, vm, field, marker.encode(), what="SetField")
+    except vmodl.fault.InvalidArgument:
+        if cached is None:
+            raise
+        conn.facts[_FIELD_FACT] = field = ensure_field(conn)
+        conn.call(manager.SetField, vm, field, marker.encode(), what="SetField")
 
 
 def marker_option(marker: Marker) -> Any:

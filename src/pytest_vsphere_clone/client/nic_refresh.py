@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .discovery import ipconfig_adapters
@@ -61,6 +62,49 @@ def linux_script(methods: dict[str, tuple[str, str]] | None = None) -> str:
     lines.append("\n".join(branches) + "\nfi")
     lines.append("exit $status")
     return "\n".join(lines)
+
+
+_PRELUDE_STATUS = re.compile(r"^nic-refresh-status: (?P<status>\d+)[ \t\r]*$", re.MULTILINE)
+
+
+def linux_prelude() -> str:
+    """The Linux refresh as the first part of another guest command (one Guest Operations round
+    for both): its report and exit status go to stderr, so the command's stdout stays its own."""
+    return f'( {linux_script()}\n) 1>&2; echo "nic-refresh-status: $?" 1>&2'
+
+
+def check_linux_prelude(guest: GuestOperations, result: CommandResult) -> NicRefreshResult:
+    """How the :func:`linux_prelude` refresh went, from the combined command's stderr;
+    NicRefreshFailed if it failed."""
+    status_line = _PRELUDE_STATUS.search(result.stderr)
+    status = int(status_line.group("status")) if status_line else result.exit_status or 1
+    report = _REPORT.search(result.stderr)
+    method = report.group("method") if report else "unknown"
+    interfaces = tuple(report.group("ifaces").split()) if report else ()
+    own = CommandResult(status, result.stderr, result.stderr)
+    NicRefresher(guest)._check(own, f"{method} refresh")
+    log.info("refreshed NICs %s of %s with %s", ", ".join(interfaces), guest.vm_name, method)
+    return NicRefreshResult(method, interfaces, own)
+
+
+def windows_prelude(adapters: Sequence[str]) -> str:
+    """The Windows refresh of ``adapters`` as the first part of another command (one Guest
+    Operations round for both): its output goes to stderr, then a status line."""
+    chain = " & ".join(windows_command(adapter) for adapter in adapters)
+    return f"({chain}) 1>&2 && (echo nic-refresh-status: 0 1>&2) || (echo nic-refresh-status: 1 1>&2)"
+
+
+def check_windows_prelude(guest: GuestOperations, result: CommandResult,
+                          timeout: float = 120.0) -> NicRefreshResult | None:
+    """How the :func:`windows_prelude` refresh went. A renew can fail while the re-enabled adapter
+    is still coming up: then the full refresh runs, with its retries (NicRefreshFailed if that
+    fails too). None if the prelude's own refresh worked."""
+    status_line = _PRELUDE_STATUS.search(result.stderr.replace("\r", ""))
+    if status_line and status_line.group("status") == "0":
+        return None
+    log.info("combined NIC refresh of %s did not renew (%s); refreshing on its own", guest.vm_name,
+             result.stderr.strip()[-200:] or "no output")
+    return NicRefresher(guest).refresh(timeout)
 
 
 def windows_command(adapter: str) -> str:

@@ -33,12 +33,14 @@ def _own_waiter(conn: VSphereConnection, waiter: Waiter | None) -> tuple[Waiter,
     return (waiter, False) if waiter is not None else (Waiter(conn), True)
 
 
-def _run_task(conn: VSphereConnection, waiter: Waiter, start: Any, timeout: float, what: str) -> Any:
-    """Start a task and await it; a transient task fault (TaskInProgress, ...) starts it again."""
+def _run_task(conn: VSphereConnection, waiter: Waiter, start: Any, timeout: float, what: str, *,
+              on: Any = None, destroys: bool = False) -> Any:
+    """Start a task and await it; a transient task fault (TaskInProgress, ...) starts it again.
+    ``on``/``destroys``: as for Waiter.wait_for_task (a watched VM reports its own tasks)."""
 
     def once() -> Any:
         task = conn.call(start, what=what, policy=NO_RETRY)  # the loop around this one retries
-        return waiter.wait_for_task(task, timeout, what)
+        return waiter.wait_for_task(task, timeout, what, on=on, destroys=destroys)
 
     return retry_call(once, policy=_TASK_RETRY, what=what)
 
@@ -50,16 +52,17 @@ def destroy(conn: VSphereConnection, vm: Any, *, waiter: Waiter | None = None, t
     """
     waiter, owned = _own_waiter(conn, waiter)
     name = getattr(vm, "_moId", str(vm))
+    watched = vm if waiter.watching(vm) else None
     try:
         try:
-            _run_task(conn, waiter, vm.PowerOffVM_Task, timeout, f"power-off of {name}")
+            _run_task(conn, waiter, vm.PowerOffVM_Task, timeout, f"power-off of {name}", on=watched)
         except Exception as exc:
             if faults.is_not_found(exc):
                 return False
             if not _is_power_state_fault(exc):
                 raise
         try:
-            _run_task(conn, waiter, vm.Destroy_Task, timeout, f"destroy of {name}")
+            _run_task(conn, waiter, vm.Destroy_Task, timeout, f"destroy of {name}", on=watched, destroys=True)
         except Exception as exc:
             if faults.is_not_found(exc):
                 return False
@@ -67,6 +70,8 @@ def destroy(conn: VSphereConnection, vm: Any, *, waiter: Waiter | None = None, t
         log.info("destroyed VM %s", name)
         return True
     finally:
+        if watched is not None:
+            waiter.unwatch(vm)
         if owned:
             waiter.close()
 

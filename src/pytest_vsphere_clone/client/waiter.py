@@ -16,6 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import faults
@@ -38,6 +39,37 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: What a task wait watches: not the whole ``info``, whose progress changes would wake the wait
+#: (and cost a WaitForUpdatesEx) many times per task; identity fields never change after the first report.
+TASK_PATHS = ("info.state", "info.error", "info.result", "info.descriptionId", "info.entityName")
+#: A watch follows a task by its completion time instead of its state: set once, with the final
+#: state, result or error, so a task costs one update when it ends and none for queued -> running.
+WATCHED_TASK_PATHS = ("info.completeTime", "info.error", "info.result", "info.descriptionId", "info.entityName")
+
+
+class _TaskView:
+    """The watched parts of a TaskInfo, shaped like one for :func:`describe_task`."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.state = values.get("info.state")
+        if self.state is None and "info.completeTime" in values:  # a watched task: only its end is reported
+            self.state = "error" if values.get("info.error") is not None else "success"
+        self.error: Any = values.get("info.error")
+        self.result = values.get("info.result")
+        self.progress = None
+        self.descriptionId = values.get("info.descriptionId")
+        self.entityName = values.get("info.entityName")
+
+
+def _task_info(states: States, task: Any) -> _TaskView | None:
+    values = states.get(task)
+    if not values or not values.get("__seen__"):
+        return None
+    view = _TaskView(values)
+    view.state = view.state or "queued or running"  # a watched task not finished yet
+    return view
+
+
 def describe_task(info: Any) -> str:
     """``state=running progress=40% (VirtualMachine.CloneVM_Task on linux-template)``."""
     if info is None:
@@ -51,8 +83,38 @@ def describe_task(info: Any) -> str:
     return " ".join(parts) + (f" ({label})" if label else "")
 
 
+#: What a VM watch reports of the VM itself.
+VM_WATCH_PATHS = ("guest.toolsRunningStatus",)
+
+
+@dataclass
+class _Watch:
+    """One VM's long-lived filter: the VM's own properties and, through its recentTask, its tasks."""
+
+    vm: Any
+    spec: Any
+    flt: Any
+    states: States = field(default_factory=dict)
+    gone: bool = False  # the VM left the filter: it was destroyed
+
+
+def _watch_spec(vm: Any) -> Any:
+    from pyVmomi import vim, vmodl
+
+    pc = vmodl.query.PropertyCollector
+    to_tasks = pc.TraversalSpec(name="vmRecentTasks", type=vim.VirtualMachine, path="recentTask", skip=False)
+    return pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=vm, skip=False, selectSet=[to_tasks])],
+                         propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=list(VM_WATCH_PATHS), all=False),
+                                  pc.PropertySpec(type=vim.Task, pathSet=list(WATCHED_TASK_PATHS), all=False)])
+
+
 class Waiter:
-    """Waits on tasks and properties of one connection; see the module docstring."""
+    """Waits on tasks and properties of one connection; see the module docstring.
+
+    :meth:`watch` keeps one filter on a VM for its whole life: waits on its power state, its
+    Tools and the tasks that act on it (``on=vm``) then share that filter instead of creating
+    (and destroying) one each, which saves two or three requests per wait.
+    """
 
     def __init__(self, conn: VSphereConnection, *, max_wait_seconds: int = 20) -> None:
         self.conn = conn
@@ -63,6 +125,7 @@ class Waiter:
         self._generation = -1
         self._version = ""
         self._retired: list[Any] = []
+        self._watches: dict[str, _Watch] = {}
 
     def __enter__(self) -> Waiter:
         return self
@@ -75,40 +138,80 @@ class Waiter:
         with self._lock:
             collector, self._collector = self._collector, None
             self._retired.clear()
+            self._watches.clear()
             if collector is not None and self.conn.connected and self._generation == self.conn.generation:
                 try:
                     collector.DestroyPropertyCollector()
                 except Exception as exc:  # gone with its session already: nothing left to free
                     log.debug("DestroyPropertyCollector failed: %s", faults.describe(exc))
 
+    # --- VM watches --------------------------------------------------------------------
+
+    def watch(self, vm: Any) -> None:
+        """Start watching ``vm`` (see the class docstring); a second call is a no-op."""
+        with self._lock:
+            if vm._moId not in self._watches:
+                spec = _watch_spec(vm)
+                self._watches[vm._moId] = _Watch(vm, spec, self._create_filter(spec))
+
+    def unwatch(self, vm: Any) -> None:
+        """Stop watching ``vm``. A destroyed VM's filter reports nothing more: it is dropped with
+        the retired ones, in bulk, instead of by a request of its own."""
+        with self._lock:
+            watch = self._watches.pop(vm._moId, None)
+            if watch is not None:
+                self._drop_filter(watch.flt, retire=watch.gone)
+
+    def watching(self, vm: Any) -> bool:
+        return vm._moId in self._watches
+
     # --- public waits ------------------------------------------------------------------
 
-    def wait_for_task(self, task: Any, timeout: float, what: str | None = None) -> Any:
-        """The task's result once it succeeded; raises the task's fault if it failed."""
-        return self.wait_for_tasks([task], timeout, what)[0]
+    def wait_for_task(self, task: Any, timeout: float, what: str | None = None, *, on: Any = None,
+                      destroys: bool = False) -> Any:
+        """The task's result once it succeeded; raises the task's fault if it failed.
+
+        ``on``: the watched VM the task acts on (its watch reports the task); ``destroys``: the
+        task destroys that VM, so the VM leaving its watch is the task's success (its last
+        state is no longer reachable through the VM).
+        """
+        return self.wait_for_tasks([task], timeout, what, on=on, destroys=destroys)[0]
 
     def wait_for_tasks(self, tasks: Sequence[Any], timeout: float, what: str | None = None, *,
-                       return_errors: bool = False) -> list[Any]:
+                       return_errors: bool = False, on: Any = None, destroys: bool = False) -> list[Any]:
         """Results of all ``tasks`` (in order) once every one has finished.
 
         A failed task raises its fault (the first in order) after all have finished, or,
-        with ``return_errors``, puts the fault in its place in the list.
+        with ``return_errors``, puts the fault in its place in the list. ``on`` and
+        ``destroys`` as for :meth:`wait_for_task`.
         """
         if not tasks:
             return []
-        from pyVmomi import vim
+        from pyVmomi import vim, vmodl
+
+        watch = self._watches.get(on._moId) if on is not None else None
 
         def done(states: States) -> bool:
-            return all(_task_state(states, t) in _FINISHED for t in tasks)
+            return all(_task_state(states, t) in _FINISHED for t in tasks) or (watch is not None and watch.gone)
 
         def last_seen(states: States) -> str:
-            return "; ".join(f"{t._moId}: {describe_task(states.get(t, {}).get('info'))}" for t in tasks)
+            return "; ".join(f"{t._moId}: {describe_task(_task_info(states, t))}" for t in tasks)
 
         label = what or ("task " + ", ".join(t._moId for t in tasks))
-        states = self._wait(list(tasks), {vim.Task: ["info"]}, done, timeout, label, last_seen, retire=True)
+        if watch is not None:
+            states = self._wait_on_watch(watch, done, timeout, label, last_seen)
+            if watch.gone and not all(_task_state(states, t) in _FINISHED for t in tasks):
+                if destroys:
+                    return [None for _ in tasks]
+                raise vmodl.fault.ManagedObjectNotFound(msg=f"{watch.vm._moId} was deleted while being waited on",
+                                                        obj=watch.vm)
+        else:
+            states = self._wait(list(tasks), {vim.Task: list(TASK_PATHS)}, done, timeout, label, last_seen,
+                                retire=True)
         results: list[Any] = []
         for task in tasks:
-            info = states[task]["info"]
+            info = _task_info(states, task)
+            assert info is not None
             if info.state == "error":
                 if not return_errors:
                     raise info.error
@@ -135,8 +238,16 @@ class Waiter:
             values = _visible(states.get(obj, {}))
             return ", ".join(f"{p}={_short(values.get(p))}" for p in paths)
 
-        states = self._wait([obj], {type(obj): list(paths)}, done, timeout, what or f"{', '.join(paths)} of "
-                            f"{obj._moId}", last_seen, retire=False)
+        label = what or f"{', '.join(paths)} of {obj._moId}"
+        watch = self._watches.get(getattr(obj, "_moId", ""))
+        if watch is not None and set(paths) <= set(VM_WATCH_PATHS):
+            states = self._wait_on_watch(watch, lambda st: watch.gone or done(st), timeout, label, last_seen)
+            if watch.gone:
+                from pyVmomi import vmodl
+
+                raise vmodl.fault.ManagedObjectNotFound(msg=f"{obj._moId} was deleted while being waited on", obj=obj)
+            return _visible(states[obj])
+        states = self._wait([obj], {type(obj): list(paths)}, done, timeout, label, last_seen, retire=False)
         return _visible(states[obj])
 
     # --- machinery ---------------------------------------------------------------------
@@ -165,6 +276,18 @@ class Waiter:
             finally:
                 self._drop_filter(flt, retire and finished)
 
+    def _wait_on_watch(self, watch: _Watch, done: Callable[[States], bool], timeout: float, what: str,
+                       last_seen: Callable[[States], str]) -> States:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                if done(watch.states):
+                    return watch.states
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WaitTimeout(what, timeout, last_seen(watch.states) or "nothing yet")
+                self._poll(None, None, {}, min(remaining, self.max_wait_seconds))
+
     def _ensure_collector(self) -> Any:
         if self._collector is None or self._generation != self.conn.generation:
             root = self.conn.content.propertyCollector
@@ -174,6 +297,10 @@ class Waiter:
             self._generation = generation
             self._version = ""
             self._retired.clear()
+            # Watches went with the old collector: renew them (their initial values come again).
+            for watch in self._watches.values():
+                watch.states.clear()
+                watch.flt = self.conn.call(self._collector.CreateFilter, watch.spec, False, what="CreateFilter")
         return self._collector
 
     def _create_filter(self, spec: Any) -> Any:
@@ -194,7 +321,8 @@ class Waiter:
             log.debug("DestroyPropertyFilter failed: %s", faults.describe(exc))
 
     def _poll(self, flt: Any, spec: Any, states: States, seconds: float) -> Any:
-        """One WaitForUpdatesEx; applies changes of ``flt`` to ``states``; returns the (maybe new) filter."""
+        """One WaitForUpdatesEx; applies changes of ``flt`` to ``states`` (and of every watch to its
+        own); returns the (maybe new) filter. ``flt`` None: a wait on watches alone."""
         from pyVmomi import vmodl
 
         pc = vmodl.query.PropertyCollector
@@ -207,19 +335,30 @@ class Waiter:
             # The session was renewed (or the collector dropped): start over with a fresh collector.
             log.info("property collector lost (%s); creating a new one", faults.describe(exc))
             self._collector = None
-            return self._create_filter(spec)
+            return self._renewed(spec)
         if self.conn.generation != generation:
             self._collector = None
-            return self._create_filter(spec)
+            return self._renewed(spec)
         if update is None:
             return flt
         self._version = update.version
+        watches = {w.flt: w for w in self._watches.values()}
         for filter_update in update.filterSet or ():
-            if filter_update.filter != flt:
-                continue  # a retired filter's late news
-            for object_update in filter_update.objectSet or ():
-                _apply(states, object_update)
+            if flt is not None and filter_update.filter == flt:
+                for object_update in filter_update.objectSet or ():
+                    _apply(states, object_update)
+            elif (watch := watches.get(filter_update.filter)) is not None:
+                for object_update in filter_update.objectSet or ():
+                    _apply_watched(watch, object_update)
+            # else: a retired filter's late news
         return flt
+
+    def _renewed(self, spec: Any) -> Any:
+        """After the collector was lost: a new one (with the watches), and the wait's filter anew."""
+        if spec is None:
+            self._ensure_collector()
+            return None
+        return self._create_filter(spec)
 
 
 def _visible(values: dict[str, Any]) -> dict[str, Any]:
@@ -227,8 +366,24 @@ def _visible(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _task_state(states: States, task: Any) -> str | None:
-    info = states.get(task, {}).get("info")
+    info = _task_info(states, task)
     return None if info is None else str(info.state)
+
+
+def _apply_watched(watch: _Watch, object_update: Any) -> None:
+    """A watch's update: the VM leaving means it was destroyed; a task leaving (out of recentTask)
+    keeps its last known state."""
+    if object_update.kind == "leave":
+        if object_update.obj._moId == watch.vm._moId:
+            watch.gone = True
+        return
+    values = watch.states.setdefault(object_update.obj, {})
+    values["__seen__"] = True
+    for change in object_update.changeSet or ():
+        if change.op in ("remove", "indirectRemove") or change.val is None:
+            values.pop(change.name, None)
+        else:
+            values[change.name] = change.val
 
 
 def _apply(states: States, object_update: Any) -> None:
@@ -244,3 +399,72 @@ def _apply(states: States, object_update: Any) -> None:
             values.pop(change.name, None)
         else:
             values[change.name] = change.val
+
+
+# --- polling, for when no wait works ------------------------------------------------------------
+
+
+class TasksStillRunning(WaitTimeout):
+    """:func:`poll_tasks` ran out of time; ``infos`` maps every task to its last seen ``info``."""
+
+    def __init__(self, what: str, timeout: float, infos: dict[Any, Any], hint: str = "") -> None:
+        self.infos = infos
+        super().__init__(what, timeout, describe_task_infos(infos), hint)
+
+
+def describe_task_infos(infos: dict[Any, Any]) -> str:
+    """``task-7: state=running progress=40% (...); task-9: gone`` (None: a task the vCenter forgot)."""
+    return "; ".join(f"{task._moId}: {'gone (finished)' if info is None else describe_task(info)}"
+                     for task, info in infos.items()) or "nothing yet"
+
+
+def task_finished(info: Any) -> bool:
+    """True for the ``info`` of a finished task, and for None: a vCenter forgets only finished tasks."""
+    return info is None or str(info.state) in _FINISHED
+
+
+def poll_tasks(conn: VSphereConnection, tasks: Sequence[Any], timeout: float, what: str | None = None, *,
+               hint: str = "", interval: float = 0.1, max_interval: float = 1.0) -> dict[Any, Any]:
+    """Every task's ``info`` once none is queued or running, read (not awaited) by RetrievePropertiesEx.
+
+    The last resort when a :class:`Waiter` cannot work (CreatePropertyCollector, CreateFilter or
+    WaitForUpdatesEx refused): one read of all the tasks per round, with pauses growing from
+    ``interval`` to ``max_interval``. A task the vCenter no longer knows maps to None (it had
+    finished). Raises :class:`TasksStillRunning` if any is still queued or running after ``timeout``:
+    it says what was awaited and each task's last seen state.
+    """
+    label = what or ("task " + ", ".join(t._moId for t in tasks))
+    infos: dict[Any, Any] = {}
+    deadline = time.monotonic() + timeout
+    pause = interval
+    pending = list(tasks)
+    while True:
+        infos.update(read_task_infos(conn, pending))
+        pending = [t for t in pending if not task_finished(infos.get(t))]
+        if not pending:
+            return {t: infos.get(t) for t in tasks}
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TasksStillRunning(label, timeout, {t: infos.get(t) for t in tasks}, hint)
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 1.5, max_interval)
+
+
+def read_task_infos(conn: VSphereConnection, tasks: Sequence[Any]) -> dict[Any, Any]:
+    """Each task's ``info`` from one RetrievePropertiesEx; None for a task the vCenter no longer knows."""
+    from . import props
+
+    if not tasks:
+        return {}
+    try:
+        found = props.retrieve(conn, tasks, ["info"])
+    except Exception as exc:
+        if not faults.is_not_found(exc):
+            raise
+        if len(tasks) == 1:
+            return {tasks[0]: None}
+        infos: dict[Any, Any] = {}
+        for task in tasks:  # one of them is gone: read them one by one to tell which
+            infos.update(read_task_infos(conn, [task]))
+        return infos
+    return {t: found[t].get("info") if t in found else None for t in tasks}

@@ -1,8 +1,10 @@
 """``vsphere-clone freeze TEMPLATE``: make a VM a frozen instant-clone source.
 
 Powers the VM on if needed, waits for VMware Tools, then starts ``vmtoolsd --cmd
-"instantclone.freeze"`` through Guest Operations. That call only returns when the VM runs
-again (in each instant clone, never in the frozen source), so it is started, not awaited:
+"instantclone.freeze"`` through Guest Operations (on Windows guests the Tools' own
+``C:\\Program Files\\VMware\\VMware Tools\\vmtoolsd.exe``, which takes the same ``--cmd``).
+That call only returns when the VM runs again (in each instant clone, never in the frozen
+source), so it is started, not awaited:
 ``runtime.instantCloneFrozen`` is awaited through the property collector instead, and the
 process is checked in between so a freeze that fails is reported at once.
 """
@@ -81,7 +83,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 powered_on = True
             console.out(f"waiting for VMware Tools in {info.name} ...")
             _wait_for_tools(waiter, info, deadline, args.timeout)
-            console.out(f'running `vmtoolsd --cmd "{FREEZE_RPC}"` in {info.name} through Guest Operations ...')
+            command = freeze_command_text(info.os_family)
+            console.out(f"running `{command}` in {info.name} through Guest Operations ...")
             _freeze(conn, waiter, info, credentials, deadline, args.timeout)
         except Exception as exc:
             if not powered_on:
@@ -91,6 +94,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.out(f"{info.name} is frozen (runtime.instantCloneFrozen is true): instant clones of it start running, "
                 f"e.g. `pytest --vsphere-template={info.name} --vsphere-clone-type=instant`")
     return 0
+
+
+def freeze_command_text(os_family: str) -> str:
+    """The freeze command as the guest runs it, for messages."""
+    if os_family == "windows":
+        return f'"{WINDOWS_VMTOOLSD}" --cmd "{FREEZE_RPC}"'
+    return f'vmtoolsd --cmd "{FREEZE_RPC}"'
 
 
 def _remaining(deadline: float, timeout: float, what: str) -> float:
@@ -128,19 +138,21 @@ def _freeze(conn: VSphereConnection, waiter: Waiter, info: TemplateInfo, credent
             deadline: float, timeout: float) -> None:
     from ..client import props
     from ..client.errors import GuestOperationFailed, WaitTimeout
-    from ..client.guest_ops import GuestOperations
+    from ..client.guest_ops import WINDOWS_SHELL, GuestOperations, quote_windows
 
     ops = GuestOperations(conn, info.ref, credentials.user, credentials.password, os_family=info.os_family,
                           vm_name=info.name)
-    stderr_path: str | None = None
+    command = freeze_command_text(ops.os_family)
     try:
+        # stderr goes to a file read if the freeze fails; each clone deletes it when its vmtoolsd returns.
+        stderr_path = ops.temp_file(prefix=STDERR_PREFIX, suffix=".err")
         if ops.os_family == "windows":
-            pid = ops.start(WINDOWS_VMTOOLSD, f'--cmd "{FREEZE_RPC}"')
+            # cmd /c strips the outer quotes, leaving the quoted program path as the first token.
+            path = quote_windows(stderr_path)
+            pid = ops.start(WINDOWS_SHELL, f'/c "{command} 2>{path} && del {path}"')
         else:
-            # stderr goes to a file read if the freeze fails; each clone deletes it when its vmtoolsd returns.
-            stderr_path = ops.temp_file(prefix=STDERR_PREFIX, suffix=".err")
             path = shlex.quote(stderr_path)
-            pid = ops.start("/bin/sh", "-c " + shlex.quote(f'vmtoolsd --cmd "{FREEZE_RPC}" 2>{path} && rm -f {path}'))
+            pid = ops.start("/bin/sh", "-c " + shlex.quote(f"{command} 2>{path} && rm -f {path}"))
     except GuestOperationFailed as exc:
         where = WINDOWS_VMTOOLSD if ops.os_family == "windows" else "vmtoolsd on the PATH"
         raise CommandError(f"{exc}: check that VMware Tools are installed in the guest ({where})") from None
@@ -148,7 +160,7 @@ def _freeze(conn: VSphereConnection, waiter: Waiter, info: TemplateInfo, credent
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise CommandError(f"timed out after {timeout:g} s waiting for {info.name} to freeze (runtime."
-                               f"instantCloneFrozen stayed false, `vmtoolsd --cmd \"{FREEZE_RPC}\"` is still "
+                               f"instantCloneFrozen stayed false, `{command}` is still "
                                f"running as pid {pid}): check the VM's events in the vSphere Client, or raise "
                                f"--timeout")
         try:
@@ -159,10 +171,12 @@ def _freeze(conn: VSphereConnection, waiter: Waiter, info: TemplateInfo, credent
             pass
         status = _exit_status(conn, ops, credentials, pid)
         if status is not None:
-            detail = _read_and_delete(ops, stderr_path) if stderr_path else ""
-            raise CommandError(f"`vmtoolsd --cmd \"{FREEZE_RPC}\"` exited with status {status} in {info.name} "
-                               f"before the VM froze{' (' + detail + ')' if detail else ''}: check that VMware "
-                               f"Tools (open-vm-tools) are installed and running in the guest and that guest user "
+            detail = _read_and_delete(ops, stderr_path)
+            tools = (f"VMware Tools ({WINDOWS_VMTOOLSD})" if ops.os_family == "windows"
+                     else "VMware Tools (open-vm-tools)")
+            raise CommandError(f"`{command}` exited with status {status} in {info.name} "
+                               f"before the VM froze{' (' + detail + ')' if detail else ''}: check that {tools} "
+                               f"are installed and running in the guest and that guest user "
                                f"{credentials.user!r} may run vmtoolsd")
     values = props.read(conn, info.ref, ["runtime.instantCloneFrozen", "runtime.powerState"])
     if not values.get("runtime.instantCloneFrozen"):

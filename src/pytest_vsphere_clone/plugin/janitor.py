@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..client.errors import VSphereCloneError
@@ -81,23 +81,43 @@ class Janitor:
         self.run.ledger.destroyed(clone.name)
 
     def sweep(self, entries: list[LedgerEntry], reason: str) -> int:
-        """Destroy every clone the ledger lists as possibly alive; returns how many were destroyed."""
+        """Destroy every clone the ledger lists as possibly alive; returns how many were destroyed.
+
+        A clone without a moref is one whose clone task's outcome the run never saw (its wait may be
+        what failed): its task is polled to its end first, then the clone is looked for by name and
+        marker. It is recorded destroyed only once no task that could still make it is running and
+        no VM of it exists; otherwise the ledger keeps it and the run fails with a line saying why.
+        """
         if not entries:
             return 0
+        from pyVmomi import vim
+
         from ..client.teardown import destroy
 
         conn = self.run.connection()
-        unnamed = {e.name for e in entries if e.moref is None}
-        try:
-            by_name: dict[str, Any] | None = self._find_by_name(unnamed)
-        except VSphereCloneError as exc:  # the vCenter is gone or refuses: say so once, do not crash
-            self._error(f"could not look for {', '.join(sorted(unnamed))} ({reason}): {exc}")
-            by_name = None
+        unnamed = [e for e in entries if e.moref is None]
+        lookup: _Lookup | None = _Lookup()
+        if unnamed:
+            try:
+                lookup = self._find_unnamed(unnamed)
+            except _teardown_errors() as exc:  # the vCenter is gone or refuses: say so once, do not crash
+                self._error(f"could not look for {', '.join(sorted(e.name for e in unnamed))} ({reason}): "
+                            f"{_why(exc)}")
+                lookup = None
         count = 0
         for entry in entries:
-            if entry.moref is None and by_name is None:
+            vm: Any
+            if entry.moref is not None:
+                vm = vim.VirtualMachine(entry.moref, conn.si._stub)
+            elif lookup is None:
                 continue  # unknown whether it exists: the ledger keeps it for the next sweep or reap
-            vm = self._vm_for(entry, by_name or {})
+            else:
+                vm = lookup.found.get(entry.name)
+                if vm is None and entry.name in lookup.unsettled:
+                    # Its clone task may still make it: never "destroyed" on a guess.
+                    self._error(f"could not tell whether {entry.name} exists ({reason}): "
+                                f"{lookup.unsettled[entry.name]}")
+                    continue
             try:
                 if vm is not None and destroy(conn, vm, waiter=self.run.waiter(),
                                               timeout=self.run.settings.clone_timeout):
@@ -108,52 +128,66 @@ class Janitor:
             self.run.ledger.destroyed(entry.name)
         return count
 
-    def _vm_for(self, entry: LedgerEntry, by_name: dict[str, Any]) -> Any:
+    def _find_unnamed(self, entries: list[LedgerEntry]) -> _Lookup:
+        """Where the clones of ``entries`` (no moref known) are, once no clone task can still make them.
+
+        The order matters: first every clone task that may still make one of them is polled to its
+        end (RetrievePropertiesEx, not the waiter, whose failure may be why the outcome is unknown),
+        and only then are the VMs looked for. A look before the tasks end can miss a VM its task
+        registers a moment later.
+        """
         from pyVmomi import vim
 
-        if entry.moref:
-            return vim.VirtualMachine(entry.moref, self.run.connection().si._stub)
-        # The clone task may have been in flight: look for the name, and only with our marker.
-        return by_name.get(entry.name)
-
-    def _find_by_name(self, names: set[str]) -> dict[str, Any]:
-        if not names:
-            return {}
         from ..client.teardown import list_marked
-
-        def look() -> dict[str, Any]:
-            return {marked.name: marked.ref for marked in list_marked(self.run.connection(), include_extra_config=True)
-                    if marked.name in names and marked.marker.run_id == self.run.run_id}
-
-        found = look()
-        if len(found) < len(names) and self._await_clone_tasks():
-            found = look()  # a clone task was still running: what it made is there now
-        return found
-
-    def _await_clone_tasks(self) -> bool:
-        """Wait for clone tasks still queued or running; True if there were any.
-
-        Polled, not awaited with WaitForUpdatesEx: this is the last resort when the waits of
-        the run itself failed, and it runs once, at the end.
-        """
-        from ..client import props
+        from ..client.waiter import TasksStillRunning, poll_tasks, task_finished
 
         conn = self.run.connection()
-        deadline = time.monotonic() + self.run.settings.clone_timeout
-        waited = False
-        while time.monotonic() < deadline:
-            manager = conn.content.taskManager
-            recent = (props.read(conn, manager, ["recentTask"]).get("recentTask") or []) if manager else []
-            infos = props.retrieve(conn, recent, ["info.descriptionId", "info.state"]) if recent else {}
-            # descriptionId: "VirtualMachine.clone" / "VirtualMachine.instantClone" on a vCenter.
-            running = [ref for ref, values in infos.items()
-                       if values.get("info.state") in ("queued", "running")
-                       and "clone" in str(values.get("info.descriptionId") or "").lower()]
-            if not running:
-                return waited
-            waited = True
-            time.sleep(0.2)
-        return waited
+        names = {e.name for e in entries}
+        # The task of each entry whose key the ledger has; for an entry without one (the clone call's
+        # answer was lost, or its process died before writing it), every clone task in flight on its
+        # template: a task the vCenter runs is listed in recentTask before its answer is sent.
+        own = {e.name: vim.Task(e.task, conn.si._stub) for e in entries if e.task}
+        keyless = {_base_name(e.template) for e in entries if not e.task}
+        others = self._inflight_clone_tasks(keyless) if keyless else []
+        tasks = list({t._moId: t for t in [*own.values(), *others]}.values())
+        infos: dict[Any, Any] = {}
+        unsettled: dict[str, str] = {}
+        if tasks:
+            what = (f"the clone task(s) of {', '.join(sorted(names))} "
+                    f"({', '.join(sorted(t._moId for t in tasks))}) to end")
+            try:
+                infos = poll_tasks(conn, tasks, self.run.settings.clone_timeout, what,
+                                   hint="if the task makes the clone later, the next run from this machine or "
+                                        "`vsphere-clone reap` destroys it (it carries the marker)")
+            except TasksStillRunning as exc:
+                infos = exc.infos
+                for entry in entries:
+                    related = [own[entry.name]] if entry.name in own else others
+                    if any(not task_finished(infos.get(t)) for t in related):
+                        unsettled[entry.name] = str(exc)
+        found = {marked.name: marked.ref for marked in list_marked(conn, include_extra_config=True)
+                 if marked.name in names and marked.marker.run_id == self.run.run_id}
+        for name, task in own.items():
+            info = infos.get(task)
+            if name not in found and info is not None and str(info.state) == "success" and \
+                    isinstance(info.result, vim.VirtualMachine):
+                found[name] = info.result  # our own task made it: no marker needed to know it is ours
+        return _Lookup(found, unsettled)
+
+    def _inflight_clone_tasks(self, templates: set[str]) -> list[Any]:
+        """Clone tasks queued or running on one of ``templates`` (by name), from TaskManager.recentTask."""
+        from ..client import props
+        from ..client.waiter import read_task_infos, task_finished
+
+        conn = self.run.connection()
+        manager = conn.content.taskManager
+        if manager is None:
+            return []
+        recent = props.read(conn, manager, ["recentTask"]).get("recentTask") or []
+        return [task for task, info in read_task_infos(conn, recent).items()
+                if info is not None and not task_finished(info) and info.entityName in templates
+                # descriptionId: "VirtualMachine.clone" / "VirtualMachine.instantClone" on a vCenter.
+                and "clone" in str(info.descriptionId or info.name or "").lower()]
 
     def collapse_sources(self, templates: set[str], alive: Collection[str] = ()) -> None:
         """Collapse the delta disks clones left on each source (--vsphere-collapse).
@@ -183,6 +217,19 @@ class Janitor:
         log.error("%s", message)
         with self._lock:
             self.errors.append(message)
+
+
+@dataclass
+class _Lookup:
+    """What the sweep found of clones without a moref: name -> VM, and name -> why it cannot tell."""
+
+    found: dict[str, Any] = field(default_factory=dict)
+    unsettled: dict[str, str] = field(default_factory=dict)
+
+
+def _base_name(template: str) -> str:
+    """The VM name of a template given by name or inventory path (what a task's entityName says)."""
+    return template.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _teardown_errors() -> tuple[type[BaseException], ...]:

@@ -24,6 +24,9 @@ class LedgerEntry:
     template: str
     scope: str
     moref: str | None = None
+    #: The key (moref) of the clone task that makes it, once started: the end of the run learns
+    #: the task's outcome from it when no wait of the run could.
+    task: str | None = None
     state: str = "creating"  # creating | created | destroyed | kept
     ip: str = ""
     clone_type: str = ""
@@ -51,6 +54,10 @@ class Ledger:
 
     def creating(self, name: str, worker: str, template: str, scope: str, clone_type: str = "") -> None:
         self._append("creating", name=name, worker=worker, template=template, scope=scope, clone_type=clone_type)
+
+    def task(self, name: str, task: str) -> None:
+        """The clone task of ``name`` started (its key); the clone may exist from now on."""
+        self._append("task", name=name, task=task)
 
     def created(self, name: str, moref: str) -> None:
         self._append("created", name=name, moref=moref)
@@ -86,7 +93,9 @@ class Ledger:
                                           clone_type=record.get("clone_type", ""))
             elif name in found:
                 entry = found[name]
-                if event == "created":
+                if event == "task":
+                    entry.task = record.get("task")
+                elif event == "created":
                     entry.moref = record.get("moref")
                     entry.state = "created"
                 elif event == "ready":

@@ -7,6 +7,7 @@ before the error is raised: a failed set-up never leaves a VM behind.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -58,6 +59,8 @@ class Provisioner:
         self._inventory: Inventory | None = None
         self._privileges_checked: set[str] = set()
         self._counter = 0
+        #: Windows instant-clone sources' network adapter names, learned by their first clone's refresh.
+        self._adapters: dict[str, tuple[str, ...]] = {}
 
     def inventory(self) -> Inventory:
         """The inventory, read once per process (templates and placement targets do not move mid-run)."""
@@ -121,11 +124,17 @@ class Provisioner:
         self.run.ledger.creating(name, self.run.worker_id, template_name, scope, settings.clone_type)
         self.run.progress(f"{name}: cloning {template_name} ({settings.clone_type})")
         # If this fails, whether the task made the VM is not always known (its wait may have failed):
-        # the ledger entry stays "creating", and the end of the run looks for the name, with our
-        # marker, to destroy it.
+        # the ledger entry stays "creating" with the clone task's key, and the end of the run polls that
+        # task to its end, then looks for the name, with our marker, to destroy it.
+
+        def started(task: Any) -> None:
+            self.run.ledger.task(name, str(task._moId))
+
         result = clone_vm(conn, CloneRequest(template=template, name=name, clone_type=settings.clone_type,
                                              snapshot=settings.snapshot, placement=placement, marker=marker,
-                                             timeout=settings.clone_timeout, customize=customize),
+                                             timeout=settings.clone_timeout, customize=customize, on_task=started,
+                                             # One task instead of two: a task round trip saved per clone.
+                                             power_on_in_clone_task=True),
                           waiter=self.run.waiter())
         self.run.ledger.created(name, result.moref)
         for warning in result.warnings:
@@ -136,6 +145,8 @@ class Provisioner:
                       clone_type=settings.clone_type, timings=dict(result.timings), marker=marker, _conn=conn,
                       _settings=settings)
         try:
+            # One filter on the clone for its whole life: its Tools, power-off and destroy waits share it.
+            self.run.waiter().watch(result.vm)
             self._discover(clone, settings, result.vm, template.ref)
             self._connect(clone)
         except BaseException:
@@ -147,8 +158,14 @@ class Provisioner:
         return clone
 
     def _discover(self, clone: Clone, settings: Settings, vm: Any, source: Any) -> None:
-        from ..client.discovery import DEFAULT_COMMANDS, ActiveDiscovery, ToolsDiscovery
-        from ..client.nic_refresh import refresh_nics
+        from ..client.discovery import ActiveDiscovery, ToolsDiscovery
+        from ..client.nic_refresh import (
+            check_linux_prelude,
+            check_windows_prelude,
+            linux_prelude,
+            refresh_nics,
+            windows_prelude,
+        )
 
         conn = self.run.connection()
         started = time.monotonic()
@@ -161,19 +178,47 @@ class Provisioner:
                                                  stale=_tools_reported(conn, [vm, source]))
         tools = ToolsDiscovery(conn, vm, self.run.waiter(), address_filter, vm_name=clone.name)
         guest = clone.guest_operations() if settings.guest_user else None
+        if guest is not None and settings.clone_type != "instant":
+            # Guest Operations answer GuestOperationsUnavailable until the Tools run: waiting for them
+            # through the property collector costs two requests however long the boot, where retrying
+            # guest calls would cost more the longer it is. (An instant clone's Tools run already.)
+            self.run.waiter().wait_for_property(vm, "guest.toolsRunningStatus", lambda v: v == "guestToolsRunning",
+                                                settings.ip_timeout, f"VMware Tools in {clone.name} to run")
+
+        # The Tools wait, the NIC refresh and discovery share one ip-timeout.
+        deadline = started + settings.ip_timeout
+
+        def remaining() -> float:
+            return max(1.0, deadline - time.monotonic())
+
+        # An instant clone's default refresh rides in discovery's first round: one Guest Operations
+        # round trip instead of two. (Windows needs its adapters' names: the first clone of a
+        # source learns them with a refresh of its own.)
+        prelude: str | None = None
+        check: Any = None
+        defaults = settings.discovery == "active" and not settings.network_refresh_command \
+            and not settings.discovery_command
         if settings.clone_type == "instant" and guest is not None:
             self.run.progress(f"{clone.name}: refreshing the guest NIC")
-            refresh_nics(guest, settings.network_refresh_command, timeout=settings.ip_timeout)
+            adapters = self._adapters.get(clone.template)
+            if defaults and clone.os == "linux":
+                prelude, check = linux_prelude(), functools.partial(check_linux_prelude, guest)
+            elif defaults and clone.os == "windows" and adapters:
+                prelude = windows_prelude(adapters)
+                check = functools.partial(check_windows_prelude, guest, timeout=settings.ip_timeout)
+            else:
+                refreshed = refresh_nics(guest, settings.network_refresh_command, timeout=remaining())
+                if clone.os == "windows" and refreshed.interfaces:
+                    self._adapters[clone.template] = refreshed.interfaces
         output = ""
         if settings.discovery == "active" and guest is not None:
-            command = settings.discovery_command
-            if command is None and clone.os == "linux":
-                command = f"{DEFAULT_COMMANDS['linux']}; {HOST_KEYS_COMMAND}"
-            discovery = ActiveDiscovery(guest, address_filter, command=command, fallback=tools)
-            found = discovery.discover(settings.ip_timeout)
+            discovery = ActiveDiscovery(guest, address_filter, command=settings.discovery_command, fallback=tools,
+                                        also_run=HOST_KEYS_COMMAND if clone.os == "linux" else None,
+                                        prelude=prelude, check_prelude=check)
+            found = discovery.discover(settings.ip_timeout, deadline=deadline)
             output = found.output
         else:
-            found = tools.discover(settings.ip_timeout)
+            found = tools.discover(settings.ip_timeout, deadline=deadline)
         clone.ip = found.ip
         clone.timings["ip"] = time.monotonic() - started
         if clone.os == "linux" and guest is not None:

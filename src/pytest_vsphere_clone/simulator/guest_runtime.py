@@ -8,6 +8,7 @@ SSH host keys as real clones do.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import shutil
@@ -140,13 +141,13 @@ class GuestRuntime:
 
     # --- power -------------------------------------------------------------------------
 
-    def _spec(self, vm: VirtualMachine, network_delay: float = 0.0) -> GuestSpec:
+    def _spec(self, vm: VirtualMachine, network_delay: float = 0.0, network_at: float | None = None) -> GuestSpec:
         windows = vm.family == "windows"
         return GuestSpec(vm_id=vm.mo_id, hostname=_hostname(vm.name), mac=vm.nics[0].mac,
                          family="windows" if windows else "linux", disk_dir=self.disk_dir(vm),
                          user=WINDOWS_USER if windows else LINUX_USER, password=self.password,
                          authorized_keys=[] if windows or not self.public_key else [self.public_key],
-                         network_delay=network_delay)
+                         network_delay=network_delay, network_at=network_at)
 
     def power_on(self, vm: VirtualMachine) -> None:
         """Start booting the VM's guest and return: as on vSphere, PowerOnVM_Task does not wait for
@@ -176,7 +177,10 @@ class GuestRuntime:
         # first report comes before the address, the next one a poll interval later, as on vSphere.
         boot_time = 0.0 if wait_for_tools else self.vc.profile.duration(f"boot.{vm.family}")
         network_delay = boot_time + (0.0 if wait_for_tools else self.vc.profile.duration(f"network.{vm.family}"))
-        guest = self.host.create_guest(self._spec(vm, network_delay))
+        # Counted from the power-on, like the Tools' start: the real time the simulator spends
+        # setting the guest up is part of the boot, not added after it.
+        network_at = None if wait_for_tools else (started or time.time()) + network_delay
+        guest = self.host.create_guest(self._spec(vm, network_delay, network_at))
         guest.set_nic_connected(all(n.connected for n in vm.nics[:1]))
         guest.boot()
         if wait_for_tools:
@@ -214,7 +218,8 @@ class GuestRuntime:
         """The clone resumes where its source is: same guest state, new MAC (stale until refreshed)."""
         self.clone_disk(source, clone)
         source_guest = self.host.guest(source.mo_id)
-        guest = self.host.create_guest(self._spec(clone), resume_from=source_guest)
+        spec = dataclasses.replace(self._spec(clone), refresh_delay=self.vc.profile.duration(f"refresh.{clone.family}"))
+        guest = self.host.create_guest(spec, resume_from=source_guest)
         guest.set_nic_connected(all(n.connected for n in clone.nics[:1]))
         guest.boot()
         # Tools were running in the source: they keep running in the clone.

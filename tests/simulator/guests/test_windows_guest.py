@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import winrm
-from guest_helpers import PASSWORD, MakeGuest, copy_disk, run_in_guest, wait_until
+from guest_helpers import PASSWORD, MakeGuest, RpcRecorder, copy_disk, run_in_guest, wait_exit, wait_until
 
 from pytest_vsphere_clone.simulator.guests import (
     GuestFileNotFound,
     GuestInvalidArgument,
+    GuestOperationsUnavailable,
     GuestProgramNotFound,
 )
 
@@ -74,3 +75,29 @@ def test_instant_clone_refreshes_with_ipconfig_renew(make_guest: MakeGuest, tmp_
     wait_until(lambda: clone.primary_ip() not in (None, source_ip), what="a new address")
     assert clone.interfaces()[0].mac == clone.spec.mac
     assert _winrm(str(clone.primary_ip())).run_cmd("hostname").std_out == b"wingold\r\n"
+
+
+TOOLS_VMTOOLSD = r"C:\Program Files\VMware\VMware Tools\vmtoolsd.exe"
+
+
+def test_vmtoolsd_freezes_a_windows_guest_until_unfrozen(make_guest: MakeGuest, rpc: RpcRecorder,
+                                                         tmp_path: Path) -> None:
+    guest = make_guest(family="windows", user=USER, hostname="winfrz")
+    ip = guest.wait_for_ip()
+    # Started by its full path, as `vsphere-clone freeze` does: no cmd.exe in between.
+    pid = guest.start_program(USER, TOOLS_VMTOOLSD, '--cmd "instantclone.freeze"')
+    wait_until(lambda: guest.frozen, what="freeze")
+    assert (guest.vm_id, "instantclone.freeze") in rpc.calls
+    with pytest.raises(GuestOperationsUnavailable):
+        guest.list_processes()
+    # A frozen source is what instant clones resume from.
+    clone = make_guest(family="windows", user=USER, resume_from=guest, disk_dir=copy_disk(guest, tmp_path / "c"))
+    assert clone.primary_ip() == ip and not clone.frozen
+    guest.unfreeze()
+    assert wait_exit(guest, pid).exit_code == 0  # the freeze call returns once the VM runs again
+    # The same program through cmd.exe and the Path: rpctool too.
+    rpc.replies["info-get guestinfo.role"] = "web"
+    out = rf"C:\Users\{USER}\role.txt"
+    line = rf'/c vmtoolsd --cmd "info-get guestinfo.role" > {out} && rpctool "info-get guestinfo.role" >> {out}'
+    assert run_in_guest(guest, USER, CMD, line) == 0
+    assert guest.read_file(USER, out) == b"web\r\nweb\r\n"

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from .paths import BACKDOOR_SOCKET
+
 __all__ = [
     "Adapter",
     "DnsConfig",
@@ -37,6 +39,11 @@ __all__ = [
 
 #: ``ip`` reports "forever" lifetimes as 2**32 - 1.
 _FOREVER = 0xFFFFFFFF
+
+#: Where VMware Tools for Windows installs its programs, and the ones the dialect emulates there
+#: (cmd_tools.py). Real files, so StartProgramInGuest's check that the program exists is honest.
+VMWARE_TOOLS_DIR = "C:\\Program Files\\VMware\\VMware Tools"
+TOOLS_PROGRAM_FILES = ("vmtoolsd.exe", "rpctool.exe")
 
 #: Messages cmd.exe prints for path errors; callers show them verbatim.
 PATH_NOT_FOUND = "The system cannot find the path specified."
@@ -258,6 +265,8 @@ class WindowsGuestContext:
     network: NetworkBackend = field(default_factory=LinuxNetwork)
     #: What ``ver`` reports; the default is Windows Server 2019.
     os_version: str = "10.0.17763.1"
+    #: The VMware backdoor as the guest reaches it (vmtoolsd.exe --cmd, rpctool.exe).
+    backdoor_socket: str = BACKDOOR_SOCKET
 
     def __post_init__(self) -> None:
         self.disk_root = Path(self.disk_root)
@@ -287,8 +296,9 @@ class WindowsGuestContext:
             "LOCALAPPDATA": f"{home}\\AppData\\Local",
             "NUMBER_OF_PROCESSORS": str(os.cpu_count() or 1),
             "OS": "Windows_NT",
+            # The Tools installer's directory is on the Path, so a bare ``vmtoolsd --cmd`` works too.
             "Path": "C:\\Windows\\system32;C:\\Windows;C:\\Windows\\System32\\Wbem;"
-            "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\",
+            f"C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\;{VMWARE_TOOLS_DIR}\\",
             "PATHEXT": ".COM;.EXE;.BAT;.CMD;.VBS;.VBE;.JS;.JSE;.WSF;.WSH;.MSC",
             "PROCESSOR_ARCHITECTURE": "AMD64",
             "ProgramData": "C:\\ProgramData",
@@ -317,8 +327,13 @@ class WindowsGuestContext:
             f"{self.home}\\AppData\\Local\\Temp",
             f"{self.home}\\AppData\\Roaming",
             f"{self.home}\\Desktop",
+            VMWARE_TOOLS_DIR,
         ):
             self.host_path(win).mkdir(parents=True, exist_ok=True)
+        for name in TOOLS_PROGRAM_FILES:
+            program = self.host_path(f"{VMWARE_TOOLS_DIR}\\{name}")
+            if not program.exists():
+                program.write_text("emulated by pytest_vsphere_clone.simulator.guests.cmd_tools\n")
 
     # -- paths --------------------------------------------------------------------------------
 

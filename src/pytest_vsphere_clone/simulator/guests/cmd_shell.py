@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import cmd_builtins, cmd_network, cmd_powershell
+from . import cmd_builtins, cmd_network, cmd_powershell, cmd_tools
 from .cmd_base import (
     CRLF,
     BufferSink,
@@ -59,6 +59,7 @@ PROGRAMS: dict[str, Program] = {
     "ipconfig": cmd_network.ipconfig,
     "netsh": cmd_network.netsh,
     "powershell": cmd_powershell.powershell,
+    **cmd_tools.PROGRAMS,
 }
 
 #: The only built-ins that reset ERRORLEVEL to 0 on success; the others (echo, type, cd, ...)

@@ -101,6 +101,7 @@ class Guest:
         self._frozen = False
         self._nic_connected = True
         self._stale_mac = False
+        self._nic_ready_at = 0.0  # time.time() when a reset NIC has come back (driver reload, link)
         self._hostname = spec.hostname
         self._freeze_waiters: list[asyncio.Future[None]] = []  # touched in the loop thread only
 
@@ -202,7 +203,8 @@ class Guest:
             port, what, timeout = spec.winrm_port, "WinRM server", _WINRM_TIMEOUT
         self._services.append(service)
         if resume is None:  # a resumed clone has no DHCP client until the guest runs one
-            self._services.append(start_dhclient(ns, self.runtime_dir / "dhclient.log", spec.network_delay))
+            self._services.append(start_dhclient(ns, self.runtime_dir / "dhclient.log",
+                                                 spec.network_start_delay()))
         wait_listening(service, port, what, service_log, timeout)
         if resume is not None:
             self._stale_mac = True
@@ -295,6 +297,7 @@ class Guest:
             if not self._running or not self._stale_mac:
                 return
             self._stale_mac = False
+            self._nic_ready_at = time.time() + self.spec.refresh_delay
             if self._watcher is not None:
                 self._watcher.close()
                 self._watcher = None
@@ -360,6 +363,9 @@ class Guest:
         loop = asyncio.get_running_loop()
         if command.split(maxsplit=1)[:1] == [NIC_RESET_RPC]:
             await loop.run_in_executor(None, self._reset_nic)
+            # The DHCP client waits here (its PREINIT hook) until the reloaded NIC is back: the
+            # guest OS's own share of an instant clone's refresh, whichever way the reset began.
+            await asyncio.sleep(max(0.0, self._nic_ready_at - time.time()))
             return ""
         reply = await loop.run_in_executor(None, self._backdoor, self.vm_id, command)
         if command.strip() == FREEZE_RPC:

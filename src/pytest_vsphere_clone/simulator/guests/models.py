@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,18 @@ class GuestSpec:
     #: Seconds after boot before the guest's DHCP client starts: how long the guest OS takes to bring
     #: its network up (a Windows guest gets its address many seconds after VMware Tools run).
     network_delay: float = 0.0
+    #: The same as a wall-clock time (time.time()), when the delay was decided before the guest's own
+    #: set-up began: the guest's set-up time then counts against it, as a real boot's would.
+    network_at: float | None = None
+    #: Seconds a reset NIC (an instant clone's, on its refresh) needs before DHCP can run: driver
+    #: reload and link negotiation in the guest OS.
+    refresh_delay: float = 0.0
+
+    def network_start_delay(self) -> float:
+        """Seconds from now until the guest's DHCP client starts."""
+        if self.network_at is not None:
+            return max(0.0, self.network_at - time.time())
+        return self.network_delay
 
     def __post_init__(self) -> None:
         self.mac = self.mac.lower()
@@ -51,6 +64,8 @@ class GuestSpec:
             raise ValueError(f"invalid guest user name {self.user!r}")
         if len(self.hostname) > 64 or not all(_HOST_LABEL_RE.match(p) for p in self.hostname.split(".")):
             raise ValueError(f"invalid hostname {self.hostname!r}")
+        if self.refresh_delay < 0:
+            raise ValueError(f"invalid refresh delay {self.refresh_delay}")
         if self.network_delay < 0:
             raise ValueError(f"invalid network delay {self.network_delay}")
         if not 0 < self.winrm_port < 65536:

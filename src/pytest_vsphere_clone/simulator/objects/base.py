@@ -95,7 +95,7 @@ class ManagedEntity(SimObject):
         self.name = name
         self.parent = parent
         self.custom_values: dict[int, str] = {}
-        #: Tasks on this entity that have not finished (vCenter's recentTask).
+        #: Tasks on this entity, running or recently finished (vCenter's recentTask).
         self.recent_tasks: list[SimObject] = []
         self.props.update(
             overallStatus="green",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -201,12 +202,33 @@ def _object_content(obj: SimObject, values: dict[str, Any], missing: list[Any]) 
     )
 
 
+#: What a client was told about one object: (object version, path -> fingerprint, reference).
+_Entry = tuple[int, dict[str, str], Any]
+#: What a client knows after one answer: filter id -> mo_id -> entry.
+_Snapshot = dict[str, dict[str, _Entry]]
+
+#: How many answered versions a session's collector keeps, least recently used dropped first.
+#: The API documents every non-truncated version ever returned as valid, which no real
+#: collector can keep forever; a vCenter answers an expired one with InvalidCollectorVersion.
+#: A snapshot is one small dict per filter whose entries (immutable tuples) are shared with
+#: the snapshots around it - a few pointers per watched object - so a window this size is
+#: cheap; it is large enough that threads sharing one session's collector (pyVim's WaitForTask
+#: in a thread pool) never lose the version they are about to pass back, since a version is
+#: refreshed each time it is used.
+KEPT_VERSIONS = 64
+
+
 @dataclass
 class _FilterState:
     spec: Any
     partial_updates: bool
-    #: What the session was last told: mo_id -> (object version, path -> fingerprint, ref)
-    reported: dict[str, tuple[int, dict[str, str], Any]] = field(default_factory=dict)
+
+
+@dataclass
+class _Version:
+    snapshot: _Snapshot
+    #: A truncated (partial) answer of WaitForUpdatesEx: usable only by the next call, see resolve().
+    truncated: bool = False
 
 
 @dataclass
@@ -214,10 +236,44 @@ class _CollectorState:
     """One session's view of one property collector."""
 
     filters: dict[str, _FilterState] = field(default_factory=dict)
-    version: int = 0
+    #: The last version number handed out; versions are "1", "2", ... per session and collector.
+    counter: int = 0
+    #: Answered version -> what the client knew after it (most recently used last).
+    versions: OrderedDict[str, _Version] = field(default_factory=OrderedDict)
     #: token -> (objects not yet returned, the page size the retrieval asked for)
     pending_results: dict[str, tuple[list[Any], int]] = field(default_factory=dict)
     cancel_wait: bool = False
+
+    def resolve(self, version: str | None, legacy: bool) -> _Snapshot:
+        """What the client knew at ``version`` (empty for the initial version) or InvalidCollectorVersion.
+
+        Per the API reference a truncated version is valid only for the WaitForUpdatesEx call
+        right after the one that returned it, and never for WaitForUpdates/CheckForUpdates;
+        any call with another version therefore retires it.
+        """
+        known = self.versions.get(version) if version else None
+        for name in [n for n, v in self.versions.items() if v.truncated and (legacy or n != version)]:
+            del self.versions[name]
+        if not version:
+            return {}
+        if known is None or (legacy and known.truncated):
+            raise vmodl.query.InvalidCollectorVersion(
+                msg=f"Collector version '{version}' is out of date or invalid")
+        self.versions.move_to_end(version)
+        return known.snapshot
+
+    def remember(self, snapshot: _Snapshot, truncated: bool) -> str:
+        """Keep ``snapshot`` under a new version and return the version's name."""
+        self.counter += 1
+        name = str(self.counter)
+        live = {fid: entries for fid, entries in snapshot.items() if fid in self.filters}
+        # This answer is now the last one: an earlier partial version may not be continued.
+        for old in [n for n, v in self.versions.items() if v.truncated]:
+            del self.versions[old]
+        self.versions[name] = _Version(live, truncated)
+        while len(self.versions) > KEPT_VERSIONS:
+            self.versions.popitem(last=False)
+        return name
 
 
 class PropertyFilter(SimObject):
@@ -267,6 +323,9 @@ class PropertyCollector(SimObject):
         state = self.states.get(flt.session_key)
         if state is not None:
             state.filters.pop(flt.mo_id, None)
+            # Kept versions must not hold on to what a destroyed filter once reported.
+            for kept in state.versions.values():
+                kept.snapshot.pop(flt.mo_id, None)
         self.vc.remove(flt)
 
     # --- retrieval -------------------------------------------------------------------
@@ -362,39 +421,48 @@ class PropertyCollector(SimObject):
 
     @vmomi_method()
     def CheckForUpdates(self, ctx: CallContext, version: str | None = None) -> Any:
-        update = self._wait(ctx, version, 0.0, None)
-        return update
+        return self._wait(ctx, version, 0.0, None, legacy=True)
 
     @vmomi_method()
     def WaitForUpdates(self, ctx: CallContext, version: str | None = None) -> Any:
-        return self._wait(ctx, version, None, None)
+        return self._wait(ctx, version, None, None, legacy=True)
 
     @vmomi_method()
     def WaitForUpdatesEx(self, ctx: CallContext, version: str | None = None, options: Any = None) -> Any:
         max_wait = options.maxWaitSeconds if options is not None else None
         max_updates = options.maxObjectUpdates if options is not None else None
-        return self._wait(ctx, version, max_wait, max_updates)
+        # Both limits are documented as illegal out of range; a vCenter refuses them up front.
+        if max_wait is not None and max_wait < 0:
+            raise vmodl.fault.InvalidArgument(msg="maxWaitSeconds must not be negative",
+                                              invalidProperty="maxWaitSeconds")
+        if max_updates is not None and max_updates <= 0:
+            raise vmodl.fault.InvalidArgument(msg="maxObjectUpdates must be positive",
+                                              invalidProperty="maxObjectUpdates")
+        return self._wait(ctx, version, max_wait, max_updates, legacy=False)
 
     def _wait(self, ctx: CallContext, version: str | None, max_wait: float | None,
-              max_updates: int | None) -> Any:
+              max_updates: int | None, *, legacy: bool) -> Any:
+        """Changes since ``version`` (everything for the initial version ""), waiting up to ``max_wait``.
+
+        The answer is computed against what the client knew at ``version``, not against
+        the collector's last answer: passing the same version twice gets the same changes
+        twice, as on a vCenter, and concurrent waits on one collector do not steal each
+        other's news.
+        """
         vc = self.vc
         deadline = None if max_wait is None else time.monotonic() + max_wait
         with vc.lock:
             state = self.state(ctx)
-            if version and version != str(state.version):
-                try:
-                    known = int(version) <= state.version
-                except ValueError:
-                    known = False
-                if not known:
-                    raise vmodl.query.InvalidCollectorVersion(msg=f"Unknown version '{version}'")
+            base = state.resolve(version, legacy)
+            # A private copy per call: entries are replaced, never edited, so sharing them is safe.
+            known: _Snapshot = {fid: dict(entries) for fid, entries in base.items()}
             state.cancel_wait = False
             while True:
-                filter_updates, truncated = self._updates(state, max_updates)
+                filter_updates, truncated = self._updates(state, known, max_updates)
                 if filter_updates:
-                    state.version += 1
+                    name = state.remember(known, truncated)
                     return vmodl.query.PropertyCollector.UpdateSet(
-                        version=str(state.version), filterSet=filter_updates, truncated=truncated)
+                        version=name, filterSet=filter_updates, truncated=truncated)
                 if state.cancel_wait:
                     state.cancel_wait = False
                     raise vmodl.fault.RequestCanceled(msg="WaitForUpdates was cancelled")
@@ -408,54 +476,67 @@ class PropertyCollector(SimObject):
                 # Wake at least once a second to notice logout, expiry and shutdown.
                 vc.updated.wait(1.0 if remaining is None else min(remaining, 1.0))
 
-    def _updates(self, state: _CollectorState, max_updates: int | None) -> tuple[list[Any], bool]:
+    def _updates(self, state: _CollectorState, known: _Snapshot,
+                 max_updates: int | None) -> tuple[list[Any], bool]:
+        """The filter updates from ``known`` to now; ``known`` is brought up to what they report.
+
+        With ``max_updates`` the calculation stops before the first object update over the
+        budget and says so (truncated): objects not yet reported keep their old entries in
+        ``known``, so the next call with the partial version carries on where this one stopped.
+        """
         result: list[Any] = []
-        budget = max_updates if max_updates else None
+        budget = max_updates
         truncated = False
         for filter_id, flt in state.filters.items():
+            if truncated:
+                break
+            reported = known.setdefault(filter_id, {})
             object_updates: list[Any] = []
             selection = select_objects(self.vc, flt.spec, strict=False)
             objects = reported_objects(selection.objects, flt.spec.propSet)
-            current = {obj.mo_id: obj for obj in objects}
+            current = {obj.mo_id for obj in objects}
+            pending: list[tuple[str, Any, _Entry | None]] = []
             for obj in objects:
-                if budget is not None and len(object_updates) >= budget:
+                update, entry = self._object_update(flt, obj, reported.get(obj.mo_id))
+                if update is None:
+                    reported[obj.mo_id] = entry  # same values, newer object version: a cheaper next check
+                else:
+                    pending.append((obj.mo_id, update, entry))
+            for mo_id in [m for m in reported if m not in current]:
+                pending.append((mo_id, PC.ObjectUpdate(kind="leave", obj=reported[mo_id][2]), None))
+            for mo_id, update, new_entry in pending:
+                if budget is not None and budget <= 0:
                     truncated = True
                     break
-                update = self._object_update(flt, obj)
-                if update is not None:
-                    object_updates.append(update)
-            for mo_id in list(flt.reported):
-                if mo_id in current:
-                    continue
-                if budget is not None and len(object_updates) >= budget:
-                    truncated = True
-                    break
-                ref = flt.reported.pop(mo_id)[2]
-                object_updates.append(PC.ObjectUpdate(kind="leave", obj=ref))
+                object_updates.append(update)
+                if new_entry is None:
+                    del reported[mo_id]
+                else:
+                    reported[mo_id] = new_entry
+                if budget is not None:
+                    budget -= 1
             if object_updates:
                 result.append(PC.FilterUpdate(filter=PC.Filter(filter_id), objectSet=object_updates))
-                if budget is not None:
-                    budget -= len(object_updates)
         return result, truncated
 
-    def _object_update(self, flt: _FilterState, obj: SimObject) -> Any:
-        previous = flt.reported.get(obj.mo_id)
+    def _object_update(self, flt: _FilterState, obj: SimObject, previous: _Entry | None) -> tuple[Any, _Entry]:
+        """The object update from ``previous`` to now (None when nothing to report) and the new entry."""
         if previous is not None and previous[0] == obj.version and not obj.dynamic_properties:
-            return None
+            return None, previous
         paths = wanted_paths(obj, flt.spec.propSet)
         values, missing = read_properties(obj, paths)
         prints = {path: _fingerprint(value) for path, value in values.items()}
         prints.update({f"!{m.path}": type(m.fault).__name__ for m in missing})
-        flt.reported[obj.mo_id] = (obj.version, prints, obj.ref)
+        entry: _Entry = (obj.version, prints, obj.ref)
         if previous is None:
             changes = [PC.Change(name=p, op="assign", val=v) for p, v in values.items()]
-            return PC.ObjectUpdate(kind="enter", obj=obj.ref, changeSet=changes, missingSet=missing)
+            return PC.ObjectUpdate(kind="enter", obj=obj.ref, changeSet=changes, missingSet=missing), entry
         old_prints = previous[1]
         changes = [PC.Change(name=p, op="assign", val=values[p]) for p in values if old_prints.get(p) != prints[p]]
         changes += [PC.Change(name=p, op="assign") for p in old_prints if p not in prints and p[0] != "!"]
         if not changes and old_prints.keys() == prints.keys():
-            return None
-        return PC.ObjectUpdate(kind="modify", obj=obj.ref, changeSet=changes, missingSet=missing)
+            return None, entry
+        return PC.ObjectUpdate(kind="modify", obj=obj.ref, changeSet=changes, missingSet=missing), entry
 
 
 def _declared_type_for_type(kind: Any, name: str) -> Any:
