@@ -15,10 +15,16 @@ from client_helpers import FAST_RETRY
 
 from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
 from pytest_vsphere_clone.client.discovery import ActiveDiscovery, AddressFilter, ToolsDiscovery
-from pytest_vsphere_clone.client.errors import GuestLoginFailed, GuestOperationFailed, WaitTimeout
+from pytest_vsphere_clone.client.errors import GuestLoginFailed, GuestOperationFailed, NicRefreshFailed, WaitTimeout
 from pytest_vsphere_clone.client.guest_ops import GuestOperations
 from pytest_vsphere_clone.client.inventory import find_template
-from pytest_vsphere_clone.client.nic_refresh import refresh_nics
+from pytest_vsphere_clone.client.nic_refresh import (
+    check_linux_prelude,
+    check_windows_prelude,
+    linux_prelude,
+    refresh_nics,
+    windows_prelude,
+)
 from pytest_vsphere_clone.client.retry import RetryPolicy
 from pytest_vsphere_clone.client.session import VSphereConnection
 from pytest_vsphere_clone.client.teardown import destroy
@@ -180,5 +186,61 @@ def test_instant_clone_nic_refresh_windows(guest_sim: Simulator, guest_conn: VSp
         refreshed = refresh_nics(guest, timeout=60)
         assert refreshed.method == "netsh" and refreshed.interfaces
         assert ActiveDiscovery(guest).discover(30).ip
+    finally:
+        destroy(guest_conn, result.vm)
+
+
+def _stale_ip(guest_sim: Simulator, vm: Any) -> str | None:
+    """The address the instant clone resumed with (its source's), straight from the guest."""
+    assert guest_sim.vc is not None and guest_sim.vc.guests is not None
+    return guest_sim.vc.guests.host.guest(vm._moId).primary_ip()  # type: ignore[no-any-return]
+
+
+def test_linux_refresh_rides_in_discovery_s_first_round(guest_sim: Simulator, guest_conn: VSphereConnection) -> None:
+    result = _running_clone(guest_conn, "linux-frozen", "instant-combined", "instant")
+    user, password = _credentials(guest_sim, "linux")
+    guest = GuestOperations(guest_conn, result.vm, user, password, retry=GUEST_RETRY, vm_name=result.name)
+    stale = _stale_ip(guest_sim, result.vm)
+    checked: list[Any] = []
+    try:
+        guest_sim.reset_counters()
+        found = ActiveDiscovery(guest, prelude=linux_prelude(),
+                                check_prelude=lambda r: checked.append(check_linux_prelude(guest, r))).discover(60)
+        # (the lambda answers None: the round's addresses stand, as after a refresh that worked)
+        assert found.ip != stale and checked and checked[0].method == "dhclient"
+        assert guest_sim.counters()["StartProgramInGuest"] == 1  # refresh and discovery: one command
+    finally:
+        destroy(guest_conn, result.vm)
+
+
+def test_a_failed_linux_refresh_prelude_says_so(guest_sim: Simulator, linux_guest: GuestOperations) -> None:
+    with pytest.raises(NicRefreshFailed, match="exited with 3"):
+        ActiveDiscovery(linux_guest, prelude='echo "nic-refresh: custom eth0" >&2; echo "nic-refresh-status: 3" >&2',
+                        check_prelude=lambda r: check_linux_prelude(linux_guest, r)).discover(30)
+
+
+@pytest.mark.parametrize("adapter", ["Ethernet0", "NoSuchAdapter"])
+def test_windows_refresh_rides_in_discovery_s_first_round(guest_sim: Simulator, guest_conn: VSphereConnection,
+                                                          adapter: str) -> None:
+    # With a wrong adapter name the combined refresh fails, and the full refresh (listing,
+    # retries) runs instead: the clone still gets its own address.
+    result = _running_clone(guest_conn, "windows-frozen", f"instant-win-{adapter.lower()}", "instant")
+    user, password = _credentials(guest_sim, "windows")
+    guest = GuestOperations(guest_conn, result.vm, user, password, retry=GUEST_RETRY, vm_name=result.name)
+    stale = _stale_ip(guest_sim, result.vm)
+    fallbacks: list[Any] = []
+
+    def check(result: Any) -> Any:
+        fallbacks.append(check_windows_prelude(guest, result, 60, [adapter]))
+        return fallbacks[-1]
+
+    try:
+        guest_sim.reset_counters()
+        found = ActiveDiscovery(guest, prelude=windows_prelude([adapter]), check_prelude=check).discover(60)
+        assert found.ip != stale
+        if adapter == "Ethernet0":
+            assert not fallbacks[0].redone and guest_sim.counters()["StartProgramInGuest"] == 1
+        else:
+            assert fallbacks[0].redone and fallbacks[0].interfaces == ("Ethernet0",)
     finally:
         destroy(guest_conn, result.vm)

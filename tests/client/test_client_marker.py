@@ -101,3 +101,19 @@ def test_field_definition_race_is_tolerated(sim: Simulator, conn: VSphereConnect
     key = ensure_field(conn)
     assert key == real_field_key(conn)
     assert sim.counters()["AddCustomFieldDef"] == 2  # ours got DuplicateName and used theirs
+
+
+def test_the_field_key_is_read_once_and_again_if_its_definition_went(sim: Simulator, conn: VSphereConnection) -> None:
+    template = find_template(conn, "linux-template")
+    manager = conn.content.customFieldsManager
+    assert manager is not None
+    set_marker(conn, template.ref, Marker.new("run-1"))
+    sim.reset_counters()
+    set_marker(conn, template.ref, Marker.new("run-2"))
+    assert sim.counters()["Fetch"] == 0  # the key came from the connection's facts
+    manager.RemoveCustomFieldDef(field_key(conn))  # someone removed the definition meanwhile
+    marker = Marker.new("run-3")
+    set_marker(conn, template.ref, marker)  # SetField refuses the old key: looked up (defined) again
+    key = field_key(conn)
+    assert key is not None
+    assert Marker.parse({v.key: v.value for v in template.ref.customValue}[key]) == marker

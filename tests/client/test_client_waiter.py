@@ -196,3 +196,48 @@ def test_poll_tasks_takes_a_forgotten_task_as_finished(sim: Simulator, conn: VSp
     infos = poll_tasks(conn, [done, gone], 10)
     assert infos[gone] is None and task_finished(None)
     assert infos[done].state == "success"
+
+
+# --- VM watches: one filter for a clone's life ---------------------------------------------------
+
+
+def test_a_watched_vm_s_tasks_share_its_one_filter(sim: Simulator, conn: VSphereConnection) -> None:
+    with Waiter(conn) as waiter:
+        vm = waiter.wait_for_task(_linked_clone_task(conn, "w1"), 10)
+        sim.reset_counters()
+        waiter.watch(vm)
+        waiter.wait_for_task(vm.PowerOnVM_Task(), 10, on=vm)
+        waiter.wait_for_property(vm, "guest.toolsRunningStatus", lambda v: v == "guestToolsRunning", 10)
+        waiter.wait_for_task(vm.PowerOffVM_Task(), 10, on=vm)
+        assert waiter.wait_for_task(vm.Destroy_Task(), 10, on=vm, destroys=True) is None
+        waiter.unwatch(vm)
+        counts = sim.counters()
+    assert counts["CreateFilter"] == 1  # the watch; every wait after it used it
+    assert counts["DestroyPropertyFilter"] == 0  # a destroyed VM's filter goes in bulk, later
+    assert "w1" not in sim.vm_names()
+
+
+def test_a_watched_task_s_fault_is_raised(sim: Simulator, conn: VSphereConnection) -> None:
+    with Waiter(conn) as waiter:
+        vm = waiter.wait_for_task(_linked_clone_task(conn, "w2"), 10)
+        waiter.watch(vm)
+        with pytest.raises(vim.fault.InvalidPowerState):
+            waiter.wait_for_task(vm.PowerOffVM_Task(), 10, on=vm)  # never powered on
+        waiter.wait_for_task(vm.Destroy_Task(), 10, on=vm, destroys=True)
+
+
+def test_a_watched_vm_destroyed_by_someone_else_ends_the_wait(sim: Simulator, conn: VSphereConnection) -> None:
+    with Waiter(conn) as waiter:
+        vm = waiter.wait_for_task(_linked_clone_task(conn, "w3"), 10)
+        waiter.watch(vm)
+        other = Waiter(conn)
+        timer = threading.Timer(0.3, lambda: other.wait_for_task(vm.Destroy_Task(), 10))
+        timer.start()
+        try:
+            started = time.monotonic()
+            with pytest.raises(vim.ManagedObjectNotFound):
+                waiter.wait_for_property(vm, "guest.toolsRunningStatus", lambda v: v == "guestToolsRunning", 20)
+            assert time.monotonic() - started < 10
+        finally:
+            timer.join()
+            other.close()

@@ -361,8 +361,9 @@ class ActiveDiscovery:
                                                            clean_up_later=True)
                 if prelude:  # it ran: later rounds are discovery alone
                     self.prelude = None
-                    if self.check_prelude is not None:
-                        self.check_prelude(result)
+                    outcome = self.check_prelude(result) if self.check_prelude is not None else None
+                    if getattr(outcome, "redone", False):
+                        continue  # the refresh ran again after this round: its addresses are stale
             except GuestLoginFailed:
                 raise
             except Exception as exc:

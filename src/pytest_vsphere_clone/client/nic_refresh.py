@@ -9,6 +9,7 @@ renew with ipconfig. A user command replaces all of this.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -94,17 +95,17 @@ def windows_prelude(adapters: Sequence[str]) -> str:
     return f"({chain}) 1>&2 && (echo nic-refresh-status: 0 1>&2) || (echo nic-refresh-status: 1 1>&2)"
 
 
-def check_windows_prelude(guest: GuestOperations, result: CommandResult,
-                          timeout: float = 120.0) -> NicRefreshResult | None:
-    """How the :func:`windows_prelude` refresh went. A renew can fail while the re-enabled adapter
-    is still coming up: then the full refresh runs, with its retries (NicRefreshFailed if that
-    fails too). None if the prelude's own refresh worked."""
+def check_windows_prelude(guest: GuestOperations, result: CommandResult, timeout: float = 120.0,
+                          adapters: Sequence[str] = ()) -> NicRefreshResult:
+    """How the :func:`windows_prelude` refresh of ``adapters`` went. A renew can fail while the
+    re-enabled adapter is still coming up: then the full refresh runs, with its retries
+    (NicRefreshFailed if that fails too), and the result says ``redone``."""
     status_line = _PRELUDE_STATUS.search(result.stderr.replace("\r", ""))
     if status_line and status_line.group("status") == "0":
-        return None
+        return NicRefreshResult("netsh", tuple(adapters), result)
     log.info("combined NIC refresh of %s did not renew (%s); refreshing on its own", guest.vm_name,
              result.stderr.strip()[-200:] or "no output")
-    return NicRefresher(guest).refresh(timeout)
+    return dataclasses.replace(NicRefresher(guest).refresh(timeout), redone=True)
 
 
 def windows_command(adapter: str) -> str:
@@ -120,6 +121,9 @@ class NicRefreshResult:
     method: str
     interfaces: tuple[str, ...]
     result: CommandResult
+    #: A combined refresh (see :func:`windows_prelude`) failed and ran again on its own: the
+    #: combined command's other output predates the refresh.
+    redone: bool = False
 
 
 class NicRefresher:

@@ -205,7 +205,8 @@ class Provisioner:
                 prelude, check = linux_prelude(), functools.partial(check_linux_prelude, guest)
             elif defaults and clone.os == "windows" and adapters:
                 prelude = windows_prelude(adapters)
-                check = functools.partial(check_windows_prelude, guest, timeout=settings.ip_timeout)
+                check = functools.partial(check_windows_prelude, guest, timeout=settings.ip_timeout,
+                                          adapters=adapters)
             else:
                 refreshed = refresh_nics(guest, settings.network_refresh_command, timeout=remaining())
                 if clone.os == "windows" and refreshed.interfaces:

@@ -176,7 +176,9 @@ class GuestRuntime:
         # The guest OS boots (Tools start after boot_time), then brings its network up: the Tools'
         # first report comes before the address, the next one a poll interval later, as on vSphere.
         boot_time = 0.0 if wait_for_tools else self.vc.profile.duration(f"boot.{vm.family}")
-        network_delay = boot_time + (0.0 if wait_for_tools else self.vc.profile.duration(f"network.{vm.family}"))
+        network = 0.0 if wait_for_tools else self.vc.profile.duration(f"network.{vm.family}")
+        vm.drawn.update(boot=boot_time, network=network)
+        network_delay = boot_time + network
         # Counted from the power-on, like the Tools' start: the real time the simulator spends
         # setting the guest up is part of the boot, not added after it.
         network_at = None if wait_for_tools else (started or time.time()) + network_delay
@@ -218,7 +220,9 @@ class GuestRuntime:
         """The clone resumes where its source is: same guest state, new MAC (stale until refreshed)."""
         self.clone_disk(source, clone)
         source_guest = self.host.guest(source.mo_id)
-        spec = dataclasses.replace(self._spec(clone), refresh_delay=self.vc.profile.duration(f"refresh.{clone.family}"))
+        refresh = self.vc.profile.duration(f"refresh.{clone.family}")
+        clone.drawn["refresh"] = refresh
+        spec = dataclasses.replace(self._spec(clone), refresh_delay=refresh)
         guest = self.host.create_guest(spec, resume_from=source_guest)
         guest.set_nic_connected(all(n.connected for n in clone.nics[:1]))
         guest.boot()

@@ -35,6 +35,8 @@ class Task(SimObject):
         super().__init__(vc, mo_id)
         self.info = info
         self.finished_at: float | None = None
+        #: What the latency profile drew for this task (queue + operation), for benchmarks' limits.
+        self.drawn = 0.0
 
     def prop_info(self) -> Any:
         return self.info
@@ -152,12 +154,15 @@ class TaskRunner:
     def _run(self, task: Task, operation: str, work: Callable[[], Any]) -> None:
         profile = self.vc.profile
         try:
-            profile.sleep("task.queue")
+            queued = profile.duration("task.queue")
+            time.sleep(queued)
             task.update(state="running", startTime=utcnow(), progress=0)
             # The profile's duration is the whole operation on vSphere; the simulator's own real
             # work (a guest's disk and namespace, say) is part of it, not added after it: it is
             # taken off the sleep, as much as that operation's recent runs took.
-            total = max(0.0, profile.duration(operation) - self._work_estimate.get(operation, 0.0))
+            drawn = profile.duration(operation)
+            task.drawn = queued + drawn
+            total = max(0.0, drawn - self._work_estimate.get(operation, 0.0))
             steps = 4 if total >= 0.2 else 1
             for step in range(steps):
                 time.sleep(total / steps)

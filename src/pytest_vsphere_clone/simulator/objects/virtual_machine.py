@@ -49,6 +49,8 @@ class VirtualMachine(CloneMethods):
         self.memory_mb = memory_mb
         self.template = template
         self.uuid = str(uuid.uuid4())
+        #: What the latency profile drew for this VM's guest (boot, network, refresh), for benchmarks.
+        self.drawn: dict[str, float] = {}
         self.instance_uuid = str(uuid.uuid4())
         self.annotation = ""
         self.extra_config: dict[str, str] = {}
