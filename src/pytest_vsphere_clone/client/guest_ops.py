@@ -38,6 +38,8 @@ WINDOWS_SHELL = r"C:\Windows\System32\cmd.exe"
 _GUEST_TRANSIENT = ("GuestOperationsUnavailable", "ToolsUnavailable", "GuestComponentsOutOfDate")
 DEFAULT_GUEST_RETRY = RetryPolicy(attempts=8, base_delay=0.25, max_delay=4.0)
 _FIRST_POLL, _POLL_START, _POLL_MAX = 0.03, 0.05, 0.5
+#: The second look for a waiting command's result (then every ``poll_max``).
+_WAITING_SECOND_POLL = 0.1
 #: How often a command's result poll also asks whether its process still lives (seconds).
 _PROCESS_CHECK = 2.0
 #: Deletes result files off the caller's path (see GuestOperations.run); pyVmomi's stub is thread-safe.
@@ -338,7 +340,9 @@ class GuestOperations:
         """The result file's content once it exists; the process is checked now and then, so one
         that died without writing it fails at once instead of at the deadline."""
         processes, _ = self._managers()
-        pause, cap = _POLL_START, poll_max or _POLL_MAX
+        # A command that waits in the guest (poll_max given) is asked about at an even pace after
+        # one early look: a growing pause would only add requests where it has nothing to find.
+        pause, cap = (_WAITING_SECOND_POLL, poll_max) if poll_max else (_POLL_START, _POLL_MAX)
         next_check = time.monotonic() + _PROCESS_CHECK
         # Most commands (ip, ipconfig) end within this: asking later saves a round trip.
         time.sleep(min(_FIRST_POLL, timeout))
@@ -367,7 +371,7 @@ class GuestOperations:
                 raise WaitTimeout(f"command {command!r} in VM {self.vm_name!r}", timeout,
                                   f"pid {pid} still running, no result yet", "pass a longer timeout")
             time.sleep(min(pause, remaining))
-            pause = min(pause * 1.5, cap)
+            pause = cap if poll_max else min(pause * 1.5, cap)
 
     def _delete_quietly(self, path: str) -> None:
         try:
