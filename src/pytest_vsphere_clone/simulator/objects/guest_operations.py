@@ -6,6 +6,9 @@ authenticated guest user; the faults are those a vCenter answers with.
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +36,22 @@ class _GuestOpsBase(SimObject):
         assert runtime is not None
         return runtime
 
+    @contextlib.contextmanager
+    def latency(self) -> Iterator[None]:
+        """A guest operation takes the profile's guest_op time, answer or fault: the simulator's own
+        real work (a process in the guest, a file read) is part of that time, not added to it."""
+        drawn = self.vc.profile.duration("guest_op")
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            remaining = drawn - (time.monotonic() - started)
+            if remaining > 0:
+                time.sleep(remaining)
+
     def _ready_guest(self, vm_ref: Any, auth: Any) -> tuple[VirtualMachine, Any]:
         from .virtual_machine import VirtualMachine
 
-        self.vc.profile.sleep("guest_op")
         with self.vc.lock:
             vm = self.vc.lookup_as(vm_ref, VirtualMachine)
             if vm.power_state != "poweredOn":
@@ -76,30 +91,34 @@ class GuestProcessManager(_GuestOpsBase):
 
     @vmomi_method("VirtualMachine.GuestOperations.Execute", on="vm")
     def StartProgramInGuest(self, ctx: CallContext, vm: Any, auth: Any, spec: Any) -> int:
-        _, guest = self._ready_guest(vm, auth)
-        return self.runtime().start_program(guest, auth.username, spec.programPath, spec.arguments or "",
-                                            spec.workingDirectory, list(spec.envVariables or []))
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            return self.runtime().start_program(guest, auth.username, spec.programPath, spec.arguments or "",
+                                                spec.workingDirectory, list(spec.envVariables or []))
 
     @vmomi_method("VirtualMachine.GuestOperations.Query", on="vm")
     def ListProcessesInGuest(self, ctx: CallContext, vm: Any, auth: Any, pids: list[int] | None = None) -> list[Any]:
-        _, guest = self._ready_guest(vm, auth)
-        return [
-            vim.vm.guest.ProcessManager.ProcessInfo(
-                name=p.name, pid=p.pid, owner=p.owner, cmdLine=p.cmd_line, startTime=_utc(p.start_time),
-                endTime=_utc(p.end_time), exitCode=p.exit_code)
-            for p in self.runtime().list_processes(guest, pids or None)
-        ]
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            return [
+                vim.vm.guest.ProcessManager.ProcessInfo(
+                    name=p.name, pid=p.pid, owner=p.owner, cmdLine=p.cmd_line, startTime=_utc(p.start_time),
+                    endTime=_utc(p.end_time), exitCode=p.exit_code)
+                for p in self.runtime().list_processes(guest, pids or None)
+            ]
 
     @vmomi_method("VirtualMachine.GuestOperations.Execute", on="vm")
     def TerminateProcessInGuest(self, ctx: CallContext, vm: Any, auth: Any, pid: int) -> None:
-        _, guest = self._ready_guest(vm, auth)
-        self.runtime().terminate_process(guest, pid)
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            self.runtime().terminate_process(guest, pid)
 
     @vmomi_method("VirtualMachine.GuestOperations.Query", on="vm")
     def ReadEnvironmentVariableInGuest(self, ctx: CallContext, vm: Any, auth: Any,
                                        names: list[str] | None = None) -> list[str]:
-        _, guest = self._ready_guest(vm, auth)
-        return self.runtime().environment(guest, auth.username, names or [])
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            return self.runtime().environment(guest, auth.username, names or [])
 
 
 class GuestFileManager(_GuestOpsBase):
@@ -109,17 +128,19 @@ class GuestFileManager(_GuestOpsBase):
 
     @vmomi_method("VirtualMachine.GuestOperations.Query", on="vm")
     def InitiateFileTransferFromGuest(self, ctx: CallContext, vm: Any, auth: Any, guestFilePath: str) -> Any:
-        _, guest = self._ready_guest(vm, auth)
-        token, size = self.runtime().file_transfers.offer_download(guest, auth.username, guestFilePath)
-        return vim.vm.guest.FileManager.FileTransferInformation(
-            attributes=vim.vm.guest.FileManager.FileAttributes(), size=size, url=self._url(token))
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            token, size = self.runtime().file_transfers.offer_download(guest, auth.username, guestFilePath)
+            return vim.vm.guest.FileManager.FileTransferInformation(
+                attributes=vim.vm.guest.FileManager.FileAttributes(), size=size, url=self._url(token))
 
     @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
     def InitiateFileTransferToGuest(self, ctx: CallContext, vm: Any, auth: Any, guestFilePath: str,
                                     fileAttributes: Any, fileSize: int, overwrite: bool) -> str:
-        _, guest = self._ready_guest(vm, auth)
-        token = self.runtime().file_transfers.offer_upload(guest, auth.username, guestFilePath, fileSize, overwrite)
-        return self._url(token)
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            token = self.runtime().file_transfers.offer_upload(guest, auth.username, guestFilePath, fileSize, overwrite)
+            return self._url(token)
 
     def _url(self, token: str) -> str:
         # Like ESXi, the host part is "*": the client puts in the host it talks to.
@@ -127,14 +148,16 @@ class GuestFileManager(_GuestOpsBase):
 
     @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
     def DeleteFileInGuest(self, ctx: CallContext, vm: Any, auth: Any, filePath: str) -> None:
-        _, guest = self._ready_guest(vm, auth)
-        self.runtime().delete_file(guest, auth.username, filePath)
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            self.runtime().delete_file(guest, auth.username, filePath)
 
     @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
     def CreateTemporaryFileInGuest(self, ctx: CallContext, vm: Any, auth: Any, prefix: str, suffix: str,
                                    directoryPath: str | None = None) -> str:
-        _, guest = self._ready_guest(vm, auth)
-        return self.runtime().create_temp_file(guest, auth.username, prefix, suffix, directoryPath)
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            return self.runtime().create_temp_file(guest, auth.username, prefix, suffix, directoryPath)
 
     @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
     def MakeDirectoryInGuest(self, ctx: CallContext, vm: Any, auth: Any, directoryPath: str,
