@@ -47,6 +47,8 @@ _GUEST_TICK = 0.05
 _WAITING_POLL_MAX = 0.3
 #: Exit statuses of "command not found" (sh, cmd.exe): retrying cannot help.
 _NOT_FOUND_STATUSES = (126, 127, 9009)
+#: cmd.exe's "command not found", for output whose exit status is only success or failure.
+_NOT_RECOGNIZED = "is not recognized as an internal or external command"
 
 _LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
 _LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
@@ -297,8 +299,8 @@ class ActiveDiscovery:
     method = "active"
 
     def __init__(self, guest: GuestOperations, address_filter: AddressFilter | None = None, *,
-                 command: str | None = None, fallback: ToolsDiscovery | None = None, interval: float = 0.25,
-                 max_interval: float = 0.5, also_run: str | None = None, prelude: str | None = None,
+                 command: str | None = None, fallback: ToolsDiscovery | None = None, interval: float = 0.1,
+                 max_interval: float = 0.25, also_run: str | None = None, prelude: str | None = None,
                  check_prelude: Callable[[CommandResult], object] | None = None) -> None:
         self.guest = guest
         self.filter = address_filter or AddressFilter()
@@ -355,10 +357,13 @@ class ActiveDiscovery:
                 command = self.command_for(self.guest.os_family, min(GUEST_WAIT_SECONDS, remaining / 2))
                 prelude = self.prelude
                 # The result file is deleted off the discovery's path: the address is known sooner.
-                joiner = " & " if self.guest.os_family == "windows" else "\n"
-                result = self.guest.limited(remaining).run(f"{prelude}{joiner}{command}" if prelude else command,
-                                                           timeout=max(remaining, 1.0), poll_max=self._poll_max(),
-                                                           clean_up_later=True)
+                windows = self.guest.os_family == "windows"
+                ops = self.guest.limited(remaining)
+                # Windows: one output file that appears at the end (run_merged) makes a round two
+                # guest operations instead of four; the address is all discovery needs.
+                run = ops.run_merged if windows else ops.run
+                result = run(f"{prelude}{' & ' if windows else chr(10)}{command}" if prelude else command,
+                             timeout=max(remaining, 1.0), poll_max=self._poll_max(), clean_up_later=True)
                 if prelude:  # it ran: later rounds are discovery alone
                     self.prelude = None
                     outcome = self.check_prelude(result) if self.check_prelude is not None else None
@@ -387,7 +392,7 @@ class ActiveDiscovery:
             entry = f"`{self._label(command)}`: {', '.join(note)}{detail}"
             if not seen or seen[-1] != entry:
                 seen.append(entry)
-            if result.exit_status in _NOT_FOUND_STATUSES:
+            if result.exit_status in _NOT_FOUND_STATUSES or _NOT_RECOGNIZED in result.stderr:
                 if self.fallback is not None:
                     return self._fall_back(deadline, timeout, seen, attempts)
                 raise NoUsableAddress(self.guest.vm_name, timeout, self.filter.wanted, seen)

@@ -44,6 +44,8 @@ _WAITING_SECOND_POLL = 0.1
 _PROCESS_CHECK = 2.0
 #: Deletes result files off the caller's path (see GuestOperations.run); pyVmomi's stub is thread-safe.
 _CLEANUP = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="vsphere-clone-guest-cleanup")
+#: The line run_merged appends to a Windows command's output: its success (0) or failure (1).
+_STATUS_LINE = "pytest-vsphere-clone-status: "
 #: Where Linux commands leave their result: world-writable and sticky on every distribution.
 LINUX_RESULT_DIR = "/tmp"
 
@@ -286,6 +288,42 @@ class GuestOperations:
         if self.os_family != "windows":
             return self._run_linux(command, timeout, poll_max, clean_up_later)
         return self._run_two_files(command, timeout, poll_max, clean_up_later)
+
+    def run_merged(self, command: str, timeout: float = 120.0, *, poll_max: float | None = None,
+                   clean_up_later: bool = False) -> CommandResult:
+        """Like :meth:`run`, with stdout and stderr in one stream (in both fields of the result) and
+        the exit status only as success (0) or failure (1) on Windows: there the output lands in
+        one file that appears when the command has ended, so a round costs a StartProgramInGuest and
+        a look or two for the file instead of ListProcessesInGuest and two downloads. For commands
+        whose output is all that matters (discovery). Linux commands get this from :meth:`run`."""
+        if self.os_family != "windows":
+            result = self.run(command, timeout, poll_max=poll_max, clean_up_later=clean_up_later)
+            both = result.stdout + result.stderr
+            return CommandResult(result.exit_status, both, both)
+        if self._temp_dir is None:  # learned once, from a temporary file made (and dropped) for it
+            learned = self.temp_file(suffix=".out")
+            self._temp_dir = ntpath.dirname(learned)
+            self._pending.append(_CLEANUP.submit(self._delete_quietly, learned))
+        token = secrets.token_hex(16)
+        path = ntpath.join(self._temp_dir, f"pytest-vsphere-clone-{token}.out")
+        part, final = quote_windows(f"{path}.part"), quote_windows(path)
+        # cmd.exe expands %ERRORLEVEL% when it reads the line, so the outcome comes from && / ||.
+        inner = (f"({command}) 1> {part} 2>&1 && (echo {_STATUS_LINE}0 >> {part}) || "
+                 f"(echo {_STATUS_LINE}1 >> {part}) & move /y {part} {final} >nul")
+        deadline = time.monotonic() + timeout
+        pid = self.start(WINDOWS_SHELL, f'/s /c "{inner}"')
+        try:
+            raw = self._await_result(path, pid, deadline, timeout, command, poll_max)
+        finally:
+            if clean_up_later:
+                self._pending.append(_CLEANUP.submit(self._delete_quietly, path))
+            else:
+                self._delete_quietly(path)
+        text = raw.decode("utf-8", "replace").replace("\r\n", "\n")
+        body, found, status = text.rpartition(f"{_STATUS_LINE}")
+        exit_status = 0 if found and status.strip() == "0" else 1
+        output = body if found else text
+        return CommandResult(exit_status, output, output)
 
     def finish_cleanup(self, timeout: float = 30.0) -> None:
         """Wait for background deletions of result files (see :meth:`run`)."""

@@ -144,14 +144,18 @@ class TaskRunner:
                 entity.recent_tasks.append(task)
                 entity.changed()
             self._prune()
-        thread = threading.Thread(target=self._run, args=(task, operation, work), name=f"sim-{mo_id}",
+        # The work estimate is per kind of work: an instant clone of a running source (its guest
+        # state read live) costs more than one of a frozen source.
+        kind = f"{operation}:{'frozen' if getattr(entity, 'frozen', False) else 'running'}" \
+            if operation == "clone.instant" else operation
+        thread = threading.Thread(target=self._run, args=(task, operation, work, kind), name=f"sim-{mo_id}",
                                   daemon=True)
         with self._threads_lock:
             self._threads.add(thread)
         thread.start()
         return task.ref
 
-    def _run(self, task: Task, operation: str, work: Callable[[], Any]) -> None:
+    def _run(self, task: Task, operation: str, work: Callable[[], Any], kind: str | None = None) -> None:
         profile = self.vc.profile
         try:
             queued = profile.duration("task.queue")
@@ -162,7 +166,8 @@ class TaskRunner:
             # taken off the sleep, as much as that operation's recent runs took.
             drawn = profile.duration(operation)
             task.drawn = queued + drawn
-            total = max(0.0, drawn - self._work_estimate.get(operation, 0.0))
+            kind = kind or operation
+            total = max(0.0, drawn - self._work_estimate.get(kind, 0.0))
             steps = 4 if total >= 0.2 else 1
             for step in range(steps):
                 time.sleep(total / steps)
@@ -173,8 +178,8 @@ class TaskRunner:
             work_started = time.monotonic()
             result = work()
             took = time.monotonic() - work_started
-            previous = self._work_estimate.get(operation)
-            self._work_estimate[operation] = took if previous is None else 0.7 * previous + 0.3 * took
+            previous = self._work_estimate.get(kind)
+            self._work_estimate[kind] = took if previous is None else 0.7 * previous + 0.3 * took
         except vmodl.MethodFault as fault:
             task.update(state="error", error=fault, completeTime=utcnow())
         except Exception as exc:  # a simulator bug must still end the task, as a SystemError

@@ -408,3 +408,25 @@ def test_wildcards_in_dir_and_del(shell: CmdShell) -> None:
     assert shell.run(r"del C:\logs\*.txt & dir /b").stdout == "b.log\r\n"
     # del reports what it could not find but, like cmd.exe, still succeeds.
     assert shell.run(r"del nothing.txt").stderr == "Could Not Find C:\\logs\\nothing.txt\r\n"
+
+
+def test_move_renames_a_file_atomically_and_replaces_the_target(shell: CmdShell) -> None:
+    result = shell.run(r"echo one> C:\a.part & echo old> C:\a.out & move /y C:\a.part C:\a.out & type C:\a.out")
+    assert result.exit_code == 0
+    assert result.stdout == "        1 file(s) moved.\r\none \r\n"  # cmd keeps the space before &
+    assert shell.run(r"type C:\a.part").exit_code == 1
+
+
+def test_move_of_a_missing_file_fails(shell: CmdShell) -> None:
+    result = shell.run(r"move C:\nothing.txt C:\b.txt")
+    assert result.exit_code == 1 and "cannot find the file" in result.stderr
+
+
+def test_a_status_line_after_a_group_tells_success_from_failure(shell: CmdShell) -> None:
+    # What GuestOperations.run_merged sends: the group's outcome as a line after its output.
+    ok = shell.run(r"(echo hi) 1> C:\r.part 2>&1 && (echo pvc-status: 0 >> C:\r.part) || "
+                   r"(echo pvc-status: 1 >> C:\r.part) & type C:\r.part")
+    assert ok.stdout == "hi\r\npvc-status: 0 \r\n"
+    bad = shell.run(r"(nosuchprogram) 1> C:\s.part 2>&1 && (echo pvc-status: 0 >> C:\s.part) || "
+                    r"(echo pvc-status: 1 >> C:\s.part) & type C:\s.part")
+    assert "is not recognized" in bad.stdout and bad.stdout.endswith("pvc-status: 1 \r\n")

@@ -272,6 +272,32 @@ def del_(inv: Invocation) -> int:
     return 0
 
 
+def move(inv: Invocation) -> int:
+    """``move [/y | /-y] source destination``: one file, renamed or moved (an existing destination
+    is replaced, as with /y, which is what scripts pass; no prompt is ever shown)."""
+    _, operands = _flags_and_operands(inv.args)
+    if len(operands) != 2 or any(ch in operands[0] for ch in "*?"):
+        inv.error(_SYNTAX)
+        return 1
+    try:
+        source = inv.shell.host_path(operands[0])
+        target = inv.shell.host_path(operands[1])
+    except WindowsPathError as exc:
+        inv.error(str(exc))
+        return 1
+    if not source.is_file():
+        inv.error(FILE_NOT_FOUND)
+        return 1
+    if target.is_dir():
+        target = target / source.name
+    if not target.parent.is_dir():
+        inv.error(PATH_NOT_FOUND)
+        return 1
+    source.replace(target)  # atomic on one file system: a reader sees the old name or the new
+    inv.print("        1 file(s) moved.")
+    return 0
+
+
 def noop(inv: Invocation) -> int:
     return 0
 
@@ -290,6 +316,7 @@ INTERNAL: dict[str, Program] = {
     "mkdir": mkdir,
     "del": del_,
     "erase": del_,
+    "move": move,
     "cls": noop,
     "title": noop,
 }
