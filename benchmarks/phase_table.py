@@ -107,11 +107,15 @@ def limits(sim: Simulator, row: Row, vm_id: str) -> dict[str, float]:
     assert isinstance(vm, VirtualMachine)
     tasks = list(sim.vc.of_type(Task))
     clone = next(t for t in tasks if getattr(t.info.result, "_moId", None) == vm_id)
-    power_on = next((t for t in tasks if t.info.entity is not None and t.info.entity._moId == vm_id
-                     and str(t.info.descriptionId).endswith("PowerOnVM_Task")), None)
+    on_vm = [t for t in tasks if t.info.entity is not None and t.info.entity._moId == vm_id]
+    power_on = next((t for t in on_vm if str(t.info.descriptionId).endswith("PowerOnVM_Task")), None)
+    # A running source's instant clone is made with its NICs disconnected (it must not show up
+    # with the source's network identity) and reconnected by a reconfigure: vSphere's time too.
+    reconnect = sum(t.drawn for t in on_vm if str(t.info.descriptionId).endswith("ReconfigVM_Task"))
     guest_op = profile.mean("guest_op")
     if row.clone_type == "instant":
-        return {"clone": clone.drawn, "power_on": 0.0, "boot": 0.0, "ip": vm.drawn["refresh"] + 2 * guest_op}
+        return {"clone": clone.drawn + reconnect, "power_on": 0.0, "boot": 0.0,
+                "ip": vm.drawn["refresh"] + 2 * guest_op}
     if row.discovery == "tools":
         # The Tools report as they start (no address yet), then one poll interval later.
         ip = max(vm.drawn["network"], profile.mean("tools.poll"))
@@ -143,8 +147,15 @@ class AddressWatch:
                 time.sleep(0.002)
         self.ignore = ignore
         self.got: tuple[str, float] | None = None
-        self._process = subprocess.Popen(["ip", "-n", guest.name, "-ts", "-4", "monitor", "address"],
-                                         stdout=subprocess.PIPE, text=True)
+        while True:
+            self._process = subprocess.Popen(["ip", "-n", guest.name, "-ts", "-4", "monitor", "address"],
+                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            try:  # a namespace still being set up refuses to be entered: try again
+                self._process.wait(0.05)
+            except subprocess.TimeoutExpired:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cannot watch the namespace of {vm_id}")
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -185,8 +196,8 @@ def cycle(conn: VSphereConnection, waiter: Waiter, sim: Simulator, row: Row, n: 
         else:
             stale = sim.vc.guests.host.guest(vm._moId).primary_ip()  # type: ignore[union-attr]
         timings["power_on"] = time.monotonic() - mark
+        mark = time.monotonic()  # the watch's set-up counts against the boot: the guest goes on meanwhile
         watch = AddressWatch(sim, vm._moId, ignore=stale)
-        mark = time.monotonic()
         waiter.wait_for_property(vm, "guest.toolsRunningStatus", lambda v: v == "guestToolsRunning", 300)
         timings["boot"] = time.monotonic() - mark
         mark = time.monotonic()
@@ -287,13 +298,16 @@ def report(row: Row, results: list[dict[str, float]], time_scale: float) -> dict
         print(f"  {phase:<9}{min(values):>8.2f}{max(values):>8.2f}{avg:>8.2f}{bound:>8.2f}{ratio}")
         figures["phases"][phase] = {"min": min(values), "max": max(values), "avg": avg, "limit": bound}
     figures["ratio"] = statistics.mean(totals) / sum(limit.values())
+    print(f"  {' '.join(row.label.split())}: total / limit {figures['ratio']:.3f} <= {RATIO_TARGET} "
+          f"{'OK' if figures['ratio'] <= RATIO_TARGET else 'MISSED'}")
     lags = [r["ip_lag"] for r in results if "ip_lag" in r]
     if lags and row.discovery == "active":
         target = LAG_TARGET * time_scale
-        print(f"  {'ip lag':<9}{min(lags):>8.2f}{max(lags):>8.2f}{statistics.mean(lags):>8.2f}"
+        average, worst = statistics.mean(lags), max(lags)
+        print(f"  {'ip lag':<9}{min(lags):>8.2f}{worst:>8.2f}{average:>8.2f}"
               f"   (IP known after the guest has it; target <= {target:.2f}: "
-              f"{'OK' if max(lags) <= target else 'MISSED'})")
-        figures["ip_lag"] = {"min": min(lags), "max": max(lags), "avg": statistics.mean(lags), "target": target}
+              f"avg {'OK' if average <= target else 'MISSED'}, max {'OK' if worst <= target else 'MISSED'})")
+        figures["ip_lag"] = {"min": min(lags), "max": worst, "avg": average, "target": target}
     return figures
 
 
