@@ -31,6 +31,7 @@ def plot(figures: dict[str, Any], out: Path) -> None:
     rows = figures["rows"]
     fig, ax = plt.subplots(figsize=(10, 0.6 * len(rows) + 1.6))
     labels = []
+    seed_labelled = False
     for y, row in enumerate(rows):
         label = " ".join(row["row"].split())
         labels.append(f"{label}  ({row['ratio']:.2f} x limit)")
@@ -45,7 +46,9 @@ def plot(figures: dict[str, Any], out: Path) -> None:
         seed = SEEDS.get(label)
         if seed is not None:
             scaled = seed * figures["time_scale"]
-            ax.plot([scaled], [y], marker="v", color="red", markersize=9, label="seeds" if y == 2 else None)
+            ax.plot([scaled], [y], marker="v", color="red", markersize=9,
+                    label=None if seed_labelled else "seeds (kitchen-vcenter, clone + boot + IP)")
+            seed_labelled = True
     ax.set_yticks(range(len(rows)), labels)
     ax.invert_yaxis()
     ax.set_xlabel(f"seconds (seed profile x {figures['time_scale']}, average of {figures['cycles']} cycles)")
