@@ -38,8 +38,10 @@ def session(target: WinRMTarget) -> winrm.Session:
     """A pywinrm Session (connections are made per call)."""
     import winrm
 
+    # ca_trust_path=None: no CA bundle taken silently from REQUESTS_CA_BUNDLE (pywinrm's legacy
+    # default, which it warns about on every run where that variable is set).
     return winrm.Session(target.endpoint, auth=(target.username, target.password), transport=target.transport,
-                         server_cert_validation="ignore" if target.ssl else "validate")
+                         server_cert_validation="ignore" if target.ssl else "validate", ca_trust_path=None)
 
 
 def connect(target: WinRMTarget, timeout: float) -> winrm.Session:

@@ -30,7 +30,7 @@ CMD = r"C:\Windows\System32\cmd.exe"
 
 
 def _winrm(ip: str) -> winrm.Session:
-    return winrm.Session(f"http://{ip}:5985/wsman", auth=(USER, PASSWORD), transport="ntlm")
+    return winrm.Session(f"http://{ip}:5985/wsman", auth=(USER, PASSWORD), transport="ntlm", ca_trust_path=None)
 
 
 def test_winrm_answers_on_the_dhcp_address(make_guest: MakeGuest) -> None:
