@@ -88,7 +88,8 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
 def session(
     endpoint: Endpoint, transport: str = "basic", password: str = PASSWORD, **kwargs: object
 ) -> winrm.Session:
-    return winrm.Session(endpoint.url, auth=(USER, password), transport=transport, proxy=None, **kwargs)
+    return winrm.Session(endpoint.url, auth=(USER, password), transport=transport, proxy=None,
+                         ca_trust_path=None, **kwargs)
 
 
 def host_ipv4() -> dict[str, tuple[str, ...]]:
@@ -271,14 +272,15 @@ def test_ntlm_with_message_encryption(endpoint: Endpoint) -> None:
     assert s.run_ps("Write-Output 'sealed'").std_out == b"sealed\r\n"
     plain = session(endpoint, "ntlm", message_encryption="never")
     assert plain.run_cmd("cmd", ["/c", "exit /b 5"]).status_code == 5
-    domain = winrm.Session(endpoint.url, auth=(f".\\{USER}", PASSWORD), transport="ntlm", proxy=None)
+    domain = winrm.Session(endpoint.url, auth=(f".\\{USER}", PASSWORD), transport="ntlm", proxy=None,
+                           ca_trust_path=None)
     assert domain.run_cmd("whoami").std_out == f"{HOSTNAME}\\{USER}\r\n".encode()
 
 
 def test_sigint_shuts_down_cleanly(tmp_path: Path) -> None:
     process, port = start_server(tmp_path, "--auth", "basic")
     assert (
-        winrm.Session(f"127.0.0.1:{port}", auth=(USER, PASSWORD), transport="basic", proxy=None)
+        winrm.Session(f"127.0.0.1:{port}", auth=(USER, PASSWORD), transport="basic", proxy=None, ca_trust_path=None)
         .run_cmd("hostname")
         .std_out
         == f"{HOSTNAME}\r\n".encode()
@@ -293,7 +295,8 @@ def test_in_process_server_codepages_and_ctrl_c(tmp_path: Path) -> None:
     context = WindowsGuestContext(HOSTNAME, tmp_path, USER, network=LinuxNetwork())
     with WinRMServer(context, username=USER, password=PASSWORD, port=0).start() as server:
         protocol = winrm.Session(
-            f"http://127.0.0.1:{server.port}/wsman", auth=(USER, PASSWORD), transport="basic", proxy=None
+            f"http://127.0.0.1:{server.port}/wsman", auth=(USER, PASSWORD), transport="basic", proxy=None,
+            ca_trust_path=None,
         ).protocol
         for codepage, expected in ((437, "é".encode("cp437")), (65001, "é".encode())):
             shell_id = protocol.open_shell(codepage=codepage)
