@@ -34,7 +34,6 @@ from pytest_vsphere_clone.client.nic_refresh import (
     check_linux_prelude,
     check_windows_prelude,
     linux_prelude,
-    refresh_nics,
     windows_prelude,
 )
 from pytest_vsphere_clone.client.session import VSphereConnection
@@ -48,8 +47,6 @@ from pytest_vsphere_clone.simulator.inventory import DEFAULT_INVENTORY, LINUX_GU
 #: The seeds' phases (their total is clone + boot + IP); connecting is shown after the total.
 PHASES = ("clone", "power_on", "boot", "ip")
 RATIO_TARGET = 1.05
-#: Windows sources' adapter names, learned by their first clone's refresh (as the plugin does).
-ADAPTERS: dict[str, tuple[str, ...]] = {}
 #: With active discovery the IP is known this long (seed seconds, so x time scale) after the guest has it.
 LAG_TARGET = 0.5
 #: The seeds' own table (kitchen-vcenter, Windows 2016), for reading ours beside it.
@@ -204,18 +201,14 @@ def cycle(conn: VSphereConnection, waiter: Waiter, sim: Simulator, row: Row, n: 
         address_filter = AddressFilter("ipv4")
         tools = ToolsDiscovery(conn, vm, waiter, address_filter)
         guest = GuestOperations(conn, vm, user, password, os_family=row.os)
-        # As the plugin does: an instant clone's refresh rides in discovery's first round (on
-        # Windows once the source's adapter names are known, from its first clone's refresh).
+        # As the plugin does: an instant clone's refresh rides in discovery's first round.
         prelude: str | None = None
         check: Any = None
         if row.clone_type == "instant":
             if row.os == "linux":
                 prelude, check = linux_prelude(), functools.partial(check_linux_prelude, guest)
-            elif row.template in ADAPTERS:
-                prelude = windows_prelude(ADAPTERS[row.template])
-                check = functools.partial(check_windows_prelude, guest, adapters=ADAPTERS[row.template])
             else:
-                ADAPTERS[row.template] = refresh_nics(guest).interfaces
+                prelude, check = windows_prelude(), functools.partial(check_windows_prelude, guest)
         if row.discovery == "active":
             found = ActiveDiscovery(guest, address_filter, fallback=tools,
                                     also_run=HOST_KEYS_COMMAND if row.os == "linux" else None,

@@ -219,28 +219,30 @@ def test_a_failed_linux_refresh_prelude_says_so(guest_sim: Simulator, linux_gues
                         check_prelude=lambda r: check_linux_prelude(linux_guest, r)).discover(30)
 
 
-@pytest.mark.parametrize("adapter", ["Ethernet0", "NoSuchAdapter"])
+@pytest.mark.parametrize("adapters", [(), ("Ethernet0",), ("NoSuchAdapter",)], ids=["renew-all", "named", "wrong"])
 def test_windows_refresh_rides_in_discovery_s_first_round(guest_sim: Simulator, guest_conn: VSphereConnection,
-                                                          adapter: str) -> None:
-    # With a wrong adapter name the combined refresh fails, and the full refresh (listing,
-    # retries) runs instead: the clone still gets its own address.
-    result = _running_clone(guest_conn, "windows-frozen", f"instant-win-{adapter.lower()}", "instant")
+                                                          adapters: tuple[str, ...]) -> None:
+    # A plain "ipconfig /renew" (what the plugin sends) or a named adapter's netsh bounce: one
+    # command for refresh and discovery. With a wrong adapter name the combined refresh fails and
+    # the full refresh (listing, retries) runs instead: the clone still gets its own address.
+    result = _running_clone(guest_conn, "windows-frozen", f"instant-win-{len(adapters)}{''.join(adapters)[:2]}",
+                            "instant")
     user, password = _credentials(guest_sim, "windows")
     guest = GuestOperations(guest_conn, result.vm, user, password, retry=GUEST_RETRY, vm_name=result.name)
     stale = _stale_ip(guest_sim, result.vm)
-    fallbacks: list[Any] = []
+    outcomes: list[Any] = []
 
-    def check(result: Any) -> Any:
-        fallbacks.append(check_windows_prelude(guest, result, 60, [adapter]))
-        return fallbacks[-1]
+    def check(done: Any) -> Any:
+        outcomes.append(check_windows_prelude(guest, done, 60, adapters))
+        return outcomes[-1]
 
     try:
         guest_sim.reset_counters()
-        found = ActiveDiscovery(guest, prelude=windows_prelude([adapter]), check_prelude=check).discover(60)
+        found = ActiveDiscovery(guest, prelude=windows_prelude(adapters), check_prelude=check).discover(60)
         assert found.ip != stale
-        if adapter == "Ethernet0":
-            assert not fallbacks[0].redone and guest_sim.counters()["StartProgramInGuest"] == 1
+        if adapters == ("NoSuchAdapter",):
+            assert outcomes[0].redone and outcomes[0].interfaces == ("Ethernet0",)
         else:
-            assert fallbacks[0].redone and fallbacks[0].interfaces == ("Ethernet0",)
+            assert not outcomes[0].redone and guest_sim.counters()["StartProgramInGuest"] == 1
     finally:
         destroy(guest_conn, result.vm)

@@ -88,21 +88,24 @@ def check_linux_prelude(guest: GuestOperations, result: CommandResult) -> NicRef
     return NicRefreshResult(method, interfaces, own)
 
 
-def windows_prelude(adapters: Sequence[str]) -> str:
-    """The Windows refresh of ``adapters`` as the first part of another command (one Guest
-    Operations round for both): its output goes to stderr, then a status line."""
-    chain = " & ".join(windows_command(adapter) for adapter in adapters)
+def windows_prelude(adapters: Sequence[str] = ()) -> str:
+    """The Windows refresh as the first part of another command (one Guest Operations round for
+    both): its output goes to stderr, then a status line. Without adapter names it is a plain
+    ``ipconfig /renew`` of every adapter (no name needed, so no listing round first: what an
+    instant clone's guest needs to take an address for its new NIC); with names, each adapter is
+    also bounced with netsh first."""
+    chain = " & ".join(windows_command(adapter) for adapter in adapters) if adapters else "ipconfig /renew"
     return f"({chain}) 1>&2 && (echo nic-refresh-status: 0 1>&2) || (echo nic-refresh-status: 1 1>&2)"
 
 
 def check_windows_prelude(guest: GuestOperations, result: CommandResult, timeout: float = 120.0,
                           adapters: Sequence[str] = ()) -> NicRefreshResult:
-    """How the :func:`windows_prelude` refresh of ``adapters`` went. A renew can fail while the
-    re-enabled adapter is still coming up: then the full refresh runs, with its retries
-    (NicRefreshFailed if that fails too), and the result says ``redone``."""
+    """How the :func:`windows_prelude` refresh (of ``adapters``, or of all) went. A renew can fail
+    while an adapter is still coming up: then the full refresh runs (adapters listed, bounced with
+    netsh, renewed with retries; NicRefreshFailed if that fails too), and the result says ``redone``."""
     status_line = _PRELUDE_STATUS.search(result.stderr.replace("\r", ""))
     if status_line and status_line.group("status") == "0":
-        return NicRefreshResult("netsh", tuple(adapters), result)
+        return NicRefreshResult("netsh" if adapters else "ipconfig", tuple(adapters), result)
     log.info("combined NIC refresh of %s did not renew (%s); refreshing on its own", guest.vm_name,
              result.stderr.strip()[-200:] or "no output")
     return dataclasses.replace(NicRefresher(guest).refresh(timeout), redone=True)

@@ -59,8 +59,6 @@ class Provisioner:
         self._inventory: Inventory | None = None
         self._privileges_checked: set[str] = set()
         self._counter = 0
-        #: Windows instant-clone sources' network adapter names, learned by their first clone's refresh.
-        self._adapters: dict[str, tuple[str, ...]] = {}
 
     def inventory(self) -> Inventory:
         """The inventory, read once per process (templates and placement targets do not move mid-run)."""
@@ -192,25 +190,21 @@ class Provisioner:
             return max(1.0, deadline - time.monotonic())
 
         # An instant clone's default refresh rides in discovery's first round: one Guest Operations
-        # round trip instead of two. (Windows needs its adapters' names: the first clone of a
-        # source learns them with a refresh of its own.)
+        # round trip instead of two (on Windows a plain "ipconfig /renew", with the full refresh as
+        # its fallback).
         prelude: str | None = None
         check: Any = None
         defaults = settings.discovery == "active" and not settings.network_refresh_command \
             and not settings.discovery_command
         if settings.clone_type == "instant" and guest is not None:
             self.run.progress(f"{clone.name}: refreshing the guest NIC")
-            adapters = self._adapters.get(clone.template)
             if defaults and clone.os == "linux":
                 prelude, check = linux_prelude(), functools.partial(check_linux_prelude, guest)
-            elif defaults and clone.os == "windows" and adapters:
-                prelude = windows_prelude(adapters)
-                check = functools.partial(check_windows_prelude, guest, timeout=settings.ip_timeout,
-                                          adapters=adapters)
+            elif defaults and clone.os == "windows":
+                prelude = windows_prelude()
+                check = functools.partial(check_windows_prelude, guest, timeout=settings.ip_timeout)
             else:
-                refreshed = refresh_nics(guest, settings.network_refresh_command, timeout=remaining())
-                if clone.os == "windows" and refreshed.interfaces:
-                    self._adapters[clone.template] = refreshed.interfaces
+                refresh_nics(guest, settings.network_refresh_command, timeout=remaining())
         output = ""
         if settings.discovery == "active" and guest is not None:
             discovery = ActiveDiscovery(guest, address_filter, command=settings.discovery_command, fallback=tools,
