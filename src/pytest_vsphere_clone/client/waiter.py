@@ -40,11 +40,10 @@ def _short(value: Any, limit: int = 160) -> str:
 
 
 #: What a task wait watches: not the whole ``info``, whose progress changes would wake the wait
-#: (and cost a WaitForUpdatesEx) many times per task; identity fields never change after the first report.
-TASK_PATHS = ("info.state", "info.error", "info.result", "info.descriptionId", "info.entityName")
-#: A watch follows a task by its completion time instead of its state: set once, with the final
-#: state, result or error, so a task costs one update when it ends and none for queued -> running.
-WATCHED_TASK_PATHS = ("info.completeTime", "info.error", "info.result", "info.descriptionId", "info.entityName")
+#: (and cost a WaitForUpdatesEx) many times per task, nor its state, but its completion time: set
+#: once, with the final result or error, so a task costs one update when it ends and none for
+#: queued -> running. The identity fields never change after the first report.
+TASK_PATHS = ("info.completeTime", "info.error", "info.result", "info.descriptionId", "info.entityName")
 
 
 class _TaskView:
@@ -105,7 +104,7 @@ def _watch_spec(vm: Any) -> Any:
     to_tasks = pc.TraversalSpec(name="vmRecentTasks", type=vim.VirtualMachine, path="recentTask", skip=False)
     return pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=vm, skip=False, selectSet=[to_tasks])],
                          propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=list(VM_WATCH_PATHS), all=False),
-                                  pc.PropertySpec(type=vim.Task, pathSet=list(WATCHED_TASK_PATHS), all=False)])
+                                  pc.PropertySpec(type=vim.Task, pathSet=list(TASK_PATHS), all=False)])
 
 
 class Waiter:
