@@ -321,9 +321,9 @@ class ActiveDiscovery:
         waiting = linux_wait_command(self.filter.family, wait)
         return f"{waiting}; {self.also_run}" if self.also_run else waiting
 
-    def _label(self, command: str) -> str:
+    def _label(self) -> str:
         """The command as errors name it: the default's waiting loop and extras are noise there."""
-        return command if self.command else DEFAULT_COMMANDS["linux" if "ip -o" in command else "windows"]
+        return self.command or DEFAULT_COMMANDS.get(self.guest.os_family, DEFAULT_COMMANDS["linux"])
 
     def _poll_max(self) -> float | None:
         """Poll a waiting command's result more often: the default Linux one, and any round with a
@@ -389,7 +389,7 @@ class ActiveDiscovery:
                                        self.filter.describe(addresses), result.stdout)
             note = self.filter.describe(addresses) or ["no address"]
             detail = f" exit {result.exit_status}: {result.stderr.strip()[:200]}" if result.exit_status else ""
-            entry = f"`{self._label(command)}`: {', '.join(note)}{detail}"
+            entry = f"`{self._label()}`: {', '.join(note)}{detail}"
             if not seen or seen[-1] != entry:
                 seen.append(entry)
             if result.exit_status in _NOT_FOUND_STATUSES or _NOT_RECOGNIZED in result.stderr:

@@ -300,12 +300,8 @@ class GuestOperations:
             result = self.run(command, timeout, poll_max=poll_max, clean_up_later=clean_up_later)
             both = result.stdout + result.stderr
             return CommandResult(result.exit_status, both, both)
-        if self._temp_dir is None:  # learned once, from a temporary file made (and dropped) for it
-            learned = self.temp_file(suffix=".out")
-            self._temp_dir = ntpath.dirname(learned)
-            self._pending.append(_CLEANUP.submit(self._delete_quietly, learned))
         token = secrets.token_hex(16)
-        path = ntpath.join(self._temp_dir, f"pytest-vsphere-clone-{token}.out")
+        path = ntpath.join(self._temp_directory(), f"pytest-vsphere-clone-{token}.out")
         part, final = quote_windows(f"{path}.part"), quote_windows(path)
         # cmd.exe expands %ERRORLEVEL% when it reads the line, so the outcome comes from && / ||.
         inner = (f"({command}) 1> {part} 2>&1 && (echo {_STATUS_LINE}0 >> {part}) || "
@@ -315,10 +311,7 @@ class GuestOperations:
         try:
             raw = self._await_result(path, pid, deadline, timeout, command, poll_max)
         finally:
-            if clean_up_later:
-                self._pending.append(_CLEANUP.submit(self._delete_quietly, path))
-            else:
-                self._delete_quietly(path)
+            self._discard(path, clean_up_later)
         text = raw.decode("utf-8", "replace").replace("\r\n", "\n")
         body, found, status = text.rpartition(f"{_STATUS_LINE}")
         exit_status = 0 if found and status.strip() == "0" else 1
@@ -359,10 +352,7 @@ class GuestOperations:
         try:
             output = self._await_result(path, pid, deadline, timeout, command, poll_max).decode("utf-8", "replace")
         finally:
-            if clean_up_later:
-                self._pending.append(_CLEANUP.submit(self._delete_quietly, path))
-            else:
-                self._delete_quietly(path)
+            self._discard(path, clean_up_later)
         body, found, trailer = output.rpartition(f"\n{separator} rc=")
         if not found:
             raise GuestOperationFailed(f"command {command!r} in VM {self.vm_name!r} left an unreadable result "
@@ -411,6 +401,22 @@ class GuestOperations:
             time.sleep(min(pause, remaining))
             pause = cap if poll_max else min(pause * 1.5, cap)
 
+    def _temp_directory(self) -> str:
+        """The guest's temp directory, learned once from a temporary file made (and dropped) for it."""
+        if self._temp_dir is None:
+            learned = self.temp_file(suffix=".out")
+            windows = self.os_family == "windows"
+            self._temp_dir = ntpath.dirname(learned) if windows else posixpath.dirname(learned)
+            self._discard(learned, later=True)
+        return self._temp_dir
+
+    def _discard(self, path: str, later: bool) -> None:
+        """Delete ``path`` now, or in the background (see :meth:`run`)."""
+        if later:
+            self._pending.append(_CLEANUP.submit(self._delete_quietly, path))
+        else:
+            self._delete_quietly(path)
+
     def _delete_quietly(self, path: str) -> None:
         try:
             self.delete_file(path, missing_ok=True)
@@ -422,17 +428,13 @@ class GuestOperations:
 
     def _run_two_files(self, command: str, timeout: float, poll_max: float | None = None,
                        clean_up_later: bool = False) -> CommandResult:
-        """Windows: stdout and stderr in two files of the guest's temp directory. The directory is
-        learned once (from the first CreateTemporaryFileInGuest); later commands name their files
-        themselves (random names), saving two guest operations per command."""
+        """Windows: stdout and stderr in two files of the guest's temp directory, named by the client
+        (random names): two guest operations fewer per command than CreateTemporaryFileInGuest."""
         windows = self.os_family == "windows"
         token = secrets.token_hex(16)
-        if self._temp_dir is None:
-            stdout_path = self.temp_file(suffix=".out")
-            self._temp_dir = ntpath.dirname(stdout_path) if windows else posixpath.dirname(stdout_path)
-        else:
-            stdout_path = _join(self._temp_dir, f"pytest-vsphere-clone-{token}.out", windows)
-        stderr_path = _join(self._temp_dir, f"pytest-vsphere-clone-{token}.err", windows)
+        directory = self._temp_directory()
+        stdout_path = _join(directory, f"pytest-vsphere-clone-{token}.out", windows)
+        stderr_path = _join(directory, f"pytest-vsphere-clone-{token}.err", windows)
         try:
             program, arguments = wrap_command(command, stdout_path, stderr_path, self.os_family)
             pid = self.start(program, arguments)
@@ -441,10 +443,7 @@ class GuestOperations:
             stderr = self.read_file(stderr_path)
         finally:
             for path in (stdout_path, stderr_path):
-                if clean_up_later:
-                    self._pending.append(_CLEANUP.submit(self._delete_quietly, path))
-                else:
-                    self._delete_quietly(path)
+                self._discard(path, clean_up_later)
         encoding = "utf-8"
         text_out = stdout.decode(encoding, "replace")
         text_err = stderr.decode(encoding, "replace")

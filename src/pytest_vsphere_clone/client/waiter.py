@@ -186,7 +186,7 @@ class Waiter:
         """
         if not tasks:
             return []
-        from pyVmomi import vim, vmodl
+        from pyVmomi import vim
 
         watch = self._watches.get(on._moId) if on is not None else None
 
@@ -202,8 +202,7 @@ class Waiter:
             if watch.gone and not all(_task_state(states, t) in _FINISHED for t in tasks):
                 if destroys:
                     return [None for _ in tasks]
-                raise vmodl.fault.ManagedObjectNotFound(msg=f"{watch.vm._moId} was deleted while being waited on",
-                                                        obj=watch.vm)
+                raise _deleted(watch.vm)
         else:
             states = self._wait(list(tasks), {vim.Task: list(TASK_PATHS)}, done, timeout, label, last_seen,
                                 retire=True)
@@ -242,9 +241,7 @@ class Waiter:
         if watch is not None and set(paths) <= set(VM_WATCH_PATHS):
             states = self._wait_on_watch(watch, lambda st: watch.gone or done(st), timeout, label, last_seen)
             if watch.gone:
-                from pyVmomi import vmodl
-
-                raise vmodl.fault.ManagedObjectNotFound(msg=f"{obj._moId} was deleted while being waited on", obj=obj)
+                raise _deleted(obj)
             return _visible(states[obj])
         states = self._wait([obj], {type(obj): list(paths)}, done, timeout, label, last_seen, retire=False)
         return _visible(states[obj])
@@ -369,6 +366,23 @@ def _task_state(states: States, task: Any) -> str | None:
     return None if info is None else str(info.state)
 
 
+def _deleted(obj: Any) -> Exception:
+    """The fault a wait ends with when its object was destroyed meanwhile."""
+    from pyVmomi import vmodl
+
+    return vmodl.fault.ManagedObjectNotFound(msg=f"{obj._moId} was deleted while being waited on", obj=obj)
+
+
+def _apply_changes(states: States, object_update: Any) -> None:
+    values = states.setdefault(object_update.obj, {})
+    values["__seen__"] = True
+    for change in object_update.changeSet or ():
+        if change.op in ("remove", "indirectRemove") or change.val is None:
+            values.pop(change.name, None)
+        else:
+            values[change.name] = change.val
+
+
 def _apply_watched(watch: _Watch, object_update: Any) -> None:
     """A watch's update: the VM leaving means it was destroyed; a task leaving (out of recentTask)
     keeps its last known state."""
@@ -376,28 +390,13 @@ def _apply_watched(watch: _Watch, object_update: Any) -> None:
         if object_update.obj._moId == watch.vm._moId:
             watch.gone = True
         return
-    values = watch.states.setdefault(object_update.obj, {})
-    values["__seen__"] = True
-    for change in object_update.changeSet or ():
-        if change.op in ("remove", "indirectRemove") or change.val is None:
-            values.pop(change.name, None)
-        else:
-            values[change.name] = change.val
+    _apply_changes(watch.states, object_update)
 
 
 def _apply(states: States, object_update: Any) -> None:
-    from pyVmomi import vmodl
-
-    obj = object_update.obj
     if object_update.kind == "leave":
-        raise vmodl.fault.ManagedObjectNotFound(msg=f"{obj._moId} was deleted while being waited on", obj=obj)
-    values = states.setdefault(obj, {})
-    values["__seen__"] = True
-    for change in object_update.changeSet or ():
-        if change.op in ("remove", "indirectRemove") or change.val is None:
-            values.pop(change.name, None)
-        else:
-            values[change.name] = change.val
+        raise _deleted(object_update.obj)
+    _apply_changes(states, object_update)
 
 
 # --- polling, for when no wait works ------------------------------------------------------------
