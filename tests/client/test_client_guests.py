@@ -102,6 +102,40 @@ def test_temp_files_are_deleted(linux_guest: GuestOperations) -> None:
     assert listing.stdout.strip() in ("0", "1", "2")
 
 
+def test_a_result_file_left_for_later_goes_with_the_next_command(guest_sim: Simulator,
+                                                                 linux_guest: GuestOperations) -> None:
+    guest_sim.reset_counters()
+    assert linux_guest.run("echo first", clean_up_later=True).stdout == "first\n"
+    (left,) = linux_guest.leftovers
+    assert linux_guest.read_file(left).startswith(b"first\n")  # still there: nothing deleted it yet
+    # Another GuestOperations on the same VM (as the plugin makes per call) sees it too, and its
+    # command deletes it in the guest: no DeleteFileInGuest for either file.
+    other = GuestOperations(linux_guest.conn, linux_guest.vm, linux_guest.username, _credentials(guest_sim, "linux")[1],
+                            retry=GUEST_RETRY, vm_name="guest-linux")
+    assert other.leftovers == (left,)
+    listing = other.run(f"ls {left} 2>&1 || true", clean_up_later=True)
+    assert "No such file" in listing.stdout, listing.stdout
+    assert guest_sim.counters()["DeleteFileInGuest"] == 0
+    (second,) = linux_guest.leftovers
+    assert second != left
+    linux_guest.clean_up()  # what is left at the end: deleted by request
+    assert linux_guest.leftovers == () and guest_sim.counters()["DeleteFileInGuest"] == 1
+    with pytest.raises(GuestOperationFailed):
+        linux_guest.read_file(second)
+
+
+def test_a_command_that_never_started_leaves_its_leftovers_for_the_next(guest_sim: Simulator,
+                                                                       linux_guest: GuestOperations) -> None:
+    linux_guest.run("true", clean_up_later=True)
+    left = linux_guest.leftovers
+    guest_sim.inject_fault("StartProgramInGuest", "InvalidArgument")  # refused: the command did not run
+    with pytest.raises(Exception, match=r"InvalidArgument|invalid"):
+        linux_guest.run("true")
+    assert linux_guest.leftovers == left
+    linux_guest.run("true")
+    assert linux_guest.leftovers == ()
+
+
 def test_files_round_trip(linux_guest: GuestOperations) -> None:
     linux_guest.write_file("/tmp/pvc-test.bin", b"\x00binary\xffdata")
     assert linux_guest.read_file("/tmp/pvc-test.bin") == b"\x00binary\xffdata"
@@ -174,6 +208,14 @@ def test_windows_guest(guest_sim: Simulator, guest_conn: VSphereConnection) -> N
         assert run.exit_status == 0 and run.stdout.startswith("hello")
         found = ActiveDiscovery(guest).discover(30)
         assert ipaddress.ip_address(found.ip).version == 4
+        # Discovery rounds leave their output files for the next command, which deletes them first.
+        left = guest.leftovers
+        assert left and all(p.startswith(guest._temp_directory()) for p in left)
+        guest_sim.reset_counters()
+        check = guest.run_merged(" & ".join(f'type "{p}"' for p in left))
+        assert check.stdout.count("cannot find the file") == len(left), check.stdout
+        assert guest_sim.counters()["DeleteFileInGuest"] == 1  # the check's own output, not asked to wait
+        assert guest.leftovers == ()
     finally:
         destroy(guest_conn, result.vm)
 

@@ -12,7 +12,7 @@ from pyVmomi import vim
 from pytest_vsphere_clone.client.errors import WaitTimeout
 from pytest_vsphere_clone.client.inventory import find_template
 from pytest_vsphere_clone.client.session import VSphereConnection
-from pytest_vsphere_clone.client.waiter import TasksStillRunning, Waiter, poll_tasks, task_finished
+from pytest_vsphere_clone.client.waiter import TaskPace, TasksStillRunning, Waiter, poll_tasks, task_finished
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 
 Connect = Callable[..., VSphereConnection]
@@ -241,3 +241,41 @@ def test_a_watched_vm_destroyed_by_someone_else_ends_the_wait(sim: Simulator, co
         finally:
             timer.join()
             other.close()
+
+
+# --- paced first looks ---------------------------------------------------------------------------
+
+
+def test_task_pace_is_the_median_of_recent_waits_and_capped() -> None:
+    pace = TaskPace()
+    assert pace.first_look("off") == 0.0  # nothing seen: look at once
+    for seconds in (0.4, 5.0, 0.6):
+        pace.record("off", seconds)
+    assert pace.first_look("off") == 0.6 and pace.first_look("destroy") == 0.0
+    for _ in range(20):
+        pace.record("off", 60.0)  # only the recent ones count, and no first look waits that long
+    assert pace.first_look("off") == 10.0
+
+
+def test_a_paced_wait_sees_a_task_s_start_and_end_in_one_update(sim: Simulator, conn: VSphereConnection) -> None:
+    assert sim.vc is not None
+    sim.vc.options.profile.times["power_off"] = (0.3, 0.3)
+    with Waiter(conn) as waiter:
+        vms = [waiter.wait_for_task(_linked_clone_task(conn, f"paced{i}"), 10) for i in range(2)]
+        for vm in vms:
+            waiter.wait_for_task(vm.PowerOnVM_Task(), 10)
+            waiter.watch(vm)
+        sim.reset_counters()
+        waiter.wait_for_task(vms[0].PowerOffVM_Task(), 10, on=vms[0])
+        assert sim.counters()["WaitForUpdatesEx"] == 2  # the task appearing, then its end
+        waiter.pace.record("power-off", 1.0)  # (as if such waits had taken 1 s)
+        sim.reset_counters()
+        started = time.monotonic()
+        waiter.wait_for_task(vms[1].PowerOffVM_Task(), 10, on=vms[1], paced="power-off")
+        assert time.monotonic() - started >= 1.0
+        assert sim.counters()["WaitForUpdatesEx"] == 1  # both in one
+        assert 1.0 <= waiter.pace.first_look("power-off") < 1.5  # the wait recorded its own time
+        # A paced wait still raises the task's fault.
+        waiter.pace.record("power-off", 0.1)
+        with pytest.raises(vim.fault.InvalidPowerState):
+            waiter.wait_for_task(vms[1].PowerOffVM_Task(), 10, on=vms[1], paced="power-off")

@@ -41,7 +41,7 @@ def test_run(vsphere_vm):
 #: Every vSphere method a passing run calls (see test_the_matrix_covers_every_call).
 PLUGIN_CALLS = (
     "AddCustomFieldDef", "CloneVM_Task", "CreateContainerView", "CreateFilter", "CreatePropertyCollector",
-    "DeleteFileInGuest", "DestroyPropertyCollector", "DestroyView", "Destroy_Task", "Fetch",
+    "DestroyPropertyCollector", "DestroyView", "Destroy_Task", "Fetch",
     "HasPrivilegeOnEntities", "InitiateFileTransferFromGuest", "Login", "Logout", "PowerOffVM_Task",
     "RetrievePropertiesEx", "RetrieveServiceContent", "SetField", "StartProgramInGuest", "WaitForUpdatesEx",
 )

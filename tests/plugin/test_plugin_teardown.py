@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from plugin_helpers import Inner, SimHandle
 
+from pytest_vsphere_clone.client.guest_ops import GuestOperations
 from pytest_vsphere_clone.client.session import VSphereConnection
 from pytest_vsphere_clone.client.teardown import list_marked, reap
 
@@ -57,7 +58,7 @@ def clone_of(out: str, outcome: str) -> str:
 
 
 def test_keep_on_failure_keeps_only_the_failing_tests_clone(inner: Inner, plugin_sim: SimHandle,
-                                                            reap_kept: None) -> None:
+                                                            conn: VSphereConnection, reap_kept: None) -> None:
     inner.pytester.makepyfile(test_keep=PASS_FAIL_PASS)
     outcome = inner.run("--vsphere-template=linux-template", "--vsphere-scope=function",
                         "--vsphere-keep=on-failure", "-s", sim=plugin_sim)
@@ -71,6 +72,12 @@ def test_keep_on_failure_keeps_only_the_failing_tests_clone(inner: Inner, plugin
     # Kept means usable: still running, with its guest.
     assert plugin_sim.sim.find_vm(failing).power_state == "poweredOn"
     assert outcome.run_dirs() == []
+    # ... and tidy: discovery's result file, left for a later command to delete, was deleted
+    # when the clone was kept (a destroyed clone takes it with it).
+    vm = next(v for v in list_marked(conn) if v.name == failing)
+    guest = GuestOperations(conn, vm.ref, plugin_sim.facts["GUEST_USER"], plugin_sim.facts["GUEST_PASSWORD"],
+                            os_family="linux")
+    assert guest.run("ls -a /tmp").stdout.count("pytest-vsphere-clone-") == 2  # the listing's own two
 
 
 def test_keep_on_failure_with_worker_scope_keeps_the_shared_clone(inner: Inner, plugin_sim: SimHandle,

@@ -356,7 +356,7 @@ class ActiveDiscovery:
                 # round still reports what the guest had.
                 command = self.command_for(self.guest.os_family, min(GUEST_WAIT_SECONDS, remaining / 2))
                 prelude = self.prelude
-                # The result file is deleted off the discovery's path: the address is known sooner.
+                # The result file is left for the guest's next command to delete: no request of its own.
                 windows = self.guest.os_family == "windows"
                 ops = self.guest.limited(remaining)
                 # Windows: one output file that appears at the end (run_merged) makes a round two

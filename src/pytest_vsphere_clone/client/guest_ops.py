@@ -1,14 +1,13 @@
 """Run commands and move files in a guest through VMware Tools Guest Operations (no network needed).
 
-A command runs as ``/bin/sh -c`` (Linux) or ``cmd.exe /c`` (Windows) with stdout and
-stderr redirected to temporary files made by CreateTemporaryFileInGuest; the exit code
-comes from ListProcessesInGuest; the files come back over HTTPS from
-InitiateFileTransferFromGuest and are always deleted afterwards.
+A command runs as ``/bin/sh -c`` (Linux) or ``cmd.exe /c`` (Windows) with its output
+redirected to files with random names in the guest's temp directory; they come back over
+HTTPS from InitiateFileTransferFromGuest and are deleted afterwards: at once, or (for callers
+that ask, such as discovery) by the next command run in that guest, which costs no request.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import copy
 import dataclasses
 import http.client
@@ -17,6 +16,7 @@ import ntpath
 import posixpath
 import secrets
 import shlex
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -38,12 +38,12 @@ WINDOWS_SHELL = r"C:\Windows\System32\cmd.exe"
 _GUEST_TRANSIENT = ("GuestOperationsUnavailable", "ToolsUnavailable", "GuestComponentsOutOfDate")
 DEFAULT_GUEST_RETRY = RetryPolicy(attempts=8, base_delay=0.25, max_delay=4.0)
 _FIRST_POLL, _POLL_START, _POLL_MAX = 0.03, 0.05, 0.5
-#: The second look for a waiting command's result (then every ``poll_max``).
-_WAITING_SECOND_POLL = 0.1
 #: How often a command's result poll also asks whether its process still lives (seconds).
 _PROCESS_CHECK = 2.0
-#: Deletes result files off the caller's path (see GuestOperations.run); pyVmomi's stub is thread-safe.
-_CLEANUP = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="vsphere-clone-guest-cleanup")
+#: Result files read but not yet deleted, per VM, in the connection's facts: shared by every
+#: GuestOperations on that VM, so whichever runs the next command deletes them.
+_LEFTOVERS = "guest_leftovers"
+_LEFTOVERS_LOCK = threading.Lock()
 #: The line run_merged appends to a Windows command's output: its success (0) or failure (1).
 _STATUS_LINE = "pytest-vsphere-clone-status: "
 #: Where Linux commands leave their result: world-writable and sticky on every distribution.
@@ -59,15 +59,34 @@ def quote_windows(path: str) -> str:
     return f'"{path}"'
 
 
-def wrap_command(command: str, stdout_path: str, stderr_path: str, os_family: str) -> tuple[str, str]:
-    """(programPath, arguments) that run ``command`` with its output redirected to the two files."""
+def wrap_command(command: str, stdout_path: str, stderr_path: str, os_family: str,
+                 delete_first: tuple[str, ...] | list[str] = ()) -> tuple[str, str]:
+    """(programPath, arguments) that run ``command`` with its output redirected to the two files,
+    after deleting the files ``delete_first`` (quietly: a missing one is no error)."""
+    before = delete_command(delete_first, os_family)
     if os_family == "windows":
         # /s: strip exactly the outer quotes; the parentheses send every part of "a & b" to the files.
-        inner = f"({command}) 1> {quote_windows(stdout_path)} 2> {quote_windows(stderr_path)}"
+        inner = f"{before}({command}) 1> {quote_windows(stdout_path)} 2> {quote_windows(stderr_path)}"
         return WINDOWS_SHELL, f'/s /c "{inner}"'
     # The braces (with a newline, so a trailing comment cannot eat them) redirect "a; b" as a whole.
-    inner = f"{{ {command}\n}} >{shlex.quote(stdout_path)} 2>{shlex.quote(stderr_path)}"
+    inner = f"{before}{{ {command}\n}} >{shlex.quote(stdout_path)} 2>{shlex.quote(stderr_path)}"
     return LINUX_SHELL, "-c " + shlex.quote(inner)
+
+
+def delete_command(paths: tuple[str, ...] | list[str], os_family: str) -> str:
+    """A shell prefix deleting ``paths`` quietly (empty for none): how a command clears the result
+    files of the commands before it, where DeleteFileInGuest would cost a request per file."""
+    if not paths:
+        return ""
+    if os_family == "windows":
+        return f"(del /f /q {' '.join(quote_windows(p) for p in paths)} >nul 2>&1) & "
+    return f"rm -f -- {' '.join(shlex.quote(p) for p in paths)} 2>/dev/null\n"
+
+
+def forget_leftovers(conn: VSphereConnection, moref: str) -> None:
+    """Drop the record of result files left in VM ``moref``: it is being destroyed, and they with it."""
+    with _LEFTOVERS_LOCK:
+        conn.facts.get(_LEFTOVERS, {}).pop(moref, None)
 
 
 class GuestOperations:
@@ -86,7 +105,6 @@ class GuestOperations:
         self.retry = retry or DEFAULT_GUEST_RETRY
         self._vm_name = vm_name
         self._managers_cache: tuple[Any, Any] | None = None
-        self._pending: list[concurrent.futures.Future[None]] = []
         self._temp_dir: str | None = None  # Windows: where command output files go (learned once)
 
     def __repr__(self) -> str:
@@ -281,9 +299,10 @@ class GuestOperations:
 
         ``poll_max`` caps the pause between looks for the command's end (default 0.5 s): a
         command that waits for something in the guest is noticed that much sooner, at the cost of
-        more requests. ``clean_up_later`` (Linux) deletes the result file in the background, off
-        the caller's path (:meth:`finish_cleanup` waits for it). On Windows the command runs
-        inside parentheses, so an unbalanced ``)`` must be escaped as ``^)`` as in any cmd.exe block.
+        more requests. ``clean_up_later`` leaves the result files for the next command run in this
+        guest to delete as it starts (no request of their own; :meth:`clean_up` deletes what is
+        left, and a destroyed VM takes them with it). On Windows the command runs inside
+        parentheses, so an unbalanced ``)`` must be escaped as ``^)`` as in any cmd.exe block.
         """
         if self.os_family != "windows":
             return self._run_linux(command, timeout, poll_max, clean_up_later)
@@ -304,10 +323,12 @@ class GuestOperations:
         path = ntpath.join(self._temp_directory(), f"pytest-vsphere-clone-{token}.out")
         part, final = quote_windows(f"{path}.part"), quote_windows(path)
         # cmd.exe expands %ERRORLEVEL% when it reads the line, so the outcome comes from && / ||.
-        inner = (f"({command}) 1> {part} 2>&1 && (echo {_STATUS_LINE}0 >> {part}) || "
+        stale = self._take_leftovers()
+        inner = (f"{delete_command(stale, 'windows')}"
+                 f"({command}) 1> {part} 2>&1 && (echo {_STATUS_LINE}0 >> {part}) || "
                  f"(echo {_STATUS_LINE}1 >> {part}) & move /y {part} {final} >nul")
         deadline = time.monotonic() + timeout
-        pid = self.start(WINDOWS_SHELL, f'/s /c "{inner}"')
+        pid = self._start_deleting(WINDOWS_SHELL, f'/s /c "{inner}"', stale)
         try:
             raw = self._await_result(path, pid, deadline, timeout, command, poll_max)
         finally:
@@ -318,10 +339,39 @@ class GuestOperations:
         output = body if found else text
         return CommandResult(exit_status, output, output)
 
-    def finish_cleanup(self, timeout: float = 30.0) -> None:
-        """Wait for background deletions of result files (see :meth:`run`)."""
-        pending, self._pending = self._pending, []
-        concurrent.futures.wait(pending, timeout=timeout)
+    def clean_up(self) -> None:
+        """Delete the result files left for later (see :meth:`run`): one DeleteFileInGuest each."""
+        for path in self._take_leftovers():
+            self._delete_quietly(path)
+
+    @property
+    def leftovers(self) -> tuple[str, ...]:
+        """Result files left for the next command in this guest to delete."""
+        with _LEFTOVERS_LOCK:
+            return tuple(self._leftovers())
+
+    def _leftovers(self) -> list[str]:
+        registry: dict[str, list[str]] = self.conn.facts.setdefault(_LEFTOVERS, {})
+        return registry.setdefault(str(getattr(self.vm, "_moId", self.vm)), [])
+
+    def _take_leftovers(self) -> list[str]:
+        with _LEFTOVERS_LOCK:
+            paths = self._leftovers()
+            taken = list(paths)
+            paths.clear()
+            return taken
+
+    def _give_back(self, paths: list[str]) -> None:
+        """The command meant to delete ``paths`` may not have started: the next one tries again."""
+        with _LEFTOVERS_LOCK:
+            self._leftovers().extend(paths)
+
+    def _start_deleting(self, program: str, arguments: str, stale: list[str]) -> int:
+        try:
+            return self.start(program, arguments)
+        except BaseException:
+            self._give_back(stale)
+            raise
 
     def _run_linux(self, command: str, timeout: float, poll_max: float | None = None,
                    clean_up_later: bool = False) -> CommandResult:
@@ -340,7 +390,8 @@ class GuestOperations:
         # on a SIGTERM at once (a shell defers traps while a foreground child runs). Tools may
         # SIGKILL instead, so the client's own deletion of the .part file after a timeout is
         # also the signal to give up: a command that ends later writes no result.
-        script = (f"umask 077\nset -C\n"
+        stale = self._take_leftovers()
+        script = (f"{delete_command(stale, 'linux')}umask 077\nset -C\n"
                   f"trap 'kill -TERM $child 2>/dev/null; rm -f {part} {err}; exit 143' HUP INT TERM\n"
                   f"( set +C\n{command}\n) >{part} 2>{err} &\nchild=$!\nwait $child\nrc=$?\n"
                   f"[ -e {part} ] || {{ rm -f {err}; exit $rc; }}\n"
@@ -348,7 +399,7 @@ class GuestOperations:
                   f"cat {err} >>{part}\nrm -f {err}\nprintf '\\n%s rc=%d\\n' {shlex.quote(separator)} $rc >>{part}\n"
                   f"mv -f {part} {shlex.quote(path)}\nexit $rc")
         deadline = time.monotonic() + timeout
-        pid = self.start(LINUX_SHELL, "-c " + shlex.quote(script))
+        pid = self._start_deleting(LINUX_SHELL, "-c " + shlex.quote(script), stale)
         try:
             output = self._await_result(path, pid, deadline, timeout, command, poll_max).decode("utf-8", "replace")
         finally:
@@ -369,8 +420,9 @@ class GuestOperations:
         that died without writing it fails at once instead of at the deadline."""
         processes, _ = self._managers()
         # A command that waits in the guest (poll_max given) is asked about at an even pace after
-        # one early look: a growing pause would only add requests where it has nothing to find.
-        pause, cap = (_WAITING_SECOND_POLL, poll_max) if poll_max else (_POLL_START, _POLL_MAX)
+        # one early look (for what it finds at once): a growing pause, or more early looks, would
+        # only add requests where it has nothing to find, and the pace alone bounds the lag.
+        pause, cap = (poll_max, poll_max) if poll_max else (_POLL_START, _POLL_MAX)
         next_check = time.monotonic() + _PROCESS_CHECK
         # Most commands (ip, ipconfig) end within this: asking later saves a round trip.
         time.sleep(min(_FIRST_POLL, timeout))
@@ -411,9 +463,10 @@ class GuestOperations:
         return self._temp_dir
 
     def _discard(self, path: str, later: bool) -> None:
-        """Delete ``path`` now, or in the background (see :meth:`run`)."""
+        """Delete ``path`` now, or leave it to the next command in this guest (see :meth:`run`)."""
         if later:
-            self._pending.append(_CLEANUP.submit(self._delete_quietly, path))
+            with _LEFTOVERS_LOCK:
+                self._leftovers().append(path)
         else:
             self._delete_quietly(path)
 
@@ -421,7 +474,7 @@ class GuestOperations:
         try:
             self.delete_file(path, missing_ok=True)
         except Exception as exc:  # never hide the command's own outcome
-            if faults.is_not_found(exc):  # the VM went first (a background delete after teardown)
+            if faults.is_not_found(exc):  # the VM went first: so did the file
                 log.debug("%s in VM %s went with the VM", path, self.vm_name)
                 return
             log.warning("could not delete %s in VM %s: %s", path, self.vm_name, faults.describe(exc))
@@ -436,8 +489,9 @@ class GuestOperations:
         stdout_path = _join(directory, f"pytest-vsphere-clone-{token}.out", windows)
         stderr_path = _join(directory, f"pytest-vsphere-clone-{token}.err", windows)
         try:
-            program, arguments = wrap_command(command, stdout_path, stderr_path, self.os_family)
-            pid = self.start(program, arguments)
+            stale = self._take_leftovers()
+            program, arguments = wrap_command(command, stdout_path, stderr_path, self.os_family, stale)
+            pid = self._start_deleting(program, arguments, stale)
             status = self.wait_exit(pid, timeout, f"command {command!r}", poll_max)
             stdout = self.read_file(stdout_path)
             stderr = self.read_file(stderr_path)

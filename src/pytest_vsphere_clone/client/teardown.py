@@ -34,13 +34,13 @@ def _own_waiter(conn: VSphereConnection, waiter: Waiter | None) -> tuple[Waiter,
 
 
 def _run_task(conn: VSphereConnection, waiter: Waiter, start: Any, timeout: float, what: str, *,
-              on: Any = None, destroys: bool = False) -> Any:
+              on: Any = None, destroys: bool = False, paced: str | None = None) -> Any:
     """Start a task and await it; a transient task fault (TaskInProgress, ...) starts it again.
-    ``on``/``destroys``: as for Waiter.wait_for_task (a watched VM reports its own tasks)."""
+    ``on``/``destroys``/``paced``: as for Waiter.wait_for_task (a watched VM reports its own tasks)."""
 
     def once() -> Any:
         task = conn.call(start, what=what, policy=NO_RETRY)  # the loop around this one retries
-        return waiter.wait_for_task(task, timeout, what, on=on, destroys=destroys)
+        return waiter.wait_for_task(task, timeout, what, on=on, destroys=destroys, paced=paced)
 
     return retry_call(once, policy=_TASK_RETRY, what=what)
 
@@ -55,14 +55,18 @@ def destroy(conn: VSphereConnection, vm: Any, *, waiter: Waiter | None = None, t
     watched = vm if waiter.watching(vm) else None
     try:
         try:
-            _run_task(conn, waiter, vm.PowerOffVM_Task, timeout, f"power-off of {name}", on=watched)
+            # Paced: a teardown's latency matters little, so its tasks are looked at when they usually end
+            # (one WaitForUpdatesEx each, instead of one for the start and one for the end).
+            _run_task(conn, waiter, vm.PowerOffVM_Task, timeout, f"power-off of {name}", on=watched,
+                      paced="power-off")
         except Exception as exc:
             if faults.is_not_found(exc):
                 return False
             if not _is_power_state_fault(exc):
                 raise
         try:
-            _run_task(conn, waiter, vm.Destroy_Task, timeout, f"destroy of {name}", on=watched, destroys=True)
+            _run_task(conn, waiter, vm.Destroy_Task, timeout, f"destroy of {name}", on=watched, destroys=True,
+                      paced="destroy")
         except Exception as exc:
             if faults.is_not_found(exc):
                 return False

@@ -40,12 +40,21 @@ class Janitor:
         hook_keep = self.run.config.hook.pytest_vsphere_clone_before_destroy(clone=clone, failed=clone.failed)
         if wanted or hook_keep:
             self._mark_kept(clone)
+            self._clean_guest_files(clone)
             self.run.ledger.kept(clone.name)
             with self._lock:
                 self.kept.append(clone.name)
             return
         if clone.owned:
             self.destroy(clone, reason="scope ended")
+
+    def _clean_guest_files(self, clone: Clone) -> None:
+        """Delete what guest commands left for later in a kept clone: it outlives the run, and no
+        later command of ours will (a destroyed clone takes them with it)."""
+        settings = clone._settings
+        if clone._conn is None or settings is None or not settings.guest_user:
+            return
+        clone.guest_operations().clean_up()  # a file it cannot delete is logged, never a failure
 
     def _mark_kept(self, clone: Clone) -> None:
         """Take the process out of a kept clone's marker: it is meant to outlive this run.
@@ -68,11 +77,13 @@ class Janitor:
         """Destroy ``clone`` now (already gone is fine) and record it."""
         from pyVmomi import vim
 
+        from ..client.guest_ops import forget_leftovers
         from ..client.teardown import destroy
 
         clone.close()
         try:
             conn = self.run.connection()
+            forget_leftovers(conn, clone.moref)
             destroy(conn, vim.VirtualMachine(clone.moref, conn.si._stub), waiter=self.run.waiter(),
                     timeout=self.run.settings.clone_timeout)
         except _teardown_errors() as exc:
