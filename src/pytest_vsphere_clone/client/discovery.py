@@ -62,6 +62,28 @@ _BRIDGE_INTERFACE = re.compile(r"^(docker|virbr|br-|cni|flannel|cali|lxdbr|podma
 _TOKEN = re.compile(r"[0-9A-Fa-f:.%]+(?:/\d{1,3})?")
 
 
+#: How long the default Windows command waits in the guest: long, since each round pays for
+#: powershell.exe's start-up (about half a second), during which a new address would go unseen;
+#: a Windows guest's DHCP takes many seconds, so one round usually covers it.
+WINDOWS_GUEST_WAIT_SECONDS = 30.0
+
+
+def windows_wait_command(family: str = "ipv4", wait: float = WINDOWS_GUEST_WAIT_SECONDS) -> str:
+    """``ipconfig``, run once PowerShell sees an address of ``family`` the guest can use (from DHCP,
+    set by hand or, for IPv6, from router advertisements; past duplicate address detection), or
+    after ``wait`` seconds. cmd.exe has no sub-second sleep; without powershell.exe it runs at once."""
+    selector = {"ipv4": " -AddressFamily IPv4", "ipv6": " -AddressFamily IPv6"}.get(family, "")
+    origins = "Dhcp,Manual" if family == "ipv4" else "Dhcp,Manual,RouterAdvertisement"
+    probe = (f"(Get-NetIPAddress{selector} -PrefixOrigin {origins} -AddressState Preferred "
+             f"-ErrorAction SilentlyContinue)")
+    script = (f"$w = [Diagnostics.Stopwatch]::StartNew(); "
+              f"while ($w.ElapsedMilliseconds -lt {int(wait * 1000)} -and -not {probe}) "
+              f"{{ Start-Sleep -Milliseconds {int(_GUEST_TICK * 1000)} }}")
+    # Quiet: a guest without powershell.exe must not look like one without the discovery command.
+    return (f'powershell.exe -NoProfile -NonInteractive -Command "{script}" >nul 2>&1 & '
+            f'{DEFAULT_COMMANDS["windows"]}')
+
+
 def linux_wait_command(family: str = "ipv4", wait: float = GUEST_WAIT_SECONDS) -> str:
     """``ip -o address show scope global``, run once the guest has a global address of ``family``
     outside container bridges (or after ``wait`` seconds). Fractional sleep is GNU and busybox;
@@ -313,11 +335,11 @@ class ActiveDiscovery:
         self.max_interval = max_interval
 
     def command_for(self, os_family: str, wait: float = GUEST_WAIT_SECONDS) -> str:
-        """The command of one round; the Linux default waits in the guest up to ``wait`` seconds."""
+        """The command of one round; the defaults wait in the guest up to ``wait`` seconds."""
         if self.command:
             return self.command
         if os_family == "windows":
-            return DEFAULT_COMMANDS["windows"]
+            return windows_wait_command(self.filter.family, wait)
         waiting = linux_wait_command(self.filter.family, wait)
         return f"{waiting}; {self.also_run}" if self.also_run else waiting
 
@@ -326,9 +348,9 @@ class ActiveDiscovery:
         return self.command or DEFAULT_COMMANDS.get(self.guest.os_family, DEFAULT_COMMANDS["linux"])
 
     def _poll_max(self) -> float | None:
-        """Poll a waiting command's result more often: the default Linux one, and any round with a
+        """Poll a waiting command's result more often: the default ones, and any round with a
         prelude (a NIC refresh), end when the address appears."""
-        waits = self.prelude is not None or (not self.command and self.guest.os_family != "windows")
+        waits = self.prelude is not None or not self.command
         return _WAITING_POLL_MAX if waits else None
 
     def discover(self, timeout: float, *, deadline: float | None = None) -> DiscoveryResult:
@@ -354,10 +376,15 @@ class ActiveDiscovery:
             try:
                 # The guest's wait ends well before the round's own deadline, so that the last
                 # round still reports what the guest had.
-                command = self.command_for(self.guest.os_family, min(GUEST_WAIT_SECONDS, remaining / 2))
-                prelude = self.prelude
-                # The result file is left for the guest's next command to delete: no request of its own.
                 windows = self.guest.os_family == "windows"
+                longest = WINDOWS_GUEST_WAIT_SECONDS if windows else GUEST_WAIT_SECONDS
+                command = self.command_for(self.guest.os_family, min(longest, remaining / 2))
+                prelude = self.prelude
+                if prelude and windows and not self.command:
+                    # "ipconfig /renew" has waited for the address already: PowerShell's start-up
+                    # would only delay the answer.
+                    command = DEFAULT_COMMANDS["windows"]
+                # The result file is left for the guest's next command to delete: no request of its own.
                 ops = self.guest.limited(remaining)
                 # Windows: one output file that appears at the end (run_merged) makes a round two
                 # guest operations instead of four; the address is all discovery needs.

@@ -147,7 +147,8 @@ class GuestRuntime:
                          family="windows" if windows else "linux", disk_dir=self.disk_dir(vm),
                          user=WINDOWS_USER if windows else LINUX_USER, password=self.password,
                          authorized_keys=[] if windows or not self.public_key else [self.public_key],
-                         network_delay=network_delay, network_at=network_at)
+                         network_delay=network_delay, network_at=network_at,
+                         powershell_start=self.vc.profile.range("powershell.start") if windows else (0.0, 0.0))
 
     def power_on(self, vm: VirtualMachine) -> None:
         """Start booting the VM's guest and return: as on vSphere, PowerOnVM_Task does not wait for

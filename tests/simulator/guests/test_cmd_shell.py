@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_vsphere_clone.client.discovery import windows_wait_command
 from pytest_vsphere_clone.simulator.guests.cmd_context import (
     DnsConfig,
     IpAddress,
@@ -397,6 +398,68 @@ def test_powershell_errors_are_clixml_and_exit_1(shell: CmdShell) -> None:
     bad = shell.run("powershell -EncodedCommand !!notbase64!!")
     assert bad.exit_code == 1
     assert "not properly encoded" in bad.stderr
+
+
+def test_powershell_loops_branches_and_conditions(shell: CmdShell) -> None:
+    counted = shell.run(encoded("$i = 0; while ($i -lt 3) { echo $i; $i++ }; echo done"))
+    assert (counted.exit_code, counted.stdout) == (0, "0\r\n1\r\n2\r\ndone\r\n")
+    broken = shell.run(encoded("$i = 10\nwhile ($true) { $i--; if ($i -le 7) { break } }\necho $i"))
+    assert broken.stdout == "7\r\n"
+    branches = shell.run(encoded("if ($env:USERNAME -like 'vag*' -and -not ($false)) { echo yes } else { echo no }; "
+                                 "if (1 -gt 2 -or 'a' -eq 'B') { echo wrong } else { echo right }"))
+    assert branches.stdout == "yes\r\nright\r\n"
+    # -and stops at the first false: the second clause would fail if it ran.
+    assert shell.run(encoded("if ($false -and (Get-Nothing)) { echo x } else { echo short }")).stdout == "short\r\n"
+    unclosed = shell.run(encoded("while ($true) { echo x"))
+    assert unclosed.exit_code == 1 and "Missing closing '}'" in unclosed.stderr
+
+
+def test_powershell_waits_for_an_address_as_discovery_does(shell: CmdShell, network: FakeNetwork) -> None:
+    # The client's own Windows discovery command (the simulator's tests may use the client's text).
+    wait = windows_wait_command("ipv4", wait=5.0)
+    started = time.monotonic()
+    at_once = shell.run(wait)
+    assert at_once.exit_code == 0 and "10.0.0.5" in at_once.stdout and at_once.stderr == ""
+    assert time.monotonic() - started < 0.3  # the lease is there: no wait at all
+    network.release_dhcp("eth0")
+    threading.Timer(0.4, network.renew_dhcp, ("eth0",)).start()
+    started = time.monotonic()
+    waited = shell.run(wait)
+    assert 0.35 < time.monotonic() - started < 1.5
+    assert "10.0.0.77" in waited.stdout and waited.stderr == ""
+    network.release_dhcp("eth0")
+    started = time.monotonic()
+    timed_out = shell.run(windows_wait_command("ipv4", wait=0.3))  # none comes: ipconfig after the wait
+    assert 0.3 <= time.monotonic() - started < 1.5 and "Windows IP Configuration" in timed_out.stdout
+
+
+def test_the_windows_wait_without_powershell_is_a_plain_ipconfig(shell: CmdShell) -> None:
+    result = shell.run(windows_wait_command().replace("powershell.exe", "no-such-shell.exe"))
+    assert "Windows IP Configuration" in result.stdout and "not recognized" not in result.stdout + result.stderr
+
+
+def test_get_net_ip_address_filters_by_origin_and_state(shell: CmdShell) -> None:
+    dhcp = shell.run(encoded("(Get-NetIPAddress -PrefixOrigin Dhcp).IPAddress")).stdout
+    assert dhcp == "10.0.0.5\r\n"
+    assert shell.run(encoded("(Get-NetIPAddress -PrefixOrigin WellKnown -AddressFamily IPv4).IPAddress")).stdout \
+        == "127.0.0.1\r\n"
+    none = shell.run(encoded("Get-NetIPAddress -PrefixOrigin Manual"))
+    assert none.exit_code == 1 and "No matching MSFT_NetIPAddress objects" in none.stderr
+    # A non-terminating error inside a condition is reported, and the condition sees nothing.
+    loud = shell.run(encoded("if (-not (Get-NetIPAddress -PrefixOrigin Manual)) { echo none }"))
+    assert loud.stdout == "none\r\n" and "No matching MSFT_NetIPAddress objects" in loud.stderr
+    quiet = shell.run(encoded("Get-NetIPAddress -PrefixOrigin Manual -ErrorAction SilentlyContinue; echo after"))
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "after\r\n", "")
+
+
+def test_powershell_takes_its_start_up_time(context: WindowsGuestContext) -> None:
+    slow = CmdShell(dataclasses.replace(context, powershell_start=(0.3, 0.3)))
+    started = time.monotonic()
+    assert slow.run("powershell -NoProfile -Command echo hi").stdout == "hi\r\n"
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    assert slow.run("echo cmd-alone").stdout == "cmd-alone\r\n"  # cmd.exe itself starts at once
+    assert time.monotonic() - started < 0.3
 
 
 def test_wildcards_in_dir_and_del(shell: CmdShell) -> None:

@@ -267,6 +267,8 @@ class WindowsGuestContext:
     os_version: str = "10.0.17763.1"
     #: The VMware backdoor as the guest reaches it (vmtoolsd.exe --cmd, rpctool.exe).
     backdoor_socket: str = BACKDOOR_SOCKET
+    #: (min, max) seconds powershell.exe takes to start (the simulator's latency profile).
+    powershell_start: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         self.disk_root = Path(self.disk_root)
@@ -483,6 +485,18 @@ def add_context_arguments(parser: argparse.ArgumentParser) -> None:
         help="DHCP release command (default: flush the leased addresses)",
     )
     parser.add_argument("--os-version", default="10.0.17763.1", help="version reported by ver")
+    parser.add_argument("--powershell-start", default="0,0", type=_seconds_range, metavar="MIN,MAX",
+                        help="seconds powershell.exe takes to start, drawn per start (default: 0,0)")
+
+
+def _seconds_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX in seconds, got {text!r}") from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"expected 0 <= MIN <= MAX, got {text!r}")
+    return low, high
 
 
 def context_from_args(args: argparse.Namespace) -> WindowsGuestContext:
@@ -493,4 +507,5 @@ def context_from_args(args: argparse.Namespace) -> WindowsGuestContext:
         interface_names=_interface_mapping(args.interface),
         network=LinuxNetwork(args.dhcp_command, args.dhcp_release_command),
         os_version=args.os_version,
+        powershell_start=args.powershell_start,
     )

@@ -2,11 +2,17 @@
 
 ``powershell -EncodedCommand <base64 UTF-16LE>`` (what ``run_ps`` sends), ``-Command`` and ``-File``
 run scripts made of statements separated by ``;`` or new lines.  Supported: string literals and
-``$env:X`` / ``$variables`` (with interpolation in double quotes), assignments, ``exit N``,
-``Write-Output``/``echo``/``Write-Host``/``Write-Error``, ``Get-NetIPAddress`` (real interfaces),
-``Get-Content``, ``Test-Path``, ``Start-Sleep``, ``(...).Property``, pipes into ``Out-Null``,
-``Out-String`` and ``Select-Object -ExpandProperty/-First``, and native programs (``hostname``,
-``ipconfig``, ``cmd /c ...``).  Anything else fails as PowerShell does, with exit code 1.
+``$env:X`` / ``$variables`` (with interpolation in double quotes), assignments, ``$i++``/``$i--``,
+``exit N``, ``while (...) { ... }``, ``if (...) { ... } else { ... }``, ``break``, conditions made of
+``-not``, ``-and``, ``-or`` and the comparisons ``-eq -ne -lt -le -gt -ge -like -notlike``,
+``Write-Output``/``echo``/``Write-Host``/``Write-Error``, ``Get-NetIPAddress`` (real interfaces;
+``-AddressFamily``, ``-PrefixOrigin``, ``-AddressState``, ``-InterfaceAlias``, ``-InterfaceIndex``),
+``-ErrorAction SilentlyContinue``, ``[Diagnostics.Stopwatch]::StartNew()``, ``Get-Content``,
+``Test-Path``, ``Start-Sleep``,
+``(...).Property``, pipes into ``Out-Null``, ``Out-String`` and ``Select-Object
+-ExpandProperty/-First``, and native programs (``hostname``, ``ipconfig``, ``cmd /c ...``).
+Anything else fails as PowerShell does, with exit code 1. Starting powershell.exe takes the
+guest's ``powershell_start`` time (the latency profile's), as the real one's start-up does.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import random
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
@@ -24,7 +32,23 @@ from .cmd_context import Adapter, IpAddress, WindowsPathError
 
 __all__ = ["powershell"]
 
-Value = str | int | float | bool | None | dict[str, object]
+class Stopwatch:
+    """``[Diagnostics.Stopwatch]::StartNew()``: its Elapsed* properties read the time when asked."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def member(self, name: str) -> int | None:
+        elapsed = time.monotonic() - self.started
+        return {"elapsedmilliseconds": int(elapsed * 1000), "elapsedticks": int(elapsed * 10_000_000)}.get(
+            name.lower())
+
+    def __str__(self) -> str:
+        return "System.Diagnostics.Stopwatch"
+
+
+Value = str | int | float | bool | None | dict[str, object] | Stopwatch
+_STOPWATCH = re.compile(r"(?i)\[(system\.)?diagnostics\.stopwatch\]::startnew\(\)")
 
 _NOT_RECOGNIZED = (
     "The term '{0}' is not recognized as the name of a cmdlet, function, script file, or operable "
@@ -64,6 +88,67 @@ class _ExitScript(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+class _Break(Exception):
+    """``break``: leave the innermost loop."""
+
+
+#: Comparison operators of conditions (case-insensitive, as PowerShell's defaults are).
+_COMPARISONS = ("-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-like", "-notlike")
+_SILENT_ACTIONS = ("silentlycontinue", "ignore", "0")
+
+
+def _balanced(text: str, start: int, opening: str, closing: str) -> tuple[str, str]:
+    """The text inside the bracket opening at ``text[start]`` and the text after its match."""
+    depth, quote = 0, ""
+    for index in range(start, len(text)):
+        ch = text[index]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == opening:
+            depth += 1
+        elif ch == closing:
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : index], text[index + 1 :]
+    raise _ScriptError(f"Missing closing '{closing}' in statement block or type definition.",
+                       "ParserError", "MissingEndCurlyBrace" if closing == "}" else "MissingEndParenthesisInExpression")
+
+
+def _truthy(values: list[Value]) -> bool:
+    """PowerShell's truth of a result: nothing is false, one value by itself, several are true."""
+    if not values:
+        return False
+    if len(values) > 1:
+        return True
+    value = values[0]
+    return bool(value) if not isinstance(value, dict) else True
+
+
+def _number(value: Value) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+def _compare(left: Value, operator: str, right: Value) -> bool:
+    if operator in ("-like", "-notlike"):
+        matched = fnmatch.fnmatch(_scalar(left).lower(), _scalar(right).lower())
+        return matched if operator == "-like" else not matched
+    a, b = _number(left), _number(right)
+    pair: tuple[object, object] = (a, b) if a is not None and b is not None else (_scalar(left).lower(),
+                                                                                  _scalar(right).lower())
+    x, y = pair
+    return {"-eq": x == y, "-ne": x != y, "-lt": x < y, "-le": x <= y,  # type: ignore[operator]
+            "-gt": x > y, "-ge": x >= y}[operator]  # type: ignore[operator]
 
 
 class _ScriptError(Exception):
@@ -121,6 +206,9 @@ def _statements(script: str) -> Iterator[_Statement]:
             column += 1
         if boundary:
             start_line, start_column = line, column
+    text = "".join(current).strip()
+    if text:  # an unclosed bracket or quote: the statement runs, and fails to parse, as in PowerShell
+        yield _Statement(text, start_line, start_column)
 
 
 def _tokenize(text: str) -> list[_Token]:
@@ -239,6 +327,18 @@ class _Runner:
         self.shell = inv.shell
         self.variables: dict[str, Value] = {"null": None, "true": True, "false": False, "lastexitcode": 0}
         self.failed = False
+        self.errors = BufferSink()
+
+    def run_block(self, statements: Iterator[_Statement], out: Sink) -> None:
+        """Run statements in order; a statement's error is reported and the next one runs (as
+        PowerShell's non-terminating errors do). ``exit`` and ``break`` leave the block."""
+        for statement in statements:
+            try:
+                self.failed = False
+                self.run_statement(statement, out)
+            except _ScriptError as exc:
+                self.errors.write(_error_text(exc, statement))
+                self.failed = True
 
     # -- values -------------------------------------------------------------------------------
 
@@ -262,6 +362,8 @@ class _Runner:
                 result.append(value[match] if match else None)  # type: ignore[arg-type]
             elif isinstance(value, str) and member.lower() == "length":
                 result.append(len(value))
+            elif isinstance(value, Stopwatch):
+                result.append(value.member(member))
         return result
 
     def _expand(self, text: str) -> str:
@@ -286,7 +388,16 @@ class _Runner:
         if token.kind == "var":
             return self._variable(token)
         if token.kind == "paren":
-            return self._member(self.pipeline(_tokenize(token.text), token.text), token.member)
+            try:
+                values = self.pipeline(_tokenize(token.text), token.text)
+            except _ScriptError as exc:
+                if exc.category == "ParserError" or exc.error_id == "CommandNotFoundException":
+                    raise
+                # A cmdlet's non-terminating error: reported, and the expression yields nothing.
+                self.errors.write(_error_text(exc, _Statement(token.text, 1, token.column + 2)))
+                self.failed = True
+                values = []
+            return self._member(values, token.member)
         if re.fullmatch(r"-?\d+", token.text):
             return [int(token.text)]
         return [token.text]
@@ -295,6 +406,8 @@ class _Runner:
 
     def run_statement(self, statement: _Statement, out: Sink) -> None:
         text = statement.text
+        if self._flow(text, out):
+            return
         exit_match = re.fullmatch(r"(?i)exit(?:\s+(.*))?", text)
         if exit_match:
             values = self.evaluate(_tokenize(exit_match.group(1))[0]) if exit_match.group(1) else [0]
@@ -311,6 +424,80 @@ class _Runner:
             return
         out.write(_format(self.pipeline(_tokenize(text), text, out)))
 
+    # -- flow control ---------------------------------------------------------------------------
+
+    def _flow(self, text: str, out: Sink) -> bool:
+        """Run ``text`` if it is a loop, a branch, ``break`` or ``$i++``; False if it is none."""
+        if text.lower() == "break":
+            raise _Break
+        step = re.fullmatch(r"\$(\w+)\s*(\+\+|--)", text)
+        if step:
+            current = _number(self.variables.get(step.group(1).lower())) or 0
+            self.variables[step.group(1).lower()] = int(current) + (1 if step.group(2) == "++" else -1)
+            return True
+        keyword = re.match(r"(?i)(while|if)\s*(?=\()", text)
+        if not keyword:
+            return False
+        condition, rest = _balanced(text, keyword.end(), "(", ")")
+        body, rest = self._block_text(rest)
+        if keyword.group(1).lower() == "while":
+            if rest.strip():
+                raise _ScriptError(f"Unexpected token '{rest.strip()}' in expression or statement.",
+                                   "ParserError", "UnexpectedToken")
+            while self.condition(condition):
+                try:
+                    self.run_block(_statements(body), out)
+                except _Break:
+                    break
+            return True
+        otherwise = ""
+        if rest.strip():
+            tail = re.match(r"(?i)\s*else\s*(?=\{)", rest)
+            if not tail:
+                raise _ScriptError(f"Unexpected token '{rest.strip()}' in expression or statement.",
+                                   "ParserError", "UnexpectedToken")
+            otherwise, rest = self._block_text(rest[tail.end():])
+        self.run_block(_statements(body if self.condition(condition) else otherwise), out)
+        return True
+
+    @staticmethod
+    def _block_text(text: str) -> tuple[str, str]:
+        stripped = text.lstrip()
+        if not stripped.startswith("{"):
+            raise _ScriptError("Missing statement block.", "ParserError", "MissingStatementBlock")
+        return _balanced(stripped, 0, "{", "}")
+
+    def condition(self, text: str) -> bool:
+        """A condition: clauses joined by ``-and``/``-or`` (left to right, short-circuit), each
+        ``[-not] operand`` or ``operand -op operand``."""
+        clauses: list[list[_Token]] = [[]]
+        joins: list[str] = []
+        for token in _tokenize(text):
+            if token.kind == "word" and token.text.lower() in ("-and", "-or"):
+                joins.append(token.text.lower())
+                clauses.append([])
+            else:
+                clauses[-1].append(token)
+        result = self._clause(clauses[0])
+        for join, clause in zip(joins, clauses[1:], strict=True):
+            if result == (join == "-and"):  # -and goes on while true, -or while false
+                result = self._clause(clause)
+        return result
+
+    def _clause(self, tokens: list[_Token]) -> bool:
+        negate = False
+        while tokens and tokens[0].kind == "word" and tokens[0].text.lower() in ("-not", "!"):
+            negate, tokens = not negate, tokens[1:]
+        if len(tokens) == 3 and tokens[1].kind == "word" and tokens[1].text.lower() in _COMPARISONS:
+            left, right = self.evaluate(tokens[0]), self.evaluate(tokens[2])
+            value = _compare(left[0] if left else None, tokens[1].text.lower(), right[0] if right else None)
+        elif len(tokens) == 1:
+            value = _truthy(self.evaluate(tokens[0]))
+        else:
+            shown = " ".join(t.text for t in tokens) or "(empty)"
+            raise _ScriptError(f"Unexpected token in condition: {shown}", "ParserError", "UnexpectedToken")
+        return value != negate
+
     def pipeline(self, tokens: list[_Token], text: str, host: Sink | None = None) -> list[Value]:
         stages: list[list[_Token]] = [[]]
         for token in tokens:
@@ -320,7 +507,13 @@ class _Runner:
                 stages[-1].append(token)
         if any(not stage for stage in stages):
             raise _ScriptError("An empty pipe element is not allowed.", "ParserError", "EmptyPipeElement")
-        values = self.command(stages[0], host, downstream=len(stages) > 1)
+        first, silent = _error_action(stages[0])
+        try:
+            values = self.command(first, host, downstream=len(stages) > 1)
+        except _ScriptError:
+            if not silent:
+                raise
+            values = []
         for stage in stages[1:]:
             values = self.filter(stage, values)
         return values
@@ -369,13 +562,15 @@ class _Runner:
 
     def command(self, tokens: list[_Token], host: Sink | None, downstream: bool) -> list[Value]:
         head = tokens[0]
-        if head.kind != "word":
+        if head.kind != "word" or (len(tokens) == 1 and re.fullmatch(r"-?\d+", head.text)):
             values: list[Value] = []
             for token in tokens:
                 values += self.evaluate(token)
             return values
         name = head.text.lower()
         rest = tokens[1:]
+        if _STOPWATCH.fullmatch(name) and not rest:
+            return [Stopwatch()]
         if name in ("write-output", "echo", "write"):
             values = []
             for token in rest:
@@ -455,6 +650,8 @@ class _Runner:
         family = _scalar(params.get("addressfamily", "")).lower()
         alias = _scalar(params.get("interfacealias", "*"))
         index = params.get("interfaceindex")
+        origins = {o.strip().lower() for o in _scalar(params.get("prefixorigin", "")).split(",") if o.strip()}
+        states = {o.strip().lower() for o in _scalar(params.get("addressstate", "")).split(",") if o.strip()}
         result: list[Value] = []
         # Windows lists IPv6 addresses before IPv4 ones.
         for wanted in (6, 4):
@@ -468,9 +665,13 @@ class _Runner:
                 if index is not None and str(index) != str(adapter.interface.index):
                     continue
                 result += [
-                    _net_ip_address(adapter, a) for a in adapter.interface.addresses if a.family == wanted
+                    entry for entry in (
+                        _net_ip_address(adapter, a) for a in adapter.interface.addresses if a.family == wanted)
+                    if (not origins or str(entry["PrefixOrigin"]).lower() in origins)
+                    and (not states or str(entry["AddressState"]).lower() in states)
                 ]
-        if not result and ("interfacealias" in params or "interfaceindex" in params):
+        filtered = ("interfacealias", "interfaceindex", "prefixorigin", "addressstate")
+        if not result and any(name in params for name in filtered):
             raise _ScriptError(
                 "No matching MSFT_NetIPAddress objects found by CIM query for instances of the "
                 "ROOT/StandardCimv2/MSFT_NetIPAddress class on the  CIM server.",
@@ -478,6 +679,23 @@ class _Runner:
                 "CmdletizationQuery_NotFound,Get-NetIPAddress",
             )
         return result
+
+
+def _error_action(tokens: list[_Token]) -> tuple[list[_Token], bool]:
+    """A command's tokens without ``-ErrorAction X`` (``-ea X``), and whether X silences errors."""
+    kept: list[_Token] = []
+    silent = False
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.kind == "word" and token.text.lower().rstrip(":") in ("-erroraction", "-ea") \
+                and index + 1 < len(tokens):
+            silent = tokens[index + 1].text.lower() in _SILENT_ACTIONS
+            index += 2
+            continue
+        kept.append(token)
+        index += 1
+    return kept, silent
 
 
 def _error_text(error: _ScriptError, statement: _Statement) -> str:
@@ -578,23 +796,19 @@ def powershell(inv: Invocation) -> int:
         inv.print("Copyright (C) Microsoft Corporation. All rights reserved.")
         return 0
 
+    low, high = inv.shell.context.powershell_start
+    if high > 0 and not inv.shell.sleep(random.uniform(low, high)):  # powershell.exe's own start-up
+        return CTRL_C_EXIT
     runner = _Runner(inv)
-    errors = BufferSink()
     code: int | None = None
-    last_failed = False
-    for statement in _statements(script):
-        try:
-            runner.failed = False
-            runner.run_statement(statement, inv.out)
-            last_failed = runner.failed
-        except _ExitScript as exc:
-            code = exc.code
-            break
-        except _ScriptError as exc:
-            errors.write(_error_text(exc, statement))
-            last_failed = True
-    if errors.value:
-        inv.err.write(_clixml(errors.value) if encoded else errors.value)
+    try:
+        runner.run_block(_statements(script), inv.out)
+    except _ExitScript as exc:
+        code = exc.code
+    except _Break:
+        pass  # outside any loop, break ends the script
+    if runner.errors.value:
+        inv.err.write(_clixml(runner.errors.value) if encoded else runner.errors.value)
     if code is not None:
         return code
-    return 1 if last_failed else 0
+    return 1 if runner.failed else 0

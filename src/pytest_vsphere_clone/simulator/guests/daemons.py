@@ -55,7 +55,7 @@ def start_dhclient(ns: GuestNamespace, log: Path, delay: float = 0.0) -> subproc
     return _spawn(ns, argv, log, SERVICE_ENV)
 
 
-def windows_context_args(user: str, hostname: str) -> list[str]:
+def windows_context_args(user: str, hostname: str, powershell_start: tuple[float, float] = (0.0, 0.0)) -> list[str]:
     """Options cmd_shell and winrm_server share: who and where the emulated Windows is."""
     return [
         "--user", user,
@@ -63,16 +63,18 @@ def windows_context_args(user: str, hostname: str) -> list[str]:
         "--disk-root", DRIVES_ROOT,
         # "ipconfig /renew" restarts the guest's DHCP client (and so resets a stale clone's NIC).
         "--dhcp-command", f"{DHCP_RENEW} {{interface}}",
+        "--powershell-start", f"{powershell_start[0]:g},{powershell_start[1]:g}",
     ]  # fmt: skip
 
 
 def start_winrm(
-    ns: GuestNamespace, log: Path, port: int, user: str, password: str, hostname: str
+    ns: GuestNamespace, log: Path, port: int, user: str, password: str, hostname: str,
+    powershell_start: tuple[float, float] = (0.0, 0.0),
 ) -> subprocess.Popen[bytes]:
     """The WinRM server standing in for a Windows guest's remote management."""
     argv = [
         sys.executable, "-m", WINRM_MODULE, "--port", str(port), "--bind", "0.0.0.0",
-        *windows_context_args(user, hostname),
+        *windows_context_args(user, hostname, powershell_start),
     ]  # fmt: skip
     # The password travels in the environment: unlike argv, not readable by other guest users.
     return _spawn(ns, argv, log, python_env({"VSPHERE_CLONE_WINRM_PASSWORD": password}))

@@ -199,7 +199,8 @@ class Guest:
             service = start_sshd(ns, service_log)
             port, what, timeout = 22, "sshd", _SSHD_TIMEOUT
         else:
-            service = start_winrm(ns, service_log, spec.winrm_port, spec.user, spec.password, self._hostname)
+            service = start_winrm(ns, service_log, spec.winrm_port, spec.user, spec.password, self._hostname,
+                                  spec.powershell_start)
             port, what, timeout = spec.winrm_port, "WinRM server", _WINRM_TIMEOUT
         self._services.append(service)
         if resume is None:  # a resumed clone has no DHCP client until the guest runs one
@@ -447,6 +448,7 @@ class Guest:
             working_directory,
             env,
             exit_code_file=f"{EXIT_CODES_DIR}/{exit_file}",
+            powershell_start=self.spec.powershell_start,
         )
         return self._programs.add(
             proc,

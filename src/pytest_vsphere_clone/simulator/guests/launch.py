@@ -152,6 +152,7 @@ def spawn_windows(
     working_directory: str | None,
     env: list[str] | None,
     exit_code_file: str,
+    powershell_start: tuple[float, float] = (0.0, 0.0),
 ) -> subprocess.Popen[bytes]:
     """Start a program through the emulated Windows command shell.
 
@@ -167,7 +168,7 @@ def spawn_windows(
     if cwd_dir is None or not cwd_dir.is_dir():
         raise GuestFileNotFound(f"working directory {cwd} not found in the guest", cwd)
     argv = [
-        sys.executable, "-m", CMD_SHELL_MODULE, *windows_context_args(user, hostname),
+        sys.executable, "-m", CMD_SHELL_MODULE, *windows_context_args(user, hostname, powershell_start),
         "--cwd", cwd, "--exit-code-file", exit_code_file, program_path, *([arguments] if arguments else []),
     ]  # fmt: skip
     return subprocess.Popen(

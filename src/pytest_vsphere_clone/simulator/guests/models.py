@@ -44,6 +44,8 @@ class GuestSpec:
     #: Seconds a reset NIC (an instant clone's, on its refresh) needs before DHCP can run: driver
     #: reload and link negotiation in the guest OS.
     refresh_delay: float = 0.0
+    #: (min, max) seconds powershell.exe takes to start in a Windows guest (each start draws one).
+    powershell_start: tuple[float, float] = (0.0, 0.0)
 
     def network_start_delay(self) -> float:
         """Seconds from now until the guest's DHCP client starts."""
