@@ -38,12 +38,15 @@ log = logging.getLogger(__name__)
 IP_FAMILIES = ("ipv4", "ipv6", "any")
 DEFAULT_COMMANDS = {"linux": "ip -o address show scope global", "windows": "ipconfig"}
 #: How long the default Linux command waits in the guest for an address before it answers: the
-#: guest looks every 50 ms, so the address is known one look and one poll after it appears,
+#: guest looks every 25 ms, so the address is known one look and one poll after it appears,
 #: where a round per look would cost a whole Guest Operations round trip each time.
 GUEST_WAIT_SECONDS = 3.0
-_GUEST_TICK = 0.05
-#: The longest pause between looks for a waiting command's result: the address is known at most this
-#: plus one Guest Operations call after the guest has it, at about three requests per second of waiting.
+#: How often the guests' waiting loops look for the address (Linux: ``ip``, cheap; Windows:
+#: Get-NetIPAddress, a CIM query).
+_GUEST_TICK = 0.025
+_WINDOWS_GUEST_TICK = 0.05
+#: The beat of looks for a waiting command's result: the address is known at most this plus one guest
+#: tick and one Guest Operations call after the guest has it, at about three requests per second of waiting.
 _WAITING_POLL_MAX = 0.3
 #: Exit statuses of "command not found" (sh, cmd.exe): retrying cannot help.
 _NOT_FOUND_STATUSES = (126, 127, 9009)
@@ -78,7 +81,7 @@ def windows_wait_command(family: str = "ipv4", wait: float = WINDOWS_GUEST_WAIT_
              f"-ErrorAction SilentlyContinue)")
     script = (f"$w = [Diagnostics.Stopwatch]::StartNew(); "
               f"while ($w.ElapsedMilliseconds -lt {int(wait * 1000)} -and -not {probe}) "
-              f"{{ Start-Sleep -Milliseconds {int(_GUEST_TICK * 1000)} }}")
+              f"{{ Start-Sleep -Milliseconds {int(_WINDOWS_GUEST_TICK * 1000)} }}")
     # Quiet: a guest without powershell.exe must not look like one without the discovery command.
     return (f'powershell.exe -NoProfile -NonInteractive -Command "{script}" >nul 2>&1 & '
             f'{DEFAULT_COMMANDS["windows"]}')

@@ -419,14 +419,17 @@ class GuestOperations:
         """The result file's content once it exists; the process is checked now and then, so one
         that died without writing it fails at once instead of at the deadline."""
         processes, _ = self._managers()
-        # A command that waits in the guest (poll_max given) is asked about at an even pace after
-        # one early look (for what it finds at once): a growing pause, or more early looks, would
-        # only add requests where it has nothing to find, and the pace alone bounds the lag.
+        # A command that waits in the guest (poll_max given) is looked at on a fixed beat, every
+        # poll_max from one look's start to the next, the first half a beat in: what it waits for
+        # is then known at most one beat and one call after it happens, with the fewest looks for
+        # that bound (a pause after each answer would add the call's own time to the beat).
+        # Other commands are looked at soon (most end within _FIRST_POLL), then less and less often.
         pause, cap = (poll_max, poll_max) if poll_max else (_POLL_START, _POLL_MAX)
         next_check = time.monotonic() + _PROCESS_CHECK
-        # Most commands (ip, ipconfig) end within this: asking later saves a round trip.
-        time.sleep(min(_FIRST_POLL, timeout))
+        next_look = time.monotonic() + (poll_max / 2 if poll_max else _FIRST_POLL)
         while True:
+            time.sleep(max(0.0, min(next_look - time.monotonic(), deadline - time.monotonic())))
+            look_started = time.monotonic()
             data = self.read_file_if_exists(path)
             if data is not None:
                 return data
@@ -450,8 +453,11 @@ class GuestOperations:
                     self._delete_quietly(leftover)
                 raise WaitTimeout(f"command {command!r} in VM {self.vm_name!r}", timeout,
                                   f"pid {pid} still running, no result yet", "pass a longer timeout")
-            time.sleep(min(pause, remaining))
-            pause = cap if poll_max else min(pause * 1.5, cap)
+            if poll_max:
+                next_look = look_started + poll_max
+            else:
+                next_look = time.monotonic() + pause
+                pause = min(pause * 1.5, cap)
 
     def _temp_directory(self) -> str:
         """The guest's temp directory, learned once from a temporary file made (and dropped) for it."""
