@@ -38,8 +38,10 @@ WINDOWS_SHELL = r"C:\Windows\System32\cmd.exe"
 _GUEST_TRANSIENT = ("GuestOperationsUnavailable", "ToolsUnavailable", "GuestComponentsOutOfDate")
 DEFAULT_GUEST_RETRY = RetryPolicy(attempts=8, base_delay=0.25, max_delay=4.0)
 _FIRST_POLL, _POLL_START, _POLL_MAX = 0.03, 0.05, 0.5
-#: How often a command's result poll also asks whether its process still lives (seconds).
-_PROCESS_CHECK = 2.0
+#: When a command's result poll first asks whether its process still lives (seconds), and the
+#: longest gap between such checks later: a command killed before it wrote its result fails within
+#: seconds, and most commands (discovery's rounds included) end before any check is made.
+_PROCESS_CHECK, _PROCESS_CHECK_MAX = 4.0, 16.0
 #: Result files read but not yet deleted, per VM, in the connection's facts: shared by every
 #: GuestOperations on that VM, so whichever runs the next command deletes them.
 _LEFTOVERS = "guest_leftovers"
@@ -425,7 +427,8 @@ class GuestOperations:
         # that bound (a pause after each answer would add the call's own time to the beat).
         # Other commands are looked at soon (most end within _FIRST_POLL), then less and less often.
         pause, cap = (poll_max, poll_max) if poll_max else (_POLL_START, _POLL_MAX)
-        next_check = time.monotonic() + _PROCESS_CHECK
+        check_gap = _PROCESS_CHECK
+        next_check = time.monotonic() + check_gap
         next_look = time.monotonic() + (poll_max / 2 if poll_max else _FIRST_POLL)
         while True:
             time.sleep(max(0.0, min(next_look - time.monotonic(), deadline - time.monotonic())))
@@ -435,7 +438,8 @@ class GuestOperations:
                 return data
             now = time.monotonic()
             if now >= next_check:
-                next_check = now + _PROCESS_CHECK
+                check_gap = min(check_gap * 2, _PROCESS_CHECK_MAX)
+                next_check = now + check_gap
                 infos = self._call(processes.ListProcessesInGuest, self.vm, self._auth(), [pid],
                                    what="ListProcessesInGuest") or []
                 info = next((p for p in infos if p.pid == pid), None)
