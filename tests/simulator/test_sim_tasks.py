@@ -94,3 +94,10 @@ def test_time_scale_stretches_task_durations() -> None:
 def test_unknown_profile_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown latency profile"):
         Simulator(SimulatorConfig(profile="turbo")).start()
+
+
+def test_profiles_give_guests_their_scaled_ranges() -> None:
+    # What guests draw for themselves (powershell.exe's start-up) comes from the same profile and scale.
+    assert LatencyProfile.seed_profile(0.5).range("powershell.start") == (0.2, 0.45)
+    assert LatencyProfile.fast().range("powershell.start") == (0.0, 0.0)
+    assert LatencyProfile.fast().range("no-such-operation") == (0.0, 0.0)

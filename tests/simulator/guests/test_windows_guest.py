@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,17 @@ def test_vmtoolsd_freezes_a_windows_guest_until_unfrozen(make_guest: MakeGuest, 
     line = rf'/c vmtoolsd --cmd "info-get guestinfo.role" > {out} && rpctool "info-get guestinfo.role" >> {out}'
     assert run_in_guest(guest, USER, CMD, line) == 0
     assert guest.read_file(USER, out) == b"web\r\nweb\r\n"
+
+
+def test_powershell_starts_as_slowly_as_the_spec_says(make_guest: MakeGuest) -> None:
+    # The latency profile's powershell.start reaches the guest's programs (through its spec), and
+    # the WinRM server's: a real powershell.exe takes about half a second to start.
+    guest = make_guest(family="windows", user=USER, hostname="win-ps", powershell_start=(0.6, 0.6))
+    out = rf"C:\Users\{USER}\ps.txt"
+    started = time.monotonic()
+    assert run_in_guest(guest, USER, CMD, rf'/c powershell -NoProfile -Command "echo ps" > {out}') == 0
+    assert time.monotonic() - started >= 0.6
+    assert guest.read_file(USER, out) == b"ps\r\n"
+    started = time.monotonic()
+    assert _winrm(guest.wait_for_ip()).run_ps("echo winrm").std_out == b"winrm\r\n"
+    assert time.monotonic() - started >= 0.6
