@@ -22,32 +22,34 @@ import binascii
 import fnmatch
 import random
 import re
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from xml.sax.saxutils import escape
 
 from .cmd_base import CRLF, CTRL_C_EXIT, BufferSink, Invocation, Sink, split_args
 from .cmd_context import Adapter, IpAddress, WindowsPathError
+from .ps_language import (
+    COMPARISONS,
+    Break,
+    ExitScript,
+    ScriptError,
+    Statement,
+    Stopwatch,
+    Token,
+    Value,
+    balanced,
+    clixml,
+    compare,
+    error_action,
+    error_text,
+    format_values,
+    number,
+    scalar,
+    statements,
+    tokenize,
+    truthy,
+)
 
 __all__ = ["powershell"]
 
-class Stopwatch:
-    """``[Diagnostics.Stopwatch]::StartNew()``: its Elapsed* properties read the time when asked."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def member(self, name: str) -> int | None:
-        elapsed = time.monotonic() - self.started
-        return {"elapsedmilliseconds": int(elapsed * 1000), "elapsedticks": int(elapsed * 10_000_000)}.get(
-            name.lower())
-
-    def __str__(self) -> str:
-        return "System.Diagnostics.Stopwatch"
-
-
-Value = str | int | float | bool | None | dict[str, object] | Stopwatch
 _STOPWATCH = re.compile(r"(?i)\[(system\.)?diagnostics\.stopwatch\]::startnew\(\)")
 
 _NOT_RECOGNIZED = (
@@ -82,209 +84,6 @@ def _parameter(word: str) -> str | None:
         if name == full or name in aliases or (len(name) >= 3 and full.startswith(name)):
             return full
     return None
-
-
-class _ExitScript(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class _Break(Exception):
-    """``break``: leave the innermost loop."""
-
-
-#: Comparison operators of conditions (case-insensitive, as PowerShell's defaults are).
-_COMPARISONS = ("-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-like", "-notlike")
-_SILENT_ACTIONS = ("silentlycontinue", "ignore", "0")
-
-
-def _balanced(text: str, start: int, opening: str, closing: str) -> tuple[str, str]:
-    """The text inside the bracket opening at ``text[start]`` and the text after its match."""
-    depth, quote = 0, ""
-    for index in range(start, len(text)):
-        ch = text[index]
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == opening:
-            depth += 1
-        elif ch == closing:
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : index], text[index + 1 :]
-    raise _ScriptError(f"Missing closing '{closing}' in statement block or type definition.",
-                       "ParserError", "MissingEndCurlyBrace" if closing == "}" else "MissingEndParenthesisInExpression")
-
-
-def _truthy(values: list[Value]) -> bool:
-    """PowerShell's truth of a result: nothing is false, one value by itself, several are true."""
-    if not values:
-        return False
-    if len(values) > 1:
-        return True
-    value = values[0]
-    return bool(value) if not isinstance(value, dict) else True
-
-
-def _number(value: Value) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(str(value))
-    except ValueError:
-        return None
-
-
-def _compare(left: Value, operator: str, right: Value) -> bool:
-    if operator in ("-like", "-notlike"):
-        matched = fnmatch.fnmatch(_scalar(left).lower(), _scalar(right).lower())
-        return matched if operator == "-like" else not matched
-    a, b = _number(left), _number(right)
-    pair: tuple[object, object] = (a, b) if a is not None and b is not None else (_scalar(left).lower(),
-                                                                                  _scalar(right).lower())
-    x, y = pair
-    return {"-eq": x == y, "-ne": x != y, "-lt": x < y, "-le": x <= y,  # type: ignore[operator]
-            "-gt": x > y, "-ge": x >= y}[operator]  # type: ignore[operator]
-
-
-class _ScriptError(Exception):
-    """A PowerShell error record: message, category and id, reported against a statement."""
-
-    def __init__(self, message: str, category: str, error_id: str, target: str = "") -> None:
-        super().__init__(message)
-        self.category = category
-        self.error_id = error_id
-        self.target = target
-
-
-@dataclass
-class _Token:
-    kind: str  # "str" | "xstr" (expandable) | "word" | "var" | "paren" | "pipe"
-    text: str
-    column: int
-    member: str | None = None
-
-
-@dataclass
-class _Statement:
-    text: str
-    line: int
-    column: int
-    tokens: list[_Token] = field(default_factory=list)
-
-
-def _statements(script: str) -> Iterator[_Statement]:
-    """Split on ``;`` and new lines outside quotes and brackets, remembering positions for errors."""
-    line, column, start_line, start_column = 1, 1, 1, 1
-    depth, quote = 0, ""
-    current: list[str] = []
-    for ch in script + "\n":
-        boundary = not quote and depth == 0 and ch in ";\n"
-        if boundary:
-            text = "".join(current).strip()
-            if text:
-                offset = len("".join(current)) - len("".join(current).lstrip())
-                yield _Statement(text, start_line, start_column + offset)
-            current = []
-        else:
-            current.append(ch)
-            if quote:
-                quote = "" if ch == quote else quote
-            elif ch in "'\"":
-                quote = ch
-            elif ch in "({":
-                depth += 1
-            elif ch in ")}":
-                depth = max(0, depth - 1)
-        if ch == "\n":
-            line, column = line + 1, 1
-        else:
-            column += 1
-        if boundary:
-            start_line, start_column = line, column
-    text = "".join(current).strip()
-    if text:  # an unclosed bracket or quote: the statement runs, and fails to parse, as in PowerShell
-        yield _Statement(text, start_line, start_column)
-
-
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch in " \t\r":
-            i += 1
-            continue
-        start = i
-        if ch == "|":
-            tokens.append(_Token("pipe", "|", start))
-            i += 1
-            continue
-        if ch in "'\"":
-            i += 1
-            body: list[str] = []
-            while i < len(text):
-                if text[i] == ch and text[i + 1 : i + 2] == ch:  # doubled quote = literal quote
-                    body.append(ch)
-                    i += 2
-                elif text[i] == ch:
-                    break
-                elif ch == '"' and text[i] == "`" and i + 1 < len(text):
-                    body.append(text[i : i + 2])
-                    i += 2
-                else:
-                    body.append(text[i])
-                    i += 1
-            i += 1
-            tokens.append(_Token("str" if ch == "'" else "xstr", "".join(body), start))
-            continue
-        if ch == "(":
-            depth, i = 1, i + 1
-            while i < len(text) and depth:
-                depth += {"(": 1, ")": -1}.get(text[i], 0)
-                i += 1
-            token = _Token("paren", text[start + 1 : i - 1], start)
-        else:
-            while i < len(text) and text[i] not in " \t|":
-                i += 1
-            word = text[start:i]
-            token = _Token("var" if word.startswith("$") else "word", word, start)
-            if token.kind == "var" and "." in word:
-                token.text, token.member = word.split(".", 1)
-        if token.kind == "paren":
-            member = re.match(r"\.(\w+)", text[i:])
-            if member:
-                token.member = member.group(1)
-                i += member.end()
-        tokens.append(token)
-    return tokens
-
-
-def _format(values: list[Value]) -> str:
-    """PowerShell's default formatting: scalars one per line, objects as lists."""
-    lines: list[str] = []
-    objects = False
-    for value in values:
-        if isinstance(value, dict):
-            objects = True
-            width = max(len(k) for k in value)
-            lines.append("")
-            lines += [f"{k:<{width}} : {_scalar(v)}" for k, v in value.items()]
-        elif value is not None:
-            lines.append(_scalar(value))
-    if objects:
-        lines += ["", ""]
-    return "".join(line + CRLF for line in lines)
-
-
-def _scalar(value: object) -> str:
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    return "" if value is None else str(value)
 
 
 def _lifetime(seconds: int | None) -> str:
@@ -329,20 +128,20 @@ class _Runner:
         self.failed = False
         self.errors = BufferSink()
 
-    def run_block(self, statements: Iterator[_Statement], out: Sink) -> None:
+    def run_block(self, statements: Iterator[Statement], out: Sink) -> None:
         """Run statements in order; a statement's error is reported and the next one runs (as
         PowerShell's non-terminating errors do). ``exit`` and ``break`` leave the block."""
         for statement in statements:
             try:
                 self.failed = False
                 self.run_statement(statement, out)
-            except _ScriptError as exc:
-                self.errors.write(_error_text(exc, statement))
+            except ScriptError as exc:
+                self.errors.write(error_text(exc, statement))
                 self.failed = True
 
     # -- values -------------------------------------------------------------------------------
 
-    def _variable(self, token: _Token) -> list[Value]:
+    def _variable(self, token: Token) -> list[Value]:
         name = token.text[1:]
         if name.lower().startswith("env:"):
             value: Value = self.shell.env.get(name[4:])
@@ -375,12 +174,12 @@ class _Runner:
         def variable(match: re.Match[str]) -> str:
             if match.start() > 0 and text[match.start() - 1] == "\x00":
                 return match.group(0)
-            values = self._variable(_Token("var", match.group(0), 0))
-            return " ".join(_scalar(v) for v in values)
+            values = self._variable(Token("var", match.group(0), 0))
+            return " ".join(scalar(v) for v in values)
 
         return re.sub(r"\$(?:env:)?\w+", variable, text).replace("\x00", "")
 
-    def evaluate(self, token: _Token) -> list[Value]:
+    def evaluate(self, token: Token) -> list[Value]:
         if token.kind == "str":
             return [token.text]
         if token.kind == "xstr":
@@ -389,12 +188,12 @@ class _Runner:
             return self._variable(token)
         if token.kind == "paren":
             try:
-                values = self.pipeline(_tokenize(token.text), token.text)
-            except _ScriptError as exc:
+                values = self.pipeline(tokenize(token.text), token.text)
+            except ScriptError as exc:
                 if exc.category == "ParserError" or exc.error_id == "CommandNotFoundException":
                     raise
                 # A cmdlet's non-terminating error: reported, and the expression yields nothing.
-                self.errors.write(_error_text(exc, _Statement(token.text, 1, token.column + 2)))
+                self.errors.write(error_text(exc, Statement(token.text, 1, token.column + 2)))
                 self.failed = True
                 values = []
             return self._member(values, token.member)
@@ -404,75 +203,75 @@ class _Runner:
 
     # -- statements ---------------------------------------------------------------------------
 
-    def run_statement(self, statement: _Statement, out: Sink) -> None:
+    def run_statement(self, statement: Statement, out: Sink) -> None:
         text = statement.text
         if self._flow(text, out):
             return
         exit_match = re.fullmatch(r"(?i)exit(?:\s+(.*))?", text)
         if exit_match:
-            values = self.evaluate(_tokenize(exit_match.group(1))[0]) if exit_match.group(1) else [0]
+            values = self.evaluate(tokenize(exit_match.group(1))[0]) if exit_match.group(1) else [0]
             code = values[0] if values and isinstance(values[0], int) else 0
-            raise _ExitScript(int(code))
+            raise ExitScript(int(code))
         assign = re.fullmatch(r"\$(env:)?(\w+)\s*=\s*(.+)", text, re.IGNORECASE)
         if assign:
-            values = self.pipeline(_tokenize(assign.group(3)), assign.group(3))
-            value = values[0] if len(values) == 1 else " ".join(_scalar(v) for v in values)
+            values = self.pipeline(tokenize(assign.group(3)), assign.group(3))
+            value = values[0] if len(values) == 1 else " ".join(scalar(v) for v in values)
             if assign.group(1):
-                self.shell.env[assign.group(2)] = _scalar(value)
+                self.shell.env[assign.group(2)] = scalar(value)
             else:
                 self.variables[assign.group(2).lower()] = value
             return
-        out.write(_format(self.pipeline(_tokenize(text), text, out)))
+        out.write(format_values(self.pipeline(tokenize(text), text, out)))
 
     # -- flow control ---------------------------------------------------------------------------
 
     def _flow(self, text: str, out: Sink) -> bool:
         """Run ``text`` if it is a loop, a branch, ``break`` or ``$i++``; False if it is none."""
         if text.lower() == "break":
-            raise _Break
+            raise Break
         step = re.fullmatch(r"\$(\w+)\s*(\+\+|--)", text)
         if step:
-            current = _number(self.variables.get(step.group(1).lower())) or 0
+            current = number(self.variables.get(step.group(1).lower())) or 0
             self.variables[step.group(1).lower()] = int(current) + (1 if step.group(2) == "++" else -1)
             return True
         keyword = re.match(r"(?i)(while|if)\s*(?=\()", text)
         if not keyword:
             return False
-        condition, rest = _balanced(text, keyword.end(), "(", ")")
+        condition, rest = balanced(text, keyword.end(), "(", ")")
         body, rest = self._block_text(rest)
         if keyword.group(1).lower() == "while":
             if rest.strip():
-                raise _ScriptError(f"Unexpected token '{rest.strip()}' in expression or statement.",
+                raise ScriptError(f"Unexpected token '{rest.strip()}' in expression or statement.",
                                    "ParserError", "UnexpectedToken")
             while self.condition(condition):
                 try:
-                    self.run_block(_statements(body), out)
-                except _Break:
+                    self.run_block(statements(body), out)
+                except Break:
                     break
             return True
         otherwise = ""
         if rest.strip():
             tail = re.match(r"(?i)\s*else\s*(?=\{)", rest)
             if not tail:
-                raise _ScriptError(f"Unexpected token '{rest.strip()}' in expression or statement.",
+                raise ScriptError(f"Unexpected token '{rest.strip()}' in expression or statement.",
                                    "ParserError", "UnexpectedToken")
             otherwise, rest = self._block_text(rest[tail.end():])
-        self.run_block(_statements(body if self.condition(condition) else otherwise), out)
+        self.run_block(statements(body if self.condition(condition) else otherwise), out)
         return True
 
     @staticmethod
     def _block_text(text: str) -> tuple[str, str]:
         stripped = text.lstrip()
         if not stripped.startswith("{"):
-            raise _ScriptError("Missing statement block.", "ParserError", "MissingStatementBlock")
-        return _balanced(stripped, 0, "{", "}")
+            raise ScriptError("Missing statement block.", "ParserError", "MissingStatementBlock")
+        return balanced(stripped, 0, "{", "}")
 
     def condition(self, text: str) -> bool:
         """A condition: clauses joined by ``-and``/``-or`` (left to right, short-circuit), each
         ``[-not] operand`` or ``operand -op operand``."""
-        clauses: list[list[_Token]] = [[]]
+        clauses: list[list[Token]] = [[]]
         joins: list[str] = []
-        for token in _tokenize(text):
+        for token in tokenize(text):
             if token.kind == "word" and token.text.lower() in ("-and", "-or"):
                 joins.append(token.text.lower())
                 clauses.append([])
@@ -484,33 +283,33 @@ class _Runner:
                 result = self._clause(clause)
         return result
 
-    def _clause(self, tokens: list[_Token]) -> bool:
+    def _clause(self, tokens: list[Token]) -> bool:
         negate = False
         while tokens and tokens[0].kind == "word" and tokens[0].text.lower() in ("-not", "!"):
             negate, tokens = not negate, tokens[1:]
-        if len(tokens) == 3 and tokens[1].kind == "word" and tokens[1].text.lower() in _COMPARISONS:
+        if len(tokens) == 3 and tokens[1].kind == "word" and tokens[1].text.lower() in COMPARISONS:
             left, right = self.evaluate(tokens[0]), self.evaluate(tokens[2])
-            value = _compare(left[0] if left else None, tokens[1].text.lower(), right[0] if right else None)
+            value = compare(left[0] if left else None, tokens[1].text.lower(), right[0] if right else None)
         elif len(tokens) == 1:
-            value = _truthy(self.evaluate(tokens[0]))
+            value = truthy(self.evaluate(tokens[0]))
         else:
             shown = " ".join(t.text for t in tokens) or "(empty)"
-            raise _ScriptError(f"Unexpected token in condition: {shown}", "ParserError", "UnexpectedToken")
+            raise ScriptError(f"Unexpected token in condition: {shown}", "ParserError", "UnexpectedToken")
         return value != negate
 
-    def pipeline(self, tokens: list[_Token], text: str, host: Sink | None = None) -> list[Value]:
-        stages: list[list[_Token]] = [[]]
+    def pipeline(self, tokens: list[Token], text: str, host: Sink | None = None) -> list[Value]:
+        stages: list[list[Token]] = [[]]
         for token in tokens:
             if token.kind == "pipe":
                 stages.append([])
             else:
                 stages[-1].append(token)
         if any(not stage for stage in stages):
-            raise _ScriptError("An empty pipe element is not allowed.", "ParserError", "EmptyPipeElement")
-        first, silent = _error_action(stages[0])
+            raise ScriptError("An empty pipe element is not allowed.", "ParserError", "EmptyPipeElement")
+        first, silent = error_action(stages[0])
         try:
             values = self.command(first, host, downstream=len(stages) > 1)
-        except _ScriptError:
+        except ScriptError:
             if not silent:
                 raise
             values = []
@@ -518,24 +317,24 @@ class _Runner:
             values = self.filter(stage, values)
         return values
 
-    def filter(self, stage: list[_Token], values: list[Value]) -> list[Value]:
+    def filter(self, stage: list[Token], values: list[Value]) -> list[Value]:
         name = stage[0].text.lower()
         params = self._params(stage[1:])
         if name == "out-null":
             return []
         if name == "out-string":
-            return [_format(values)]
+            return [format_values(values)]
         if name in ("select-object", "select"):
             if "expandproperty" in params:
-                return self._member(values, _scalar(params["expandproperty"]))
+                return self._member(values, scalar(params["expandproperty"]))
             if "first" in params:
-                return values[: int(_scalar(params["first"]) or 0)]
+                return values[: int(scalar(params["first"]) or 0)]
             return values
-        raise _ScriptError(
+        raise ScriptError(
             _NOT_RECOGNIZED.format(stage[0].text), "ObjectNotFound", "CommandNotFoundException", stage[0].text
         )
 
-    def _params(self, tokens: list[_Token]) -> dict[str, Value]:
+    def _params(self, tokens: list[Token]) -> dict[str, Value]:
         """``-Name value`` pairs (a switch maps to True); positional values under "" in order."""
         params: dict[str, Value] = {}
         positional: list[Value] = []
@@ -560,7 +359,7 @@ class _Runner:
             params[f"#{position}"] = value
         return params
 
-    def command(self, tokens: list[_Token], host: Sink | None, downstream: bool) -> list[Value]:
+    def command(self, tokens: list[Token], host: Sink | None, downstream: bool) -> list[Value]:
         head = tokens[0]
         if head.kind != "word" or (len(tokens) == 1 and re.fullmatch(r"-?\d+", head.text)):
             values: list[Value] = []
@@ -578,50 +377,50 @@ class _Runner:
                     values += self.evaluate(token)
             return values
         if name == "write-host":
-            words = [_scalar(v) for t in rest if not t.text.startswith("-") for v in self.evaluate(t)]
+            words = [scalar(v) for t in rest if not t.text.startswith("-") for v in self.evaluate(t)]
             (host or self.inv.out).write(" ".join(words) + CRLF)
             return []
         if name == "write-error":
             params = self._params(rest)
-            message = _scalar(params.get("message", params.get("#0", "")))
-            raise _ScriptError(message, "NotSpecified", "Microsoft.PowerShell.Commands.WriteErrorException")
+            message = scalar(params.get("message", params.get("#0", "")))
+            raise ScriptError(message, "NotSpecified", "Microsoft.PowerShell.Commands.WriteErrorException")
         if name == "get-netipaddress":
             return self._get_net_ip_address(self._params(rest))
         if name in ("get-content", "gc", "cat", "type"):
             params = self._params(rest)
-            path = _scalar(params.get("path", params.get("#0", "")))
+            path = scalar(params.get("path", params.get("#0", "")))
             return self._read(path)
         if name == "test-path":
             params = self._params(rest)
-            path = _scalar(params.get("path", params.get("#0", "")))
+            path = scalar(params.get("path", params.get("#0", "")))
             try:
                 return [self.shell.host_path(path).exists()]
             except WindowsPathError:
                 return [False]
         if name == "start-sleep":
             params = self._params(rest)
-            seconds = float(_scalar(params.get("seconds", params.get("s", params.get("#0", 0)))) or 0)
-            seconds += float(_scalar(params.get("milliseconds", params.get("m", 0))) or 0) / 1000
+            seconds = float(scalar(params.get("seconds", params.get("s", params.get("#0", 0)))) or 0)
+            seconds += float(scalar(params.get("milliseconds", params.get("m", 0))) or 0) / 1000
             if not self.shell.sleep(seconds):
-                raise _ExitScript(CTRL_C_EXIT)
+                raise ExitScript(CTRL_C_EXIT)
             return []
         return self._native(head, tokens, downstream, host)
 
-    def _native(self, head: _Token, tokens: list[_Token], downstream: bool, host: Sink | None) -> list[Value]:
+    def _native(self, head: Token, tokens: list[Token], downstream: bool, host: Sink | None) -> list[Value]:
         raw = ""
         for token in tokens[1:]:
             if token.kind in ("str", "xstr"):
                 value = token.text if token.kind == "str" else self._expand(token.text)
                 raw += f' "{value}"' if " " in value else f" {value}"
             elif token.kind == "var":
-                raw += " " + " ".join(_scalar(v) for v in self.evaluate(token))
+                raw += " " + " ".join(scalar(v) for v in self.evaluate(token))
             else:
                 raw += " " + token.text
         captured = BufferSink()
         out: Sink = captured if downstream or host is None else host
         code = self.shell.call_program(head.text, raw, None, out, self.inv.err)
         if code is None:
-            raise _ScriptError(
+            raise ScriptError(
                 _NOT_RECOGNIZED.format(head.text), "ObjectNotFound", "CommandNotFoundException", head.text
             )
         self.variables["lastexitcode"] = code
@@ -636,7 +435,7 @@ class _Runner:
         except WindowsPathError:
             host = None
         if host is None or not host.is_file():
-            raise _ScriptError(
+            raise ScriptError(
                 f"Cannot find path '{self.shell.context.absolute(path, self.shell.cwd)}' "
                 "because it does not exist.",
                 "ObjectNotFound",
@@ -647,11 +446,11 @@ class _Runner:
         return list(text.replace("\r\n", "\n").rstrip("\n").split("\n"))
 
     def _get_net_ip_address(self, params: dict[str, Value]) -> list[Value]:
-        family = _scalar(params.get("addressfamily", "")).lower()
-        alias = _scalar(params.get("interfacealias", "*"))
+        family = scalar(params.get("addressfamily", "")).lower()
+        alias = scalar(params.get("interfacealias", "*"))
         index = params.get("interfaceindex")
-        origins = {o.strip().lower() for o in _scalar(params.get("prefixorigin", "")).split(",") if o.strip()}
-        states = {o.strip().lower() for o in _scalar(params.get("addressstate", "")).split(",") if o.strip()}
+        origins = {o.strip().lower() for o in scalar(params.get("prefixorigin", "")).split(",") if o.strip()}
+        states = {o.strip().lower() for o in scalar(params.get("addressstate", "")).split(",") if o.strip()}
         result: list[Value] = []
         # Windows lists IPv6 addresses before IPv4 ones.
         for wanted in (6, 4):
@@ -672,76 +471,13 @@ class _Runner:
                 ]
         filtered = ("interfacealias", "interfaceindex", "prefixorigin", "addressstate")
         if not result and any(name in params for name in filtered):
-            raise _ScriptError(
+            raise ScriptError(
                 "No matching MSFT_NetIPAddress objects found by CIM query for instances of the "
                 "ROOT/StandardCimv2/MSFT_NetIPAddress class on the  CIM server.",
                 "ObjectNotFound",
                 "CmdletizationQuery_NotFound,Get-NetIPAddress",
             )
         return result
-
-
-def _error_action(tokens: list[_Token]) -> tuple[list[_Token], bool]:
-    """A command's tokens without ``-ErrorAction X`` (``-ea X``), and whether X silences errors."""
-    kept: list[_Token] = []
-    silent = False
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        if token.kind == "word" and token.text.lower().rstrip(":") in ("-erroraction", "-ea") \
-                and index + 1 < len(tokens):
-            silent = tokens[index + 1].text.lower() in _SILENT_ACTIONS
-            index += 2
-            continue
-        kept.append(token)
-        index += 1
-    return kept, silent
-
-
-def _error_text(error: _ScriptError, statement: _Statement) -> str:
-    target = error.target
-    if error.error_id == "CommandNotFoundException":
-        message = f"{target} : {error}"
-        column = (
-            statement.column + statement.text.find(target) if target in statement.text else statement.column
-        )
-        width = len(target)
-    else:
-        message = f"{statement.text.split()[0]} : {error}"
-        column, width = statement.column, len(statement.text.split()[0])
-    pointer = " " * (column - statement.column) + "~" * max(width, 1)
-    exception = (
-        error.error_id.split(",")[0] if error.error_id.endswith("Exception") else "ItemNotFoundException"
-    )
-    if error.category == "NotSpecified":
-        exception = "WriteErrorException"
-    return (
-        CRLF.join(
-            [
-                message,
-                f"At line:{statement.line} char:{column}",
-                f"+ {statement.text}",
-                f"+ {pointer}",
-                f"    + CategoryInfo          : {error.category}: ({target}:String) [], {exception}",
-                f"    + FullyQualifiedErrorId : {error.error_id}",
-                " ",
-            ]
-        )
-        + CRLF
-    )
-
-
-def _clixml(text: str) -> str:
-    """stderr as powershell.exe writes it when redirected: CLIXML error strings (pywinrm decodes it)."""
-    parts = [
-        '<S S="Error">' + escape(line).replace("\r", "").replace("\n", "") + "_x000D__x000A_</S>"
-        for line in text.split(CRLF)[:-1]
-    ]
-    return (
-        '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
-        + "".join(parts)
-        + "</Objs>"
-    )
 
 
 def powershell(inv: Invocation) -> int:
@@ -802,13 +538,13 @@ def powershell(inv: Invocation) -> int:
     runner = _Runner(inv)
     code: int | None = None
     try:
-        runner.run_block(_statements(script), inv.out)
-    except _ExitScript as exc:
+        runner.run_block(statements(script), inv.out)
+    except ExitScript as exc:
         code = exc.code
-    except _Break:
+    except Break:
         pass  # outside any loop, break ends the script
     if runner.errors.value:
-        inv.err.write(_clixml(runner.errors.value) if encoded else runner.errors.value)
+        inv.err.write(clixml(runner.errors.value) if encoded else runner.errors.value)
     if code is not None:
         return code
     return 1 if runner.failed else 0
