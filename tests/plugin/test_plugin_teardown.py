@@ -9,6 +9,7 @@ function, by run id), so the next test starts from the templates alone.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -78,6 +79,24 @@ def test_keep_on_failure_keeps_only_the_failing_tests_clone(inner: Inner, plugin
     guest = GuestOperations(conn, vm.ref, plugin_sim.facts["GUEST_USER"], plugin_sim.facts["GUEST_PASSWORD"],
                             os_family="linux")
     assert guest.run("ls -a /tmp").stdout.count("pytest-vsphere-clone-") == 2  # the listing's own two
+
+
+def test_a_kept_clone_whose_guest_cannot_delete_files_is_still_kept(inner: Inner, plugin_sim: SimHandle,
+                                                                    reap_kept: None) -> None:
+    # The guest's Tools refuse file operations from the moment the test has its clone: deleting the
+    # discovery's result file at keep time fails, is retried a little, and costs the run nothing.
+    inner.pytester.makepyfile(test_keep=PASS_FAIL_PASS.replace('outcome != "fail"', "True"))
+    plugin_sim.sim.inject_fault("DeleteFileInGuest", "GuestOperationsUnavailable", count=-1)
+    plugin_sim.sim.reset_counters()
+    started = time.monotonic()
+    try:
+        outcome = inner.run("--vsphere-template=linux-template", "--vsphere-keep=always", sim=plugin_sim)
+    finally:
+        plugin_sim.sim.clear_faults()
+    assert outcome.ret == 0, outcome.out
+    assert set(outcome.summary_states().values()) == {"kept"} and len(plugin_sim.clones()) == 1
+    assert plugin_sim.sim.counters()["DeleteFileInGuest"] >= 2  # tried, and tried again
+    assert time.monotonic() - started < 60 and "Traceback" not in outcome.out
 
 
 def test_keep_on_failure_with_worker_scope_keeps_the_shared_clone(inner: Inner, plugin_sim: SimHandle,

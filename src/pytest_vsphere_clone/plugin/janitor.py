@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: How long deleting a kept clone's leftover guest command files may retry.
+_GUEST_CLEANUP_SECONDS = 10.0
+
+
 class Janitor:
     """Destroys clones (honouring keep), sweeps leftovers, collapses sources at the end."""
 
@@ -54,7 +58,9 @@ class Janitor:
         settings = clone._settings
         if clone._conn is None or settings is None or not settings.guest_user:
             return
-        clone.guest_operations().clean_up()  # a file it cannot delete is logged, never a failure
+        # A file it cannot delete is logged, never a failure; a guest whose Tools are down (the
+        # test may have broken it) does not hold the teardown up for long.
+        clone.guest_operations().limited(_GUEST_CLEANUP_SECONDS).clean_up()
 
     def _mark_kept(self, clone: Clone) -> None:
         """Take the process out of a kept clone's marker: it is meant to outlive this run.
