@@ -101,3 +101,9 @@ def test_profiles_give_guests_their_scaled_ranges() -> None:
     assert LatencyProfile.seed_profile(0.5).range("powershell.start") == (0.2, 0.45)
     assert LatencyProfile.fast().range("powershell.start") == (0.0, 0.0)
     assert LatencyProfile.fast().range("no-such-operation") == (0.0, 0.0)
+
+
+def test_a_profile_at_its_means_draws_no_more() -> None:
+    fixed = LatencyProfile.seed_profile(0.5).at_means()
+    assert fixed.duration("clone.linked") == fixed.duration("clone.linked") == 0.525
+    assert fixed.range("boot.linux") == (5.0, 5.0) and fixed.time_scale == 0.5

@@ -89,6 +89,12 @@ class LatencyProfile:
             return cls.seed_profile(time_scale)
         raise ValueError(f"unknown latency profile {name!r}: use 'fast' or 'seed'")
 
+    def at_means(self) -> LatencyProfile:
+        """The same profile with every operation taking its mean time: for measurements that must not
+        depend on random draws (the slowest of eight random boots is not a scaling cost)."""
+        return LatencyProfile(f"{self.name}-means", {op: ((lo + hi) / 2,) * 2 for op, (lo, hi) in self.times.items()},
+                              self.time_scale, self.seed)
+
     def duration(self, operation: str) -> float:
         """A duration for one run of ``operation``, already scaled."""
         low, high = self.times.get(operation, (0.0, 0.0))
