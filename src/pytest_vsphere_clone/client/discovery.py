@@ -351,8 +351,9 @@ class ActiveDiscovery:
         return self.command or DEFAULT_COMMANDS.get(self.guest.os_family, DEFAULT_COMMANDS["linux"])
 
     def _poll_max(self) -> float | None:
-        """Poll a waiting command's result more often: the default ones, and any round with a
-        prelude (a NIC refresh), end when the address appears."""
+        """The beat of looks for a round that waits in the guest: the default commands, and any
+        round with a prelude (a NIC refresh), end when the address appears; others are looked at
+        as any command is."""
         waits = self.prelude is not None or not self.command
         return _WAITING_POLL_MAX if waits else None
 

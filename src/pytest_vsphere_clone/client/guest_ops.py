@@ -363,8 +363,8 @@ class GuestOperations:
             paths.clear()
             return taken
 
-    def _give_back(self, paths: list[str]) -> None:
-        """The command meant to delete ``paths`` may not have started: the next one tries again."""
+    def _leave(self, paths: list[str]) -> None:
+        """Leave ``paths`` for the next command in this guest to delete."""
         with _LEFTOVERS_LOCK:
             self._leftovers().extend(paths)
 
@@ -372,7 +372,7 @@ class GuestOperations:
         try:
             return self.start(program, arguments)
         except BaseException:
-            self._give_back(stale)
+            self._leave(stale)  # the command meant to delete them may not have started
             raise
 
     def _run_linux(self, command: str, timeout: float, poll_max: float | None = None,
@@ -426,7 +426,7 @@ class GuestOperations:
         # is then known at most one beat and one call after it happens, with the fewest looks for
         # that bound (a pause after each answer would add the call's own time to the beat).
         # Other commands are looked at soon (most end within _FIRST_POLL), then less and less often.
-        pause, cap = (poll_max, poll_max) if poll_max else (_POLL_START, _POLL_MAX)
+        pause = _POLL_START
         check_gap = _PROCESS_CHECK
         next_check = time.monotonic() + check_gap
         next_look = time.monotonic() + (poll_max / 2 if poll_max else _FIRST_POLL)
@@ -461,7 +461,7 @@ class GuestOperations:
                 next_look = look_started + poll_max
             else:
                 next_look = time.monotonic() + pause
-                pause = min(pause * 1.5, cap)
+                pause = min(pause * 1.5, _POLL_MAX)
 
     def _temp_directory(self) -> str:
         """The guest's temp directory, learned once from a temporary file made (and dropped) for it."""
@@ -475,8 +475,7 @@ class GuestOperations:
     def _discard(self, path: str, later: bool) -> None:
         """Delete ``path`` now, or leave it to the next command in this guest (see :meth:`run`)."""
         if later:
-            with _LEFTOVERS_LOCK:
-                self._leftovers().append(path)
+            self._leave([path])
         else:
             self._delete_quietly(path)
 

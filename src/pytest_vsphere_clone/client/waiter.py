@@ -238,17 +238,15 @@ class Waiter:
         label = what or ("task " + ", ".join(t._moId for t in tasks))
         if watch is not None:
             states = self._wait_on_watch(watch, done, timeout, label, last_seen)
-            if paced is not None:
-                self.pace.record(paced, time.monotonic() - started)
-            if watch.gone and not all(_task_state(states, t) in _FINISHED for t in tasks):
-                if destroys:
-                    return [None for _ in tasks]
-                raise _deleted(watch.vm)
         else:
             states = self._wait(list(tasks), {vim.Task: list(TASK_PATHS)}, done, timeout, label, last_seen,
                                 retire=True)
-            if paced is not None:
-                self.pace.record(paced, time.monotonic() - started)
+        if paced is not None:
+            self.pace.record(paced, time.monotonic() - started)
+        if watch is not None and watch.gone and not all(_task_state(states, t) in _FINISHED for t in tasks):
+            if destroys:
+                return [None for _ in tasks]
+            raise _deleted(watch.vm)
         results: list[Any] = []
         for task in tasks:
             info = _task_info(states, task)
