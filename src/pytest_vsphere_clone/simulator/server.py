@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pyVmomi import vmodl
 
-from . import soap
+from . import http_framing, soap
 from .faults import DropConnection, FaultRule
 from .vcenter import CallContext, VCenter
 
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 COOKIE_NAME = "vmware_soap_session"
 MAX_BODY = 64 * 1024 * 1024
+#: After refusing a request: how long and how much the server keeps reading before it closes.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 
 #: A guest-file handler: (method, token, body) -> (status, body); set by the guest runtime.
 GuestFileHandler = Callable[[str, str, bytes], tuple[int, bytes]]
@@ -75,6 +78,9 @@ class _Handler(BaseHTTPRequestHandler):
     # Without this every response waits ~40 ms for Nagle + delayed ACK.
     disable_nagle_algorithm = True
     server: _Server
+    #: The current request's body, read in full by parse_request.
+    body: bytes = b""
+    _expects_continue: bool = False
     server_version = "VMware-vCenter-Simulator"
     sys_version = ""
 
@@ -92,13 +98,53 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- plumbing --------------------------------------------------------------------
 
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            raise ValueError("request body too large")
-        if length < 0:
-            raise ValueError(f"negative Content-Length {length}")
-        return self.rfile.read(length) if length else b""
+    def handle_expect_100(self) -> bool:
+        """Defer the interim 100 response until the framing is known to be readable (parse_request)."""
+        self._expects_continue = True
+        return True
+
+    def parse_request(self) -> bool:
+        """Parse the request line and headers, then read the whole body, whatever the route.
+
+        Reading every body here, before routing, keeps a keep-alive connection in step: a 404 or
+        401 answer leaves no unread body behind to be parsed as the next request. Framing that
+        cannot be trusted gets its status and the connection closed (send_error sends
+        ``Connection: close``).
+        """
+        self._expects_continue = False
+        self.body = b""
+        if not super().parse_request():
+            return False
+        try:
+            framing = http_framing.request_framing(self.headers, self.request_version, MAX_BODY)
+            if self._expects_continue and framing.has_body:
+                # RFC 9110 10.1.1: a server that will read the body "ought to" send 100 (Continue)
+                # first; clients such as curl otherwise wait a second before sending it.
+                self.send_response_only(100)
+                self.end_headers()
+            self.body = http_framing.read_body(self.rfile, framing, MAX_BODY)
+        except http_framing.FramingError as exc:
+            self.send_error(exc.status, exc.message)
+            self._linger()
+            return False
+        return True
+
+    def _linger(self) -> None:
+        """A lingering close: end our side first, then read what the client still sends.
+
+        Closing with unread bytes makes the kernel answer with a reset, which can destroy the error
+        response before the client has read it; so a bounded amount is read and dropped first.
+        """
+        sock = self.connection
+        with contextlib.suppress(OSError):  # includes the timeout: the client is gone or silent
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(LINGER_SECONDS)
+            drained = 0
+            while drained < LINGER_BYTES:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                drained += len(data)
 
     def _reply(self, status: int, body: bytes, content_type: str = "text/xml; charset=utf-8",
                headers: dict[str, str] | None = None) -> None:
@@ -167,11 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
         vc = self.server.vc
         headers: dict[str, str] = {}
         try:
-            try:
-                body = self._body()
-            except ValueError as exc:  # a bad Content-Length is a malformed request, not a server error
-                raise soap.SoapRequestError(vmodl.fault.InvalidRequest(msg=f"Bad request: {exc}")) from None
-            call = soap.parse_request(body, version)
+            call = soap.parse_request(self.body, version)
             ctx = CallContext(vc, None, version, self.client_address[0], self.headers.get("User-Agent", ""))
             result_type, result = vc.invoke(call, ctx, self._session_key())
             if ctx.new_session_key:
@@ -199,8 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
         if handler is None or not token:
             self._reply(404, b"no such guest file transfer", "text/plain")
             return
-        body = self._body() if method == "PUT" else b""
-        status, payload = handler(method, token, body)
+        status, payload = handler(method, token, self.body if method == "PUT" else b"")
         self._reply(status, payload, "application/octet-stream")
 
     # --- admin -----------------------------------------------------------------------
@@ -232,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
                     vc.counters.clear()
                 data = {}
             elif path == "/admin/faults" and method == "POST":
-                spec = json.loads(self._body() or b"{}")
+                spec = json.loads(self.body or b"{}")
                 rule = vc.faults.add(FaultRule(
                     method=spec["method"], fault=spec.get("fault"), count=int(spec.get("count", 1)),
                     delay=float(spec.get("delay", 0.0)), drop=bool(spec.get("drop", False)),
