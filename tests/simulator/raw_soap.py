@@ -167,3 +167,15 @@ def login(conn: RawConnection, sim: Simulator) -> str:
     response = conn.call(login_body(sim.user, sim.password))
     assert response.status == 200, response.body
     return session_cookie(response)
+
+
+def serialized_params(method: str, args: dict[str, object]) -> str:
+    """The parameter XML pyVmomi's own serializer writes for WSDL method ``method`` with ``args``."""
+    from pyVmomi import SoapAdapter, VmomiSupport
+
+    info = VmomiSupport.GetWsdlMethod("urn:vim25", method).info
+    ns_map = SoapAdapter.SOAP_NSMAP.copy()
+    ns_map["urn:vim25"] = ""
+    version = VmomiSupport.versionMap["vim25/8.0.3.0"]
+    return "".join(SoapAdapter.SerializeToStr(args[p.name], p, version, ns_map)
+                   for p in info.params if args.get(p.name) is not None)

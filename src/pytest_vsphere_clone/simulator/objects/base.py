@@ -19,7 +19,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def vmomi_method(privilege: str | None = None, *, on: str | None = None) -> Callable[[F], F]:
-    """Mark a Python method as the implementation of the vSphere method of the same name.
+    """Mark a Python method as the implementation of the vSphere method of that name.
+
+    The name is the method's WSDL name (``RetrieveProperties``, ``PowerOnVM_Task``) or pyVmomi's
+    Python name for it (``RetrieveContents``, ``PowerOn``); requests are dispatched by WSDL name.
 
     ``privilege`` overrides pyVmomi's own privilege metadata; ``on`` names the
     argument whose entity the privilege is checked on (default: ``_this``).
@@ -38,6 +41,8 @@ class SimObject:
     vim_type: ClassVar[type] = VmomiSupport.ManagedObject
     #: Properties computed on every read (never stored); they count as changed on every check.
     dynamic_properties: ClassVar[frozenset[str]] = frozenset()
+    #: Built by implemented_methods() for each class on first use.
+    _wsdl_methods: ClassVar[dict[str, str]]
 
     def __init__(self, vc: VCenter, mo_id: str) -> None:
         self.vc = vc
@@ -77,12 +82,31 @@ class SimObject:
         self.version += 1
         self.vc.notify_change()
 
-    def method(self, name: str) -> Callable[..., Any] | None:
-        """The implementation of vSphere method ``name`` on this object, if any."""
-        impl = getattr(self, name, None)
-        if impl is None or not hasattr(impl, "_vmomi"):
-            return None
-        return impl
+    def method(self, wsdl_name: str) -> Callable[..., Any] | None:
+        """The implementation of the vSphere method called ``wsdl_name`` on the wire, if any."""
+        attribute = type(self).implemented_methods().get(wsdl_name)
+        return getattr(self, attribute) if attribute is not None else None
+
+    @classmethod
+    def implemented_methods(cls) -> dict[str, str]:
+        """WSDL name -> Python attribute of every vSphere method this class implements.
+
+        Clients send WSDL names only; pyVmomi's Python names differ for some methods (its
+        ``RetrieveContents`` is ``RetrieveProperties`` on the wire, ``PowerOn`` is ``PowerOnVM_Task``).
+        """
+        table = cls.__dict__.get("_wsdl_methods")
+        if table is None:
+            to_wsdl: dict[str, str] = {}
+            for klass in reversed(cls.vim_type.__mro__):
+                for info in getattr(klass, "_methodInfo", {}).values():
+                    to_wsdl[info.name] = info.wsdlName
+            wsdl_names = set(to_wsdl.values())
+            table = {}
+            for attribute in dir(cls):
+                if hasattr(getattr(cls, attribute, None), "_vmomi"):
+                    table[attribute if attribute in wsdl_names else to_wsdl.get(attribute, attribute)] = attribute
+            cls._wsdl_methods = table
+        return table
 
 
 class ManagedEntity(SimObject):
