@@ -201,20 +201,44 @@ def test_poll_tasks_takes_a_forgotten_task_as_finished(sim: Simulator, conn: VSp
 # --- VM watches: one filter for a clone's life ---------------------------------------------------
 
 
-def test_a_watched_vm_s_tasks_share_its_one_filter(sim: Simulator, conn: VSphereConnection) -> None:
+def test_a_watched_vm_s_tasks_are_followed_through_the_tasks_themselves(sim: Simulator,
+                                                                        conn: VSphereConnection) -> None:
+    # The simulator, like servers the API reference allows for, sends no recentTask notifications
+    # (ManagedEntity.recentTask: "vSphere Servers might not generate property collector update
+    # notifications for this property"): every wait must end through the Task's own filter.
+    assert sim.vc is not None and not sim.vc.options.recent_task_updates
     with Waiter(conn) as waiter:
         vm = waiter.wait_for_task(_linked_clone_task(conn, "w1"), 10)
         sim.reset_counters()
+        started = time.monotonic()
         waiter.watch(vm)
         waiter.wait_for_task(vm.PowerOnVM_Task(), 10, on=vm)
         waiter.wait_for_property(vm, "guest.toolsRunningStatus", lambda v: v == "guestToolsRunning", 10)
+        assert waiter.watched_power_state(vm, 10) == "poweredOn"
         waiter.wait_for_task(vm.PowerOffVM_Task(), 10, on=vm)
         assert waiter.wait_for_task(vm.Destroy_Task(), 10, on=vm, destroys=True) is None
         waiter.unwatch(vm)
         counts = sim.counters()
-    assert counts["CreateFilter"] == 1  # the watch; every wait after it used it
-    assert counts["DestroyPropertyFilter"] == 0  # a destroyed VM's filter goes in bulk, later
+        assert time.monotonic() - started < 5  # no wait ran into its timeout
+    assert counts["CreateFilter"] == 4  # the watch, and one per task
+    assert counts["CreatePropertyCollector"] == 0
     assert "w1" not in sim.vm_names()
+
+
+@pytest.mark.parametrize("notify", [False, True], ids=["no-recentTask-updates", "recentTask-updates"])
+def test_teardown_waits_end_with_or_without_recent_task_notifications(notify: bool, connect: Connect) -> None:
+    from pytest_vsphere_clone.client.teardown import destroy
+
+    with Simulator(SimulatorConfig(recent_task_updates=notify)) as simulator:
+        conn = connect(simulator)
+        with Waiter(conn) as waiter:
+            vm = waiter.wait_for_task(_linked_clone_task(conn, "n1"), 10)
+            waiter.wait_for_task(vm.PowerOnVM_Task(), 10)
+            waiter.watch(vm)
+            started = time.monotonic()
+            assert destroy(conn, vm, waiter=waiter, timeout=20)
+            assert time.monotonic() - started < 10
+        assert "n1" not in simulator.vm_names()
 
 
 def test_a_watched_task_s_fault_is_raised(sim: Simulator, conn: VSphereConnection) -> None:
@@ -241,6 +265,64 @@ def test_a_watched_vm_destroyed_by_someone_else_ends_the_wait(sim: Simulator, co
         finally:
             timer.join()
             other.close()
+
+
+def test_a_destroyed_object_faulted_by_the_server_leaves_its_watch(sim: Simulator, conn: VSphereConnection) -> None:
+    # Some servers (vcsim) fault WaitForUpdatesEx with ManagedObjectNotFound naming a destroyed
+    # object a filter still names, where the reference's answer is a "leave". The waiter drops that
+    # object's filter and goes on with the same collector: no storm of new collectors.
+    with Waiter(conn) as waiter:
+        doomed = waiter.wait_for_task(_linked_clone_task(conn, "gone1"), 10)
+        other = waiter.wait_for_task(_linked_clone_task(conn, "live1"), 10)
+        waiter.watch(doomed)
+        waiter.watch(other)
+        sim.reset_counters()
+        sim.inject_fault("WaitForUpdatesEx", "ManagedObjectNotFound", obj=("VirtualMachine", doomed._moId))
+        waiter.wait_for_task(other.PowerOnVM_Task(), 10, on=other)
+        counts = sim.counters()
+        assert counts["CreatePropertyCollector"] == 0
+        assert counts["DestroyPropertyFilter"] == 1  # the dead object's watch
+        with pytest.raises(vim.ManagedObjectNotFound):
+            waiter.wait_for_property(doomed, "guest.toolsRunningStatus", lambda v: False, 5)
+        assert waiter.watched_power_state(other, 5) == "poweredOn"
+
+
+def test_a_lost_collector_is_replaced_at_a_bounded_rate(sim: Simulator, conn: VSphereConnection) -> None:
+    # ManagedObjectNotFound naming the collector itself, and a refused initial version, on every
+    # WaitForUpdatesEx for a while: the waiter replaces its collector, pausing longer each time,
+    # destroys the old ones, and the wait ends once the server answers again.
+    with Waiter(conn) as waiter:
+        vm = waiter.wait_for_task(_linked_clone_task(conn, "lost1"), 10)
+        waiter.watch(vm)
+        sim.reset_counters()
+        sim.inject_fault("WaitForUpdatesEx", "ManagedObjectNotFound", count=-1)
+        timer = threading.Timer(7.0, sim.clear_faults)
+        timer.start()
+        try:
+            started = time.monotonic()
+            waiter.wait_for_task(vm.PowerOnVM_Task(), 30, on=vm)
+            elapsed = time.monotonic() - started
+        finally:
+            timer.join()
+        counts = sim.counters()
+    # Pauses of 0, 2 and 4 s fit in the 7 s of faults: at most 4 collectors, each old one destroyed.
+    assert 7.0 <= elapsed < 20
+    assert 1 <= counts["CreatePropertyCollector"] <= 4, counts
+    assert counts["DestroyPropertyCollector"] >= counts["CreatePropertyCollector"]  # the closed waiter's too
+    assert counts["WaitForUpdatesEx"] <= 2 * counts["CreatePropertyCollector"] + 4, counts
+
+
+def test_a_refused_version_starts_over_on_the_same_collector(sim: Simulator, conn: VSphereConnection) -> None:
+    with Waiter(conn) as waiter:
+        vm = waiter.wait_for_task(_linked_clone_task(conn, "ver1"), 10)
+        waiter.watch(vm)
+        waiter.watched_power_state(vm, 5)  # the collector has a version now
+        sim.reset_counters()
+        sim.inject_fault("WaitForUpdatesEx", "InvalidCollectorVersion")
+        waiter.wait_for_task(vm.PowerOnVM_Task(), 10, on=vm)
+        assert waiter.watched_power_state(vm, 5) == "poweredOn"
+        counts = sim.counters()
+    assert counts["CreatePropertyCollector"] == 0
 
 
 # --- paced first looks ---------------------------------------------------------------------------

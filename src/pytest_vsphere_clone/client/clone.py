@@ -240,23 +240,30 @@ class CloneStrategy(ABC):
                                   return_errors=True)
 
     def _power_on(self, conn: VSphereConnection, waiter: Waiter, request: CloneRequest, vm: Any) -> None:
-        from pyVmomi import vim, vmodl
+        power_on(conn, waiter, vm, f"power-on of {request.name}", request.timeout, self.retry)
 
-        what = f"power-on of {request.name}"
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                task = conn.call(vm.PowerOnVM_Task, what=what)
-                waiter.wait_for_task(task, request.timeout, what)
-                return
-            except vim.fault.InvalidPowerState as fault:
-                if fault.existingState != "poweredOn":
-                    raise  # on already (a retried call that had worked) is the goal; anything else is not
-                return
-            except vmodl.MethodFault as fault:
-                # A power-on task that ended with a transient fault left the VM off: try again.
-                if not faults.server_rejected(fault) or attempt >= self.retry.attempts:
-                    raise
-                time.sleep(self.retry.delay(attempt - 1))
+
+def power_on(conn: VSphereConnection, waiter: Waiter, vm: Any, what: str, timeout: float,
+             retry: RetryPolicy | None = None) -> None:
+    """PowerOnVM_Task, awaited; already on is fine, a transiently failed task is started again."""
+    from pyVmomi import vim, vmodl
+
+    retry = retry or RetryPolicy(attempts=3)
+    on = vm if waiter.watching(vm) else None
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            task = conn.call(vm.PowerOnVM_Task, what=what)
+            waiter.wait_for_task(task, timeout, what, on=on)
+            return
+        except vim.fault.InvalidPowerState as fault:
+            if fault.existingState != "poweredOn":
+                raise  # on already (a retried call that had worked) is the goal; anything else is not
+            return
+        except vmodl.MethodFault as fault:
+            # A power-on task that ended with a transient fault left the VM off: try again.
+            if not faults.server_rejected(fault) or attempt >= retry.attempts:
+                raise
+            time.sleep(retry.delay(attempt - 1))
 
 
 # --- shared spec pieces -------------------------------------------------------------------------

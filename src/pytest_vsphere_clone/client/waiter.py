@@ -1,12 +1,20 @@
-"""Waiting on tasks and properties through one PropertyCollector filter and WaitForUpdatesEx.
+"""Waiting on tasks and properties through PropertyCollector filters and WaitForUpdatesEx.
 
 No property is read in a loop: a filter reports the initial values and then only changes,
 each WaitForUpdatesEx long-polls for at most ``max_wait_seconds``, and an overall
 timeout ends the wait with an error that says what was awaited and what was last seen.
 
+Tasks are followed through the Task objects themselves (a filter on ``info``), never through
+an entity's ``recentTask``: the API reference for ManagedEntity.recentTask says "In releases
+after vSphere API 5.0, vSphere Servers might not generate property collector update
+notifications for this property."
+
 Each :class:`Waiter` owns a dedicated PropertyCollector (CreatePropertyCollector), so
 waiters in different threads never see each other's updates. A single waiter serialises
-its waits; give each thread its own.
+its waits; give each thread its own. A watched object that is destroyed leaves its watch
+(an ObjectUpdate of kind ``leave``, or a ManagedObjectNotFound fault naming it, which some
+servers send instead); a collector that is really lost is replaced at a bounded rate, and
+the old one destroyed.
 """
 
 from __future__ import annotations
@@ -85,9 +93,10 @@ class _TaskView:
             self.state = "error" if values.get("info.error") is not None else "success"
         self.error: Any = values.get("info.error")
         self.result = values.get("info.result")
-        self.progress = None
+        self.progress = values.get("info.progress")
         self.descriptionId = values.get("info.descriptionId")
         self.entityName = values.get("info.entityName")
+        self.name = values.get("info.name")
 
 
 def _task_info(states: States, task: Any) -> _TaskView | None:
@@ -113,12 +122,17 @@ def describe_task(info: Any) -> str:
 
 
 #: What a VM watch reports of the VM itself.
-VM_WATCH_PATHS = ("guest.toolsRunningStatus",)
+VM_WATCH_PATHS = ("guest.toolsRunningStatus", "runtime.powerState")
+
+#: Collector re-creations: the pause before the n-th one within a minute (first at once), capped.
+_RECREATE_WINDOW = 60.0
+_RECREATE_BASE_DELAY = 2.0
+_RECREATE_MAX_DELAY = 20.0
 
 
 @dataclass
 class _Watch:
-    """One VM's long-lived filter: the VM's own properties and, through its recentTask, its tasks."""
+    """One VM's long-lived filter on the VM's own properties (its tasks have filters of their own)."""
 
     vm: Any
     spec: Any
@@ -131,18 +145,20 @@ def _watch_spec(vm: Any) -> Any:
     from pyVmomi import vim, vmodl
 
     pc = vmodl.query.PropertyCollector
-    to_tasks = pc.TraversalSpec(name="vmRecentTasks", type=vim.VirtualMachine, path="recentTask", skip=False)
-    return pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=vm, skip=False, selectSet=[to_tasks])],
-                         propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=list(VM_WATCH_PATHS), all=False),
-                                  pc.PropertySpec(type=vim.Task, pathSet=list(TASK_PATHS), all=False)])
+    return pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=vm, skip=False)],
+                         propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=list(VM_WATCH_PATHS), all=False)])
+
+
+def _spec_objects(spec: Any) -> frozenset[str]:
+    return frozenset(str(o.obj._moId) for o in spec.objectSet or ())
 
 
 class Waiter:
     """Waits on tasks and properties of one connection; see the module docstring.
 
-    :meth:`watch` keeps one filter on a VM for its whole life: waits on its power state, its
-    Tools and the tasks that act on it (``on=vm``) then share that filter instead of creating
-    (and destroying) one each, which saves two or three requests per wait.
+    :meth:`watch` keeps one filter on a VM for its whole life: waits on its power state and its
+    Tools share that filter instead of creating (and destroying) one each, and a task that acts
+    on it (``on=vm``) learns from it when the VM is gone.
     """
 
     def __init__(self, conn: VSphereConnection, *, max_wait_seconds: int = 20) -> None:
@@ -155,6 +171,12 @@ class Waiter:
         self._version = ""
         self._retired: list[Any] = []
         self._watches: dict[str, _Watch] = {}
+        #: Every live filter of the current collector: filter id -> the objects it names.
+        self._filters: dict[str, frozenset[str]] = {}
+        #: When each collector after the first was created (for the re-creation ceiling).
+        self._recreated: deque[float] = deque()
+        self._created_any = False
+        self._lost = False  # the collector faulted as gone: replace it (and try to destroy it)
         self.pace = TaskPace()
 
     def __enter__(self) -> Waiter:
@@ -169,6 +191,7 @@ class Waiter:
             collector, self._collector = self._collector, None
             self._retired.clear()
             self._watches.clear()
+            self._filters.clear()
             if collector is not None and self.conn.connected and self._generation == self.conn.generation:
                 try:
                     collector.DestroyPropertyCollector()
@@ -195,17 +218,25 @@ class Waiter:
     def watching(self, vm: Any) -> bool:
         return vm._moId in self._watches
 
+    def watched_power_state(self, vm: Any, timeout: float) -> str | None:
+        """``runtime.powerState`` of a watched ``vm`` (one WaitForUpdatesEx if its watch has not
+        reported yet, which the next wait on the watch would have cost anyway); None when gone."""
+        values = self.wait_for_properties(vm, ["runtime.powerState"], lambda v: True, timeout,
+                                          f"the power state of {vm._moId}")
+        state = values.get("runtime.powerState")
+        return None if state is None else str(state)
+
     # --- public waits ------------------------------------------------------------------
 
     def wait_for_task(self, task: Any, timeout: float, what: str | None = None, *, on: Any = None,
                       destroys: bool = False, paced: str | None = None) -> Any:
         """The task's result once it succeeded; raises the task's fault if it failed.
 
-        ``on``: the watched VM the task acts on (its watch reports the task); ``destroys``: the
-        task destroys that VM, so the VM leaving its watch is the task's success (its last
-        state is no longer reachable through the VM). ``paced``: a kind of task (any label) whose
-        first look waits as long as half of this kind's earlier waits took (see :class:`TaskPace`):
-        a request saved for about half the tasks, for waits where a little latency is cheap.
+        ``on``: the watched VM the task acts on (its watch tells when the VM is gone); ``destroys``:
+        the task destroys that VM, so the VM leaving its watch is the task's success. ``paced``: a
+        kind of task (any label) whose first look waits as long as half of this kind's earlier waits
+        took (see :class:`TaskPace`): a request saved for about half the tasks, for waits where a
+        little latency is cheap.
         """
         return self.wait_for_tasks([task], timeout, what, on=on, destroys=destroys, paced=paced)[0]
 
@@ -236,11 +267,9 @@ class Waiter:
             return "; ".join(f"{t._moId}: {describe_task(_task_info(states, t))}" for t in tasks)
 
         label = what or ("task " + ", ".join(t._moId for t in tasks))
-        if watch is not None:
-            states = self._wait_on_watch(watch, done, timeout, label, last_seen)
-        else:
-            states = self._wait(list(tasks), {vim.Task: list(TASK_PATHS)}, done, timeout, label, last_seen,
-                                retire=True)
+        # The task's own filter, whether or not its VM is watched: see the module docstring.
+        states = self._wait(list(tasks), {vim.Task: list(TASK_PATHS)}, done, timeout, label, last_seen,
+                            retire=True)
         if paced is not None:
             self.pace.record(paced, time.monotonic() - started)
         if watch is not None and watch.gone and not all(_task_state(states, t) in _FINISHED for t in tasks):
@@ -326,25 +355,66 @@ class Waiter:
                 self._poll(None, None, {}, min(remaining, self.max_wait_seconds))
 
     def _ensure_collector(self) -> Any:
-        if self._collector is None or self._generation != self.conn.generation:
-            root = self.conn.content.propertyCollector
-            assert root is not None
-            generation = self.conn.generation
-            self._collector = self.conn.call(root.CreatePropertyCollector, what="CreatePropertyCollector")
-            self._generation = generation
-            self._version = ""
-            self._retired.clear()
-            # Watches went with the old collector: renew them (their initial values come again).
-            for watch in self._watches.values():
-                watch.states.clear()
-                watch.flt = self.conn.call(self._collector.CreateFilter, watch.spec, False, what="CreateFilter")
+        if self._lost or self._collector is None or self._generation != self.conn.generation:
+            self._replace_collector()
         return self._collector
 
+    def _replace_collector(self) -> None:
+        """A new collector with every watch renewed; the old one destroyed if its session lives.
+
+        Re-creation is rate-limited (a pause doubling from 2 s to 20 s for each one within a minute):
+        a server that keeps faulting must not get a storm of collectors from every client.
+        """
+        old, old_generation = self._collector, self._generation
+        if self._created_any:
+            now = time.monotonic()
+            while self._recreated and now - self._recreated[0] > _RECREATE_WINDOW:
+                self._recreated.popleft()
+            if self._recreated:
+                pause = min(_RECREATE_BASE_DELAY * 2 ** (len(self._recreated) - 1), _RECREATE_MAX_DELAY)
+                log.info("property collector lost again; creating a new one in %.0f s", pause)
+                time.sleep(pause)
+            self._recreated.append(time.monotonic())
+        self._collector, self._lost = None, False
+        self._filters.clear()
+        self._retired.clear()
+        if old is not None and old_generation == self.conn.generation:
+            try:  # its filters go with it
+                self.conn.call(old.DestroyPropertyCollector, what="DestroyPropertyCollector")
+            except Exception as exc:  # already gone: nothing to free
+                log.debug("DestroyPropertyCollector failed: %s", faults.describe(exc))
+        root = self.conn.content.propertyCollector
+        assert root is not None
+        generation = self.conn.generation
+        self._collector = self.conn.call(root.CreatePropertyCollector, what="CreatePropertyCollector")
+        self._generation = generation
+        self._created_any = True
+        self._version = ""
+        # Watches went with the old collector: renew them (their initial values come again). A VM
+        # destroyed meanwhile cannot be watched again: it has left its watch.
+        for watch in self._watches.values():
+            watch.states.clear()
+            if watch.gone:
+                continue
+            try:
+                watch.flt = self._new_filter(watch.spec)
+            except Exception as exc:
+                if not faults.is_not_found(exc):
+                    raise
+                watch.gone = True
+
     def _create_filter(self, spec: Any) -> Any:
-        collector = self._ensure_collector()
-        return self.conn.call(collector.CreateFilter, spec, False, what="CreateFilter")
+        self._ensure_collector()
+        return self._new_filter(spec)
+
+    def _new_filter(self, spec: Any) -> Any:
+        flt = self.conn.call(self._collector.CreateFilter, spec, False, what="CreateFilter")
+        self._filters[str(flt._moId)] = _spec_objects(spec)
+        return flt
 
     def _drop_filter(self, flt: Any, retire: bool) -> None:
+        if flt is None or str(flt._moId) not in self._filters:
+            return  # went with its collector, or was dropped when its object was found gone
         if self._collector is None or self._generation != self.conn.generation:
             return  # went with the old session
         if retire:
@@ -352,10 +422,35 @@ class Waiter:
             if len(self._retired) <= _MAX_RETIRED_FILTERS:
                 return
             flt = self._retired.pop(0)
+        self._destroy_filter(flt)
+
+    def _destroy_filter(self, flt: Any) -> None:
+        self._filters.pop(str(flt._moId), None)
         try:
             self.conn.call(flt.DestroyPropertyFilter, what="DestroyPropertyFilter")
         except Exception as exc:  # already gone: nothing to free
             log.debug("DestroyPropertyFilter failed: %s", faults.describe(exc))
+
+    def _object_gone(self, moid: str, current: Any) -> bool:
+        """An object some filters name no longer exists: each such filter is destroyed (a watch's VM
+        has left its watch). True if ``current`` (the running wait's filter) was one of them."""
+        hit = False
+        for watch in self._watches.values():
+            if watch.vm._moId == moid:
+                watch.gone = True
+        for flt_id, objects in list(self._filters.items()):
+            if moid not in objects:
+                continue
+            flt = next((f for f in [*self._retired, current, *(w.flt for w in self._watches.values())]
+                        if f is not None and str(f._moId) == flt_id), None)
+            if flt is None:
+                self._filters.pop(flt_id, None)
+                continue
+            if flt in self._retired:
+                self._retired.remove(flt)
+            hit = hit or flt is current
+            self._destroy_filter(flt)
+        return hit
 
     def _poll(self, flt: Any, spec: Any, states: States, seconds: float) -> Any:
         """One WaitForUpdatesEx; applies changes of ``flt`` to ``states`` (and of every watch to its
@@ -363,18 +458,45 @@ class Waiter:
         from pyVmomi import vmodl
 
         pc = vmodl.query.PropertyCollector
+        if self._lost or self._collector is None or self._generation != self.conn.generation:
+            # The session was renewed (or the collector lost): a fresh collector, watches and filter.
+            states.clear()
+            flt = self._renewed(spec)
         collector = self._collector
         generation = self.conn.generation
         options = pc.WaitOptions(maxWaitSeconds=max(1, math.ceil(seconds)))
         try:
             update = self.conn.call(collector.WaitForUpdatesEx, self._version, options, what="WaitForUpdatesEx")
-        except (vmodl.query.InvalidCollectorVersion, vmodl.fault.ManagedObjectNotFound) as exc:
-            # The session was renewed (or the collector dropped): start over with a fresh collector.
-            log.info("property collector lost (%s); creating a new one", faults.describe(exc))
-            self._collector = None
+        except vmodl.fault.ManagedObjectNotFound as exc:
+            gone = getattr(exc, "obj", None)
+            moid = str(getattr(gone, "_moId", "")) if gone is not None else ""
+            if moid and moid != str(collector._moId) and any(moid in objs for objs in self._filters.values()):
+                # An object a filter names was destroyed and this server faults instead of sending
+                # a "leave": it leaves its watch (or ends the wait that named it); the collector lives.
+                if self._object_gone(moid, flt):
+                    raise _deleted(gone) from None
+                return flt
+            log.info("property collector lost (%s); replacing it", faults.describe(exc))
+            self._lost = True
+            states.clear()
             return self._renewed(spec)
+        except vmodl.query.InvalidCollectorVersion as exc:
+            if self._version == "":
+                log.info("property collector refused its initial version (%s); replacing it",
+                         faults.describe(exc))
+                self._lost = True
+                states.clear()
+                return self._renewed(spec)
+            # WaitForUpdatesEx: "InvalidCollectorVersion: Thrown if the data version does not match a
+            # valid version": start over from the initial version; every filter reports afresh.
+            log.info("property collector version refused (%s); starting over", faults.describe(exc))
+            self._version = ""
+            states.clear()
+            for watch in self._watches.values():
+                watch.states.clear()
+            return flt
         if self.conn.generation != generation:
-            self._collector = None
+            states.clear()
             return self._renewed(spec)
         if update is None:
             return flt
@@ -384,18 +506,16 @@ class Waiter:
             if flt is not None and filter_update.filter == flt:
                 for object_update in filter_update.objectSet or ():
                     _apply(states, object_update)
-            elif (watch := watches.get(filter_update.filter)) is not None:
+            elif (watched := watches.get(filter_update.filter)) is not None:
                 for object_update in filter_update.objectSet or ():
-                    _apply_watched(watch, object_update)
+                    _apply_watched(watched, object_update)
             # else: a retired filter's late news
         return flt
 
     def _renewed(self, spec: Any) -> Any:
         """After the collector was lost: a new one (with the watches), and the wait's filter anew."""
-        if spec is None:
-            self._ensure_collector()
-            return None
-        return self._create_filter(spec)
+        self._ensure_collector()
+        return None if spec is None else self._new_filter(spec)
 
 
 def _visible(values: dict[str, Any]) -> dict[str, Any]:
@@ -425,11 +545,9 @@ def _apply_changes(states: States, object_update: Any) -> None:
 
 
 def _apply_watched(watch: _Watch, object_update: Any) -> None:
-    """A watch's update: the VM leaving means it was destroyed; a task leaving (out of recentTask)
-    keeps its last known state."""
+    """A watch's update: the VM leaving its filter means it was destroyed."""
     if object_update.kind == "leave":
-        if object_update.obj._moId == watch.vm._moId:
-            watch.gone = True
+        watch.gone = True
         return
     _apply_changes(watch.states, object_update)
 
@@ -489,14 +607,21 @@ def poll_tasks(conn: VSphereConnection, tasks: Sequence[Any], timeout: float, wh
         pause = min(pause * 1.5, max_interval)
 
 
+#: What a read of tasks asks for: not the whole ``info``, whose ``entity`` (and other references)
+#: a server may fill with objects a client's type tables refuse, which would hide the task's state.
+_TASK_READ_PATHS = ("info.state", "info.progress", "info.error", "info.result", "info.descriptionId",
+                    "info.entityName", "info.name")
+
+
 def read_task_infos(conn: VSphereConnection, tasks: Sequence[Any]) -> dict[Any, Any]:
-    """Each task's ``info`` from one RetrievePropertiesEx; None for a task the vCenter no longer knows."""
+    """Each task's info (its state, progress, error, result and names, shaped like a TaskInfo) from
+    one RetrievePropertiesEx; None for a task the vCenter no longer knows."""
     from . import props
 
     if not tasks:
         return {}
     try:
-        found = props.retrieve(conn, tasks, ["info"])
+        found = props.retrieve(conn, tasks, _TASK_READ_PATHS)
     except Exception as exc:
         if not faults.is_not_found(exc):
             raise
@@ -506,4 +631,4 @@ def read_task_infos(conn: VSphereConnection, tasks: Sequence[Any]) -> dict[Any, 
         for task in tasks:  # one of them is gone: read them one by one to tell which
             infos.update(read_task_infos(conn, [task]))
         return infos
-    return {t: found[t].get("info") if t in found else None for t in tasks}
+    return {t: _TaskView(dict(found[t])) if t in found else None for t in tasks}

@@ -76,8 +76,8 @@ class Janitor:
 
         try:
             set_marker(self.run.connection(), clone.vm, replace(clone.marker, pid=0))
-        except VSphereCloneError as exc:
-            self._error(f"kept {clone.name}, but could not mark it as kept (the next run may reap it): {exc}")
+        except _teardown_errors() as exc:
+            self._error(f"kept {clone.name}, but could not mark it as kept (the next run may reap it): {_why(exc)}")
 
     def destroy(self, clone: Clone, reason: str) -> None:
         """Destroy ``clone`` now (already gone is fine) and record it."""
@@ -107,6 +107,13 @@ class Janitor:
         """
         if not entries:
             return 0
+        try:
+            return self._sweep(entries, reason)
+        except _teardown_errors() as exc:  # e.g. no connection: the ledger keeps them for reap
+            self._error(f"could not sweep {', '.join(sorted(e.name for e in entries))} ({reason}): {_why(exc)}")
+            return 0
+
+    def _sweep(self, entries: list[LedgerEntry], reason: str) -> int:
         from pyVmomi import vim
 
         from ..client.teardown import destroy
@@ -225,8 +232,8 @@ class Janitor:
             try:
                 template = self.run.provisioner.template(name)
                 collapse(self.run.connection(), template.ref, mode, timeout=self.run.settings.clone_timeout)
-            except VSphereCloneError as exc:
-                self._error(f"could not collapse {name} ({mode}): {exc}")
+            except _teardown_errors() as exc:
+                self._error(f"could not collapse {name} ({mode}): {_why(exc)}")
             else:
                 self.run.progress(f"collapsed the delta disks of {name} ({mode})")
 
@@ -250,17 +257,21 @@ def _base_name(template: str) -> str:
 
 
 def _teardown_errors() -> tuple[type[BaseException], ...]:
-    """What a failed destroy raises: our errors, and raw vSphere faults no step translated.
+    """What a failed destroy, sweep or collapse may raise and must not let escape.
 
-    A fault such as NoPermission on Destroy_Task must end up as one summary line, not as a
-    traceback out of a fixture finalizer (which would also skip the other clones' teardown).
+    A fault such as NoPermission on Destroy_Task, a dropped connection, or a client-side error
+    reading a server's answer (a pyVmomi TypeError for an object type it refuses) must end up as
+    one summary line, not as a traceback out of a fixture finalizer or pytest_sessionfinish
+    (which would also skip the other clones' teardown). Interrupts still go through.
     """
-    from pyVmomi import vmodl
-
-    return (VSphereCloneError, vmodl.MethodFault)
+    return (Exception,)
 
 
 def _why(exc: BaseException) -> str:
     from ..client import faults
 
-    return str(exc) if isinstance(exc, VSphereCloneError) else faults.describe(exc)
+    if isinstance(exc, VSphereCloneError):
+        return str(exc)
+    if faults.is_vsphere_fault(exc) or faults.is_connection_error(exc):
+        return faults.describe(exc)
+    return f"{type(exc).__name__}: {exc}"

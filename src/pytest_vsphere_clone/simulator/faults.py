@@ -60,6 +60,9 @@ class FaultRule:
     message: str = ""
     #: For methods that return a task: start the task and let it end with the fault.
     in_task: bool = False
+    #: The managed object the fault names (its ``obj``, e.g. of ManagedObjectNotFound), as
+    #: ``(wsdl type, moref id)``; None leaves a placeholder.
+    obj: tuple[str, str] | None = None
 
     def apply_before(self) -> None:
         if self.delay:
@@ -68,7 +71,13 @@ class FaultRule:
             raise DropConnection(self.method)
 
     def make(self) -> Any:
-        return make_fault(self.fault, self.message) if self.fault else None
+        if not self.fault:
+            return None
+        fault = make_fault(self.fault, self.message)
+        if self.obj is not None:
+            kind, mo_id = self.obj
+            fault.obj = VmomiSupport.GetWsdlType(VmomiSupport.XMLNS_VMODL_BASE, kind)(mo_id)
+        return fault
 
 
 class _Taken:

@@ -41,6 +41,8 @@ class SimulatorConfig:
     guests: bool = False
     state_dir: Path | None = None
     extra_users: tuple[tuple[str, str, frozenset[str]], ...] = field(default=())
+    #: Report ManagedEntity.recentTask changes to property collectors (see VCenterOptions).
+    recent_task_updates: bool = False
 
 
 class Simulator:
@@ -70,7 +72,8 @@ class Simulator:
             self._state_dir = config.state_dir
             self._state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            vc = VCenter(VCenterOptions(profile=profile, session_idle_timeout=config.session_idle_timeout))
+            vc = VCenter(VCenterOptions(profile=profile, session_idle_timeout=config.session_idle_timeout,
+                                        recent_task_updates=config.recent_task_updates))
             self.vc = vc
             vc.authorizer.add_user(config.user, self.password)
             for name, password, denied in config.extra_users:
@@ -184,12 +187,13 @@ class Simulator:
 
     def inject_fault(self, method: str, fault: str | None = None, *, count: int = 1, delay: float = 0.0,
                      drop: bool = False, mo_id: str | None = None, message: str = "",
-                     in_task: bool = False) -> FaultRule:
+                     in_task: bool = False, obj: tuple[str, str] | None = None) -> FaultRule:
         """Make the next ``count`` calls of ``method`` fail (-1: every call), stall or drop their connection.
 
         With ``in_task`` a method that returns a task answers normally and its task ends with the fault.
+        ``obj``: the object the fault names, as (wsdl type, moref id).
         """
-        return self._vc().faults.add(FaultRule(method, fault, count, delay, drop, mo_id, message, in_task))
+        return self._vc().faults.add(FaultRule(method, fault, count, delay, drop, mo_id, message, in_task, obj))
 
     def clear_faults(self) -> None:
         self._vc().faults.clear()

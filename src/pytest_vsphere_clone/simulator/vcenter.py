@@ -54,6 +54,11 @@ class VCenterOptions:
 
     profile: LatencyProfile = field(default_factory=LatencyProfile.fast)
     session_idle_timeout: float = 1800.0
+    #: Whether property collectors report changes of a ManagedEntity's ``recentTask``. Off by default,
+    #: as the API reference allows (ManagedEntity.recentTask: "In releases after vSphere API 5.0,
+    #: vSphere Servers might not generate property collector update notifications for this
+    #: property."): clients must follow tasks through the Task objects themselves.
+    recent_task_updates: bool = False
 
 
 class VCenter:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -104,8 +104,13 @@ class _Selection:
     missing: list[Any]
 
 
-def select_objects(vc: VCenter, spec: Any, strict: bool) -> _Selection:
-    """The objects a FilterSpec's objectSet and traversal specs reach, in order, without duplicates."""
+def select_objects(vc: VCenter, spec: Any, strict: bool,
+                   read: Callable[[SimObject, str], Any] = read_path) -> _Selection:
+    """The objects a FilterSpec's objectSet and traversal specs reach, in order, without duplicates.
+
+    ``read`` reads a traversal's path (a filter's updates pass one that hides what the server
+    does not notify).
+    """
     named: dict[str, Any] = {}
 
     def collect_names(selects: Iterable[Any]) -> None:
@@ -136,7 +141,7 @@ def select_objects(vc: VCenter, spec: Any, strict: bool) -> _Selection:
             if key in visited:
                 continue
             visited.add(key)
-            for ref in _refs(read_path(obj, traversal.path)):
+            for ref in _refs(read(obj, traversal.path)):
                 child = vc.objects.get(ref._moId)
                 if child is None:
                     continue
@@ -222,6 +227,28 @@ KEPT_VERSIONS = 64
 class _FilterState:
     spec: Any
     partial_updates: bool
+    #: Without recentTask notifications: each entity's recentTask as the filter first saw it.
+    recent_tasks: dict[str, Any] = field(default_factory=dict)
+
+    def quiet_reader(self) -> Callable[[SimObject, str], Any]:
+        """A path reader for which a ManagedEntity's recentTask never changes after its first read.
+
+        Models a server that generates no update notifications for ManagedEntity.recentTask
+        (allowed by the API reference, see VCenterOptions.recent_task_updates): a traversal
+        through it reaches the tasks it reached when the filter first looked, and no later ones.
+        """
+
+        def read(obj: SimObject, path: str) -> Any:
+            value = read_path(obj, path)
+            if _is_recent_task(obj, path):
+                return self.recent_tasks.setdefault(obj.mo_id, value)
+            return value
+
+        return read
+
+
+def _is_recent_task(obj: SimObject, path: str) -> bool:
+    return (path == "recentTask" or path.startswith("recentTask.")) and isinstance(obj.ref, vim.ManagedEntity)
 
 
 @dataclass
@@ -492,12 +519,14 @@ class PropertyCollector(SimObject):
                 break
             reported = known.setdefault(filter_id, {})
             object_updates: list[Any] = []
-            selection = select_objects(self.vc, flt.spec, strict=False)
+            quiet = not self.vc.options.recent_task_updates
+            selection = select_objects(self.vc, flt.spec, strict=False,
+                                       read=flt.quiet_reader() if quiet else read_path)
             objects = reported_objects(selection.objects, flt.spec.propSet)
             current = {obj.mo_id for obj in objects}
             pending: list[tuple[str, Any, _Entry | None]] = []
             for obj in objects:
-                update, entry = self._object_update(flt, obj, reported.get(obj.mo_id))
+                update, entry = self._object_update(flt, obj, reported.get(obj.mo_id), quiet)
                 if update is None:
                     reported[obj.mo_id] = entry  # same values, newer object version: a cheaper next check
                 else:
@@ -519,19 +548,33 @@ class PropertyCollector(SimObject):
                 result.append(PC.FilterUpdate(filter=PC.Filter(filter_id), objectSet=object_updates))
         return result, truncated
 
-    def _object_update(self, flt: _FilterState, obj: SimObject, previous: _Entry | None) -> tuple[Any, _Entry]:
-        """The object update from ``previous`` to now (None when nothing to report) and the new entry."""
+    def _object_update(self, flt: _FilterState, obj: SimObject, previous: _Entry | None,
+                       quiet: bool) -> tuple[Any, _Entry]:
+        """The object update from ``previous`` to now (None when nothing to report) and the new entry.
+
+        ``quiet``: changes of a ManagedEntity's recentTask are not reported (the initial value is).
+        """
         if previous is not None and previous[0] == obj.version and not obj.dynamic_properties:
             return None, previous
         paths = wanted_paths(obj, flt.spec.propSet)
         values, missing = read_properties(obj, paths)
         prints = {path: _fingerprint(value) for path, value in values.items()}
         prints.update({f"!{m.path}": type(m.fault).__name__ for m in missing})
-        entry: _Entry = (obj.version, prints, obj.ref)
         if previous is None:
             changes = [PC.Change(name=p, op="assign", val=v) for p, v in values.items()]
+            entry: _Entry = (obj.version, prints, obj.ref)
             return PC.ObjectUpdate(kind="enter", obj=obj.ref, changeSet=changes, missingSet=missing), entry
         old_prints = previous[1]
+        if quiet:
+            # What the client was told of recentTask stays what it knows: no change is ever reported.
+            for path in {*prints, *old_prints}:
+                if _is_recent_task(obj, path.lstrip("!")):
+                    if path in old_prints:
+                        prints[path] = old_prints[path]
+                    else:
+                        prints.pop(path, None)
+            values = {p: v for p, v in values.items() if p in prints}
+        entry = (obj.version, prints, obj.ref)
         changes = [PC.Change(name=p, op="assign", val=values[p]) for p in values if old_prints.get(p) != prints[p]]
         changes += [PC.Change(name=p, op="assign") for p in old_prints if p not in prints and p[0] != "!"]
         if not changes and old_prints.keys() == prints.keys():
