@@ -22,6 +22,7 @@ from pyVmomi import vim, vmodl
 from .file_transfers import FileTransfers
 from .guests import copy_disk
 from .guests import errors as guest_errors
+from .guests.fileops import GuestDirectoryNotEmpty, GuestNotADirectory
 from .guests.host import GuestHost
 from .guests.models import GuestSpec
 from .objects.guest_operations import GuestFileManager, GuestOperationsManager, GuestProcessManager
@@ -218,17 +219,56 @@ class GuestRuntime:
             guest.set_nic_connected(connected)
 
     def instant_clone(self, source: VirtualMachine, clone: VirtualMachine) -> None:
-        """The clone resumes where its source is: same guest state, new MAC (stale until refreshed)."""
-        self.clone_disk(source, clone)
-        source_guest = self.host.guest(source.mo_id)
-        refresh = self.vc.profile.duration(f"refresh.{clone.family}")
-        clone.drawn["refresh"] = refresh
-        spec = dataclasses.replace(self._spec(clone), refresh_delay=refresh)
-        guest = self.host.create_guest(spec, resume_from=source_guest)
-        guest.set_nic_connected(all(n.connected for n in clone.nics[:1]))
-        guest.boot()
+        """The clone resumes where its source is: same guest state, new MAC (stale until refreshed).
+
+        On failure nothing of the clone's guest is left (namespaces, disk directory) and the
+        error is raised for the caller to unregister the clone.
+        """
+        try:
+            source_guest = self.host.guest(source.mo_id)
+            if source_guest is None or not source_guest.running:
+                # A VM whose guest never booted: there is no running state to resume from.
+                raise guest_errors.GuestNotRunning(f"the guest of instant clone source {source.name} is not running")
+            self.clone_disk(source, clone)
+            refresh = self.vc.profile.duration(f"refresh.{clone.family}")
+            clone.drawn["refresh"] = refresh
+            spec = dataclasses.replace(self._spec(clone), refresh_delay=refresh)
+            guest = self.host.create_guest(spec, resume_from=source_guest)
+            guest.set_nic_connected(all(n.connected for n in clone.nics[:1]))
+            guest.boot()
+        except BaseException:
+            with self.vc.lock:
+                self._next_report.pop(clone.mo_id, None)
+            self.destroy(clone)
+            raise
         # Tools were running in the source: they keep running in the clone.
         self._tools_up(clone, time.time())
+
+    def reboot(self, vm: VirtualMachine) -> None:
+        """RebootGuest: the guest OS shuts down and boots again; returns at once, as on vSphere.
+
+        Tools stop reporting now and come back after the profile's boot time; the new boot runs
+        the guest's DHCP client again, so its address may be renewed or change.
+        """
+        self._settle_boot(vm)  # a boot still in progress finishes first
+        with self.vc.lock:
+            self._next_report.pop(vm.mo_id, None)
+        started = time.time()
+
+        def reboot() -> None:
+            try:
+                self.host.remove_guest(vm.mo_id)  # the guest OS goes down; the VM stays powered on
+                with self.vc.lock:
+                    if vm.power_state != "poweredOn" or not vm.alive:
+                        return
+                self._boot(vm, wait_for_tools=False, started=started)
+            except Exception:  # as a guest OS that fails to come back: the VM stays on without Tools
+                log.exception("guest of %s failed to reboot", vm.name)
+
+        thread = threading.Thread(target=reboot, name=f"sim-boot-{vm.mo_id}", daemon=True)
+        with self._boots_lock:
+            self._boots[vm.mo_id] = thread
+        thread.start()
 
     def freeze(self, vm: VirtualMachine) -> None:
         """Freeze a running VM from outside (initial inventory state)."""
@@ -264,16 +304,17 @@ class GuestRuntime:
             now = time.time()
             with self.vc.lock:
                 due = [(mo_id, when) for mo_id, when in self._next_report.items() if when <= now]
-            for mo_id, _ in due:
-                vm = self.vc.objects.get(mo_id)
-                if not isinstance(vm, VirtualMachine) or vm.power_state != "poweredOn":
-                    with self.vc.lock:
-                        self._next_report.pop(mo_id, None)
-                    continue
-                if not vm.tools.running:
-                    self._tools_up(vm, now)
-                    continue
+            for mo_id, when in due:
                 with self.vc.lock:
+                    if self._next_report.get(mo_id) != when:
+                        continue  # cancelled or rescheduled meanwhile (a reboot, a power-off)
+                    vm = self.vc.objects.get(mo_id)
+                    if not isinstance(vm, VirtualMachine) or vm.power_state != "poweredOn":
+                        self._next_report.pop(mo_id, None)
+                        continue
+                    if not vm.tools.running:
+                        self._tools_up(vm, now)
+                        continue
                     self._report(vm)
                     self._next_report[mo_id] = now + self.vc.profile.duration("tools.poll")
 
@@ -332,7 +373,21 @@ class GuestRuntime:
             guest.terminate_process(pid)
 
     def environment(self, guest: Guest, user: str, names: list[str]) -> list[str]:
-        return [f"{name}=" for name in names]
+        """``NAME=value`` for each of ``names`` that is set (all variables when ``names`` is empty).
+
+        ReadEnvironmentVariableInGuest: "names: The names of the variables to be read. If not set,
+        then all the environment variables are returned." Without an interactive session it is the
+        environment programs started for the user get. A name that is not set is left out, as
+        VMware Tools does; on Windows names match whatever their case.
+        """
+        with faults_of(""):
+            env = guest.environment(user)
+        if not names:
+            return [f"{name}={value}" for name, value in env.items()]
+        if guest.spec.family == "windows":
+            folded = {name.upper(): value for name, value in env.items()}
+            return [f"{name}={folded[name.upper()]}" for name in names if name.upper() in folded]
+        return [f"{name}={env[name]}" for name in names if name in env]
 
     def delete_file(self, guest: Guest, user: str, path: str) -> None:
         with faults_of(path):
@@ -341,6 +396,23 @@ class GuestRuntime:
     def create_temp_file(self, guest: Guest, user: str, prefix: str, suffix: str, directory: str | None) -> str:
         with faults_of(directory or ""):
             return guest.create_temp_file(user, prefix, suffix, directory)
+
+    def create_temp_directory(self, guest: Guest, user: str, prefix: str, suffix: str,
+                              directory: str | None) -> str:
+        with faults_of(directory or ""):
+            return guest.create_temp_directory(user, prefix, suffix, directory)
+
+    def make_directory(self, guest: Guest, user: str, path: str, create_parents: bool) -> None:
+        with faults_of(path):
+            guest.make_directory(user, path, create_parents)
+
+    def delete_directory(self, guest: Guest, user: str, path: str, recursive: bool) -> None:
+        with faults_of(path):
+            guest.delete_directory(user, path, recursive)
+
+    def list_files(self, guest: Guest, user: str, path: str) -> list[dict[str, Any]]:
+        with faults_of(path):
+            return guest.list_files(user, path)
 
 
 class faults_of:
@@ -373,6 +445,10 @@ def to_fault(exc: guest_errors.GuestError, path: str = "") -> Any:
         return vim.fault.FileAlreadyExists(msg=f"File {file} already exists", file=file)
     if isinstance(exc, guest_errors.GuestNotAFile):
         return vim.fault.NotAFile(msg=f"{file} is not a file", file=file)
+    if isinstance(exc, GuestNotADirectory):
+        return vim.fault.NotADirectory(msg=f"{file} is not a directory", file=file)
+    if isinstance(exc, GuestDirectoryNotEmpty):
+        return vim.fault.DirectoryNotEmpty(msg=f"The directory {file} is not empty", file=file)
     if isinstance(exc, guest_errors.GuestFileAccessDenied):
         return vim.fault.GuestPermissionDenied(msg=f"Permission denied: {file}")
     if isinstance(exc, guest_errors.GuestProcessNotFound):

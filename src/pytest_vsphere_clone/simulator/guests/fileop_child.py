@@ -3,7 +3,12 @@
 It starts as root in the host's view, enters the guest's mount namespace, drops
 to the guest user, then performs one operation - so the kernel applies the
 guest's view and the user's permissions. Standalone: stdlib only, no package import.
-Errors go to stderr as JSON ``{"errno": n, "message": "..."}`` with exit status 3.
+Errors go to stderr as JSON ``{"errno": n, "message": "...", "kind": "..."}`` with exit
+status 3; ``kind`` (optional) names what the errno alone cannot: ``notdir`` when the path
+itself is not a directory (DeleteDirectoryInGuest's NotADirectory).
+The directory operations follow open-vm-tools' vix plugin (VixToolsCreateDirectory,
+VixToolsDeleteDirectory, VixToolsListFiles): new directories get mode 0700, and a listing of a
+directory starts with "." and "..".
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ from typing import Any
 
 _CLONE_NEWNS = 0x00020000
 _ERROR_STATUS = 3
+_DIR_MODE = 0o700  # what VMware Tools gives a directory it creates (and each missing parent)
+
+
+class _KindError(OSError):
+    """An OSError that also names what went wrong beyond the errno."""
+
+    def __init__(self, err: int, message: str, kind: str) -> None:
+        super().__init__(err, message)
+        self.kind = kind
 
 
 def _enter_mount_namespace(pid: int) -> None:
@@ -65,8 +79,72 @@ def _perform(request: dict[str, Any]) -> None:
         fd, name = tempfile.mkstemp(str(request["suffix"]), str(request["prefix"]), path)
         os.close(fd)
         sys.stdout.write(name)
+    elif op == "mkdtemp":
+        sys.stdout.write(tempfile.mkdtemp(str(request["suffix"]), str(request["prefix"]), path))
+    elif op == "mkdir":
+        _make_directory(path, bool(request["parents"]))
+    elif op == "rmdir":
+        _delete_directory(path, bool(request["recursive"]))
+    elif op == "list":
+        json.dump(_list(path), sys.stdout)
     else:
         raise ValueError(f"unknown operation {op!r}")
+
+
+def _make_directory(path: str, parents: bool) -> None:
+    if os.path.lexists(path):
+        raise OSError(errno.EEXIST, "file exists")
+    if not parents:
+        os.mkdir(path, _DIR_MODE)
+        return
+    missing: list[str] = []
+    head = path.rstrip("/")
+    while head and not os.path.lexists(head):
+        missing.append(head)
+        head = os.path.dirname(head)
+    for directory in reversed(missing):
+        os.mkdir(directory, _DIR_MODE)
+
+
+def _delete_directory(path: str, recursive: bool) -> None:
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISDIR(mode):  # a file or a symbolic link (even to a directory)
+        raise _KindError(errno.ENOTDIR, "not a directory", "notdir")
+    if recursive:
+        shutil.rmtree(path)  # raises on the first entry it cannot remove
+    else:
+        os.rmdir(path)
+
+
+def _entry(path: str, name: str) -> dict[str, Any]:
+    """One GuestFileInfo as VMware Tools reports it: type from lstat, attributes from stat."""
+    link = os.lstat(path)
+    if stat.S_ISLNK(link.st_mode):
+        kind, target = "symlink", os.readlink(path)
+    else:
+        kind, target = ("directory" if stat.S_ISDIR(link.st_mode) else "file"), None
+    try:
+        info = os.stat(path)
+    except OSError:  # a dangling link: what the link itself says
+        info = link
+    return {"name": name, "type": kind, "size": link.st_size if stat.S_ISREG(link.st_mode) else 0,
+            "mtime": info.st_mtime, "atime": info.st_atime, "ctime": info.st_ctime, "uid": info.st_uid,
+            "gid": info.st_gid, "mode": info.st_mode, "target": target}
+
+
+def _list(path: str) -> list[dict[str, Any]]:
+    link = os.lstat(path)
+    if stat.S_ISDIR(link.st_mode):
+        names = [".", "..", *sorted(os.listdir(path))]
+        entries = []
+        for name in names:
+            try:
+                entries.append(_entry(os.path.join(path, name), name))
+            except FileNotFoundError:  # removed while listing: Tools skips it too
+                continue
+        return entries
+    # A file (or a link, even to a directory) lists itself, named by the path as the caller wrote it.
+    return [{**_entry(path, path), "single": True}]
 
 
 def main() -> None:
@@ -77,7 +155,8 @@ def main() -> None:
         os.umask(0o022)
         _perform(request)
     except OSError as exc:
-        sys.stderr.write(json.dumps({"errno": exc.errno, "message": exc.strerror or str(exc)}))
+        error = {"errno": exc.errno, "message": exc.strerror or str(exc), "kind": getattr(exc, "kind", None)}
+        sys.stderr.write(json.dumps(error))
         sys.stdout.flush()
         sys.exit(_ERROR_STATUS)
 

@@ -21,6 +21,17 @@ _CHILD = Path(__file__).with_name("fileop_child.py")
 _ERROR_STATUS = 3
 _TIMEOUT = 120.0
 
+
+
+class GuestNotADirectory(GuestFileError):
+    """The path names a file or a symbolic link where a directory is needed. -> NotADirectory."""
+
+
+class GuestDirectoryNotEmpty(GuestFileError):
+    """A directory to delete without ``recursive`` still holds entries. -> DirectoryNotEmpty."""
+
+
+_KIND_FAULTS: dict[str, type[GuestFileError]] = {"notdir": GuestNotADirectory}
 _ERRNO_FAULTS: dict[int, type[GuestFileError]] = {
     errno.ENOENT: GuestFileNotFound,
     errno.ENOTDIR: GuestFileNotFound,
@@ -29,6 +40,7 @@ _ERRNO_FAULTS: dict[int, type[GuestFileError]] = {
     errno.EROFS: GuestFileAccessDenied,
     errno.EEXIST: GuestFileExists,
     errno.EISDIR: GuestNotAFile,
+    errno.ENOTEMPTY: GuestDirectoryNotEmpty,
 }
 
 
@@ -67,7 +79,7 @@ def run_fileop(
         try:
             error = json.loads(proc.stderr)
         except ValueError:
-            error = {"errno": None, "message": proc.stderr.decode(errors="replace")}
-        fault = _ERRNO_FAULTS.get(error["errno"], GuestFileError)
+            error = {"errno": None, "message": proc.stderr.decode(errors="replace"), "kind": None}
+        fault = _KIND_FAULTS.get(error.get("kind") or "") or _ERRNO_FAULTS.get(error["errno"], GuestFileError)
         raise fault(f"{guest_path}: {error['message']}", guest_path)
     raise GuestHostError(f"guest file operation {op} {guest_path} failed: {proc.stderr.decode(errors='replace')}")

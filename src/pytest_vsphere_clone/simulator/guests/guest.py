@@ -23,7 +23,7 @@ from . import procfs, shims
 from .accounts import Account, group_ids, parse_passwd, parse_shadow, verify_password
 from .backdoor import BackdoorServer
 from .commands import ip_batch, run
-from .daemons import start_dhclient, start_sshd, start_winrm, wait_listening
+from .daemons import python_env, start_dhclient, start_sshd, start_winrm, wait_listening
 from .disk import GuestDisk
 from .errors import (
     GuestHostError,
@@ -34,7 +34,7 @@ from .errors import (
 )
 from .events import EventLoopThread
 from .fileops import run_fileop
-from .launch import command_line, spawn_linux, spawn_windows
+from .launch import command_line, linux_environment, spawn_linux, spawn_windows, windows_environment
 from .linkwatch import LinkDownWatcher
 from .models import GuestIpAddress, GuestNic, GuestProcessInfo, GuestSpec
 from .namespace import GuestNamespace, GuestView, host_submounts, python_host_binds
@@ -516,6 +516,34 @@ class Guest:
         directory = directory or temp_dir(self.spec.family, user)
         created = self._fileop(user, "mktemp", directory, prefix=prefix, suffix=suffix)
         return from_view(self.spec.family, created.decode())
+
+    def make_directory(self, user: str, path: str, create_parents: bool) -> None:
+        """MakeDirectoryInGuest as ``user`` (mode 0700, as VMware Tools creates directories)."""
+        self._fileop(user, "mkdir", path, parents=create_parents)
+
+    def delete_directory(self, user: str, path: str, recursive: bool) -> None:
+        """DeleteDirectoryInGuest as ``user`` (a file or a link raises GuestNotADirectory)."""
+        self._fileop(user, "rmdir", path, recursive=recursive)
+
+    def list_files(self, user: str, path: str) -> list[dict[str, object]]:
+        """ListFilesInGuest as ``user``: a directory's entries ("." and ".." first), or the file itself."""
+        return list(json.loads(self._fileop(user, "list", path)))
+
+    def create_temp_directory(
+        self, user: str, prefix: str = "", suffix: str = "", directory: str | None = None
+    ) -> str:
+        """CreateTemporaryDirectoryInGuest: a new directory (mode 0700) as ``user``; returns its guest path."""
+        directory = directory or temp_dir(self.spec.family, user)
+        created = self._fileop(user, "mkdtemp", directory, prefix=prefix, suffix=suffix)
+        return from_view(self.spec.family, created.decode())
+
+    def environment(self, user: str) -> dict[str, str]:
+        """The environment a program started for ``user`` gets (ReadEnvironmentVariableInGuest)."""
+        self._ops_namespace()
+        if self.spec.family == "linux":
+            return linux_environment(self._account(user), None)
+        emulator = python_env()  # what the emulator's own Python needs is no part of the guest's
+        return {k: v for k, v in windows_environment(user, self._hostname, None).items() if k not in emulator}
 
     def _fileop(self, user: str, op: str, path: str, data: bytes | None = None, **options: object) -> bytes:
         ns = self._ops_namespace()

@@ -70,6 +70,17 @@ class CloneMethods(SnapshotMethods):
         self.vc.add(clone)
         folder.attach(clone)
 
+    def _unregister_failed(self, clone: VirtualMachine) -> None:
+        """Take a clone whose creation failed out of the inventory, with the disk layer made for it."""
+        with self.vc.lock:
+            clone.alive = False
+            clone.power_state = "poweredOff"
+            clone.folder().detach(clone)
+            self.vc.remove(clone)
+            self.vc.disks.release(clone.disk, self.vc.disk_tops(), self.vc.pinned_layers())
+            clone.disk = None
+            self.changed()
+
     @vmomi_method("VirtualMachine.Provisioning.Clone")
     def CloneVM_Task(self, ctx: CallContext, folder: Any, name: str, spec: Any) -> Any:
         with self.vc.lock:
@@ -173,7 +184,17 @@ class CloneMethods(SnapshotMethods):
                 self.changed()
             guests = self._guests()
             if guests is not None:
-                guests.instant_clone(self, new_vm)
+                try:
+                    guests.instant_clone(self, new_vm)
+                except Exception as exc:
+                    # A failed InstantClone_Task creates nothing: the clone is unregistered (its guest
+                    # and disk directory are gone already) and its delta disk deleted.
+                    self._unregister_failed(new_vm)
+                    if isinstance(exc, vmodl.MethodFault):
+                        raise
+                    raise vmodl.fault.SystemError(msg=f"A general system error occurred: instant clone "
+                                                      f"{spec.name} of {self.name} failed: {exc}",
+                                                  reason=str(exc)) from None
             return new_vm.ref
 
         return self.vc.tasks.start(ctx, self, "InstantClone_Task", "clone.instant", instant_clone)

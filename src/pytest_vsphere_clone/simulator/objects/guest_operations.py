@@ -7,6 +7,8 @@ authenticated guest user; the faults are those a vCenter answers with.
 from __future__ import annotations
 
 import contextlib
+import re
+import stat
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -20,6 +22,27 @@ if TYPE_CHECKING:
     from ..guest_runtime import GuestRuntime
     from ..vcenter import CallContext
     from .virtual_machine import VirtualMachine
+
+
+#: ListFilesInGuest's defaults, per the API reference.
+DEFAULT_LIST_INDEX = 0
+DEFAULT_LIST_MAX_RESULTS = 50
+
+
+def _file_info(entry: dict[str, Any], name: str, windows: bool) -> Any:
+    """A GuestFileInfo from one entry of the guest's listing (Windows or POSIX attributes)."""
+    target = entry.get("target") or None
+    if windows:
+        attributes: Any = vim.vm.guest.FileManager.WindowsFileAttributes(
+            modificationTime=_utc(entry["mtime"]), accessTime=_utc(entry["atime"]),
+            createTime=_utc(entry["ctime"]), symlinkTarget=target, hidden=False,
+            readOnly=not int(entry["mode"]) & stat.S_IWUSR)
+    else:
+        attributes = vim.vm.guest.FileManager.PosixFileAttributes(
+            modificationTime=_utc(entry["mtime"]), accessTime=_utc(entry["atime"]), symlinkTarget=target,
+            ownerId=int(entry["uid"]), groupId=int(entry["gid"]), permissions=int(entry["mode"]))
+    return vim.vm.guest.FileManager.FileInfo(path=name, type=str(entry["type"]), size=int(entry["size"]),
+                                             attributes=attributes)
 
 
 def _utc(ts: float | datetime | None) -> datetime | None:
@@ -98,6 +121,10 @@ class GuestProcessManager(_GuestOpsBase):
 
     @vmomi_method("VirtualMachine.GuestOperations.Query", on="vm")
     def ListProcessesInGuest(self, ctx: CallContext, vm: Any, auth: Any, pids: list[int] | None = None) -> list[Any]:
+        # GuestProcessInfo.endTime/exitCode: "If the process was started using StartProgramInGuest then
+        # the process [completion time | exit code] will be available if queried within 5 minutes after
+        # it completes." The guest's program table keeps a finished program that long, then drops it:
+        # its pid is no longer listed.
         with self.latency():
             _, guest = self._ready_guest(vm, auth)
             return [
@@ -160,6 +187,55 @@ class GuestFileManager(_GuestOpsBase):
             return self.runtime().create_temp_file(guest, auth.username, prefix, suffix, directoryPath)
 
     @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
+    def CreateTemporaryDirectoryInGuest(self, ctx: CallContext, vm: Any, auth: Any, prefix: str, suffix: str,
+                                        directoryPath: str | None = None) -> str:
+        # "directoryPath: ... If unset or an empty string, a guest-specific location will be used."
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            return self.runtime().create_temp_directory(guest, auth.username, prefix, suffix, directoryPath or None)
+
+    @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
     def MakeDirectoryInGuest(self, ctx: CallContext, vm: Any, auth: Any, directoryPath: str,
                              createParentDirectories: bool) -> None:
-        raise vmodl.fault.NotSupported(msg="MakeDirectoryInGuest is not simulated.")
+        # An existing path is FileAlreadyExists even with createParentDirectories (as VMware Tools).
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            self.runtime().make_directory(guest, auth.username, directoryPath, bool(createParentDirectories))
+
+    @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
+    def DeleteDirectoryInGuest(self, ctx: CallContext, vm: Any, auth: Any, directoryPath: str,
+                               recursive: bool) -> None:
+        # "recursive: If true, all subdirectories are also deleted. If false, the directory must be
+        # empty for the operation to succeed." A file or a link is NotADirectory.
+        with self.latency():
+            _, guest = self._ready_guest(vm, auth)
+            self.runtime().delete_directory(guest, auth.username, directoryPath, bool(recursive))
+
+    @vmomi_method("VirtualMachine.GuestOperations.Query", on="vm")
+    def ListFilesInGuest(self, ctx: CallContext, vm: Any, auth: Any, filePath: str, index: int | None = None,
+                         maxResults: int | None = None, matchPattern: str | None = None) -> Any:
+        # index: "Which result to start the list with. The default is 0." maxResults: "The maximum
+        # number of results to return. The default is 50." matchPattern: "perl-compatible regular
+        # expressions. If matchPattern is unset, then the pattern '.*' is used." The pattern filters
+        # first, index and maxResults count the matches; GuestListFileInfo.remaining is "The number of
+        # files left to be returned". A directory lists "." and ".." first, a file lists itself.
+        start = DEFAULT_LIST_INDEX if index is None else index
+        limit = DEFAULT_LIST_MAX_RESULTS if maxResults is None else maxResults
+        if start < 0 or limit < 0:
+            raise vmodl.fault.InvalidArgument(msg="index and maxResults must not be negative",
+                                              invalidProperty="index" if start < 0 else "maxResults")
+        try:
+            pattern = re.compile(matchPattern) if matchPattern else None
+        except re.error as exc:
+            raise vmodl.fault.InvalidArgument(msg=f"Invalid matchPattern: {exc}", invalidProperty="matchPattern") \
+                from None
+        with self.latency():
+            found_vm, guest = self._ready_guest(vm, auth)
+            entries = self.runtime().list_files(guest, auth.username, filePath)
+        if pattern is not None:
+            entries = [e for e in entries if pattern.search(str(e["name"]))]
+        page = entries[start:start + limit]
+        windows = found_vm.family == "windows"
+        return vim.vm.guest.FileManager.ListFileInfo(
+            files=[_file_info(e, filePath if e.get("single") else str(e["name"]), windows) for e in page],
+            remaining=max(0, len(entries) - start - limit))

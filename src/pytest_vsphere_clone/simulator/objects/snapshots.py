@@ -90,7 +90,8 @@ class VmSnapshot(SimObject):
 
         def revert() -> None:
             with vm.vc.lock:
-                vm.revert_to(self._live_node())
+                power = vm.revert_to(self._live_node(), bool(suppressPowerOn))
+            vm.follow_power_change(power)
 
         return vm.vc.tasks.start(ctx, vm, "RevertToSnapshot_Task", "snapshot.create", revert)  # entity: the VM
 
@@ -128,13 +129,16 @@ class SnapshotMethods(VmState):
     def prop_rootSnapshot(self) -> list[Any]:
         return [root.ref for root in self.snapshot_roots]
 
-    def take_snapshot(self, name: str, description: str, quiesced: bool) -> SnapshotNode:
+    def take_snapshot(self, name: str, description: str, quiesced: bool, memory: bool = False) -> SnapshotNode:
         """Freeze the current disk layer under a new snapshot (caller holds the lock)."""
         assert self.disk is not None
         mo = VmSnapshot(self, self.vc.new_id("snapshot"))
         ids = [n.snapshot_id for n in self.all_snapshots()]
+        # CreateSnapshot_Task, memory: "When set to FALSE, the power state of the snapshot is set to
+        # powered off." Only a memory snapshot of a running VM records it powered on.
+        state = "poweredOn" if memory and self.power_state == "poweredOn" else "poweredOff"
         node = SnapshotNode(max(ids, default=0) + 1, name, description, time.time(), self.disk,
-                            self.power_state, quiesced, mo, parent=self.current_snapshot)
+                            state, quiesced, mo, parent=self.current_snapshot)
         mo.node = node
         self.vc.add(mo)
         if self.current_snapshot is None:
@@ -175,15 +179,40 @@ class SnapshotMethods(VmState):
         for node in self.all_snapshots():  # a merged layer keeps the key of the chain's lowest layer
             node.layer = self.vc.disks.layers.get(node.layer.key, node.layer)
 
-    def revert_to(self, node: SnapshotNode) -> None:
+    def revert_to(self, node: SnapshotNode, suppress_power_on: bool = False) -> str | None:
+        """Go back to ``node`` (caller holds the lock); returns the power change to carry out.
+
+        RevertToSnapshot_Task: "Change the execution state of the virtual machine to the state of
+        this snapshot." A snapshot taken without memory is powered off (CreateSnapshot_Task), so
+        the VM ends powered off; one taken with memory of a running VM powers it on again, unless
+        suppressPowerOn: "If set to true, the virtual machine will not be powered on regardless of
+        the power state when the snapshot was created." (A running guest is not rewound to the
+        snapshot's memory: the simulator keeps it running as it is.)
+        """
         old = self.disk
         self.disk = self.vc.disks.create_delta(self.name, self.mo_id, self.datastore, node.layer)
         self.current_snapshot = node
         self.vc.disks.release(old, self.vc.disk_tops(), self.vc.pinned_layers())
+        change: str | None = None
         if node.power_state == "poweredOff" and self.power_state == "poweredOn":
             self.power_state = "poweredOff"
-            self.frozen = False
+            self.frozen = False  # a power cycle loses the frozen state
+            self.frozen_shared_layer = None
+            self.boot_time = None
+            change = "poweredOff"
+        elif node.power_state == "poweredOn" and self.power_state == "poweredOff" and not suppress_power_on:
+            self.power_state = "poweredOn"
+            self.boot_time = time.time()
+            change = "poweredOn"
         self.changed()
+        return change
+
+    def follow_power_change(self, change: str | None) -> None:
+        """Stop or start the guest after a revert changed the power state (without the lock)."""
+        if change == "poweredOff":
+            self.stop_guest()
+        elif change == "poweredOn":
+            self.start_guest()
 
     @vmomi_method("VirtualMachine.State.CreateSnapshot")
     def CreateSnapshot_Task(self, ctx: CallContext, name: str, description: str | None = None,
@@ -197,7 +226,7 @@ class SnapshotMethods(VmState):
                                                      "(the virtual machine is frozen).")
                 if self.disk.depth() >= 255:
                     raise vim.fault.TooManySnapshotLevels(msg="Exceeded the maximum number of permitted snapshots.")
-                node = self.take_snapshot(name, description or "", bool(quiesce))
+                node = self.take_snapshot(name, description or "", bool(quiesce), bool(memory))
                 self.changed()
                 return node.ref
 
@@ -221,7 +250,8 @@ class SnapshotMethods(VmState):
             with self.vc.lock:
                 if self.current_snapshot is None:
                     raise vim.fault.NotFound(msg="The virtual machine has no current snapshot.")
-                self.revert_to(self.current_snapshot)
+                power = self.revert_to(self.current_snapshot, bool(suppressPowerOn))
+            self.follow_power_change(power)
 
         return self.vc.tasks.start(ctx, self, "RevertToCurrentSnapshot_Task", "snapshot.create", revert)
 

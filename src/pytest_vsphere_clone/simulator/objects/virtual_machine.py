@@ -5,6 +5,7 @@ Cloning and snapshots live in their own mixins (cloning.py, snapshots.py).
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from pyVmomi import vim, vmodl
 from .base import vmomi_method
 from .cloning import CloneMethods
 from .disks import DiskLayer
+from .relocation import RelocateMethods
 from .snapshots import SnapshotNode
 from .vm_state import DISK_KEY, NIC_KEY_BASE, Nic, ToolsState, new_mac, utc
 
@@ -31,7 +33,7 @@ GUEST_IDS: dict[str, tuple[str, str]] = {
     "windows2019srvNext_64Guest": ("windowsGuest", "Microsoft Windows Server 2022 (64-bit)"),
     "windows9Server64Guest": ("windowsGuest", "Microsoft Windows Server 2016 (64-bit)"),
 }
-class VirtualMachine(CloneMethods):
+class VirtualMachine(CloneMethods, RelocateMethods):
     """vim.VirtualMachine."""
 
     vim_type = vim.VirtualMachine
@@ -148,7 +150,9 @@ class VirtualMachine(CloneMethods):
         if not self.tools_installed:
             tools_status = "toolsNotInstalled"
         return vim.vm.GuestInfo(
-            toolsStatus=tools_status, toolsVersionStatus2="guestToolsCurrent",
+            # "guestToolsNotInstalled: VMware Tools has never been installed" (GuestInfo.ToolsVersionStatus).
+            toolsStatus=tools_status,
+            toolsVersionStatus2="guestToolsCurrent" if self.tools_installed else "guestToolsNotInstalled",
             toolsRunningStatus=self.tools_running_status(), toolsVersion="12389",
             guestId=self.guest_id if running else None, guestFamily=family if running else None,
             guestFullName=full_name if running else None,
@@ -305,6 +309,37 @@ class VirtualMachine(CloneMethods):
                 raise vim.fault.ToolsUnavailable(msg="Cannot complete operation because VMware Tools is not running "
                                                      "in this virtual machine.")
         self.PowerOffVM_Task(ctx)
+
+    @vmomi_method("VirtualMachine.Interact.Reset")
+    def RebootGuest(self, ctx: CallContext) -> None:
+        """Ask the guest OS to reboot, through VMware Tools.
+
+        RebootGuest: "Issues a command to the guest operating system asking it to perform a reboot.
+        Returns immediately and does not wait for the guest operating system to complete the
+        operation." Not a task; ToolsUnavailable without running Tools (a frozen VM's included).
+        The VM stays powered on (runtime.bootTime is the VM's, not the guest's); the Tools stop
+        reporting and come back after the guest's boot, whose DHCP client may renew its address.
+        """
+        with self.vc.lock:
+            self.require_power("poweredOn")
+            if self.tools_running_status() != "guestToolsRunning":
+                raise vim.fault.ToolsUnavailable(msg="Cannot complete operation because VMware Tools is not running "
+                                                     "in this virtual machine.")
+            self.tools = ToolsState()
+            self.changed()
+        guests = self._guests()
+        if guests is not None:
+            guests.reboot(self)
+            return
+
+        def reboot() -> None:  # no real guest: the Tools return after the profile's boot time
+            self.vc.profile.sleep(f"boot.{self.family}")
+            with self.vc.lock:
+                if self.alive and self.power_state == "poweredOn" and self.tools_installed:
+                    self.tools.running = True
+                    self.changed()
+
+        threading.Thread(target=reboot, name=f"sim-reboot-{self.mo_id}", daemon=True).start()
 
     # --- destroy ---------------------------------------------------------------------
 
