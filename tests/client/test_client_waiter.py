@@ -77,7 +77,7 @@ def test_task_timeout_says_what_was_awaited_and_last_seen(shapes_file: object, c
         message = str(raised.value)
         assert "waiting for clone of linux-template" in message
         assert "state=running" in message or "state=queued" in message
-        assert "CloneVM_Task on linux-template" in message
+        assert "VirtualMachine.clone on linux-template" in message
         Waiter(conn).wait_for_task(task, 20)  # let it finish before the simulator stops
 
 
@@ -184,7 +184,7 @@ def test_poll_tasks_times_out_saying_what_and_last_seen(connect: Connect) -> Non
         message = str(raised.value)
         assert isinstance(raised.value, WaitTimeout)
         assert "timed out after 0.3 s waiting for the clone of slow (last seen: " in message
-        assert f"{task._moId}: state=" in message and "CloneVM_Task on linux-template" in message
+        assert f"{task._moId}: state=" in message and "VirtualMachine.clone on linux-template" in message
         assert message.endswith("try later")
         assert not task_finished(raised.value.infos[task])
         assert poll_tasks(conn, [task], 10)[task].state == "success"  # let it finish before the simulator stops

@@ -82,6 +82,8 @@ class CloneStrategy(ABC):
 
     clone_type: ClassVar[str]
     method: ClassVar[str]
+    #: The TaskInfo.descriptionId a vCenter gives this method's tasks.
+    description_id: ClassVar[str]
 
     def __init__(self, retry: RetryPolicy | None = None) -> None:
         self.retry = retry or RetryPolicy(attempts=3)
@@ -228,13 +230,18 @@ class CloneStrategy(ABC):
         manager = conn.content.taskManager
         if manager is None:
             return
+        from .waiter import read_task_infos, task_method
+
+        # Reading TaskManager.recentTask is fine; only update notifications of an entity's
+        # recentTask may be missing (see client/waiter.py).
         recent = conn.call(lambda: manager.recentTask, what="TaskManager.recentTask") or []
         if not recent:
             return
-        infos = props.retrieve(conn, recent, ["info"])
-        running = [ref for ref, values in infos.items()
-                   if (info := values.get("info")) is not None and info.entity == request.template.ref
-                   and info.state in _ACTIVE_TASK_STATES and self.method in str(info.descriptionId or info.name)]
+        template = request.template.name.rstrip("/").rsplit("/", 1)[-1]
+        running = [ref for ref, info in read_task_infos(conn, recent).items()
+                   if info is not None and info.entityName == template
+                   and info.state in _ACTIVE_TASK_STATES
+                   and (info.descriptionId == self.description_id or task_method(info) == self.method)]
         if running:
             waiter.wait_for_tasks(running, request.timeout, f"in-flight {self.method} of {request.template.name}",
                                   return_errors=True)
@@ -341,6 +348,7 @@ class LinkedClone(CloneStrategy):
 
     clone_type = "linked"
     method = "CloneVM_Task"
+    description_id = "VirtualMachine.clone"
 
     def snapshot(self, template: TemplateInfo, wanted: str | None) -> Any:
         """The snapshot to branch from; NoSnapshot (never a silent full clone) if there is none."""
@@ -394,6 +402,7 @@ class InstantClone(CloneStrategy):
 
     clone_type = "instant"
     method = "InstantClone_Task"
+    description_id = "VirtualMachine.instantClone"
 
     def build_spec(self, conn: VSphereConnection, request: CloneRequest, warnings: list[str]) -> Any:
         from pyVmomi import vim

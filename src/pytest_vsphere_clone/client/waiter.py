@@ -109,7 +109,7 @@ def _task_info(states: States, task: Any) -> _TaskView | None:
 
 
 def describe_task(info: Any) -> str:
-    """``state=running progress=40% (VirtualMachine.CloneVM_Task on linux-template)``."""
+    """``state=running progress=40% (VirtualMachine.clone on linux-template)``."""
     if info is None:
         return "no task info yet"
     parts = [f"state={info.state}"]
@@ -573,6 +573,13 @@ def describe_task_infos(infos: dict[Any, Any]) -> str:
     """``task-7: state=running progress=40% (...); task-9: gone`` (None: a task the vCenter forgot)."""
     return "; ".join(f"{task._moId}: {'gone (finished)' if info is None else describe_task(info)}"
                      for task, info in infos.items()) or "nothing yet"
+
+
+def task_method(info: Any) -> str:
+    """The WSDL name of the method that made a task (``CloneVM_Task``), from TaskInfo.name."""
+    name = getattr(info, "name", None)
+    method = getattr(name, "info", None)  # pyVmomi gives a ManagedMethod
+    return str(getattr(method, "wsdlName", "") or (name if isinstance(name, str) else ""))
 
 
 def task_finished(info: Any) -> bool:

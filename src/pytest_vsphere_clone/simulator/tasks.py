@@ -123,11 +123,15 @@ class TaskRunner:
             self._event_chain += 1
             mo_id = vc.new_id("task")
             entity_name = getattr(entity, "name", None)
+            managed_method = VmomiSupport.GetWsdlMethod("urn:vim25", method)
+            vmodl_name = managed_method.info.name[:1].lower() + managed_method.info.name[1:]
             info = vim.TaskInfo(
                 key=mo_id,
                 task=vim.Task(mo_id),
-                name=VmomiSupport.GetWsdlMethod("urn:vim25", method),
-                descriptionId=description or f"{type(entity).__name__}.{method}",
+                name=managed_method,
+                # As a vCenter names them: the entity's type and the vmodl method ("VirtualMachine.clone"
+                # for CloneVM_Task, "VirtualMachine.powerOn" for PowerOnVM_Task).
+                descriptionId=description or f"{type(entity).__name__}.{vmodl_name}",
                 entity=entity.ref,
                 entityName=entity_name,
                 state="queued",
