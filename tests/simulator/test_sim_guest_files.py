@@ -172,6 +172,9 @@ def test_make_and_list_directories_linux(linux: Vm) -> None:
     assert linux.sh(f"mkdir {base}/many && cd {base}/many && for i in $(seq 1 60); do : > f$i; done") == 0
     listing = files.ListFilesInGuest(vm, auth, f"{base}/many")
     assert len(listing.files) == 50 and listing.remaining == 12
+    # A name that is not valid UTF-8 is listed as three substitution characters, as VMware Tools does.
+    assert linux.sh(f"touch \"{base}/bad$(printf '\\377')\"") == 0
+    assert "\ufffd" * 3 in linux.names(base) and linux.names(base, matchPattern="^bad") == []
     files.DeleteDirectoryInGuest(vm, auth, base, True)
 
 

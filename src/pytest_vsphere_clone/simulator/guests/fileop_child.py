@@ -132,6 +132,15 @@ def _entry(path: str, name: str) -> dict[str, Any]:
             "gid": info.st_gid, "mode": info.st_mode, "target": target}
 
 
+def _display(name: str) -> str:
+    """A name as VMware Tools reports it: one not valid UTF-8 becomes three substitution characters."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "\ufffd" * 3
+    return name
+
+
 def _list(path: str) -> list[dict[str, Any]]:
     link = os.lstat(path)
     if stat.S_ISDIR(link.st_mode):
@@ -139,7 +148,7 @@ def _list(path: str) -> list[dict[str, Any]]:
         entries = []
         for name in names:
             try:
-                entries.append(_entry(os.path.join(path, name), name))
+                entries.append(_entry(os.path.join(path, name), _display(name)))
             except FileNotFoundError:  # removed while listing: Tools skips it too
                 continue
         return entries
