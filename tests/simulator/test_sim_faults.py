@@ -1,4 +1,5 @@
-"""Fault injection (fail next N, delay, drop) and per-method counters, from Python and the admin endpoint."""
+"""Fault injection (fail next N, probabilistic, delay, drop, lost answers) and per-method counters,
+from Python and the admin endpoint."""
 
 from __future__ import annotations
 
@@ -80,6 +81,53 @@ def test_drop_closes_the_connection_without_an_answer(sim: Simulator, si: Any) -
         si.CurrentTime()
     assert si.CurrentTime() is not None  # the next call gets through on a new connection
     assert vm_by_name(si, "linux-frozen").name == "linux-frozen"
+
+
+def test_probabilistic_rule_for_every_method_is_repeatable(sim: Simulator, si: Any) -> None:
+    def outcomes(seed: int) -> list[bool]:
+        """Which of 200 calls (of two methods) the rule hit."""
+        rule = sim.inject_fault("*", "HostCommunication", count=-1, probability=0.2, seed=seed)
+        hit: list[bool] = []
+        for index in range(200):
+            try:
+                si.CurrentTime() if index % 2 else si.RetrieveContent()
+                hit.append(False)
+            except vmodl.fault.HostCommunication:
+                hit.append(True)
+        sim.clear_faults()
+        assert rule.fired == sum(hit)
+        return hit
+
+    first = outcomes(7)
+    assert 20 <= sum(first) <= 60  # about 40 of 200
+    assert any(first[1::2]) and any(first[0::2])  # "*" reaches both methods
+    assert outcomes(7) == first  # the same seed hits the same calls of the same sequence
+    assert outcomes(8) != first
+
+
+def test_probabilistic_rule_leaves_calls_it_misses_to_later_rules(sim: Simulator, si: Any) -> None:
+    never = sim.inject_fault("CurrentTime", "HostCommunication", count=1, probability=0.0)
+    sim.inject_fault("CurrentTime", "TaskInProgress", count=1)
+    with pytest.raises(vim.fault.TaskInProgress):
+        si.CurrentTime()
+    si.CurrentTime()
+    assert never.fired == 0 and never.count == 1  # a miss consumes nothing
+    with pytest.raises(ValueError, match="probability"):
+        sim.inject_fault("CurrentTime", probability=1.5)
+
+
+def test_drop_reply_runs_the_call_and_loses_its_answer(sim: Simulator, si: Any) -> None:
+    template = vm_by_name(si, "linux-template")
+    sim.inject_fault("CloneVM_Task", drop_reply=True)
+    with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+        template.CloneVM_Task(folder=template.parent, name="lost-answer",
+                              spec=linked_clone_spec(template.snapshot.currentSnapshot))
+    # The clone was made although the client never heard of its task.
+    deadline = time.monotonic() + 10
+    while si.content.searchIndex.FindChild(template.parent, "lost-answer") is None:
+        assert time.monotonic() < deadline, "the clone whose answer was lost never appeared"
+        time.sleep(0.05)
+    assert "lost-answer" in sim.vm_names()
 
 
 def test_unknown_fault_name_is_refused_at_injection(sim: Simulator) -> None:

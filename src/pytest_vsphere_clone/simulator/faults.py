@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyVmomi import VmomiSupport, vim, vmodl
@@ -47,9 +48,18 @@ def _fill_required(fault: Any) -> None:
         setattr(fault, prop.name, value)
 
 
+#: A rule's method that matches every method.
+ANY_METHOD = "*"
+
+
 @dataclass
 class FaultRule:
-    """Fail the next ``count`` calls of ``method`` (on ``mo_id`` if given); -1 means always."""
+    """Fail the next ``count`` calls of ``method`` (on ``mo_id`` if given); -1 means always.
+
+    ``method`` ``"*"`` matches every method. With ``probability`` below 1 a matching call is hit
+    only that often, drawn from a ``random.Random(seed)`` of the rule's own (repeatable for one
+    order of calls); a call that is not hit leaves ``count`` alone and may match a later rule.
+    """
 
     method: str
     fault: str | None = None
@@ -63,11 +73,35 @@ class FaultRule:
     #: The managed object the fault names (its ``obj``, e.g. of ManagedObjectNotFound), as
     #: ``(wsdl type, moref id)``; None leaves a placeholder.
     obj: tuple[str, str] | None = None
+    probability: float = 1.0
+    seed: int | None = None
+    #: Run the call, then close the connection instead of answering: the effect happened, the
+    #: client cannot know it (unlike ``drop``, which closes it before the call runs).
+    drop_reply: bool = False
+    #: How often the rule has hit a call.
+    fired: int = field(default=0, init=False)
+    _random: random.Random = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"probability must be within 0..1, not {self.probability}")
+        self._random = random.Random(self.seed)
+
+    def matches(self, method: str, mo_id: str | None) -> bool:
+        return self.method in (method, ANY_METHOD) and not (self.mo_id and self.mo_id != mo_id)
+
+    def hits(self) -> bool:
+        """Whether a matching call is hit this time (always, unless a probability is set)."""
+        return self.probability >= 1.0 or self._random.random() < self.probability
 
     def apply_before(self) -> None:
         if self.delay:
             time.sleep(self.delay)
         if self.drop:
+            raise DropConnection(self.method)
+
+    def apply_after(self) -> None:
+        if self.drop_reply:
             raise DropConnection(self.method)
 
     def make(self) -> Any:
@@ -88,6 +122,10 @@ class _Taken:
 
     def apply_before(self) -> None:
         self.rule.apply_before()
+
+    def apply_after(self) -> None:
+        """After the call ran: drop its answer if the rule says so."""
+        self.rule.apply_after()
 
     def fault(self) -> Any:
         return self.rule.make()
@@ -118,8 +156,9 @@ class FaultInjector:
     def take(self, method: str, mo_id: str | None) -> _Taken | None:
         with self._lock:
             for rule in self._rules:
-                if rule.method != method or (rule.mo_id and rule.mo_id != mo_id):
+                if not rule.matches(method, mo_id) or not rule.hits():
                     continue
+                rule.fired += 1
                 if rule.count > 0:
                     rule.count -= 1
                     if rule.count == 0:

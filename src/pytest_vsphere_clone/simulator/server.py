@@ -334,6 +334,27 @@ class SoapServer:
                                         name="vcsim-http", daemon=True)
         self._thread.start()
 
+    def stop_listening(self) -> None:
+        """Close the listening socket and every open connection: connections are refused from now
+        until :meth:`listen_again`. Calls already running finish, but their answers are lost."""
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.httpd.socket.close()  # first, so no new connection is accepted while the open ones close
+        self.httpd.close_connections()
+
+    def listen_again(self) -> None:
+        """Listen on the same address and port again after :meth:`stop_listening`."""
+        self.httpd.socket = socket.socket(self.httpd.address_family, self.httpd.socket_type)
+        try:
+            self.httpd.server_bind()  # server_address holds the port of the first bind
+            self.httpd.server_activate()
+        except OSError:
+            self.httpd.socket.close()
+            raise
+        self.start()
+
     def stop(self) -> None:
         if self._thread is not None:
             # shutdown() waits for serve_forever to notice: never call it when serving never began

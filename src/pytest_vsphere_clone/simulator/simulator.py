@@ -6,6 +6,7 @@ import logging
 import secrets
 import shutil
 import ssl
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,13 +188,17 @@ class Simulator:
 
     def inject_fault(self, method: str, fault: str | None = None, *, count: int = 1, delay: float = 0.0,
                      drop: bool = False, mo_id: str | None = None, message: str = "",
-                     in_task: bool = False, obj: tuple[str, str] | None = None) -> FaultRule:
+                     in_task: bool = False, obj: tuple[str, str] | None = None, probability: float = 1.0,
+                     seed: int | None = None, drop_reply: bool = False) -> FaultRule:
         """Make the next ``count`` calls of ``method`` fail (-1: every call), stall or drop their connection.
 
         With ``in_task`` a method that returns a task answers normally and its task ends with the fault.
-        ``obj``: the object the fault names, as (wsdl type, moref id).
+        ``obj``: the object the fault names, as (wsdl type, moref id). ``method="*"`` matches every
+        method; ``probability`` hits only that share of matching calls (drawn from ``random.Random(seed)``);
+        ``drop_reply`` runs the call and then closes the connection instead of answering.
         """
-        return self._vc().faults.add(FaultRule(method, fault, count, delay, drop, mo_id, message, in_task, obj))
+        return self._vc().faults.add(FaultRule(method, fault, count, delay, drop, mo_id, message, in_task, obj,
+                                               probability, seed, drop_reply))
 
     def clear_faults(self) -> None:
         self._vc().faults.clear()
@@ -216,6 +221,26 @@ class Simulator:
     def expire_sessions(self) -> None:
         """End every session now, as an idle timeout would."""
         self._vc().sessions.expire_all()
+
+    def go_away(self) -> None:
+        """Become unavailable, as a vCenter that went down: the listening socket closes (connections are
+        refused), open connections close and every session ends. Tasks already running go on."""
+        assert self._server is not None, "the simulator is not running"
+        self._server.stop_listening()
+        self.expire_sessions()  # after the close: no call can still reach a session that is about to go
+
+    def come_back(self) -> None:
+        """Serve again on the same port after :meth:`go_away`; clients must log in again."""
+        assert self._server is not None, "the simulator is not running"
+        self._server.listen_again()
+
+    def outage(self, seconds: float) -> None:
+        """Be unavailable for ``seconds`` (blocks; :meth:`go_away`, then :meth:`come_back`)."""
+        self.go_away()
+        try:
+            time.sleep(seconds)
+        finally:
+            self.come_back()
 
     def vm_names(self) -> list[str]:
         vc = self._vc()

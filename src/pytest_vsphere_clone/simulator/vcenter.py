@@ -217,6 +217,8 @@ class VCenter:
         # The implementation takes the lock itself where it needs it: some
         # methods (WaitForUpdatesEx, guest operations) must wait without it.
         result = impl(ctx, **call.args)
+        if rule is not None:
+            rule.apply_after()  # a lost answer: the call took effect, the client never hears of it
         return call.info.result, result
 
     def _check_privilege(self, ctx: CallContext, impl: Any, call: MethodCall, target: SimObject) -> None:
