@@ -5,7 +5,7 @@ Shape (every key optional but ``datacenters``)::
     {"datacenters": [{"name": "dc1",
         "datastores": [{"name": "datastore1", "capacity_gb": 2048}],
         "networks": ["VM Network"],
-        "clusters": [{"name": "cluster1", "hosts": ["esx1", "esx2"]}],
+        "clusters": [{"name": "cluster1", "hosts": ["esx1", {"name": "esx2", "cpu_cores": 32, "memory_gb": 512}]}],
         "vms": [{"name": "linux-template", "guest_id": "ubuntu64Guest", "folder": "",
                  "host": "esx1", "power": "poweredOff", "frozen": false, "template": false,
                  "snapshots": ["base"], "tools": true}]}],
@@ -24,6 +24,8 @@ from pyVmomi import vim
 from .auth import PRIVILEGES
 from .objects.custom_fields import CustomFieldsManager
 from .objects.disks import MB
+from .objects.events import event_manager
+from .objects.host import HostHardware
 from .objects.inventory import (
     GB,
     ClusterComputeResource,
@@ -33,6 +35,7 @@ from .objects.inventory import (
     HostSystem,
     Network,
 )
+from .objects.managers import build_helper_objects, build_service_managers
 from .objects.property_collector import PropertyCollector
 from .objects.service import AuthorizationManager, ServiceInstance, SessionManager
 from .objects.views import SearchIndex, ViewManager
@@ -90,6 +93,7 @@ def build_service(vc: VCenter) -> None:
         "searchIndex": SearchIndex(vc, "SearchIndex"),
         "taskManager": TaskManager(vc, "TaskManager"),
         "customFieldsManager": CustomFieldsManager(vc, "CustomFieldsManager"),
+        **build_service_managers(vc),
     }
     about = vim.AboutInfo(
         name="VMware vCenter Server", fullName="VMware vCenter Server 8.0.3 build-24022515 (pytest-vsphere-clone "
@@ -98,10 +102,10 @@ def build_service(vc: VCenter) -> None:
         instanceUuid=vc.instance_uuid, licenseProductName="VMware VirtualCenter Server", licenseProductVersion="8.0")
     content = vim.ServiceInstanceContent(rootFolder=root.ref, about=about,
                                          **{name: mo.ref for name, mo in managers.items()})
-    # Guest operations managers are attached by the guest runtime when it exists.
+    # The guest runtime, when the simulator runs guests, replaces the guest operations managers.
     si = ServiceInstance(vc, content)
     vc.service_instance = si
-    for obj in (root, si, *managers.values()):
+    for obj in (root, si, *managers.values(), *build_helper_objects(vc)):
         vc.add(obj)
 
 
@@ -148,6 +152,8 @@ def _build_datacenter(vc: VCenter, data: dict[str, Any]) -> None:
         ds = Datastore(vc, vc.new_id("datastore"), ds_data["name"], dc.datastore_folder,
                        int(ds_data.get("capacity_gb", 2048)) * GB)
         vc.add(ds)
+        for owned in ds.owned:
+            vc.add(owned)
         dc.datastore_folder.attach(ds)
         datastores.append(ds)
     networks = []
@@ -165,11 +171,14 @@ def _build_datacenter(vc: VCenter, data: dict[str, Any]) -> None:
         vc.add(cluster)
         dc.host_folder.attach(cluster)
         clusters[cluster.name] = cluster
-        for host_name in cluster_data.get("hosts", []):
-            host = HostSystem(vc, vc.new_id("host"), host_name, cluster)
+        for host_data in cluster_data.get("hosts", []):
+            host_name, hardware = _host_hardware(host_data)
+            host = HostSystem(vc, vc.new_id("host"), host_name, cluster, hardware)
             host.datastores = list(datastores)
             host.networks = list(networks)
             vc.add(host)
+            for owned in host.owned:
+                vc.add(owned)
             cluster.hosts.append(host)
             hosts[host_name] = host
     if not hosts:
@@ -177,6 +186,20 @@ def _build_datacenter(vc: VCenter, data: dict[str, Any]) -> None:
     first_cluster = next(iter(clusters.values()))
     for vm_data in data.get("vms", []):
         add_vm(vc, dc, vm_data, hosts, clusters, first_cluster, datastores, networks)
+
+
+def _host_hardware(data: str | dict[str, Any]) -> tuple[str, HostHardware]:
+    """A host entry: its name, or {"name", "cpu_cores", "memory_gb"} (two sockets share the cores)."""
+    if isinstance(data, str):
+        return data, HostHardware()
+    if "name" not in data:
+        raise InventoryError("every host needs a 'name'")
+    default = HostHardware()
+    cores = int(data.get("cpu_cores", default.cores))
+    memory_gb = int(data.get("memory_gb", default.memory_bytes // GB))
+    if cores < 2 or cores % 2 or memory_gb < 1:
+        raise InventoryError(f"host {data['name']}: cpu_cores must be an even number >= 2 and memory_gb >= 1")
+    return str(data["name"]), HostHardware(cores_per_package=cores // 2, memory_bytes=memory_gb * GB)
 
 
 def _folder(vc: VCenter, dc: Datacenter, path: str) -> Folder:
@@ -226,4 +249,7 @@ def add_vm(vc: VCenter, dc: Datacenter, data: dict[str, Any], hosts: dict[str, H
     vm.initial_frozen = bool(data.get("frozen", False))
     if vm.initial_frozen and power != "poweredOn":
         raise InventoryError(f"VM {name}: a frozen VM must be poweredOn")
+    events = event_manager(vc)
+    if events is not None:  # the inventory's VMs were created before the simulator started
+        events.vm_event(vim.event.VmCreatedEvent, vm, userName="")
     return vm

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from .objects.base import ManagedEntity, SimObject, vmomi_method
+from .objects.events import post_task_event, set_current_task
 
 if TYPE_CHECKING:
     from .vcenter import CallContext, VCenter
@@ -144,6 +145,7 @@ class TaskRunner:
             )
             task = Task(vc, mo_id, info)
             vc.add(task)
+            post_task_event(vc, info, entity)  # the task's TaskEvent opens its event chain
             if isinstance(entity, ManagedEntity):
                 entity.recent_tasks.append(task)
                 entity.changed()
@@ -160,6 +162,7 @@ class TaskRunner:
         return task.ref
 
     def _run(self, task: Task, operation: str, work: Callable[[], Any], kind: str | None = None) -> None:
+        set_current_task(task)  # events the work posts join the task's chain
         profile = self.vc.profile
         try:
             queued = profile.duration("task.queue")

@@ -9,6 +9,7 @@ from pyVmomi import vim, vmodl
 
 from .base import vmomi_method
 from .disks import MAX_CHAIN_LENGTH, DiskLayer
+from .events import post_clone_events, post_vm_event
 from .snapshots import SnapshotMethods
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class CloneMethods(SnapshotMethods):
         def clone() -> Any:
             with self.vc.lock:
                 target_folder, pool, host, datastore = self._placement(ctx, spec.location, folder)
+                post_clone_events(self, name, target_folder, host)
                 if self.disk is None:
                     raise vim.fault.InvalidState(msg="The source has no disk.")
                 snapshot = self.find_snapshot(spec.snapshot).layer if spec.snapshot else None
@@ -120,11 +122,13 @@ class CloneMethods(SnapshotMethods):
             guests = self._guests()
             if guests is not None:
                 guests.clone_disk(self, new_vm)
+            post_clone_events(self, name, target_folder, host, clone=new_vm)
             if spec.powerOn and not spec.template:
                 with self.vc.lock:
                     new_vm.power_state = "poweredOn"
                     new_vm.boot_time = new_vm.created
                     new_vm.changed()
+                    post_vm_event(new_vm, vim.event.VmPoweredOnEvent)
                 new_vm.start_guest()
             return new_vm.ref
 
@@ -145,6 +149,7 @@ class CloneMethods(SnapshotMethods):
                         msg="Instant clone needs a powered-on (running or frozen) source virtual machine.",
                         requestedState="poweredOn", existingState=self.power_state)
                 folder, pool, host, datastore = self._placement(ctx, location, location.folder if location else None)
+                post_clone_events(self, spec.name, folder, host)
                 if host is not self.host:
                     raise vmodl.fault.InvalidArgument(
                         msg="An instant clone must be placed on the host of its source virtual machine.",
@@ -195,6 +200,7 @@ class CloneMethods(SnapshotMethods):
                     raise vmodl.fault.SystemError(msg=f"A general system error occurred: instant clone "
                                                       f"{spec.name} of {self.name} failed: {exc}",
                                                   reason=str(exc)) from None
+            post_clone_events(self, spec.name, folder, host, clone=new_vm)
             return new_vm.ref
 
         return self.vc.tasks.start(ctx, self, "InstantClone_Task", "clone.instant", instant_clone)

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 
-from .base import ManagedEntity
+from .base import ManagedEntity, SimObject
+from .datastore_browser import HostDatastoreBrowser
+from .host import (
+    HostHardware,
+    build_config_managers,
+    capability,
+    config_info,
+    hardware_info,
+    hardware_summary,
+    product,
+    quick_stats,
+    vmfs_volume,
+    volume_uuid,
+)
+from .unmodelled import Unmodelled
 
 if TYPE_CHECKING:
     from ..vcenter import VCenter
 
 GB = 1024**3
+MB = 1024**2
+#: The shares of a resource pool at level "normal": 4000 for CPU, 163840 for memory (SharesInfo).
+NORMAL_CPU_SHARES = 4000
+NORMAL_MEMORY_SHARES = 163840
+#: The part of a host's capacity its hypervisor keeps: a cluster's effective capacity is the rest.
+HYPERVISOR_SHARE = 0.07
 
 
-class Folder(ManagedEntity):
+class Folder(Unmodelled, ManagedEntity):
     """vim.Folder; ``child_types`` as a vCenter reports for that kind of folder."""
 
     vim_type = vim.Folder
@@ -42,7 +65,7 @@ class Folder(ManagedEntity):
             self.changed()
 
 
-class Datacenter(ManagedEntity):
+class Datacenter(Unmodelled, ManagedEntity):
     """vim.Datacenter with its four root folders."""
 
     vim_type = vim.Datacenter
@@ -86,11 +109,11 @@ class Datacenter(ManagedEntity):
         return vim.Datacenter.ConfigInfo(defaultHardwareVersionKey="vmx-21")
 
 
-class ResourcePool(ManagedEntity):
+class ResourcePool(Unmodelled, ManagedEntity):
     """vim.ResourcePool (the cluster's root pool, or a child pool)."""
 
     vim_type = vim.ResourcePool
-    dynamic_properties = frozenset({"vm"})
+    dynamic_properties = frozenset({"vm", "runtime", "summary"})
 
     def __init__(self, vc: VCenter, mo_id: str, name: str, parent: ManagedEntity | None,
                  owner: ManagedEntity | None) -> None:
@@ -112,19 +135,79 @@ class ResourcePool(ManagedEntity):
 
         return [vm.ref for vm in self.vc.of_type(VirtualMachine) if vm.pool is self]
 
+    def _capacity(self) -> tuple[int, int]:
+        """(CPU MHz, memory MB) this pool may hand out: its cluster's effective capacity."""
+        owner = self.owner
+        if isinstance(owner, ClusterComputeResource):
+            return owner.effective_cpu_mhz(), owner.effective_memory_mb()
+        return 0, 0
 
-class HostSystem(ManagedEntity):
-    """vim.HostSystem (an ESXi host of a cluster)."""
+    def _running_memory_mb(self) -> int:
+        from .virtual_machine import VirtualMachine
+
+        return sum(vm.memory_mb for vm in self.vc.of_type(VirtualMachine)
+                   if vm.pool is self and vm.power_state == "poweredOn")
+
+    def prop_config(self) -> Any:
+        cpu, memory = self._capacity()
+        # A cluster's root pool is the cluster's whole effective capacity, reserved and limited to it; a
+        # child pool starts unreserved and unlimited (ResourceAllocationInfo.limit -1: "no fixed limit").
+        root = isinstance(self.parent, ClusterComputeResource)
+        return vim.ResourceConfigSpec(
+            entity=self.ref, changeVersion="1",
+            cpuAllocation=vim.ResourceAllocationInfo(
+                reservation=cpu if root else 0, expandableReservation=not root, limit=cpu if root else -1,
+                shares=vim.SharesInfo(shares=NORMAL_CPU_SHARES, level="normal")),
+            memoryAllocation=vim.ResourceAllocationInfo(
+                reservation=memory if root else 0, expandableReservation=not root, limit=memory if root else -1,
+                shares=vim.SharesInfo(shares=NORMAL_MEMORY_SHARES, level="normal")))
+
+    def prop_childConfiguration(self) -> list[Any]:
+        return [pool.prop_config() for pool in self.pools]
+
+    def prop_runtime(self) -> Any:
+        cpu, memory = self._capacity()
+        # ResourcePoolResourceUsage: CPU in MHz, memory in bytes. Simulated VMs reserve nothing; the
+        # memory in use is what the running VMs are configured with (no ballooning or sharing).
+        return vim.ResourcePool.RuntimeInfo(
+            cpu=vim.ResourcePool.ResourceUsage(reservationUsed=0, reservationUsedForVm=0, unreservedForPool=cpu,
+                                               unreservedForVm=cpu, overallUsage=0, maxUsage=cpu),
+            memory=vim.ResourcePool.ResourceUsage(reservationUsed=0, reservationUsedForVm=0,
+                                                  unreservedForPool=memory * MB, unreservedForVm=memory * MB,
+                                                  overallUsage=self._running_memory_mb() * MB,
+                                                  maxUsage=memory * MB),
+            overallStatus="green")
+
+    def prop_summary(self) -> Any:
+        running_mb = self._running_memory_mb()
+        return vim.ResourcePool.Summary(
+            name=self.name, config=self.prop_config(), runtime=self.prop_runtime(),
+            quickStats=vim.ResourcePool.Summary.QuickStats(hostMemoryUsage=running_mb, overallCpuUsage=0),
+            configuredMemoryMB=running_mb)
+
+
+class HostSystem(Unmodelled, ManagedEntity):
+    """vim.HostSystem: an ESXi 8 host of a cluster (host.py builds what it reports)."""
 
     vim_type = vim.HostSystem
-    dynamic_properties = frozenset({"vm"})
+    dynamic_properties = frozenset({"vm", "summary"})
 
-    def __init__(self, vc: VCenter, mo_id: str, name: str, parent: ManagedEntity | None) -> None:
+    def __init__(self, vc: VCenter, mo_id: str, name: str, parent: ManagedEntity | None,
+                 hardware: HostHardware | None = None) -> None:
         super().__init__(vc, mo_id, name, parent)
+        self.hardware = hardware or HostHardware()
         self.datastores: list[Datastore] = []
         self.networks: list[Network] = []
-        self.props["runtime"] = vim.host.RuntimeInfo(connectionState="connected", powerState="poweredOn",
-                                                     inMaintenanceMode=False)
+        #: The management address (vmk0's); the guest file transfer service may give each host its own.
+        self.address = "127.0.0.1"
+        self.boot_time = time.time()
+        self.props["runtime"] = vim.host.RuntimeInfo(
+            connectionState="connected", powerState="poweredOn", inMaintenanceMode=False, standbyMode="none",
+            inQuarantineMode=False, bootTime=datetime.fromtimestamp(self.boot_time, tz=timezone.utc))
+        self.browser = HostDatastoreBrowser(vc, f"datastoreBrowser-{mo_id}", lambda: list(self.datastores))
+        self.config_manager, managers = build_config_managers(vc, self)
+        #: Objects that belong to this host, registered with it.
+        self.owned: list[SimObject] = [self.browser, *managers]
 
     def prop_vm(self) -> list[Any]:
         from .virtual_machine import VirtualMachine
@@ -137,20 +220,41 @@ class HostSystem(ManagedEntity):
     def prop_network(self) -> list[Any]:
         return [n.ref for n in self.networks]
 
+    def prop_hardware(self) -> Any:
+        return hardware_info(self)
+
+    def prop_config(self) -> Any:
+        return config_info(self)
+
+    def prop_configManager(self) -> Any:
+        return self.config_manager
+
+    def prop_capability(self) -> Any:
+        return capability()
+
+    def prop_datastoreBrowser(self) -> Any:
+        return self.browser.ref
+
+    def prop_licensableResource(self) -> Any:
+        return vim.LicenseManager.LicensableResourceInfo(resource=[
+            vmodl.KeyAnyValue(key="numCpuPackages", value=self.hardware.cpu_packages),
+            vmodl.KeyAnyValue(key="numCpuCores", value=self.hardware.cores)])
+
     def prop_summary(self) -> Any:
         return vim.host.Summary(
-            host=self.ref, runtime=self.props["runtime"], overallStatus="green", rebootRequired=False,
-            managementServerIp="127.0.0.1",
-            config=vim.host.Summary.ConfigSummary(name=self.name, port=443, vmotionEnabled=True,
+            host=self.ref, hardware=hardware_summary(self), runtime=self.props["runtime"], overallStatus="green",
+            rebootRequired=False, managementServerIp="127.0.0.1", maxEVCModeKey="intel-icelake",
+            currentEVCModeKey="",
+            config=vim.host.Summary.ConfigSummary(name=self.name, port=443, product=product(), vmotionEnabled=True,
                                                   faultToleranceEnabled=False),
-            quickStats=vim.host.Summary.QuickStats(),
-        )
+            quickStats=quick_stats(self))
 
 
-class ClusterComputeResource(ManagedEntity):
+class ClusterComputeResource(Unmodelled, ManagedEntity):
     """vim.ClusterComputeResource with hosts and a root resource pool."""
 
     vim_type = vim.ClusterComputeResource
+    dynamic_properties = frozenset({"summary"})
 
     def __init__(self, vc: VCenter, mo_id: str, name: str, parent: ManagedEntity | None) -> None:
         super().__init__(vc, mo_id, name, parent)
@@ -181,23 +285,42 @@ class ClusterComputeResource(ManagedEntity):
                 seen.setdefault(net.mo_id, net.ref)
         return list(seen.values())
 
+    def total_cpu_mhz(self) -> int:
+        return sum(h.hardware.cores * h.hardware.cpu_mhz for h in self.hosts)
+
+    def effective_cpu_mhz(self) -> int:
+        return int(self.total_cpu_mhz() * (1 - HYPERVISOR_SHARE))
+
+    def effective_memory_mb(self) -> int:
+        return int(sum(h.hardware.memory_bytes for h in self.hosts) // MB * (1 - HYPERVISOR_SHARE))
+
     def prop_summary(self) -> Any:
+        # ComputeResourceSummary: totalCpu and effectiveCpu in MHz, totalMemory in bytes, effectiveMemory in MB.
         return vim.ClusterComputeResource.Summary(
-            numHosts=len(self.hosts), numEffectiveHosts=len(self.hosts), totalCpu=0, totalMemory=0,
-            effectiveCpu=0, effectiveMemory=0, numCpuCores=0, numCpuThreads=0, overallStatus="green")
+            numHosts=len(self.hosts), numEffectiveHosts=len(self.hosts), totalCpu=self.total_cpu_mhz(),
+            totalMemory=sum(h.hardware.memory_bytes for h in self.hosts), effectiveCpu=self.effective_cpu_mhz(),
+            effectiveMemory=self.effective_memory_mb(), numCpuCores=sum(h.hardware.cores for h in self.hosts),
+            numCpuThreads=sum(h.hardware.threads for h in self.hosts), overallStatus="green",
+            currentFailoverLevel=0, numVmotions=0)
 
 
-class Datastore(ManagedEntity):
-    """vim.Datastore."""
+class Datastore(Unmodelled, ManagedEntity):
+    """vim.Datastore: a shared VMFS 6 volume, with a browser over its contents."""
 
     vim_type = vim.Datastore
-    dynamic_properties = frozenset({"vm"})
+    dynamic_properties = frozenset({"vm", "summary", "info"})
 
     def __init__(self, vc: VCenter, mo_id: str, name: str, parent: ManagedEntity | None,
                  capacity: int = 2048 * GB) -> None:
         super().__init__(vc, mo_id, name, parent)
         self.capacity = capacity
-        self.url = f"ds:///vmfs/volumes/{mo_id}/"
+        self.url = f"ds:///vmfs/volumes/{volume_uuid(self)}/"
+        #: The LUN the volume lives on (an NAA name as ESXi reports a SAN disk).
+        self.disk_name = "naa.6000c29" + hashlib.sha256(mo_id.encode()).hexdigest()[:25]
+        #: Folders made with FileManager.MakeDirectory: relative path -> creation time.
+        self.directories: dict[str, float] = {}
+        self.browser = HostDatastoreBrowser(vc, f"datastoreBrowser-{mo_id}", lambda: [self])
+        self.owned: list[SimObject] = [self.browser]
 
     def prop_vm(self) -> list[Any]:
         from .virtual_machine import VirtualMachine
@@ -207,21 +330,37 @@ class Datastore(ManagedEntity):
     def used_bytes(self) -> int:
         return sum(layer.size for layer in self.vc.disks.layers.values() if layer.datastore is self)
 
+    def prop_browser(self) -> Any:
+        return self.browser.ref
+
     def prop_summary(self) -> Any:
         return vim.Datastore.Summary(datastore=self.ref, name=self.name, url=self.url, capacity=self.capacity,
-                                     freeSpace=self.capacity - self.used_bytes(), accessible=True, type="VMFS",
-                                     multipleHostAccess=True)
+                                     freeSpace=self.capacity - self.used_bytes(), uncommitted=0, accessible=True,
+                                     type="VMFS", multipleHostAccess=True, maintenanceMode="normal")
 
     def prop_info(self) -> Any:
-        return vim.host.VmfsDatastoreInfo(name=self.name, url=self.url, freeSpace=self.capacity - self.used_bytes(),
-                                          maxFileSize=62 * 1024 * GB)
+        # VmfsDatastoreInfo's limits are VMFS 6's: 62 TB files and RDMs.
+        limit = 62 * 1024 * GB
+        return vim.host.VmfsDatastoreInfo(
+            name=self.name, url=self.url, freeSpace=self.capacity - self.used_bytes(), maxFileSize=limit,
+            maxVirtualDiskCapacity=limit, maxMemoryFileSize=limit, maxPhysicalRDMFileSize=limit,
+            maxVirtualRDMFileSize=limit, timestamp=datetime.now(timezone.utc), containerId=volume_uuid(self),
+            vmfs=vmfs_volume(self))
+
+    def prop_capability(self) -> Any:
+        return vim.Datastore.Capability(directoryHierarchySupported=True, rawDiskMappingsSupported=True,
+                                        perFileThinProvisioningSupported=True, storageIORMSupported=True,
+                                        nativeSnapshotSupported=False, topLevelDirectoryCreateSupported=True,
+                                        seSparseSupported=True, vmfsSparseSupported=True, vsanSparseSupported=False,
+                                        upitSupported=False, vmdkExpandSupported=True, clusteredVmdkSupported=True)
 
     def prop_host(self) -> list[Any]:
-        return [vim.Datastore.HostMount(key=h.ref, mountInfo=vim.host.MountInfo(accessMode="readWrite"))
-                for h in self.vc.of_type(HostSystem) if self in h.datastores]
+        return [vim.Datastore.HostMount(key=h.ref, mountInfo=vim.host.MountInfo(
+            path=f"/vmfs/volumes/{volume_uuid(self)}", accessMode="readWrite", mounted=True, accessible=True))
+            for h in self.vc.of_type(HostSystem) if self in h.datastores]
 
 
-class Network(ManagedEntity):
+class Network(Unmodelled, ManagedEntity):
     """vim.Network (a standard port group)."""
 
     vim_type = vim.Network

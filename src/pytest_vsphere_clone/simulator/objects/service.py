@@ -9,6 +9,8 @@ from pyVmomi import vim, vmodl
 
 from ..auth import PRIVILEGES
 from .base import ManagedEntity, SimObject, vmomi_method
+from .events import event_manager
+from .unmodelled import Unmodelled
 
 if TYPE_CHECKING:
     from ..vcenter import CallContext, VCenter
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 ADMIN_ROLE_ID = -1
 
 
-class ServiceInstance(SimObject):
+class ServiceInstance(Unmodelled):
     """The root object: hands out the ServiceContent."""
 
     vim_type = vim.ServiceInstance
@@ -45,7 +47,7 @@ class ServiceInstance(SimObject):
         return datetime.now(timezone.utc)
 
 
-class SessionManager(SimObject):
+class SessionManager(Unmodelled):
     """vim.SessionManager: Login, Logout, SessionIsActive, TerminateSession."""
 
     vim_type = vim.SessionManager
@@ -76,11 +78,23 @@ class SessionManager(SimObject):
         session = self.vc.sessions.create(user.name, ctx.peer, ctx.user_agent)
         ctx.session = session
         ctx.new_session_key = session.key
+        events = event_manager(self.vc)
+        if events is not None:
+            events.post(vim.event.UserLoginSessionEvent(
+                userName=user.name, ipAddress=ctx.peer or "127.0.0.1", userAgent=ctx.user_agent,
+                locale=locale or "en", sessionId=session.key))
         return session.to_vim()
 
     @vmomi_method()
     def Logout(self, ctx: CallContext) -> None:
         if ctx.session is not None:
+            session = ctx.session
+            events = event_manager(self.vc)
+            if events is not None:
+                events.post(vim.event.UserLogoutSessionEvent(
+                    userName=session.user, ipAddress=session.peer or "127.0.0.1", userAgent=session.user_agent,
+                    callCount=session.call_count, sessionId=session.key,
+                    loginTime=datetime.fromtimestamp(session.login_time, tz=timezone.utc)))
             self.vc.sessions.remove(ctx.session.key)
             with self.vc.lock:
                 self.vc.drop_session_state(ctx.session.key)
@@ -104,7 +118,7 @@ class SessionManager(SimObject):
         raise vmodl.fault.NotSupported(msg="Clone tickets are not supported by the simulator.")
 
 
-class AuthorizationManager(SimObject):
+class AuthorizationManager(Unmodelled):
     """vim.AuthorizationManager: privileges, roles and privilege checks."""
 
     vim_type = vim.AuthorizationManager

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
-from .base import ManagedEntity, SimObject, vmomi_method
+from .base import ManagedEntity, vmomi_method
 from .inventory import Datacenter, Folder
+from .unmodelled import Unmodelled
 
 if TYPE_CHECKING:
     from ..vcenter import CallContext, VCenter
@@ -39,7 +40,7 @@ def descendants(root: ManagedEntity, recursive: bool) -> list[ManagedEntity]:
     return found
 
 
-class ContainerView(SimObject):
+class ContainerView(Unmodelled):
     """vim.view.ContainerView: the live list of entities of some types below a container."""
 
     vim_type = vim.view.ContainerView
@@ -73,24 +74,68 @@ class ContainerView(SimObject):
         self.vc.remove(self)
 
 
-class ListView(SimObject):
-    """vim.view.ListView: a fixed list of objects."""
+class ListView(Unmodelled):
+    """vim.view.ListView: a list of objects the client sets, changes and resets."""
 
     vim_type = vim.view.ListView
 
-    def __init__(self, vc: VCenter, mo_id: str, refs: list[Any]) -> None:
+    def __init__(self, vc: VCenter, mo_id: str, refs: list[Any], session_key: str | None = None) -> None:
         super().__init__(vc, mo_id)
-        self.refs = list(refs)
+        self.refs: list[Any] = []
+        self.session_key = session_key
+        self._add(refs)
 
     def prop_view(self) -> list[Any]:
         return [r for r in self.refs if r._moId in self.vc.objects]
+
+    def _add(self, refs: list[Any] | None) -> list[Any]:
+        """Add the objects that exist; the unresolved ones are returned (ModifyListView, ResetListView)."""
+        unresolved = []
+        known = {r._moId for r in self.refs}
+        for ref in refs or ():
+            obj = self.vc.objects.get(getattr(ref, "_moId", None) or "")
+            if obj is None or not isinstance(ref, obj.vim_type):
+                unresolved.append(ref)
+            elif obj.mo_id not in known:
+                known.add(obj.mo_id)
+                self.refs.append(obj.ref)
+        return unresolved
+
+    @vmomi_method()
+    def ModifyListView(self, ctx: CallContext, add: list[Any] | None = None,
+                       remove: list[Any] | None = None) -> list[Any]:
+        # ModifyListView: "Returns: A list of objects that could not be resolved."
+        with self.vc.lock:
+            gone = {r._moId for r in remove or ()}
+            self.refs = [r for r in self.refs if r._moId not in gone]
+            unresolved = self._add(add)
+            self.changed()
+            return unresolved
+
+    @vmomi_method()
+    def ResetListView(self, ctx: CallContext, obj: list[Any] | None = None) -> list[Any]:
+        # ResetListView: "Replaces the list with an entirely new set of objects. If the entire set is
+        # changing, this is less data to send than a delta." Unresolved objects are returned.
+        with self.vc.lock:
+            self.refs = []
+            unresolved = self._add(obj)
+            self.changed()
+            return unresolved
+
+    @vmomi_method()
+    def ResetListViewFromView(self, ctx: CallContext, view: Any) -> None:
+        with self.vc.lock:
+            source = self.vc.lookup(view)
+            self.refs = []
+            self._add(list(source.get_property("view") or []))
+            self.changed()
 
     @vmomi_method()
     def DestroyView(self, ctx: CallContext) -> None:
         self.vc.remove(self)
 
 
-class ViewManager(SimObject):
+class ViewManager(Unmodelled):
     """vim.view.ViewManager."""
 
     vim_type = vim.view.ViewManager
@@ -114,14 +159,18 @@ class ViewManager(SimObject):
     @vmomi_method()
     def CreateListView(self, ctx: CallContext, obj: list[Any] | None = None) -> Any:
         with self.vc.lock:
+            for stale in self.vc.of_type(ListView):
+                if stale.session_key is not None and self.vc.sessions.peek(stale.session_key) is None:
+                    self.vc.remove(stale)  # views belong to their session and end with it
             for ref in obj or ():
                 self.vc.lookup(ref)
-            view = ListView(self.vc, self.vc.new_id("session[view]"), obj or [])
+            view = ListView(self.vc, self.vc.new_id("session[view]"), obj or [],
+                            ctx.session.key if ctx.session else None)
             self.vc.add(view)
             return view.ref
 
 
-class SearchIndex(SimObject):
+class SearchIndex(Unmodelled):
     """vim.SearchIndex: find entities by inventory path, name, UUID or IP."""
 
     vim_type = vim.SearchIndex

@@ -15,6 +15,7 @@ from pyVmomi import vim, vmodl
 from .base import vmomi_method
 from .cloning import CloneMethods
 from .disks import DiskLayer
+from .events import post_vm_event
 from .relocation import RelocateMethods
 from .snapshots import SnapshotNode
 from .vm_state import DISK_KEY, NIC_KEY_BASE, Nic, ToolsState, new_mac, utc
@@ -246,9 +247,11 @@ class VirtualMachine(CloneMethods, RelocateMethods):
             with self.vc.lock:
                 self.require_not_template()
                 self.require_power("poweredOff")
+                post_vm_event(self, vim.event.VmStartingEvent)
                 self.power_state = "poweredOn"
                 self.boot_time = time.time()
                 self.changed()
+                post_vm_event(self, vim.event.VmPoweredOnEvent)
             self.start_guest()
 
         return self.vc.tasks.start(ctx, self, "PowerOnVM_Task", "power_on", power_on)
@@ -278,11 +281,13 @@ class VirtualMachine(CloneMethods, RelocateMethods):
         def power_off() -> None:
             with self.vc.lock:
                 self.require_power("poweredOn")
+                post_vm_event(self, vim.event.VmStoppingEvent)
                 self.power_state = "poweredOff"
                 self.frozen = False  # a power cycle loses the frozen state
                 self.frozen_shared_layer = None
                 self.boot_time = None
                 self.changed()
+                post_vm_event(self, vim.event.VmPoweredOffEvent)
             self.stop_guest()
 
         return self.vc.tasks.start(ctx, self, "PowerOffVM_Task", "power_off", power_off)
@@ -292,6 +297,7 @@ class VirtualMachine(CloneMethods, RelocateMethods):
         def reset() -> None:
             with self.vc.lock:
                 self.require_power("poweredOn")
+                post_vm_event(self, vim.event.VmResettingEvent)
                 self.frozen = False
                 self.frozen_shared_layer = None
                 self.boot_time = time.time()
@@ -308,6 +314,7 @@ class VirtualMachine(CloneMethods, RelocateMethods):
             if self.tools_running_status() != "guestToolsRunning":
                 raise vim.fault.ToolsUnavailable(msg="Cannot complete operation because VMware Tools is not running "
                                                      "in this virtual machine.")
+            post_vm_event(self, vim.event.VmGuestShutdownEvent)
         self.PowerOffVM_Task(ctx)
 
     @vmomi_method("VirtualMachine.Interact.Reset")
@@ -327,6 +334,7 @@ class VirtualMachine(CloneMethods, RelocateMethods):
                                                      "in this virtual machine.")
             self.tools = ToolsState()
             self.changed()
+            post_vm_event(self, vim.event.VmGuestRebootEvent)
         guests = self._guests()
         if guests is not None:
             guests.reboot(self)
@@ -359,6 +367,7 @@ class VirtualMachine(CloneMethods, RelocateMethods):
                 self.vc.disks.release(self.disk, self.vc.disk_tops(exclude=self), self.vc.pinned_layers())
                 self.folder().detach(self)
                 self.vc.remove(self)
+                post_vm_event(self, vim.event.VmRemovedEvent)
 
         return self.vc.tasks.start(ctx, self, "Destroy_Task", "destroy", destroy)
 
