@@ -269,3 +269,65 @@ def test_keep_on_failure_with_a_session_clone_shared_by_workers(inner: Inner, pl
     assert len(states) == 1
     assert plugin_sim.clones() == (list(states) if fail else [])
     assert list(states.values()) == (["kept"] if fail else ["destroyed"])
+
+
+POWER_OFF_CONFTEST = """
+def pytest_vsphere_clone_spec(request, template, spec):
+    # As a server that does not honour CloneSpec.powerOn would: the clone task leaves it off.
+    spec.powerOn = False
+"""
+
+
+def test_a_clone_left_powered_off_by_its_clone_task_is_powered_on(inner: Inner, plugin_sim: SimHandle) -> None:
+    inner.pytester.makeconftest(POWER_OFF_CONFTEST)
+    inner.pytester.makepyfile(test_power="""
+def test_runs(vsphere_vm):
+    assert vsphere_vm.vm.runtime.powerState == "poweredOn"
+    assert vsphere_vm.timings["power_on"] > 0
+    assert vsphere_vm.run("true").exit_status == 0
+""")
+    outcome = inner.run("--vsphere-template=linux-template", "--vsphere-ip-timeout=60", sim=plugin_sim)
+    assert outcome.ret == 0, outcome.out
+    assert "still powered off after its clone task (CloneSpec.powerOn not honoured); powered it on" in outcome.out
+    assert plugin_sim.clones() == []
+
+
+# --- each clone's own teardown settings ------------------------------------------------------------
+
+
+def test_a_factory_clone_with_keep_always_survives_a_keep_never_run(inner: Inner, plugin_sim: SimHandle,
+                                                                   reap_kept: None) -> None:
+    inner.pytester.makepyfile(test_factory_keep="""
+def test_keeps_one(vsphere_vm_factory):
+    kept = vsphere_vm_factory(keep="always")
+    gone = vsphere_vm_factory()
+    print("CLONE-OF kept", kept.name)
+    print("CLONE-OF gone", gone.name)
+""")
+    outcome = inner.run("--vsphere-template=linux-template", "--vsphere-keep=never", "-s", sim=plugin_sim)
+    assert outcome.ret == 0, outcome.out
+    kept, gone = clone_of(outcome.out, "kept"), clone_of(outcome.out, "gone")
+    assert plugin_sim.clones() == [kept], outcome.out
+    assert outcome.summary_states() == {kept: "kept", gone: "destroyed"}
+
+
+def test_a_named_fixture_with_keep_on_failure_is_kept_only_when_its_test_fails(inner: Inner, plugin_sim: SimHandle,
+                                                                              reap_kept: None) -> None:
+    inner.pytester.makefile(".ini", pytest="""
+[pytest]
+vsphere_fixtures =
+    box: template=linux-template scope=function keep=on-failure
+""")
+    inner.pytester.makepyfile(test_named_keep="""
+def test_pass(box):
+    print("CLONE-OF pass", box.name)
+
+def test_fail(box):
+    print("CLONE-OF fail", box.name)
+    assert False, "on purpose"
+""")
+    outcome = inner.run("-s", sim=plugin_sim)  # the run's own --vsphere-keep stays never
+    assert outcome.ret == 1, outcome.out
+    failed, passed = clone_of(outcome.out, "fail"), clone_of(outcome.out, "pass")
+    assert plugin_sim.clones() == [failed], outcome.out
+    assert outcome.summary_states() == {failed: "kept", passed: "destroyed"}

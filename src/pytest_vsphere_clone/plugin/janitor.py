@@ -14,6 +14,7 @@ from .clone import Clone
 if TYPE_CHECKING:
     from .ledger import LedgerEntry
     from .run import VSphereRun
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ class Janitor:
         destroys it once every worker is done.
         """
         clone.close()
-        keep = self.run.settings.keep
+        # The clone's own settings: a factory or named-fixture override wins over the run's.
+        keep = self._settings(clone).keep
         wanted = keep == "always" or (keep == "on-failure" and clone.failed)
         hook_keep = self.run.config.hook.pytest_vsphere_clone_before_destroy(clone=clone, failed=clone.failed)
         if wanted or hook_keep:
@@ -51,6 +53,9 @@ class Janitor:
             return
         if clone.owned:
             self.destroy(clone, reason="scope ended")
+
+    def _settings(self, clone: Clone) -> Settings:
+        return clone._settings or self.run.settings
 
     def _clean_guest_files(self, clone: Clone) -> None:
         """Delete what guest commands left for later in a kept clone: it outlives the run, and no
@@ -91,7 +96,7 @@ class Janitor:
             conn = self.run.connection()
             forget_leftovers(conn, clone.moref)
             destroy(conn, vim.VirtualMachine(clone.moref, conn.si._stub), waiter=self.run.waiter(),
-                    timeout=self.run.settings.clone_timeout)
+                    timeout=self._settings(clone).clone_timeout)
         except _teardown_errors() as exc:
             self._error(f"could not destroy {clone.name} ({reason}): {_why(exc)}")
             return
@@ -213,18 +218,26 @@ class Janitor:
                 # descriptionId: "VirtualMachine.clone" / "VirtualMachine.instantClone" on a vCenter.
                 and "clone" in str(info.descriptionId or info.name or "").lower()]
 
-    def collapse_sources(self, templates: set[str], alive: Collection[str] = ()) -> None:
-        """Collapse the delta disks clones left on each source (--vsphere-collapse).
+    def collapse_sources(self, entries: Collection[LedgerEntry]) -> None:
+        """Collapse the delta disks clones left on their sources, as each clone's collapse setting asks.
 
-        Sources in ``alive`` still have clones (kept ones): they are left alone, since
-        a collapse must wait until every clone of the source is gone.
+        Only instant clones add delta disks to their source (linked ones branch off a snapshot, full
+        ones copy). A source with a clone still alive (kept, or not destroyed) is left alone: a
+        collapse must wait until every clone of the source is gone.
         """
-        mode = self.run.settings.collapse
-        if mode == "none":
-            return
         from ..client.teardown import collapse
 
-        for name in sorted(templates):
+        grown: dict[str, set[str]] = {}
+        alive: set[str] = set()
+        for entry in entries:
+            if entry.clone_type == "instant" and entry.collapse != "none":
+                grown.setdefault(entry.template, set()).add(entry.collapse)
+            if entry.state == "kept" or entry.live:
+                alive.add(entry.template)
+        for name in sorted(grown):
+            # Clones of one source that asked for different modes: promote also merges what a
+            # snapshot collapse would, so it wins.
+            mode = "promote" if "promote" in grown[name] else "snapshot"
             if name in alive:
                 self.run.warn(f"did not collapse {name} ({mode}): clones of it were kept and still use its delta "
                               f"disks; run `vsphere-clone collapse {name}` once they are gone")

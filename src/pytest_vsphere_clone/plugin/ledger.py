@@ -30,6 +30,8 @@ class LedgerEntry:
     state: str = "creating"  # creating | created | destroyed | kept
     ip: str = ""
     clone_type: str = ""
+    #: The clone's own collapse setting: what its source gets at the end of the run.
+    collapse: str = "none"
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -52,8 +54,10 @@ class Ledger:
         finally:
             os.close(fd)
 
-    def creating(self, name: str, worker: str, template: str, scope: str, clone_type: str = "") -> None:
-        self._append("creating", name=name, worker=worker, template=template, scope=scope, clone_type=clone_type)
+    def creating(self, name: str, worker: str, template: str, scope: str, clone_type: str = "",
+                 collapse: str = "none") -> None:
+        self._append("creating", name=name, worker=worker, template=template, scope=scope, clone_type=clone_type,
+                     collapse=collapse)
 
     def task(self, name: str, task: str) -> None:
         """The clone task of ``name`` started (its key); the clone may exist from now on."""
@@ -90,7 +94,8 @@ class Ledger:
             event = record["event"]
             if event == "creating":
                 found[name] = LedgerEntry(name, record["worker"], record["template"], record["scope"],
-                                          clone_type=record.get("clone_type", ""))
+                                          clone_type=record.get("clone_type", ""),
+                                          collapse=record.get("collapse", "none"))
             elif name in found:
                 entry = found[name]
                 if event == "task":

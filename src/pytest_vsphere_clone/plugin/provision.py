@@ -119,7 +119,8 @@ class Provisioner:
         def customize(spec: Any) -> None:
             self.run.config.hook.pytest_vsphere_clone_spec(request=request, template=template_name, spec=spec)
 
-        self.run.ledger.creating(name, self.run.worker_id, template_name, scope, settings.clone_type)
+        self.run.ledger.creating(name, self.run.worker_id, template_name, scope, settings.clone_type,
+                                 settings.collapse)
         self.run.progress(f"{name}: cloning {template_name} ({settings.clone_type})")
         # If this fails, whether the task made the VM is not always known (its wait may have failed):
         # the ledger entry stays "creating" with the clone task's key, and the end of the run polls that
@@ -145,6 +146,7 @@ class Provisioner:
         try:
             # One filter on the clone for its whole life: its Tools, power-off and destroy waits share it.
             self.run.waiter().watch(result.vm)
+            self._ensure_running(clone, result.vm, settings)
             self._discover(clone, settings, result.vm, template.ref)
             self._connect(clone)
         except BaseException:
@@ -154,6 +156,24 @@ class Provisioner:
         self.run.progress(f"{name}: ready at {clone.ip} ({_timings(clone)})")
         self.run.config.hook.pytest_vsphere_clone_ready(clone=clone)
         return clone
+
+    def _ensure_running(self, clone: Clone, vm: Any, settings: Settings) -> None:
+        """Power the clone on if its clone task left it off.
+
+        The plugin asks for power-on inside the clone task (CloneSpec.powerOn); a server that does
+        not honour it would leave the clone off and the wait for its Tools would run out. The
+        watch reports the power state with its first update, which the Tools wait needs anyway.
+        """
+        from ..client.clone import power_on
+
+        waiter = self.run.waiter()
+        if waiter.watched_power_state(vm, settings.clone_timeout) != "poweredOff":
+            return
+        self.run.warn(f"{clone.name}: still powered off after its clone task (CloneSpec.powerOn not honoured); "
+                      f"powered it on")
+        started = time.monotonic()
+        power_on(self.run.connection(), waiter, vm, f"power-on of {clone.name}", settings.clone_timeout)
+        clone.timings["power_on"] = time.monotonic() - started
 
     def _discover(self, clone: Clone, settings: Settings, vm: Any, source: Any) -> None:
         from ..client.discovery import ActiveDiscovery, ToolsDiscovery

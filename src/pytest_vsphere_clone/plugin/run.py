@@ -264,12 +264,7 @@ class VSphereRun:
                 count = self.janitor.sweep(leftovers, reason="end of run")
                 if count:
                     self.progress(f"destroyed {count} clone(s) left at the end of the run")
-            entries = self.ledger.entries().values()
-            # Only instant clones add delta disks to their source (linked ones branch off a snapshot,
-            # full ones copy); kept (or undestroyable) clones still stand on those deltas.
-            grown = {e.template for e in entries if e.clone_type == "instant"}
-            alive = {e.template for e in entries if e.state == "kept" or e.live}
-            self.janitor.collapse_sources(grown, alive)
+            self.janitor.collapse_sources(self.ledger.entries().values())
             if self.janitor.errors and session.exitstatus == pytest.ExitCode.OK:
                 # A clone that could not be destroyed is a leak on a shared vCenter: CI must notice.
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
