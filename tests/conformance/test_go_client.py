@@ -22,6 +22,7 @@ SCENARIOS = [
     "instant_clone",
     "power",
     "guest_operations",
+    "guest_operations_windows",
     "custom_fields",
     "events",
     "destroy",
@@ -35,7 +36,8 @@ def client_env(sim: Simulator) -> dict[str, str]:
     facts = sim.connection_facts()
     return {"VSPHERE_URL": sim.url, "VSPHERE_USER": sim.user, "VSPHERE_PASSWORD": sim.password,
             "VSPHERE_CA_FILE": str(sim.ca_file), "GUEST_USER": facts["GUEST_USER"],
-            "GUEST_PASSWORD": facts["GUEST_PASSWORD"]}
+            "GUEST_PASSWORD": facts["GUEST_PASSWORD"], "WINDOWS_GUEST_USER": facts["WINDOWS_GUEST_USER"],
+            "WINDOWS_GUEST_PASSWORD": facts["WINDOWS_GUEST_PASSWORD"]}
 
 
 def test_every_scenario_is_run(go_client: GoBuild) -> None:

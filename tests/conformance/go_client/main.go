@@ -5,7 +5,8 @@
 // "PASS <step>: <detail>" or "FAIL <step>: <reason>", and the program exits 1 when any step failed.
 //
 // Connection facts come from the environment: VSPHERE_URL, VSPHERE_USER, VSPHERE_PASSWORD, VSPHERE_CA_FILE
-// (a PEM file the server certificate must chain to; empty for plain HTTP), GUEST_USER and GUEST_PASSWORD.
+// (a PEM file the server certificate must chain to; empty for plain HTTP), GUEST_USER and GUEST_PASSWORD,
+// WINDOWS_GUEST_USER and WINDOWS_GUEST_PASSWORD.
 // A scenario that needs the test harness to act (expire every session) prints "WAIT <action>" and reads
 // one line from standard input once the action is done.
 package main
@@ -36,6 +37,9 @@ type config struct {
 	caFile        string
 	guestUser     string
 	guestPassword string
+	// Windows guests have an account of their own (WINDOWS_GUEST_USER, WINDOWS_GUEST_PASSWORD).
+	windowsGuestUser     string
+	windowsGuestPassword string
 }
 
 // stepFailed unwinds a scenario after a step that later steps depend on failed.
@@ -53,19 +57,20 @@ type run struct {
 
 // scenarios maps each scenario name to its steps.
 var scenarios = map[string]func(*run){
-	"login":              scenarioLogin,
-	"find":               scenarioFind,
-	"properties_classic": scenarioPropertiesClassic,
-	"properties_ex":      scenarioPropertiesEx,
-	"linked_clone":       scenarioLinkedClone,
-	"instant_clone":      scenarioInstantClone,
-	"power":              scenarioPower,
-	"guest_operations":   scenarioGuestOperations,
-	"custom_fields":      scenarioCustomFields,
-	"events":             scenarioEvents,
-	"destroy":            scenarioDestroy,
-	"logout":             scenarioLogout,
-	"session_expiry":     scenarioSessionExpiry,
+	"login":                    scenarioLogin,
+	"find":                     scenarioFind,
+	"properties_classic":       scenarioPropertiesClassic,
+	"properties_ex":            scenarioPropertiesEx,
+	"linked_clone":             scenarioLinkedClone,
+	"instant_clone":            scenarioInstantClone,
+	"power":                    scenarioPower,
+	"guest_operations":         scenarioGuestOperations,
+	"guest_operations_windows": scenarioGuestOperationsWindows,
+	"custom_fields":            scenarioCustomFields,
+	"events":                   scenarioEvents,
+	"destroy":                  scenarioDestroy,
+	"logout":                   scenarioLogout,
+	"session_expiry":           scenarioSessionExpiry,
 }
 
 func main() {
@@ -128,7 +133,8 @@ func configFromEnv() (config, error) {
 	return config{
 		url: u, user: os.Getenv("VSPHERE_USER"), password: os.Getenv("VSPHERE_PASSWORD"),
 		caFile: os.Getenv("VSPHERE_CA_FILE"), guestUser: os.Getenv("GUEST_USER"),
-		guestPassword: os.Getenv("GUEST_PASSWORD"),
+		guestPassword: os.Getenv("GUEST_PASSWORD"), windowsGuestUser: os.Getenv("WINDOWS_GUEST_USER"),
+		windowsGuestPassword: os.Getenv("WINDOWS_GUEST_PASSWORD"),
 	}, nil
 }
 

@@ -13,19 +13,65 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 )
 
-const guestDir = "/tmp/go-conformance/sub"
+// guestFamily is what differs between Linux and Windows guests for the same Guest Operations.
+type guestFamily struct {
+	source   string // the frozen VM instant-cloned for the scenario
+	user     string
+	password string
+	shell    string
+	exit7    string // shell arguments that exit with code 7
+	dir      string // the directory the scenario makes (with a missing parent)
+	sep      string
+	// check: shell arguments that exit 0 when the uploaded file holds the line "line two" and then write
+	// "made-in-guest" and a line break to the file made.
+	check     func(upload, made string) string
+	madeBytes string
+	attrs     types.BaseGuestFileAttributes
+}
 
-// scenarioGuestOperations: Guest Operations on a running instant clone, as govc guest.* runs them.
-func scenarioGuestOperations(r *run) {
-	r.login()
-	if r.cfg.guestUser == "" {
-		r.must("guest credentials", func() (string, error) { return "", fmt.Errorf("GUEST_USER is not set") })
+func linuxFamily(r *run) guestFamily {
+	return guestFamily{
+		source: "linux-frozen", user: r.cfg.guestUser, password: r.cfg.guestPassword, shell: "/bin/sh",
+		exit7: `-c "exit 7"`, dir: "/tmp/go-conformance/sub", sep: "/",
+		check: func(upload, made string) string {
+			return fmt.Sprintf(`-c "grep -qx 'line two' %s && echo made-in-guest > %s"`, upload, made)
+		},
+		madeBytes: "made-in-guest\n", attrs: &types.GuestPosixFileAttributes{},
 	}
-	auth := &types.NamePasswordAuthentication{Username: r.cfg.guestUser, Password: r.cfg.guestPassword}
+}
+
+func windowsFamily(r *run) guestFamily {
+	return guestFamily{
+		source: "windows-frozen", user: r.cfg.windowsGuestUser, password: r.cfg.windowsGuestPassword,
+		shell: `C:\Windows\System32\cmd.exe`, exit7: `/c exit 7`,
+		dir: `C:\Users\` + r.cfg.windowsGuestUser + `\AppData\Local\Temp\go-conformance\sub`, sep: `\`,
+		check: func(upload, made string) string {
+			return fmt.Sprintf(`/c findstr /x /c:"line two" %s && echo made-in-guest> %s`, upload, made)
+		},
+		madeBytes: "made-in-guest\r\n", attrs: &types.GuestWindowsFileAttributes{},
+	}
+}
+
+// scenarioGuestOperations: Guest Operations on a running Linux instant clone, as govc guest.* runs them.
+func scenarioGuestOperations(r *run) {
+	guestOperations(r, linuxFamily(r))
+}
+
+// scenarioGuestOperationsWindows: the same Guest Operations on a Windows instant clone.
+func scenarioGuestOperationsWindows(r *run) {
+	guestOperations(r, windowsFamily(r))
+}
+
+func guestOperations(r *run, family guestFamily) {
+	r.login()
+	if family.user == "" {
+		r.must("guest credentials", func() (string, error) { return "", fmt.Errorf("no guest user configured") })
+	}
+	auth := &types.NamePasswordAuthentication{Username: family.user, Password: family.password}
 	var vm *object.VirtualMachine
 	r.must("instant clone", func() (string, error) {
 		var err error
-		vm, err = r.instantClone("linux-frozen", "go-guest")
+		vm, err = r.instantClone(family.source, "go-guest")
 		if err != nil {
 			return "", err
 		}
@@ -49,7 +95,7 @@ func scenarioGuestOperations(r *run) {
 	})
 	r.check("StartProgramInGuest and ListProcessesInGuest", func() (string, error) {
 		pid, err := pm.StartProgram(r.ctx, auth, &types.GuestProgramSpec{
-			ProgramPath: "/bin/sh", Arguments: `-c "exit 7"`, WorkingDirectory: "/tmp"})
+			ProgramPath: family.shell, Arguments: family.exit7})
 		if err != nil {
 			return "", err
 		}
@@ -73,12 +119,13 @@ func scenarioGuestOperations(r *run) {
 		return fmt.Sprintf("%d processes", len(procs)), nil
 	})
 	r.check("MakeDirectoryInGuest", func() (string, error) {
-		return "made " + guestDir, fm.MakeDirectory(r.ctx, auth, guestDir, true)
+		return "made " + family.dir, fm.MakeDirectory(r.ctx, auth, family.dir, true)
 	})
 	content := []byte("uploaded by govmomi\nline two\n")
-	upload := guestDir + "/up.txt"
+	upload := family.dir + family.sep + "up.txt"
+	made := family.dir + family.sep + "made.txt"
 	r.check("upload", func() (string, error) {
-		turl, err := fm.InitiateFileTransferToGuest(r.ctx, auth, upload, &types.GuestPosixFileAttributes{},
+		turl, err := fm.InitiateFileTransferToGuest(r.ctx, auth, upload, family.attrs,
 			int64(len(content)), true)
 		if err != nil {
 			return "", fmt.Errorf("InitiateFileTransferToGuest: %w", err)
@@ -95,8 +142,8 @@ func scenarioGuestOperations(r *run) {
 		return fmt.Sprintf("PUT %d bytes to %s", len(content), redact(u.String())), nil
 	})
 	r.check("guest sees the upload", func() (string, error) {
-		pid, err := pm.StartProgram(r.ctx, auth, &types.GuestProgramSpec{ProgramPath: "/bin/sh",
-			Arguments: fmt.Sprintf(`-c "grep -qx 'line two' %s && cp %s %s/copy.txt"`, upload, upload, guestDir)})
+		pid, err := pm.StartProgram(r.ctx, auth, &types.GuestProgramSpec{ProgramPath: family.shell,
+			Arguments: family.check(upload, made)})
 		if err != nil {
 			return "", err
 		}
@@ -105,17 +152,18 @@ func scenarioGuestOperations(r *run) {
 			return "", err
 		}
 		if info.ExitCode != 0 {
-			return "", fmt.Errorf("grep/cp in the guest exited %d", info.ExitCode)
+			return "", fmt.Errorf("%s %s exited %d", family.shell, info.CmdLine, info.ExitCode)
 		}
 		return "content checked in the guest", nil
 	})
 	r.check("download", func() (string, error) {
-		info, err := fm.InitiateFileTransferFromGuest(r.ctx, auth, guestDir+"/copy.txt")
+		want := []byte(family.madeBytes)
+		info, err := fm.InitiateFileTransferFromGuest(r.ctx, auth, made)
 		if err != nil {
 			return "", fmt.Errorf("InitiateFileTransferFromGuest: %w", err)
 		}
-		if info.Size != int64(len(content)) {
-			return "", fmt.Errorf("FileTransferInformation.size %d, want %d", info.Size, len(content))
+		if info.Size != int64(len(want)) {
+			return "", fmt.Errorf("FileTransferInformation.size %d, want %d", info.Size, len(want))
 		}
 		u, err := fm.TransferURL(r.ctx, info.Url)
 		if err != nil {
@@ -130,13 +178,13 @@ func scenarioGuestOperations(r *run) {
 		if err != nil {
 			return "", err
 		}
-		if !bytes.Equal(got, content) {
-			return "", fmt.Errorf("downloaded %q, want %q", got, content)
+		if !bytes.Equal(got, want) {
+			return "", fmt.Errorf("downloaded %q, want %q", got, want)
 		}
 		return fmt.Sprintf("GET %d bytes", len(got)), nil
 	})
 	r.check("ListFilesInGuest", func() (string, error) {
-		res, err := fm.ListFiles(r.ctx, auth, guestDir, 0, 0, "")
+		res, err := fm.ListFiles(r.ctx, auth, family.dir, 0, 0, "")
 		if err != nil {
 			return "", err
 		}
@@ -152,15 +200,15 @@ func scenarioGuestOperations(r *run) {
 			return "", fmt.Errorf("up.txt listed as %s of %d bytes, want a file of %d", up.Type, up.Size,
 				len(content))
 		}
-		if _, ok := names["copy.txt"]; !ok {
-			return "", fmt.Errorf("copy.txt not among %v", fileNames(res.Files))
+		if _, ok := names["made.txt"]; !ok {
+			return "", fmt.Errorf("made.txt not among %v", fileNames(res.Files))
 		}
 		return strings.Join(fileNames(res.Files), ", "), nil
 	})
 	r.check("ListFilesInGuest pattern", func() (string, error) {
 		// matchPattern: "A filter for the return values. Match patterns are specified using perl-compatible
 		// regular expressions."
-		res, err := fm.ListFiles(r.ctx, auth, guestDir, 0, 0, "^up")
+		res, err := fm.ListFiles(r.ctx, auth, family.dir, 0, 0, "^up")
 		if err != nil {
 			return "", err
 		}
@@ -173,7 +221,7 @@ func scenarioGuestOperations(r *run) {
 		if err := fm.DeleteFile(r.ctx, auth, upload); err != nil {
 			return "", err
 		}
-		res, err := fm.ListFiles(r.ctx, auth, guestDir, 0, 0, "")
+		res, err := fm.ListFiles(r.ctx, auth, family.dir, 0, 0, "")
 		if err != nil {
 			return "", err
 		}
@@ -185,7 +233,7 @@ func scenarioGuestOperations(r *run) {
 		return "deleted", nil
 	})
 	r.check("wrong guest password", func() (string, error) {
-		bad := &types.NamePasswordAuthentication{Username: r.cfg.guestUser, Password: r.cfg.guestPassword + "x"}
+		bad := &types.NamePasswordAuthentication{Username: family.user, Password: family.password + "x"}
 		_, err := pm.ListProcesses(r.ctx, bad, nil)
 		return expectFault(err, "InvalidGuestLogin")
 	})

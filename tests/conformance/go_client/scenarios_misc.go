@@ -162,7 +162,20 @@ func scenarioEvents(r *run) {
 		if err != nil {
 			return "", err
 		}
-		return expectEvents(events, vm.Reference(), "VmClonedEvent", "VmPoweredOnEvent", "VmPoweredOffEvent")
+		found, err := expectEvents(events, vm.Reference(), "VmClonedEvent", "VmPoweredOnEvent", "VmPoweredOffEvent")
+		if err != nil {
+			return "", err
+		}
+		// VmClonedEvent "records the completion of a virtual machine cloning operation": its vm is the new VM
+		// and sourceVm "The source virtual machine for the clone operation".
+		for _, e := range events {
+			if cloned, ok := e.(*types.VmClonedEvent); ok && cloned.Vm != nil && cloned.Vm.Vm == vm.Reference() {
+				if cloned.SourceVm.Name != "linux-template" {
+					return "", fmt.Errorf("VmClonedEvent.sourceVm is %q, want linux-template", cloned.SourceVm.Name)
+				}
+			}
+		}
+		return found, nil
 	})
 	r.check("event history collector", func() (string, error) {
 		collector, err := m.CreateCollectorForEvents(r.ctx, byEntity)
