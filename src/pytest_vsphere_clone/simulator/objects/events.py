@@ -169,7 +169,7 @@ class EventManager(Unmodelled):
                 chain_id = task.info.eventChainId
             event.chainId = chain_id if chain_id is not None else event.key
             event.createdTime = _utcnow()
-            if event.userName is None:
+            if not event.userName:  # pyVmomi leaves an unset required string empty
                 context = self.vc.current_context()
                 event.userName = task.info.reason.userName if task is not None else (
                     context.user if context is not None else "")
