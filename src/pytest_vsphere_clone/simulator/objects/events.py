@@ -156,6 +156,8 @@ class EventManager(Unmodelled):
         super().__init__(vc, mo_id)
         self.history: deque[EventRecord] = deque(maxlen=HISTORY_LIMIT)
         self.next_key = 1
+        #: Live collectors, told of each new event their filter selects.
+        self.collectors: set[EventHistoryCollector] = set()
 
     # --- posting -----------------------------------------------------------------------
 
@@ -181,7 +183,7 @@ class EventManager(Unmodelled):
             record = EventRecord(event, primary_ref._moId if primary_ref is not None else None, parents, ancestors)
             self.history.append(record)
             self.changed()
-            for collector in self.vc.of_type(EventHistoryCollector):
+            for collector in [c for c in self.collectors if c.alive]:
                 if collector.matches(record):
                     collector.changed()
         return event
@@ -266,16 +268,19 @@ class EventManager(Unmodelled):
         with self.vc.lock:
             _FilterCheck(self.vc, filter)
             session = ctx.session.key if ctx.session else None
-            for stale in self.vc.of_type(EventHistoryCollector):
-                if stale.session_key is not None and self.vc.sessions.peek(stale.session_key) is None:
-                    self.vc.remove(stale)  # its session ended: collectors do not outlive it
-            live = [c for c in self.vc.of_type(EventHistoryCollector) if c.session_key == session]
+            for stale in list(self.collectors):
+                if not stale.alive or (stale.session_key is not None
+                                       and self.vc.sessions.peek(stale.session_key) is None):
+                    self.collectors.discard(stale)  # destroyed, or its session ended: collectors do not
+                    self.vc.remove(stale)  # outlive their session
+            live = [c for c in self.collectors if c.session_key == session]
             if len(live) >= MAX_COLLECTORS:
                 # CreateCollectorForEvents: InvalidState "if there are more than the maximum number of
                 # event collectors".
                 raise vim.fault.InvalidState(msg="Too many event collectors to create.")
             collector = EventHistoryCollector(self.vc, self.vc.new_id("session[events]"), self, filter, session)
             self.vc.add(collector)
+            self.collectors.add(collector)
             return collector.ref
 
     @vmomi_method("Global.LogEvent")
@@ -483,6 +488,7 @@ class EventHistoryCollector(Unmodelled):
     def DestroyCollector(self, ctx: CallContext) -> None:
         with self.vc.lock:
             self._own(ctx)
+            self.manager.collectors.discard(self)
             self.vc.remove(self)
 
 

@@ -243,8 +243,9 @@ def quick_stats(host: HostSystem) -> Any:
 
     running = [vm for vm in host.vc.of_type(VirtualMachine) if vm.host is host and vm.power_state == "poweredOn"]
     # Memory: what the running VMs are configured with (a simulated guest has no ballooning or sharing).
-    return vim.host.Summary.QuickStats(overallMemoryUsage=sum(vm.memory_mb for vm in running),
-                                       uptime=int(time.time() - host.boot_time))
+    # Quick statistics are refreshed every 20 s (PerfProviderSummary.refreshRate), uptime with them.
+    uptime = int(time.time() - host.boot_time) // 20 * 20
+    return vim.host.Summary.QuickStats(overallMemoryUsage=sum(vm.memory_mb for vm in running), uptime=uptime)
 
 
 def date_time_info() -> Any:

@@ -344,7 +344,7 @@ class Datastore(Unmodelled, ManagedEntity):
         return vim.host.VmfsDatastoreInfo(
             name=self.name, url=self.url, freeSpace=self.capacity - self.used_bytes(), maxFileSize=limit,
             maxVirtualDiskCapacity=limit, maxMemoryFileSize=limit, maxPhysicalRDMFileSize=limit,
-            maxVirtualRDMFileSize=limit, timestamp=datetime.now(timezone.utc), containerId=volume_uuid(self),
+            maxVirtualRDMFileSize=limit, containerId=volume_uuid(self),
             vmfs=vmfs_volume(self))
 
     def prop_capability(self) -> Any:
