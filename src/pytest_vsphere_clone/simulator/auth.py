@@ -49,6 +49,42 @@ PRIVILEGES = (
 )
 
 
+#: pyVmomi's pseudo-method for reading one property; not in the WSDL, so it has no privilege of its own.
+FETCH_METHOD = "Fetch"
+#: The API reference's privilege of what may be done without a session: methods such as
+#: RetrieveServiceContent, Login, RetrieveProperties and RetrievePropertiesEx, and properties such as
+#: ServiceInstance.content and SessionManager.currentSession ("This property contains information
+#: about the client's current session. If the client is not logged on, the value is null."). Other
+#: methods need more: CurrentTime System.View, SessionIsActive Sessions.ValidateSession, so a
+#: session-checking client (pyVim's VimSessionOrientedStub) sees NotAuthenticated once its session is gone.
+ANONYMOUS_PRIVILEGE = "System.Anonymous"
+
+
+def callable_without_session(method: str, info: Any) -> bool:
+    """Whether ``method`` (its pyVmomi method info, None for Fetch) may be called before Login.
+
+    Fetch is let through: whether it may read its property is decided per property
+    (readable_without_session), as for the property collector's reads.
+    """
+    if method == FETCH_METHOD:
+        return True
+    return info is not None and info.privId == ANONYMOUS_PRIVILEGE
+
+
+def readable_without_session(vim_type: type, prop: str) -> bool:
+    """Whether top-level property ``prop`` of ``vim_type`` may be read without a session (pyVmomi's privId)."""
+    for klass in vim_type.__mro__:
+        info = getattr(klass, "_propInfo", {}).get(prop)
+        if info is not None:
+            return bool(info.privId == ANONYMOUS_PRIVILEGE)
+    return False
+
+
+def not_authenticated(obj: Any = None, privilege: str = "System.View") -> Any:
+    """The NotAuthenticated fault a vCenter answers a caller without a valid session with."""
+    return vim.fault.NotAuthenticated(msg="The session is not authenticated.", object=obj, privilegeId=privilege)
+
+
 @dataclass
 class User:
     """A simulated SSO user; ``denied`` lists privileges the user's role lacks."""

@@ -6,7 +6,9 @@ simulator accepts and produces is exactly what the real pyVmomi client speaks.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from io import StringIO
 from typing import Any
 from xml.parsers.expat import ExpatError, ParserCreate
 
@@ -202,29 +204,106 @@ def _envelope(body: str) -> bytes:
     )
 
 
+def _ns_map() -> dict[str, str]:
+    ns_map: dict[str, str] = SoapAdapter.SOAP_NSMAP.copy()
+    ns_map["urn:vim25"] = ""
+    return ns_map
+
+
+class _WireSerializer(SoapAdapter.SoapSerializer):
+    """pyVmomi's serializer, writing what a vCenter writes where pyVmomi's client side differs.
+
+    As recorded from vCenter 8.0 (pyVmomi's test fixtures): a value in an ``xsd:anyType`` slot
+    (a property collector ``val``, a Fetch result, ``OptionValue.value``) always names its type.
+    A single reference is ``<val type="Folder" xsi:type="ManagedObjectReference">`` (pyVmomi
+    writes ``ManagedObject``, which govmomi cannot decode: ``parent`` and ``vmFolder`` read as nil);
+    an array is one ``ArrayOfX`` element whose items name their type too, e.g.
+    ``<ManagedObjectReference type="Datastore" xsi:type="ManagedObjectReference">``; an empty
+    array is an empty ``ArrayOfX`` element. No element carries pyVmomi's ``versionId`` attribute.
+    """
+
+    xsiPrefix: str  # set by pyVmomi's constructor: "xsi:"
+
+    def __init__(self, writer: StringIO, version: str, ns_map: dict[str, str]) -> None:
+        super().__init__(writer, version, ns_map)
+        self.outermostAttrs = ""  # pyVmomi's versionId: xsi and xsd are declared by the envelope
+
+    def _Serialize(self, val: Any, info: Any, defNS: str) -> None:
+        if (info.type is object and isinstance(val, (VmomiSupport.ManagedObject, list))
+                and VmomiSupport.IsChildVersion(self.version, info.version)
+                and VmomiSupport.GetWsdlNamespace(info.version) == defNS):
+            if isinstance(val, VmomiSupport.ManagedObject):
+                self._any_reference(val, info)
+                return
+            if hasattr(val, "Item"):  # a native list has no type to name: pyVmomi's own error follows
+                self._any_array(val, info, defNS)
+                return
+        super()._Serialize(val, info, defNS)
+
+    def _any_reference(self, ref: Any, info: Any) -> None:
+        guid = f' serverGuid="{ref._serverGuid}"' if ref._serverGuid is not None else ""
+        kind = VmomiSupport.GetWsdlName(type(ref))
+        self.writer.write(f'<{info.name}{guid} type="{kind}" {self.xsiPrefix}type="ManagedObjectReference">'
+                          f"{SoapAdapter.XmlEscape(ref._moId)}</{info.name}>")
+
+    def _any_array(self, values: list[Any], info: Any, defNS: str) -> None:
+        item_type = values.Item  # type: ignore[attr-defined]
+        if SoapAdapter.isDynamicType(item_type):
+            tag, array_name = "string", "ArrayOfString"
+        elif issubclass(item_type, VmomiSupport.ManagedObject):
+            tag, array_name = "ManagedObjectReference", "ArrayOfManagedObjectReference"
+        else:
+            tag = VmomiSupport.GetWsdlName(item_type)
+            ns_attr, array_name = self._QName(VmomiSupport.Type(values), defNS)
+            assert not ns_attr, f"{array_name} outside the default namespace"
+        self.writer.write(f'<{info.name} {self.xsiPrefix}type="{array_name}">')
+        item_info = VmomiSupport.Object(name=tag, type=object, version=info.version, flags=info.flags)
+        for item in values:
+            self._Serialize(item, item_info, defNS)
+        self.writer.write(f"</{info.name}>")
+
+    def fault_detail(self, fault: Any, name: str, defNS: str) -> None:
+        """``<XFault xmlns="urn:vim25" xsi:type="X">``: govmomi decodes a fault by its xsi:type."""
+        info = VmomiSupport.Object(name=name, type=object, version=self.version, flags=0)
+        self._SerializeDataObject(fault, info, f' xmlns="{defNS}"', defNS)
+
+
+def _serialize(value: Any, info: Any, version: str) -> str:
+    writer = StringIO()
+    _WireSerializer(writer, version, _ns_map()).Serialize(value, info)
+    return writer.getvalue()
+
+
 def serialize_response(method: str, result_type: Any, result: Any, version: str) -> bytes:
     """The SOAP envelope answering ``method`` with ``result``."""
-    ns_map = SoapAdapter.SOAP_NSMAP.copy()
-    ns_map["urn:vim25"] = ""
     parts = [f'<{method}Response xmlns="urn:vim25">']
+    if method == FETCH_METHOD:
+        # FetchResponse's returnval is xsd:anyType: one element naming its type, an array as
+        # one ArrayOfX (empty when the array is), and no returnval at all for an unset value.
+        if isinstance(result, list) and not hasattr(result, "Item"):
+            result = result_type(result)
+        result_type = object
     if result is not None:
-        # Optional: an empty array is answered with no returnval at all, as a vCenter does (with
-        # flags=0 the serializer refuses it, and reading any empty array property failed).
+        # Optional: a method's empty array result is answered with no returnval at all, as a
+        # vCenter does (with flags=0 the serializer refuses it).
         info = VmomiSupport.Object(name="returnval", type=result_type, version=version,
                                    flags=VmomiSupport.F_OPTIONAL)
-        parts.append(SoapAdapter.SerializeToStr(result, info, version, ns_map))
+        parts.append(_serialize(result, info, version))
     parts.append(f"</{method}Response>")
     return _envelope("".join(parts))
 
 
 def serialize_fault(fault: Any, version: str) -> bytes:
     """A SOAP Fault envelope carrying ``fault`` as its detail (HTTP 500)."""
-    ns_map = SoapAdapter.SOAP_NSMAP.copy()
-    ns_map["urn:vim25"] = ""
     message = fault.msg or type(fault).__name__
     fault_name = VmomiSupport.GetWsdlName(type(fault))
-    info = VmomiSupport.Object(name=f"{fault_name}Fault", type=type(fault), version=version, flags=0)
-    detail = SoapAdapter.SerializeFaultDetail(fault, info, version, ns_map)
+    # The message travels in faultstring; vCenter's detail has the fault's WSDL fields only
+    # (pyVmomi's ``msg`` is not one), as recorded: <InvalidLoginFault xmlns="urn:vim25" xsi:type=...>.
+    bare = copy.copy(fault)
+    bare.msg = None
+    writer = StringIO()
+    _WireSerializer(writer, version, _ns_map()).fault_detail(bare, f"{fault_name}Fault", "urn:vim25")
+    detail = writer.getvalue()
     code = "ServerFaultCode"
     body = (
         "<soapenv:Fault>"

@@ -14,15 +14,12 @@ from typing import Any
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
-from .auth import Authorizer, Session, SessionStore
+from .auth import Authorizer, Session, SessionStore, callable_without_session
 from .faults import FaultInjector
 from .latency import LatencyProfile
 from .objects.base import SimObject
 from .objects.disks import DiskStore
 from .soap import FETCH_METHOD, MethodCall
-
-#: Methods a client may call before logging in.
-ANONYMOUS_METHODS = frozenset({"RetrieveServiceContent", "Login", "CurrentTime", "SessionIsActive"})
 
 
 @dataclass
@@ -193,7 +190,7 @@ class VCenter:
         if rule is not None:
             rule.apply_before()
         session = self.sessions.get(session_key) if session_key else None
-        if session is None and call.method not in ANONYMOUS_METHODS:
+        if session is None and not callable_without_session(call.method, call.info):
             raise vim.fault.NotAuthenticated(msg="The session is not authenticated.", privilegeId="System.View")
         ctx.session = session
         with self.lock:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
+from .. import auth
+
 if TYPE_CHECKING:
     from ..vcenter import CallContext, VCenter
 
@@ -66,7 +68,16 @@ class SimObject:
         return names
 
     def get_property(self, name: str) -> Any:
-        """The current value of a top-level property (None when unset)."""
+        """The current value of a top-level property (None when unset).
+
+        A client's read without a session gets NotAuthenticated, but for the few properties the
+        reference makes System.Anonymous (auth.readable_without_session); the property collector
+        reports it in the object's missingSet, Fetch answers it as the call's fault. Reads outside
+        a client's call (tasks, the guest runtime) have no call context and are never refused.
+        """
+        ctx = self.vc.current_context()
+        if ctx is not None and ctx.session is None and not auth.readable_without_session(self.vim_type, name):
+            raise auth.not_authenticated(self.ref, "System.Read")
         getter = getattr(self, f"prop_{name}", None)
         if getter is not None:
             return getter()

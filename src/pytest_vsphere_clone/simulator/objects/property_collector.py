@@ -76,7 +76,9 @@ def property_type(obj: SimObject, path: str) -> Any:
 
 
 def _is_set(value: Any) -> bool:
-    return value is not None and not (isinstance(value, list) and len(value) == 0)
+    # An empty array is a value: vCenter sends <val xsi:type="ArrayOfManagedObjectReference"></val>
+    # for a VM's empty rootSnapshot (recorded in govmomi #1065); only an unset property is left out.
+    return value is not None
 
 
 def _fingerprint(value: Any) -> str:
