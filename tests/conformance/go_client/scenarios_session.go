@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http/httptrace"
 	"net/url"
 
 	"github.com/vmware/govmomi/property"
@@ -69,6 +70,28 @@ func scenarioLogin(r *run) {
 			return "", fmt.Errorf("currentSession is %+v after login, want a session with key and user", s)
 		}
 		return fmt.Sprintf("user %s, key set", s.UserName), nil
+	})
+	r.check("keep-alive", func() (string, error) {
+		// govmomi sends every body chunked; after each answer the connection must stay usable (HTTP/1.1
+		// persistent connections), so a run of calls reuses one connection instead of opening one per call.
+		var calls, reused int
+		ctx := httptrace.WithClientTrace(r.ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+			calls++
+			if info.Reused {
+				reused++
+			}
+		}})
+		for i := 0; i < 5; i++ {
+			var folder mo.Folder
+			if err := property.DefaultCollector(r.c).RetrieveOne(ctx, r.c.ServiceContent.RootFolder,
+				[]string{"name"}, &folder); err != nil {
+				return "", err
+			}
+		}
+		if reused < calls-1 {
+			return "", fmt.Errorf("%d of %d calls reused a connection, want all but the first", reused, calls)
+		}
+		return fmt.Sprintf("%d of %d calls on a reused connection", reused, calls), nil
 	})
 	r.check("SessionIsActive", func() (string, error) {
 		active, err := m.SessionIsActive(r.ctx)
