@@ -71,6 +71,7 @@ def test_host_summary_hardware_and_product_are_an_esxi_8_servers(shared_si: Any)
     assert sum(len(p.threadId) for p in hardware.cpuPkg) == hw.numCpuThreads
     assert hardware.numaInfo.numNodes == 2
     assert host.capability.vmotionSupported is True
+    assert host.RetrieveHardwareUptime() >= summary.quickStats.uptime
 
 
 def test_host_config_network_and_storage(shared_si: Any) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
-from .base import ManagedEntity, SimObject
+from .base import ManagedEntity, SimObject, vmomi_method
 from .datastore_browser import HostDatastoreBrowser
 from .host import (
     HostHardware,
@@ -26,7 +26,7 @@ from .host import (
 from .unmodelled import Unmodelled
 
 if TYPE_CHECKING:
-    from ..vcenter import VCenter
+    from ..vcenter import CallContext, VCenter
 
 GB = 1024**3
 MB = 1024**2
@@ -239,6 +239,11 @@ class HostSystem(Unmodelled, ManagedEntity):
         return vim.LicenseManager.LicensableResourceInfo(resource=[
             vmodl.KeyAnyValue(key="numCpuPackages", value=self.hardware.cpu_packages),
             vmodl.KeyAnyValue(key="numCpuCores", value=self.hardware.cores)])
+
+    @vmomi_method()
+    def RetrieveHardwareUptime(self, ctx: CallContext) -> int:
+        # RetrieveHardwareUptime: "the number of seconds since the hardware was last booted".
+        return int(time.time() - self.boot_time)
 
     def prop_summary(self) -> Any:
         return vim.host.Summary(
