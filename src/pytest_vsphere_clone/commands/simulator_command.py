@@ -7,7 +7,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from ..simulator import Simulator
 
 
 def register(commands: Any) -> None:
@@ -22,6 +25,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--password", help="administrator password (default: a fresh random one)")
     parser.add_argument("--no-guests", dest="guests", action="store_false",
                         help="do not run real guests (network namespaces); needs no root")
+    parser.add_argument("--trace", nargs="?", const="-", metavar="FILE",
+                        help="log one line per SOAP call (method, object, result or fault, milliseconds) "
+                             "to stderr, or append them to FILE")
     parser.set_defaults(run=run)
 
 
@@ -37,7 +43,6 @@ def _positive_float(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from ..simulator import Simulator, SimulatorConfig
-    from ..simulator.inventory import InventoryError
 
     stop = threading.Event()
 
@@ -48,7 +53,20 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     config = SimulatorConfig(host=args.host, port=args.port, profile=args.profile, time_scale=args.time_scale,
                              inventory=args.inventory, password=args.password, guests=args.guests)
-    simulator = Simulator(config)
+    trace_out = _open_trace(args.trace)
+    if args.trace and trace_out is None:
+        return 2
+    try:
+        return _serve(Simulator(config), stop, trace_out)
+    finally:
+        if trace_out is not None and trace_out is not sys.stderr:
+            trace_out.close()
+
+
+def _serve(simulator: Simulator, stop: threading.Event, trace_out: TextIO | None) -> int:
+    from ..simulator import soap_trace
+    from ..simulator.inventory import InventoryError
+
     try:
         simulator.start()
     except InventoryError as exc:
@@ -58,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"vsphere-clone simulator: {exc}. Real guests need root; run as root or pass --no-guests.",
               file=sys.stderr)
         return 2
+    handler = soap_trace.enable(trace_out) if trace_out is not None else None
     try:
         for key, value in simulator.connection_facts().items():
             print(f"{key}={value}")
@@ -66,4 +85,20 @@ def run(args: argparse.Namespace) -> int:
             pass
     finally:
         simulator.stop()
+        if handler is not None:
+            soap_trace.disable(handler)
     return 0
+
+
+def _open_trace(target: str | None) -> TextIO | None:
+    """Where --trace writes: stderr for "-", else FILE opened for appending (None: no trace, or unopenable)."""
+    if not target:
+        return None
+    if target == "-":
+        return sys.stderr
+    try:
+        # Line-buffered: a `tail -f` of the file sees each call as it ends.
+        return open(target, "a", buffering=1, encoding="utf-8")
+    except OSError as exc:
+        print(f"vsphere-clone simulator: cannot write the trace to {target}: {exc.strerror}", file=sys.stderr)
+        return None

@@ -10,6 +10,7 @@ import secrets
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pyVmomi import vmodl
 
-from . import http_framing, soap
+from . import http_framing, soap, soap_trace
 from .faults import DropConnection, FaultRule
 from .vcenter import CallContext, VCenter
 
@@ -209,9 +210,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, b"not found", "text/plain")
 
     def _soap(self) -> None:
+        started = time.perf_counter()
         version = soap.version_for_action(self.headers.get("SOAPAction"))
         vc = self.server.vc
         headers: dict[str, str] = {}
+        call: soap.MethodCall | None = None
         try:
             call = soap.parse_request(self.body, version)
             ctx = CallContext(vc, None, version, self.client_address[0], self.headers.get("User-Agent", ""))
@@ -220,19 +223,36 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["Set-Cookie"] = f'{COOKIE_NAME}="{ctx.new_session_key}"; Path=/; HttpOnly; Secure;'
             payload = soap.serialize_response(call.method, result_type, result, version)
             status = 200
+            outcome = f"-> {soap_trace.describe(result)}" if soap_trace.enabled() else ""
         except DropConnection:
             self._drop()
+            self._trace(call, "!! connection dropped (injected)", started)
             return
         except soap.SoapRequestError as exc:
             payload, status = _fault_payload(exc.fault, version), 500
+            outcome = soap_trace.fault_outcome(exc.fault)
+            if call is None:  # undecodable: MethodNotFound still names the method and its receiver
+                call = soap.MethodCall(getattr(exc.fault, "method", None) or "?", getattr(exc.fault, "receiver", None))
         except vmodl.MethodFault as fault:
             payload, status = _fault_payload(fault, version), 500
+            outcome = soap_trace.fault_outcome(fault)
         except Exception as exc:  # the client must get a fault, never a dropped connection
             log.exception("simulator error")
             error = vmodl.fault.SystemError(msg=f"A general system error occurred: {type(exc).__name__}: {exc}",
                                             reason=str(exc))
             payload, status = _fault_payload(error, version), 500
+            outcome = soap_trace.fault_outcome(error)
         self._reply(status, payload, headers=headers)
+        self._trace(call, outcome, started)
+
+    def _trace(self, call: soap.MethodCall | None, outcome: str, started: float) -> None:
+        """One line of the SOAP call trace, when tracing is on (``vsphere-clone simulator --trace``)."""
+        if not soap_trace.enabled():
+            return
+        method, this = ("?", None) if call is None else (call.method, call.this)
+        if method == soap.FETCH_METHOD:
+            method = f"Fetch({call.args.get('prop', '') if call is not None else ''})"
+        soap_trace.call(method, this, outcome, time.perf_counter() - started)
 
     def _guest_file(self, method: str) -> None:
         handler = self.server.guest_files
@@ -295,6 +315,24 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, json.dumps(data).encode(), "application/json")
 
 
+class HostGuestFileHandler(_Handler):
+    """An ESXi host's HTTPS service as far as the simulator models it: ``/guestFile`` only."""
+
+    server_version = "VMware-ESXi-Simulator"
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path.startswith("/guestFile"):
+            self._guest_file("GET")
+        else:
+            self._reply(404, b"not found", "text/plain")
+
+    def do_POST(self) -> None:
+        self._reply(404, b"not found", "text/plain")
+
+    def do_DELETE(self) -> None:
+        self._reply(404, b"not found", "text/plain")
+
+
 def _fault_payload(fault: vmodl.MethodFault, version: str) -> bytes:
     """The SOAP envelope of ``fault``; one the serializer refuses (a required field left unset by a
     simulator bug) becomes a SystemError, since an exception here would drop the connection."""
@@ -311,8 +349,8 @@ class SoapServer:
     """The HTTPS server of one simulated vCenter, serving on a background thread."""
 
     def __init__(self, vc: VCenter, host: str, port: int, tls: ssl.SSLContext | None, admin_user: str,
-                 admin_password: str) -> None:
-        self.httpd = _Server((host, port), _Handler)
+                 admin_password: str, handler: type[BaseHTTPRequestHandler] = _Handler) -> None:
+        self.httpd = _Server((host, port), handler)
         self.httpd.vc = vc
         self.httpd.tls = tls
         self.httpd.guest_files = None
@@ -343,6 +381,15 @@ class SoapServer:
             self._thread = None
         self.httpd.socket.close()  # first, so no new connection is accepted while the open ones close
         self.httpd.close_connections()
+
+    def stop_accepting(self) -> None:
+        """Stop answering new connections but keep listening: the kernel still completes TCP
+        handshakes, then nothing answers (as behind a firewall that drops the traffic, the client
+        times out). :meth:`start` serves them again."""
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
 
     def listen_again(self) -> None:
         """Listen on the same address and port again after :meth:`stop_listening`."""
