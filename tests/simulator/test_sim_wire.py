@@ -113,6 +113,17 @@ def test_arrays_in_property_results_are_array_of_with_typed_items(
     assert props["alarmActionsEnabled"].get(XSI_TYPE) == "xsd:boolean"
 
 
+def test_enum_values_name_their_enum_type(conn: RawConnection, shared_sim: Simulator, shared_si: Any) -> None:
+    cookie = login(conn, shared_sim)
+    vm = vm_by_name(shared_si, "linux-template")
+    props = _props(_retrieve(conn, cookie, vm, vim.VirtualMachine, ["runtime.powerState", "overallStatus"]))
+    assert props["runtime.powerState"].get(XSI_TYPE) == "VirtualMachinePowerState"
+    assert props["overallStatus"].get(XSI_TYPE) == "ManagedEntityStatus"
+    # As recorded: <returnval xsi:type="ManagedEntityStatus">gray</returnval>
+    [status] = _returnvals(_fetch(conn, cookie, "VirtualMachine", vm._moId, "overallStatus"))
+    assert status.get(XSI_TYPE) == "ManagedEntityStatus" and status.text == vm.overallStatus
+
+
 def test_empty_arrays_are_values_and_unset_properties_are_left_out(
         conn: RawConnection, shared_sim: Simulator, shared_si: Any) -> None:
     cookie = login(conn, shared_sim)

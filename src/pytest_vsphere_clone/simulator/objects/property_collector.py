@@ -40,8 +40,14 @@ def _declared_type(obj: SimObject, name: str) -> Any:
 
 
 def _typed(value: Any, declared: Any) -> Any:
-    """Give plain Python lists the pyVmomi array type the serializer needs."""
+    """Give plain Python lists the pyVmomi array type the serializer needs, plain strings their enum type.
+
+    An enum value is sent typed by its enum, as a vCenter does (<val xsi:type="VirtualMachinePowerState">),
+    not as xsd:string.
+    """
     if isinstance(value, list) and not hasattr(value, "Item") and issubclass(declared, list):
+        return declared(value)
+    if isinstance(value, str) and not isinstance(value, VmomiSupport.Enum) and issubclass(declared, VmomiSupport.Enum):
         return declared(value)
     return value
 
