@@ -11,6 +11,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,19 +150,22 @@ class VSphereConnection:
 
     ``host`` is ``host``, ``host:port`` or an https URL. TLS is verified against
     ``ca_bundle`` or the system store unless ``insecure``. ``timeout`` is the socket
-    timeout of every request (long polls stay below it). Use as a context manager or
+    timeout of every request (long polls stay below it). ``connect_timeout`` (default:
+    ``timeout``) bounds all of :meth:`connect`: TCP connect, TLS handshake, the API
+    version probe and the first SOAP calls, retries included. Use as a context manager or
     call :meth:`connect` and :meth:`close`.
     """
 
     def __init__(self, host: str, user: str, password: str | Secret, *, insecure: bool = False,
                  ca_bundle: str | os.PathLike[str] | None = None, timeout: float = 60.0,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, connect_timeout: float | None = None) -> None:
         self.endpoint = parse_endpoint(host)
         self.user = user
         self._password = Secret(password)
         self.insecure = insecure
         self.ca_bundle = ca_bundle
         self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout) if connect_timeout is not None else self.timeout
         self.retry_policy = retry or RetryPolicy()
         self.ssl_context = make_ssl_context(insecure, ca_bundle)
         self._si: Any = None
@@ -186,11 +190,19 @@ class VSphereConnection:
             return self
         if self.insecure:
             log.warning("TLS verification of vCenter %s is disabled (--vsphere-insecure)", self.endpoint)
+        deadline = time.monotonic() + self.connect_timeout
+        policy = RetryPolicy(attempts=CONNECT_POLICY.attempts, base_delay=CONNECT_POLICY.base_delay,
+                             max_delay=CONNECT_POLICY.max_delay, deadline=self.connect_timeout)
         try:
-            si = retry_call(self._smart_connect, policy=CONNECT_POLICY, what=f"connecting to vCenter {self.endpoint}")
+            si = retry_call(self._smart_connect, deadline, policy=policy, what=f"connecting to vCenter {self.endpoint}")
         except RetriesExhausted as exc:
             raise ConnectionFailed(str(self.endpoint), exc.last_error) from None
         self._soap_stub = si._stub
+        # The connect phase ran with the connect timeout as socket timeout; later requests get
+        # ``timeout`` (long polls need it). SoapStubAdapter opens connections with its schemeArgs
+        # (pyVmomi's httpConnectionTimeout); the pooled ones keep theirs, so they are dropped.
+        self._soap_stub.schemeArgs["timeout"] = self.timeout
+        self._soap_stub.DropConnections()
         from pyVmomi import vim
 
         stub = _ReloginStub(self._soap_stub, self._relogin, lambda: self._generation)
@@ -200,21 +212,38 @@ class VSphereConnection:
         self._session_manager_id = self._content.sessionManager._moId
         return self
 
-    def _smart_connect(self) -> Any:
+    def _smart_connect(self, deadline: float) -> Any:
+        """Probe the API version and log in, every socket operation bounded by ``deadline``.
+
+        Not pyVim's SmartConnect: its version probe opens an HTTPS connection without a
+        timeout, so a server that accepts TCP and never answers would hang it forever.
+        """
         from pyVim import connect as pyvim_connect
         from pyVmomi import vim, vmodl
 
         endpoint = self.endpoint
+        remaining = deadline - time.monotonic()
         try:
-            return pyvim_connect.SmartConnect(
-                protocol="https", host=endpoint.host, port=endpoint.port, path=endpoint.path, user=self.user,
-                pwd=self._password.reveal(), sslContext=self.ssl_context, httpConnectionTimeout=self.timeout)
+            if remaining <= 0:
+                raise TimeoutError("connect timeout used up")
+            version = self._api_version(remaining)
+            return pyvim_connect.Connect(
+                host=endpoint.host, port=endpoint.port, path=endpoint.path, user=self.user,
+                pwd=self._password.reveal(), service="hostd", adapter="SOAP", version=version,
+                sslContext=self.ssl_context, httpConnectionTimeout=max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            # A timeout used the rest of the connect timeout: trying again cannot succeed in time.
+            raise ConnectionFailed(str(endpoint), f"no answer within {self.connect_timeout:g} s (TCP connect, TLS "
+                                                  f"handshake and the first SOAP calls); if it is only slow, raise "
+                                                  f"--vsphere-connect-timeout") from None
         except ssl.SSLCertVerificationError as exc:
             raise TlsVerificationFailed(str(endpoint), exc.verify_message or str(exc.reason)) from None
         except ssl.SSLError as exc:
             raise TlsVerificationFailed(str(endpoint), f"TLS handshake failed: {exc.reason or exc}") from None
         except vim.fault.InvalidLogin:
             raise LoginFailed(self.user, str(endpoint)) from None
+        except VSphereCloneError:
+            raise
         except socket.gaierror as exc:
             raise ConnectionFailed(str(endpoint), f"cannot resolve host name ({exc.strerror})") from None
         except vmodl.MethodFault as fault:
@@ -225,6 +254,42 @@ class VSphereConnection:
             if faults.is_transient(exc):
                 raise  # retried by connect(); becomes ConnectionFailed below if it persists
             raise ConnectionFailed(str(endpoint), faults.describe(exc)) from None
+
+    def _api_version(self, timeout: float) -> str:
+        """The newest API version both pyVmomi and the server speak, from ``/sdk/vimServiceVersions.xml``.
+
+        The file the vSphere Web Services SDK documents for version negotiation: a ``namespaces``
+        document whose ``namespace`` entries list a ``version`` and its ``priorVersions``.
+        """
+        import http.client
+        from xml.etree import ElementTree
+
+        from pyVmomi.VmomiSupport import GetServiceVersions, versionIdMap
+
+        endpoint = self.endpoint
+        path = f"{endpoint.path}/vimServiceVersions.xml"
+        conn = http.client.HTTPSConnection(endpoint.host, endpoint.port, context=self.ssl_context, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        offered: set[str] = set()
+        if response.status == 200:
+            with contextlib.suppress(ElementTree.ParseError):
+                root = ElementTree.fromstring(body)
+                for namespace in root.iter("namespace"):
+                    if namespace.findtext("name", "urn:vim25").strip() == "urn:vim25":
+                        offered.update(v.text.strip() for v in namespace.iter("version") if v.text)
+        if not offered:
+            raise ConnectionFailed(str(endpoint), f"it answers HTTPS but is not a vSphere API endpoint (GET {path}: "
+                                                  f"HTTP {response.status}, no API versions listed)")
+        for version in GetServiceVersions("vim25"):
+            if versionIdMap.get(version) in offered:
+                return str(version)
+        raise ConnectionFailed(str(endpoint), f"it offers no API version this pyVmomi speaks "
+                                              f"({', '.join(sorted(offered))}); upgrade pyvmomi")
 
     def __enter__(self) -> VSphereConnection:
         return self.connect()

@@ -2,8 +2,9 @@
 
 Options mirror the pytest plugin's settings (``--vsphere-NAME`` there, ``--NAME`` here)
 and fall back to the same environment variables (``VSPHERE_NAME``); the pytest ini file
-is not read. Nothing printed here (lines, errors, log records) ever contains a password:
-every line passes through :meth:`Console.scrub`.
+is not read. Nothing printed here (lines, errors, log records) contains a password: messages
+are built without them, and as a safety net every line passes through :meth:`Console.scrub`,
+which replaces a password only where it stands as a whole value, never inside a word.
 """
 
 from __future__ import annotations
@@ -35,6 +36,17 @@ _CLI_NAMES = ("host", "user", "password", "insecure", "ca-bundle", "connect-time
               "guest-password", "template", "clone-type", "snapshot")
 #: Shorter "secrets" are not scrubbed: replacing every "ab" in the output would garble it, not protect anything.
 _MIN_SECRET = 4
+
+
+def whole_value(secret: str) -> re.Pattern[str]:
+    """``secret`` where it stands as a whole value: not preceded or followed by a word character.
+
+    With the password ``pass``, "--password=pass;" loses its value but "password" stays a word.
+    A side of the secret that is not a word character needs no boundary there.
+    """
+    before = r"(?<!\w)" if re.match(r"\w", secret[:1]) else ""
+    after = r"(?!\w)" if re.match(r"\w", secret[-1:]) else ""
+    return re.compile(before + re.escape(secret) + after)
 _VSPHERE_OPTION = re.compile(r"--vsphere-([a-z][a-z-]*[a-z])")
 
 
@@ -240,12 +252,14 @@ class Console:
 
     def __init__(self, args: argparse.Namespace | None = None, command: str = "") -> None:
         self.secrets = secrets_of(args)
+        self._patterns = [whole_value(secret) for secret in self.secrets]
         self.command = command or (getattr(args, "command", None) or "")
         self.renames: Mapping[str, str] = getattr(args, "option_renames", None) or {}
 
     def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
+        """``text`` with every known password (whole values of at least 4 characters) replaced by ``***``."""
+        for pattern in self._patterns:
+            text = pattern.sub("***", text)
         return text
 
     def out(self, text: str = "") -> None:

@@ -187,7 +187,7 @@ def _quiet(logger_name: str) -> Iterator[None]:
 def _tls_line(report: Report, insecure: bool, ca_bundle: str | None) -> None:
     if insecure:
         report.warn("tls", "certificate NOT verified (--insecure): anyone on the network path could pose as the "
-                           "vCenter and read the password; pass --ca-bundle with the vCenter's CA (its VMCA root) "
+                           "vCenter and read the password; use --ca-bundle with the vCenter's CA (its VMCA root) "
                            "instead")
     else:
         report.ok("tls", f"certificate verified against {ca_bundle or 'the system CA store'}")

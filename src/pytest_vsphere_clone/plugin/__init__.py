@@ -103,7 +103,4 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return None
-    described = settings.describe()
-    if not described:
-        return None
-    return ["vsphere-clone: " + ", ".join(described)]
+    return settings.header() or None

@@ -86,7 +86,7 @@ class Clone:
     # --- connections ------------------------------------------------------------------
 
     def ssh(self) -> paramiko.SSHClient:
-        """A connected paramiko SSHClient (host key pinned to the guest's own); reused across calls."""
+        """A connected paramiko SSHClient (host key checked per --vsphere-ssh-host-key-policy); reused across calls."""
         from ..connection import ssh
 
         settings = self._settings_or_fail()
@@ -94,7 +94,8 @@ class Clone:
             transport = self._ssh.get_transport() if self._ssh is not None else None
             if transport is None or not transport.is_active():
                 target = ssh.SshTarget(self.ip, settings.ssh_port, settings.guest_user or "root",
-                                       settings.guest_password, settings.ssh_key, self.host_keys)
+                                       settings.guest_password, settings.ssh_key, self.host_keys,
+                                       settings.ssh_host_key_policy, settings.known_hosts)
                 self._ssh = ssh.connect(target, settings.connect_timeout)
             return self._ssh
 

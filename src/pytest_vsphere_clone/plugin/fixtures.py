@@ -71,24 +71,39 @@ def vsphere_vm_factory(request: pytest.FixtureRequest) -> Iterator[Callable[...,
 
 
 def _with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
-    from .settings import SettingsError, _convert
+    """``settings`` with the factory's overrides, each checked like the same setting on the command line."""
+    from .settings import SettingsError, _convert, check_clone_settings
 
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
+        if key == "scope":
+            raise SettingsError("vsphere_vm_factory: scope cannot be overridden: the factory's clones live until "
+                                "the test ends; for a longer-lived clone declare a named fixture in ini "
+                                "vsphere_fixtures (e.g. 'web: template=T scope=module') or set --vsphere-scope")
         option = BY_NAME.get(key.replace("_", "-"))
         if option is None or option.group in ("connection", "embedded"):
             raise SettingsError(f"vsphere_vm_factory: {key!r} is not a clone, placement, guest, discovery, time "
                                 f"or teardown setting")
-        changes[option.attr] = value if not isinstance(value, str) else _convert(option, value)
-    if isinstance(changes.get("template"), str):
-        changes["template"] = (changes["template"],)
-    return settings.replace(**changes)
+        shown = "***" if option.secret else value
+        if value is None and option.kind not in ("str", "path", "cidr"):
+            raise SettingsError(f"vsphere_vm_factory: {key}=None: {key} needs a value")
+        try:
+            changes[option.attr] = None if value is None else _convert(option, value)
+        except ValueError as exc:
+            raise SettingsError(f"vsphere_vm_factory: invalid {key}={shown!r}: {exc}") from None
+    changed = settings.replace(**changes)
+    check_clone_settings(changed, "vsphere_vm_factory: ")
+    return changed
 
 
 @pytest.fixture(scope="session")
 def vsphere_service_instance(request: pytest.FixtureRequest) -> Any:
     """The connected pyVmomi ServiceInstance of this process's session."""
     return current_run(request.config).connection().si
+
+
+#: Marks the functions of named fixtures, to tell them from other fixtures of the same name.
+_NAMED = "_vsphere_named_fixture"
 
 
 def named_fixture(name: str, settings: Settings) -> Callable[..., Clone]:
@@ -100,6 +115,7 @@ def named_fixture(name: str, settings: Settings) -> Callable[..., Clone]:
 
     fixture.__name__ = name
     fixture.__doc__ = f"Clone fixture {name} from ini vsphere_fixtures ({settings.template[0]})."
+    setattr(fixture, _NAMED, name)
     return pytest.fixture(name=name, scope=PYTEST_SCOPES[settings.scope])(fixture)  # type: ignore[call-overload]
 
 
@@ -108,10 +124,57 @@ def named_fixtures_plugin(named: dict[str, Settings]) -> object:
 
     Not a class instance: pytest would bind the fixtures as methods, and warns that
     session-scoped fixtures defined as instance methods are deprecated (pytest 9).
+    The module also refuses names that another fixture has: one of the two would silently
+    replace the other (a named fixture ``tmp_path`` replaced pytest's own).
     """
     import types
 
     module = types.ModuleType("pytest_vsphere_clone.plugin.named_fixtures")
     for name, settings in named.items():
         setattr(module, f"named_{name}", named_fixture(name, settings))
+    names = tuple(named)
+    failing: dict[str, str] = {}  # xdist worker: test id -> the clash its fixtures have
+
+    # trylast: after pytest made its fixture manager, and before the run's own start-up checks.
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(session: pytest.Session) -> None:
+        """Names taken by pytest's or a plugin's fixtures: a usage error before anything else starts."""
+        clash = _first_clash(session, names, session)
+        if clash:
+            raise pytest.UsageError(clash)
+
+    def pytest_collection_finish(session: pytest.Session) -> None:
+        """Names taken by a conftest's or a test module's fixture (known once collected)."""
+        for item in session.items:
+            clash = _first_clash(session, names, item)
+            if clash and hasattr(session.config, "workerinput"):
+                # An xdist worker's usage error would only end it ("no active workers"), unexplained:
+                # the tests that see the clash fail with it instead.
+                failing[item.nodeid] = clash
+            elif clash:
+                raise pytest.UsageError(clash)
+
+    def pytest_runtest_setup(item: pytest.Item) -> None:
+        if item.nodeid in failing:
+            pytest.fail(failing[item.nodeid], pytrace=False)
+
+    module.pytest_sessionstart = pytest_sessionstart  # type: ignore[attr-defined]
+    module.pytest_collection_finish = pytest_collection_finish  # type: ignore[attr-defined]
+    module.pytest_runtest_setup = pytest_runtest_setup  # type: ignore[attr-defined]
     return module
+
+
+def _first_clash(session: pytest.Session, names: tuple[str, ...], node: Any) -> str | None:
+    """The message for the first named fixture that another fixture visible to ``node`` shares a name with."""
+    manager = getattr(session, "_fixturemanager", None)
+    if manager is None:
+        return None
+    for name in names:
+        others = [d for d in manager.getfixturedefs(name, node) or () if not hasattr(d.func, _NAMED)]
+        if others:
+            func = others[-1].func
+            where = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', name)}"
+            return (f"vsphere_fixtures: {name} is already the name of a fixture ({where}): the named clone fixture "
+                    f"would replace it, or be replaced by it; give the clone fixture another name in "
+                    f"vsphere_fixtures")
+    return None

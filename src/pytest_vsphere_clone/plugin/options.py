@@ -19,12 +19,14 @@ class Option:
     name: str
     group: str
     help: str
-    kind: str = "str"  # str | int | float | bool | choice | duration | cidr | path
+    kind: str = "str"  # str | int | port | float | bool | choice | duration | cidr | path
     default: object = None
     choices: tuple[str, ...] = ()
     secret: bool = False
     repeatable: bool = False
     metavar: str | None = None
+    #: Smallest allowed value (seconds for durations).
+    minimum: float | None = None
 
     @property
     def cli(self) -> str:
@@ -75,8 +77,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("guest-user", "guest", "Guest OS user for Guest Operations, SSH and WinRM."),
     Option("guest-password", "guest", "Password of the guest user.", secret=True),
     Option("ssh-key", "guest", "Private key file for SSH to the guest.", kind="path"),
-    Option("ssh-port", "guest", "SSH port of the guest.", kind="int", default=22),
-    Option("winrm-port", "guest", "WinRM port of the guest.", kind="int", default=5985),
+    Option("ssh-port", "guest", "SSH port of the guest (1-65535).", kind="port", default=22),
+    Option("ssh-host-key-policy", "guest", "How the guest's SSH host key is checked: guest = the keys read "
+           "through Guest Operations; known-hosts = a key in the --vsphere-known-hosts file, whatever host name "
+           "it is listed under (clones of one template share its keys); accept-new = trusted on first use.",
+           kind="choice", default="guest", choices=("guest", "known-hosts", "accept-new")),
+    Option("known-hosts", "guest", "OpenSSH known_hosts file for --vsphere-ssh-host-key-policy=known-hosts.",
+           kind="path", default="~/.ssh/known_hosts"),
+    Option("winrm-port", "guest", "WinRM port of the guest (1-65535).", kind="port", default=5985),
     Option("winrm-transport", "guest", "WinRM authentication transport.", kind="choice", default="ntlm",
            choices=("ntlm", "basic", "kerberos", "credssp")),
     Option("winrm-ssl", "guest", "Use HTTPS for WinRM.", kind="bool", default=False),
@@ -103,7 +111,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("collapse", "teardown", "Collapse the source's delta disks at the end of the run (after every clone "
            "of it is gone).", kind="choice", default="none", choices=("none", "snapshot", "promote")),
     Option("ttl", "teardown", "How long a clone may live before `vsphere-clone reap` destroys it (e.g. 2h, "
-           "90m).", kind="duration", default="2h"),
+           "90m; at least 1 minute).", kind="duration", default="2h", minimum=60),
     # embedded
     Option("simulator", "embedded", "Start the bundled vCenter simulator and point everything at it.",
            kind="bool", default=False),

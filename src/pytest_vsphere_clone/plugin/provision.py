@@ -91,9 +91,64 @@ class Provisioner:
             raise InvalidInstantSource(template.name, template.power_state)
         if settings.clone_type == "linked" or (settings.clone_type == "full" and settings.snapshot):
             LinkedClone().snapshot(template, settings.snapshot)
+        self.check_host_key_policy(name, settings)
         if name not in self._privileges_checked:
             check_privileges(self.run.connection(), [template.ref], [CLONE_PRIVILEGE], f"template {name!r}")
+            self._check_tools_installed(template)
             self._privileges_checked.add(name)
+
+    def _check_tools_installed(self, template: TemplateInfo) -> None:
+        """Refuse a source without VMware Tools: both discoveries need them (active runs its command
+        through Guest Operations, tools waits for their report), so every clone would wait out the
+        IP timeout.
+
+        ``GuestInfo.toolsVersionStatus2`` (vSphere API 5.0): "guestToolsNotInstalled: VMware Tools
+        has never been installed". It is the VM's configuration, known while it is powered off.
+        """
+        from ..client import props
+
+        status = props.read(self.run.connection(), template.ref, ["guest.toolsVersionStatus2"]) \
+            .get("guest.toolsVersionStatus2")
+        if status == "guestToolsNotInstalled":
+            raise ProvisionError(
+                f"template {template.name!r} has no VMware Tools (guest.toolsVersionStatus2 is "
+                f"guestToolsNotInstalled), and finding a clone's address needs them (--vsphere-discovery=active runs "
+                f"its command through them, tools waits for their report): install open-vm-tools (Linux) or VMware "
+                f"Tools (Windows) in {template.name}, then take a new snapshot for linked clones")
+
+    def check_host_key_policy(self, name: str, settings: Settings) -> None:
+        """Raise now when the SSH host-key policy cannot work for clones of ``name`` (Linux guests only)."""
+        from ..connection.ssh import OTHER_POLICIES, known_hosts_path, read_known_hosts
+
+        template = self.template(name)
+        if (settings.os if settings.os != "auto" else template.os_family) != "linux":
+            return  # no SSH: Windows clones are reached over WinRM
+        policy = settings.ssh_host_key_policy
+        if policy == "guest":
+            why = None
+            if not settings.guest_user:
+                why = "no --vsphere-guest-user is set"
+            elif not settings.guest_password:
+                why = (f"guest user {settings.guest_user!r} has no --vsphere-guest-password, and Guest Operations "
+                       f"log in with one")
+            elif self.run.connection().content.guestOperationsManager is None:
+                # ServiceContent.guestOperationsManager is optional: unset where the server offers none.
+                why = "this vCenter offers no Guest Operations (its guestOperationsManager is unset)"
+            if why:
+                raise ProvisionError(
+                    f"--vsphere-ssh-host-key-policy=guest reads the SSH host keys of each clone of {name} through "
+                    f"Guest Operations, which cannot work here ({why}): pass {OTHER_POLICIES}")
+        elif policy == "known-hosts":
+            path = known_hosts_path(settings.known_hosts)
+            try:
+                known = read_known_hosts(settings.known_hosts)
+            except OSError as exc:
+                raise ProvisionError(f"--vsphere-ssh-host-key-policy=known-hosts: cannot read {path} "
+                                     f"({exc.strerror or exc}): point --vsphere-known-hosts at the OpenSSH "
+                                     f"known_hosts file holding {name}'s host keys") from None
+            if not known.trusted:
+                raise ProvisionError(f"--vsphere-ssh-host-key-policy=known-hosts: {path} lists no host key: add "
+                                     f"{name}'s host keys to it (e.g. `ssh-keyscan` of a clone you trust)")
 
     def next_name(self, settings: Settings) -> str:
         self._counter += 1
@@ -111,6 +166,8 @@ class Provisioner:
 
         conn = self.run.connection()
         template = self.template(template_name)
+        # A factory's or named fixture's own policy: refused before a clone exists, as at the start.
+        self.check_host_key_policy(template_name, settings)
         placement = self.inventory().resolve_placement(template, PlacementSettings(
             **{o.attr: getattr(settings, o.attr) for o in OPTIONS if o.group == "placement"}))
         name = self.next_name(settings)
@@ -226,9 +283,11 @@ class Provisioner:
             else:
                 refresh_nics(guest, settings.network_refresh_command, timeout=remaining())
         output = ""
+        # Only the guest policy reads the host keys; the others need no Guest Operations for SSH.
+        read_keys = clone.os == "linux" and guest is not None and settings.ssh_host_key_policy == "guest"
         if settings.discovery == "active" and guest is not None:
             discovery = ActiveDiscovery(guest, address_filter, command=settings.discovery_command, fallback=tools,
-                                        also_run=HOST_KEYS_COMMAND if clone.os == "linux" else None,
+                                        also_run=HOST_KEYS_COMMAND if read_keys else None,
                                         prelude=prelude, check_prelude=check)
             found = discovery.discover(settings.ip_timeout, deadline=deadline)
             output = found.output
@@ -236,13 +295,13 @@ class Provisioner:
             found = tools.discover(settings.ip_timeout, deadline=deadline)
         clone.ip = found.ip
         clone.timings["ip"] = time.monotonic() - started
-        if clone.os == "linux" and guest is not None:
+        if read_keys and guest is not None:
             if not any(line.startswith(_KEY_PREFIXES) for line in output.splitlines()):
                 output = guest.run(HOST_KEYS_COMMAND, timeout=settings.connect_timeout).stdout
             clone.host_keys = tuple(line.strip() for line in output.splitlines() if line.startswith(_KEY_PREFIXES))
 
     def _connect(self, clone: Clone) -> None:
-        from ..connection.ssh import SshConnectError
+        from ..connection.ssh import SshConnectError, server_key
         from ..connection.winrm_session import WinRMConnectError
 
         started = time.monotonic()
@@ -250,7 +309,11 @@ class Provisioner:
             if clone.os == "windows":
                 clone.winrm()
             else:
-                clone.ssh()
+                client = clone.ssh()
+                if not clone.host_keys:
+                    # known-hosts or accept-new: the key the policy let through is pinned for every later
+                    # connection (reconnects, other workers of a shared clone, testinfra).
+                    clone.host_keys = (server_key(client),)
         except (SshConnectError, WinRMConnectError) as exc:
             raise ProvisionError(f"{clone.name} ({clone.ip}): {exc}") from None
         clone.timings["connect"] = time.monotonic() - started

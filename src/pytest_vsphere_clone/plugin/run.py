@@ -138,7 +138,8 @@ class VSphereRun:
                 if not s.host or not s.user:
                     raise pytest.UsageError("set --vsphere-host and --vsphere-user (or use --vsphere-simulator)")
                 self._conn = VSphereConnection(s.host, s.user, s.password or "", insecure=s.insecure,
-                                               ca_bundle=s.ca_bundle, timeout=max(60.0, s.connect_timeout)).connect()
+                                               ca_bundle=s.ca_bundle, timeout=max(60.0, s.connect_timeout),
+                                               connect_timeout=s.connect_timeout).connect()
             return self._conn
 
     def waiter(self) -> Waiter:

@@ -48,6 +48,8 @@ class Settings:
     guest_password: str | None = field(default=None, repr=False)
     ssh_key: Path | None = None
     ssh_port: int = 22
+    ssh_host_key_policy: str = "guest"
+    known_hosts: Path | None = None  # None: ~/.ssh/known_hosts
     winrm_port: int = 5985
     winrm_transport: str = "ntlm"
     winrm_ssl: bool = False
@@ -65,6 +67,8 @@ class Settings:
     ttl: float = 7200.0
     simulator: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: Environment variables that --vsphere-simulator set aside (names only, never values).
+    ignored_env: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (used by fixture factories and named fixtures)."""
@@ -80,6 +84,21 @@ class Settings:
             value = getattr(self, option.attr)
             shown = "***" if option.secret else (",".join(value) if isinstance(value, tuple) else value)
             lines.append(f"{option.name}={shown} ({source})")
+        return lines
+
+    def header(self) -> list[str]:
+        """The pytest header's lines: the settings not at their default, then what the user should know."""
+        lines = []
+        described = self.describe()
+        if described:
+            lines.append("vsphere-clone: " + ", ".join(described))
+        if self.ignored_env:
+            lines.append(f"vsphere-clone: --vsphere-simulator ignores {', '.join(self.ignored_env)} from the "
+                         f"environment: the simulator brings its own vCenter and guests")
+        if self.ssh_host_key_policy == "accept-new":
+            lines.append("vsphere-clone: warning: --vsphere-ssh-host-key-policy=accept-new trusts each clone's SSH "
+                         "host key on first use: a machine answering at a clone's address in its place would go "
+                         "unnoticed")
         return lines
 
 
@@ -106,8 +125,13 @@ def _convert(option: Option, raw: Any) -> Any:
         if lowered in _FALSE:
             return False
         raise ValueError("expected true or false")
-    if option.kind == "int":
-        value = int(text)
+    if option.kind in ("int", "port"):
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if option.kind == "port" and not 1 <= value <= 65535:
+            raise ValueError("must be a port number from 1 to 65535")
         if value < 0:
             raise ValueError("must not be negative")
         return value
@@ -117,7 +141,10 @@ def _convert(option: Option, raw: Any) -> Any:
             raise ValueError("must be greater than 0")
         return number
     if option.kind == "duration":
-        return parse_duration(text)
+        seconds = parse_duration(text)
+        if option.minimum is not None and seconds < option.minimum:
+            raise ValueError(f"must be at least {_span(option.minimum)}")
+        return seconds
     if option.kind == "choice":
         if text not in option.choices:
             raise ValueError(f"allowed: {', '.join(option.choices)}")
@@ -132,8 +159,21 @@ def _convert(option: Option, raw: Any) -> Any:
     return text or None
 
 
+def _span(seconds: float) -> str:
+    """``1 minute``, ``5 minutes``, ``30 s``: a minimum as people say it."""
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} s"
+
+
 def _describe_source(option: Option, source: str) -> str:
     return {"cli": option.cli, "env": option.env, "ini": option.ini}.get(source, source)
+
+
+#: Setting groups the bundled simulator dictates: values for a real vCenter and its guests that the
+#: environment holds (VSPHERE_HOST, VSPHERE_GUEST_PASSWORD, ...) would point the run away from it.
+SIMULATOR_GROUPS = ("connection", "placement", "guest")
 
 
 def resolve(
@@ -141,13 +181,23 @@ def resolve(
     ini: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Build Settings from CLI values (None = not given), ini values and the environment."""
+    """Build Settings from CLI values (None = not given), ini values and the environment.
+
+    With --vsphere-simulator, connection, placement and guest settings from the environment are
+    set aside (and listed in ``ignored_env``): they describe the user's real vCenter, not the simulator.
+    """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for option in OPTIONS:
-        for source, raw in (("cli", cli.get(option.name)), ("env", environ.get(option.env)),
-                            ("ini", ini.get(option.name))):
+    simulator_first = sorted(OPTIONS, key=lambda option: option.name != "simulator")
+    ignored: list[str] = []
+    for option in simulator_first:
+        env_value = environ.get(option.env)
+        if values.get("simulator") and option.group in SIMULATOR_GROUPS and env_value is not None:
+            if env_value.strip():
+                ignored.append(option.env)
+            env_value = None
+        for source, raw in (("cli", cli.get(option.name)), ("env", env_value), ("ini", ini.get(option.name))):
             if raw is None or raw == [] or (source == "ini" and raw == ""):
                 continue
             try:
@@ -158,13 +208,15 @@ def resolve(
                     f"invalid value {shown!r} for {_describe_source(option, source)}: {exc}") from None
             sources[option.name] = source
             break
-    settings = Settings(**values, sources=sources)
+    ordered = {o.name: sources[o.name] for o in OPTIONS if o.name in sources}
+    settings = Settings(**values, sources=ordered, ignored_env=tuple(sorted(ignored)))
     check_consistency(settings)
     return settings
 
 
 def check_consistency(settings: Settings) -> None:
     """Errors that involve several settings, each naming the fix."""
+    check_clone_settings(settings)
     if settings.simulator:
         return
     if settings.template and not settings.host:
@@ -174,6 +226,24 @@ def check_consistency(settings: Settings) -> None:
         raise SettingsError("--vsphere-host needs --vsphere-user (or VSPHERE_USER)")
     if settings.insecure and settings.ca_bundle:
         raise SettingsError("--vsphere-insecure and --vsphere-ca-bundle exclude each other: pick one")
+
+
+def check_clone_settings(settings: Settings, where: str = "") -> None:
+    """Errors within one clone's settings (the run's, a named fixture's, a factory call's).
+
+    ``where`` prefixes the message, e.g. ``"vsphere_fixtures: web: "``.
+    """
+    if settings.ip_network and settings.ip_family != "any":
+        import ipaddress  # only when the setting is used: the module costs start-up time
+
+        network = ipaddress.ip_network(settings.ip_network, strict=False)
+        wanted = 4 if settings.ip_family == "ipv4" else 6
+        if network.version != wanted:
+            raise SettingsError(
+                f"{where}--vsphere-ip-network={settings.ip_network} is an IPv{network.version} network, but "
+                f"--vsphere-ip-family={settings.ip_family} accepts only IPv{wanted} addresses, so no address "
+                f"could ever match: pass --vsphere-ip-family=ipv{network.version} (or any), or an IPv{wanted} "
+                f"--vsphere-ip-network")
 
 
 def parse_named_fixtures(lines: list[str], base: Settings) -> dict[str, Settings]:
@@ -188,6 +258,11 @@ def parse_named_fixtures(lines: list[str], base: Settings) -> dict[str, Settings
         if not sep or not name.isidentifier():
             raise SettingsError(f"vsphere_fixtures: {line!r} must look like 'NAME: key=value ...' with NAME a "
                                 f"Python identifier")
+        if name == "request":  # pytest's own pseudo fixture: no fixture may take its name
+            raise SettingsError("vsphere_fixtures: request is pytest's own request object, which no fixture may "
+                                "replace: give the clone fixture another name in vsphere_fixtures")
+        if name in fixtures:
+            raise SettingsError(f"vsphere_fixtures: {name} is declared twice: give each named fixture its own name")
         changes: dict[str, Any] = {}
         for pair in rest.split():
             key, eq, raw = pair.partition("=")
@@ -198,10 +273,12 @@ def parse_named_fixtures(lines: list[str], base: Settings) -> dict[str, Settings
             try:
                 changes[option.attr] = _convert(option, raw)
             except ValueError as exc:
-                raise SettingsError(f"vsphere_fixtures: {name}: invalid {key}={raw!r}: {exc}") from None
+                shown = "***" if option.secret else raw
+                raise SettingsError(f"vsphere_fixtures: {name}: invalid {key}={shown!r}: {exc}") from None
         if not changes.get("template") and not base.template:
             raise SettingsError(f"vsphere_fixtures: {name} needs template=NAME (or set --vsphere-template)")
         fixtures[name] = base.replace(**changes)
+        check_clone_settings(fixtures[name], f"vsphere_fixtures: {name}: ")
     return fixtures
 
 
