@@ -121,6 +121,17 @@ def test_session_expiry_logs_in_again_transparently(sim: Simulator, connect: Con
     assert sim.counters()["Login"] == 2
 
 
+def test_an_expired_session_reads_as_unset_and_the_key_logs_in_again(sim: Simulator, connect: Connect) -> None:
+    # SessionManager.currentSession reads as unset without a valid session (no fault): the client
+    # must take that as "expired" and log in again.
+    conn = connect(sim)
+    first = conn.session_key
+    sim.expire_sessions()
+    second = conn.session_key
+    assert first and second and second != first
+    assert conn.generation == 1  # one log-in again (generations count from 0)
+
+
 def test_relogin_with_a_changed_password_is_a_login_error(sim: Simulator, connect: Connect) -> None:
     conn = connect(sim)
     sim.expire_sessions()

@@ -362,7 +362,13 @@ class VSphereConnection:
         """The current session's key (for HasPrivilegeOnEntities)."""
         manager = self.content.sessionManager
         assert manager is not None
+        generation = self._generation
         session = self.call(lambda: manager.currentSession)
+        if session is None:
+            # SessionManager.currentSession is unset for a caller without a valid session (it is readable
+            # anonymously): ours expired. Log in again and read it once more.
+            self._relogin(generation)
+            session = self.call(lambda: manager.currentSession)
         return session.key if session is not None else None
 
     # --- calls -------------------------------------------------------------------------
