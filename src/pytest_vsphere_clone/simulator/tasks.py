@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +13,7 @@ from pyVmomi import VmomiSupport, vim, vmodl
 
 from .objects.base import ManagedEntity, SimObject, vmomi_method
 from .objects.events import post_task_event, set_current_task
+from .provisioning_limits import ResourceLimits
 
 if TYPE_CHECKING:
     from .vcenter import CallContext, VCenter
@@ -95,6 +96,8 @@ class TaskRunner:
         self._threads_lock = threading.Lock()
         #: Recent real time of each operation's work, by operation (see _run).
         self._work_estimate: dict[str, float] = {}
+        #: Costs of provisioning and migrations per host and datastore: more than they bear queue.
+        self.limits = ResourceLimits(vc)
 
     def start(
         self,
@@ -106,12 +109,14 @@ class TaskRunner:
         *,
         description: str | None = None,
         cancelable: bool = False,
+        costs: Mapping[SimObject, int] | None = None,
     ) -> Any:
         """Create a task for ``method`` on ``entity`` and run ``work`` after the operation's latency.
 
         ``work`` runs without the lock (it takes it where it edits state); its
         return value is the task's result and a MethodFault it raises is the
-        task's error.
+        task's error. ``costs``: what the operation costs against hosts and datastores
+        (see provisioning_limits); the task stays ``queued`` until they fit.
         """
         vc = self.vc
         if ctx.task_fault is not None:
@@ -154,19 +159,27 @@ class TaskRunner:
         # state read live) costs more than one of a frozen source.
         kind = f"{operation}:{'frozen' if getattr(entity, 'frozen', False) else 'running'}" \
             if operation == "clone.instant" else operation
-        thread = threading.Thread(target=self._run, args=(task, operation, work, kind), name=f"sim-{mo_id}",
-                                  daemon=True)
+        thread = threading.Thread(target=self._run, args=(task, operation, work, kind, dict(costs or {})),
+                                  name=f"sim-{mo_id}", daemon=True)
         with self._threads_lock:
             self._threads.add(thread)
         thread.start()
         return task.ref
 
-    def _run(self, task: Task, operation: str, work: Callable[[], Any], kind: str | None = None) -> None:
+    def _run(self, task: Task, operation: str, work: Callable[[], Any], kind: str | None = None,
+             costs: Mapping[SimObject, int] | None = None) -> None:
         set_current_task(task)  # events the work posts join the task's chain
         profile = self.vc.profile
+        held: Mapping[SimObject, int] = {}
         try:
             queued = profile.duration("task.queue")
             time.sleep(queued)
+            # TaskInfo.state "queued": "When there are too many tasks for threads to handle." A
+            # provisioning operation also waits here while its hosts or datastores are at their
+            # maximum cost (vSphere docs, "Limits on Simultaneous Migrations").
+            if not self.limits.acquire(costs or {}, lambda: self.vc.closed or bool(task.info.cancelled)):
+                raise vmodl.fault.RequestCanceled(msg="The task was canceled before it started.")
+            held = costs or {}
             task.update(state="running", startTime=utcnow(), progress=0)
             # The profile's duration is the whole operation on vSphere; the simulator's own real
             # work (a guest's disk and namespace, say) is part of it, not added after it: it is
@@ -203,6 +216,7 @@ class TaskRunner:
             # state "success" or "error" for a while), so a filter that reaches tasks through
             # recentTask sees how they ended; _prune drops it with the task.
             task.finished_at = time.time()
+            self.limits.release(held)  # after completeTime: the next operation starts after this one ended
             with self._threads_lock:
                 self._threads.discard(threading.current_thread())
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
+from ..provisioning_limits import provisioning_costs
 from .base import vmomi_method
 from .disks import MAX_CHAIN_LENGTH, DiskLayer
 from .events import post_clone_events, post_vm_event
@@ -85,7 +86,11 @@ class CloneMethods(SnapshotMethods):
     @vmomi_method("VirtualMachine.Provisioning.Clone")
     def CloneVM_Task(self, ctx: CallContext, folder: Any, name: str, spec: Any) -> Any:
         with self.vc.lock:
-            self._placement(ctx, spec.location, folder)  # privileges and references fail the call itself
+            # Privileges and references fail the call itself. Cloning costs 1 against the hosts it
+            # involves (vSphere docs, "Limits on Simultaneous Migrations": "other provisioning
+            # operations", such as cloning); more than the maximum cost of a host queue.
+            _, _, target_host, _ = self._placement(ctx, spec.location, folder)
+            costs = provisioning_costs(self.host, target_host)
         move_type = spec.location.diskMoveType if spec.location else None
         operation = "clone.linked" if move_type == LINKED else "clone.full"
 
@@ -132,7 +137,7 @@ class CloneMethods(SnapshotMethods):
                 new_vm.start_guest()
             return new_vm.ref
 
-        return self.vc.tasks.start(ctx, self, "CloneVM_Task", operation, clone)
+        return self.vc.tasks.start(ctx, self, "CloneVM_Task", operation, clone, costs=costs)
 
     @vmomi_method("VirtualMachine.Provisioning.Clone")
     def InstantClone_Task(self, ctx: CallContext, spec: Any) -> Any:
@@ -141,6 +146,7 @@ class CloneMethods(SnapshotMethods):
             self._placement(ctx, location, location.folder if location else None)
             if location and location.deviceChange:
                 ctx.require("VirtualMachine.Config.EditDevice", self)
+            costs = provisioning_costs(self.host)  # a provisioning operation on the source's host
 
         def instant_clone() -> Any:
             with self.vc.lock:
@@ -203,7 +209,7 @@ class CloneMethods(SnapshotMethods):
             post_clone_events(self, spec.name, folder, host, clone=new_vm)
             return new_vm.ref
 
-        return self.vc.tasks.start(ctx, self, "InstantClone_Task", "clone.instant", instant_clone)
+        return self.vc.tasks.start(ctx, self, "InstantClone_Task", "clone.instant", instant_clone, costs=costs)
 
     @vmomi_method("VirtualMachine.Provisioning.PromoteDisks")
     def PromoteDisks_Task(self, ctx: CallContext, unlink: bool, disks: list[Any] | None = None) -> Any:

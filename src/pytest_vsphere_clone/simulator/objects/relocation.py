@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
 
-from .base import vmomi_method
+from ..provisioning_limits import (
+    STORAGE_VMOTION_DATASTORE_COST,
+    STORAGE_VMOTION_HOST_COST,
+    VMOTION_DATASTORE_COST,
+    VMOTION_HOST_COST,
+    provisioning_costs,
+)
+from .base import SimObject, vmomi_method
 from .disks import DiskLayer
 from .snapshots import SnapshotMethods
 
@@ -78,7 +85,8 @@ class RelocateMethods(SnapshotMethods):
     @vmomi_method("Resource.ColdMigrate")
     def RelocateVM_Task(self, ctx: CallContext, spec: Any, priority: str | None = None) -> Any:
         with self.vc.lock:
-            self._relocation(ctx, spec)  # privileges and references fail the call itself
+            _, _, host, datastore = self._relocation(ctx, spec)  # privileges and references fail the call itself
+            costs = self._migration_costs(host, datastore)
 
         def relocate() -> None:
             with self.vc.lock:
@@ -95,7 +103,30 @@ class RelocateMethods(SnapshotMethods):
                     folder.attach(self)
                 self.changed()
 
-        return self.vc.tasks.start(ctx, self, "RelocateVM_Task", "relocate", relocate)
+        return self.vc.tasks.start(ctx, self, "RelocateVM_Task", "relocate", relocate, costs=costs)
+
+    def _migration_costs(self, host: HostSystem, datastore: Datastore) -> dict[SimObject, int]:
+        """What moving to ``host`` and ``datastore`` costs (vSphere docs, "Limits on Simultaneous Migrations").
+
+        Powered off it is a cold migration, one of the "other provisioning operations" (1 against
+        each host). Powered on: vMotion costs 1 against each host and the shared datastore, Storage
+        vMotion 4 against the host and 16 against the source and destination datastores; "vMotion
+        without shared storage is equivalent to a Storage vMotion". A move of folder or pool only
+        migrates nothing.
+        """
+        moves_host, moves_disks = host is not self.host, datastore is not self.datastore
+        if not (moves_host or moves_disks):
+            return {}
+        if self.power_state != "poweredOn":
+            return provisioning_costs(self.host, host)
+        costs: dict[SimObject, int] = {}
+        host_cost = STORAGE_VMOTION_HOST_COST if moves_disks else VMOTION_HOST_COST
+        costs.update({self.host: host_cost, host: host_cost})
+        if moves_disks:
+            costs.update({self.datastore: STORAGE_VMOTION_DATASTORE_COST, datastore: STORAGE_VMOTION_DATASTORE_COST})
+        else:
+            costs[datastore] = VMOTION_DATASTORE_COST
+        return costs
 
     def _move_disks(self, datastore: Datastore, move_type: str) -> None:
         """Copy the VM's disk chain (as the move type asks) to ``datastore``; caller holds the lock.

@@ -1,0 +1,174 @@
+"""Documented vCenter behaviours the simulator models, seen through the real pyVmomi client.
+
+- At most 8 provisioning operations run at once per ESXi host; more queue (vSphere docs, "Limits on
+  Simultaneous Migrations").
+- InstantClone_Task (and cloning at all) is not available on a direct ESXi connection (vSphere SDK
+  guide, "Limitations of Instant Clones").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyVmomi import vim, vmodl
+from sim_helpers import close, connect, linked_clone_spec, vm_by_name, wait
+
+from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+from pytest_vsphere_clone.simulator.latency import FAST_TIMES, LatencyProfile
+
+PC = vmodl.query.PropertyCollector
+HOST_LIMIT_SETTING = "config.vpxd.ResourceManager.maxCostPerEsx6xHost"
+
+#: Two hosts with a template and a frozen source each, two datastores and four running VMs on esx1.
+INVENTORY: dict[str, Any] = {"datacenters": [{
+    "name": "dc1",
+    "datastores": [{"name": "datastore1"}, {"name": "datastore2"}],
+    "clusters": [{"name": "cluster1", "hosts": ["esx1", "esx2"]}],
+    "vms": [
+        {"name": "linux-template", "host": "esx1", "snapshots": ["base"]},
+        {"name": "linux-frozen", "host": "esx1", "power": "poweredOn", "frozen": True},
+        {"name": "other-template", "host": "esx2", "snapshots": ["base"]},
+        *({"name": f"running-{n}", "host": "esx1", "power": "poweredOn"} for n in range(4)),
+    ],
+}]}
+
+
+@pytest.fixture
+def busy_sim(tmp_path: Path) -> Iterator[Simulator]:
+    """A simulator whose clones and relocations take half a second each: long enough to overlap."""
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps(INVENTORY))
+    with Simulator(SimulatorConfig(inventory=path)) as simulator:
+        assert simulator.vc is not None
+        simulator.vc.options.profile = LatencyProfile("slow-provisioning", {
+            **FAST_TIMES, "clone.linked": (0.5, 0.5), "clone.instant": (0.5, 0.5), "relocate": (0.5, 0.5)})
+        yield simulator
+
+
+@pytest.fixture
+def busy_si(busy_sim: Simulator) -> Iterator[Any]:
+    si = connect(busy_sim)
+    yield si
+    close(si)
+
+
+def _states(si: Any, tasks: list[Any]) -> list[str]:
+    """Every task's info.state, read in one RetrievePropertiesEx."""
+    spec = PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=t) for t in tasks],
+                         propSet=[PC.PropertySpec(type=vim.Task, pathSet=["info.state"])])
+    result = si.content.propertyCollector.RetrievePropertiesEx(specSet=[spec], options=PC.RetrieveOptions())
+    state = {o.obj._moId: o.propSet[0].val for o in result.objects}
+    return [state[t._moId] for t in tasks]
+
+
+def _most_at_once(infos: list[Any]) -> int:
+    """The most tasks that ran at the same time, from their startTime and completeTime."""
+    events: list[tuple[datetime, int]] = []
+    for info in infos:
+        events += [(info.startTime, 1), (info.completeTime, -1)]
+    running = most = 0
+    for _, change in sorted(events):  # at equal times an end (-1) sorts before a start
+        running += change
+        most = max(most, running)
+    return most
+
+
+def _linked_clones(template: Any, names: list[str], **location: Any) -> list[Any]:
+    snapshot = template.snapshot.currentSnapshot
+    return [template.CloneVM_Task(folder=template.parent, name=name,
+                                  spec=linked_clone_spec(snapshot, location=vim.vm.RelocateSpec(
+                                      diskMoveType="createNewChildDiskBacking", **location)))
+            for name in names]
+
+
+def _entity(si: Any, kind: type, name: str) -> Any:
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [kind], True)
+    try:
+        return next(obj for obj in view.view if obj.name == name)
+    finally:
+        view.DestroyView()
+
+
+# --- at most 8 provisioning operations per host ---------------------------------------------------
+
+
+def test_ten_clones_on_one_host_run_eight_at_a_time(busy_si: Any) -> None:
+    template, frozen = vm_by_name(busy_si, "linux-template"), vm_by_name(busy_si, "linux-frozen")
+    tasks = _linked_clones(template, [f"linked-{n}" for n in range(6)])
+    tasks += [frozen.InstantClone_Task(spec=vim.vm.InstantCloneSpec(name=f"instant-{n}",
+                                                                    location=vim.vm.RelocateSpec()))
+              for n in range(4)]
+    states = _states(busy_si, tasks)
+    # Eight run; the ninth and tenth wait in "queued" (the task-queue draw of the fast profile is 0).
+    assert states.count("running") <= 8
+    assert "queued" in states, states
+    for task in tasks:
+        wait(task)
+    infos = [t.info for t in tasks]
+    assert [i.state for i in infos] == ["success"] * 10
+    assert _most_at_once(infos) == 8
+    assert sorted(i.result.name for i in infos) == sorted([f"linked-{n}" for n in range(6)]
+                                                          + [f"instant-{n}" for n in range(4)])
+    # The queued ones started only after one of the first eight had ended.
+    first_end = min(i.completeTime for i in infos)
+    assert sum(i.startTime >= first_end for i in infos) >= 2
+
+
+def test_the_limit_is_per_host(busy_si: Any) -> None:
+    tasks = _linked_clones(vm_by_name(busy_si, "linux-template"), [f"esx1-{n}" for n in range(10)])
+    others = _linked_clones(vm_by_name(busy_si, "other-template"), ["esx2-0", "esx2-1"])
+    states = _states(busy_si, tasks + others)
+    assert "queued" in states[:10], states  # esx1 is at its maximum...
+    assert states[10:] == ["running", "running"], states  # ...esx2 is not
+    for task in tasks + others:
+        wait(task)
+
+
+def test_a_clone_to_another_host_costs_against_both(busy_si: Any) -> None:
+    esx2 = _entity(busy_si, vim.HostSystem, "esx2")
+    blockers = _linked_clones(vm_by_name(busy_si, "other-template"), [f"on-esx2-{n}" for n in range(8)])
+    # The source is on esx1, the clone goes to esx2: esx2 has no room left.
+    [across] = _linked_clones(vm_by_name(busy_si, "linux-template"), ["across"], host=esx2)
+    assert _states(busy_si, [across]) == ["queued"]
+    for task in blockers:
+        wait(task)
+    assert wait(across).runtime.host == esx2
+    assert across.info.startTime >= min(t.info.completeTime for t in blockers)
+
+
+def test_the_host_maximum_is_a_vcenter_advanced_setting(busy_si: Any) -> None:
+    settings = busy_si.content.setting
+    settings.UpdateOptions(changedValue=[vim.option.OptionValue(key=HOST_LIMIT_SETTING, value=2)])
+    assert settings.QueryOptions(HOST_LIMIT_SETTING)[0].value == 2
+    tasks = _linked_clones(vm_by_name(busy_si, "linux-template"), [f"two-{n}" for n in range(4)])
+    for task in tasks:
+        wait(task)
+    assert _most_at_once([t.info for t in tasks]) == 2
+
+
+def test_storage_vmotion_costs_four_against_the_host(busy_si: Any) -> None:
+    datastore2 = _entity(busy_si, vim.Datastore, "datastore2")
+    vms = [vm_by_name(busy_si, f"running-{n}") for n in range(3)]
+    # Powered on, a move to another datastore is a Storage vMotion: 4 of the host's 8, so two at once.
+    tasks = [vm.RelocateVM_Task(spec=vim.vm.RelocateSpec(datastore=datastore2)) for vm in vms]
+    for task in tasks:
+        wait(task)
+    assert _most_at_once([t.info for t in tasks]) == 2
+    assert all(list(vm.datastore) == [datastore2] and vm.runtime.powerState == "poweredOn" for vm in vms)
+
+
+def test_vmotion_and_cold_migration_cost_one(busy_si: Any) -> None:
+    esx2 = _entity(busy_si, vim.HostSystem, "esx2")
+    running = [vm_by_name(busy_si, f"running-{n}") for n in range(4)]
+    template = vm_by_name(busy_si, "linux-template")
+    cold = [wait(t) for t in _linked_clones(template, [f"cold-{n}" for n in range(4)])]  # powered off
+    tasks = [vm.RelocateVM_Task(spec=vim.vm.RelocateSpec(host=esx2)) for vm in running + cold]
+    for task in tasks:
+        wait(task)
+    assert 2 < _most_at_once([t.info for t in tasks]) <= 8  # 4 vMotions and 4 cold migrations fit esx1's 8
+    assert all(vm.runtime.host == esx2 for vm in running + cold)
