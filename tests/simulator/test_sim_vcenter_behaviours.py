@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim, vmodl
-from sim_helpers import close, connect, linked_clone_spec, vm_by_name, wait
+from sim_helpers import close, connect, linked_clone_spec, vm_by_name, wait, wait_fault
 
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+from pytest_vsphere_clone.simulator.inventory import InventoryError
 from pytest_vsphere_clone.simulator.latency import FAST_TIMES, LatencyProfile
 
 PC = vmodl.query.PropertyCollector
@@ -172,3 +173,58 @@ def test_vmotion_and_cold_migration_cost_one(busy_si: Any) -> None:
         wait(task)
     assert 2 < _most_at_once([t.info for t in tasks]) <= 8  # 4 vMotions and 4 cold migrations fit esx1's 8
     assert all(vm.runtime.host == esx2 for vm in running + cold)
+
+
+# --- a direct ESXi connection offers no cloning ---------------------------------------------------
+
+
+@pytest.fixture
+def esxi_sim() -> Iterator[Simulator]:
+    with Simulator(SimulatorConfig(api_type="HostAgent")) as simulator:
+        yield simulator
+
+
+def test_esxi_mode_reports_a_host_agent(esxi_sim: Simulator) -> None:
+    si = connect(esxi_sim)
+    try:
+        about = si.content.about
+        assert (about.apiType, about.productLineId, about.name) == ("HostAgent", "embeddedEsx", "VMware ESXi")
+        assert about.fullName.startswith("VMware ESXi 8.0.3")
+    finally:
+        close(si)
+
+
+def test_esxi_mode_refuses_instant_and_linked_clones(esxi_sim: Simulator) -> None:
+    si = connect(esxi_sim)
+    try:
+        frozen, template = vm_by_name(si, "linux-frozen"), vm_by_name(si, "linux-template")
+        before = esxi_sim.vm_names()
+        # As ESXi does: the task starts and ends with NotSupported (the vSphere SDK guide, "Limitations
+        # of Instant Clones": not available when connected directly to ESXi; govmomi #1469: "ESXi does
+        # not support the CloneVM method, regardless of license").
+        for task in (frozen.InstantClone_Task(spec=vim.vm.InstantCloneSpec(name="ic", location=vim.vm.RelocateSpec())),
+                     *_linked_clones(template, ["lc"])):
+            fault = wait_fault(task)
+            assert isinstance(fault, vmodl.fault.NotSupported), fault
+            assert fault.msg == "The operation is not supported on the object."
+        assert esxi_sim.vm_names() == before
+    finally:
+        close(si)
+
+
+def test_the_inventory_file_may_ask_for_esxi(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps({"api_type": "HostAgent", **INVENTORY}))
+    with Simulator(SimulatorConfig(inventory=path)) as simulator:
+        si = connect(simulator)
+        try:
+            assert si.content.about.apiType == "HostAgent"
+        finally:
+            close(si)
+    path.write_text(json.dumps({"api_type": "ESXi", **INVENTORY}))
+    with pytest.raises(InventoryError, match="api_type must be one of VirtualCenter, HostAgent, not 'ESXi'"):
+        Simulator(SimulatorConfig(inventory=path)).start()
+
+
+def test_a_vcenter_clones(shared_si: Any) -> None:
+    assert shared_si.content.about.apiType == "VirtualCenter"

@@ -2,7 +2,8 @@
 
 Shape (every key optional but ``datacenters``)::
 
-    {"datacenters": [{"name": "dc1",
+    {"api_type": "VirtualCenter",  # or "HostAgent": answer as an ESXi host reached directly
+     "datacenters": [{"name": "dc1",
         "datastores": [{"name": "datastore1", "capacity_gb": 2048}],
         "networks": ["VM Network"],
         "clusters": [{"name": "cluster1", "hosts": ["esx1", {"name": "esx2", "cpu_cores": 32, "memory_gb": 512}]}],
@@ -25,7 +26,7 @@ from .auth import PRIVILEGES
 from .objects.custom_fields import CustomFieldsManager
 from .objects.disks import MB
 from .objects.events import event_manager
-from .objects.host import HostHardware
+from .objects.host import HostHardware, product
 from .objects.inventory import (
     GB,
     ClusterComputeResource,
@@ -43,6 +44,7 @@ from .objects.virtual_machine import VirtualMachine
 from .tasks import TaskManager
 from .vcenter import VCenter
 
+API_TYPES = ("VirtualCenter", "HostAgent")
 LINUX_GUEST_ID = "ubuntu64Guest"
 WINDOWS_GUEST_ID = "windows2019srvNext_64Guest"
 
@@ -83,6 +85,8 @@ def load_inventory_file(path: Path) -> dict[str, Any]:
 
 def build_service(vc: VCenter) -> None:
     """Create the ServiceInstance, its managers and the root folder."""
+    if vc.options.api_type not in API_TYPES:
+        raise InventoryError(f"api_type must be one of {', '.join(API_TYPES)}, not {vc.options.api_type!r}")
     root = Folder(vc, "group-d1", "Datacenters", None, ["Folder", "Datacenter"])
     vc.root_folder = root
     managers = {
@@ -95,7 +99,7 @@ def build_service(vc: VCenter) -> None:
         "customFieldsManager": CustomFieldsManager(vc, "CustomFieldsManager"),
         **build_service_managers(vc),
     }
-    about = vim.AboutInfo(
+    about = product() if vc.options.host_agent else vim.AboutInfo(
         name="VMware vCenter Server", fullName="VMware vCenter Server 8.0.3 build-24022515 (pytest-vsphere-clone "
         "simulator)", vendor="VMware, Inc.", version="8.0.3", build="24022515", localeVersion="INTL",
         localeBuild="000", osType="linux-x64", productLineId="vpx", apiType="VirtualCenter", apiVersion="8.0.3.0",

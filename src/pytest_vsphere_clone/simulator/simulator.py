@@ -42,6 +42,9 @@ class SimulatorConfig:
     guests: bool = False
     state_dir: Path | None = None
     extra_users: tuple[tuple[str, str, frozenset[str]], ...] = field(default=())
+    #: ``AboutInfo.apiType``: None takes the inventory's ``api_type`` (default "VirtualCenter");
+    #: "HostAgent" answers as an ESXi host reached directly, which offers no cloning.
+    api_type: str | None = None
     #: Report ManagedEntity.recentTask changes to property collectors (see VCenterOptions).
     recent_task_updates: bool = False
 
@@ -74,7 +77,8 @@ class Simulator:
             self._state_dir.mkdir(parents=True, exist_ok=True)
         try:
             vc = VCenter(VCenterOptions(profile=profile, session_idle_timeout=config.session_idle_timeout,
-                                        recent_task_updates=config.recent_task_updates))
+                                        recent_task_updates=config.recent_task_updates,
+                                        api_type=config.api_type or data.get("api_type") or "VirtualCenter"))
             self.vc = vc
             vc.authorizer.add_user(config.user, self.password)
             for name, password, denied in config.extra_users:

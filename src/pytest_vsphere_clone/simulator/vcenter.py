@@ -56,6 +56,14 @@ class VCenterOptions:
     #: vSphere Servers might not generate property collector update notifications for this
     #: property."): clients must follow tasks through the Task objects themselves.
     recent_task_updates: bool = False
+    #: ``AboutInfo.apiType``: "VirtualCenter" (a vCenter), or "HostAgent" to stand for a direct
+    #: connection to an ESXi host, which offers no cloning (see objects/cloning.py).
+    api_type: str = "VirtualCenter"
+
+    @property
+    def host_agent(self) -> bool:
+        """True when the simulator stands for an ESXi host reached directly."""
+        return self.api_type == "HostAgent"
 
 
 class VCenter:

@@ -24,8 +24,21 @@ SHARING_MOVE_TYPES = {LINKED, "moveChildMostDiskBacking", "moveAllDiskBackingsAn
                       "moveAllDiskBackingsAndDisallowSharing", "moveAllDiskBackingsAndConsolidate"}
 
 
+#: What an ESXi host answers to a clone (vmodl.fault.NotSupported: "Thrown if the method is not supported
+#: on the server. Not all methods are supported on all servers (for example, an ESX Server host supports
+#: less functionality than a VirtualCenter server)"). Real hosts start the task and fail it (govmomi #1469,
+#: pyvmomi-community-samples #628: "ESXi does not support the Clone API"); the vSphere SDK guide's
+#: "Limitations of Instant Clones": not available when connected directly to ESXi.
+HOST_AGENT_REFUSAL = "The operation is not supported on the object."
+
+
 class CloneMethods(SnapshotMethods):
     """Cloning operations of a VirtualMachine (mixed into it)."""
+
+    def _refuse_on_host_agent(self) -> None:
+        """On a direct ESXi connection cloning ends with NotSupported (see HOST_AGENT_REFUSAL)."""
+        if self.vc.options.host_agent:
+            raise vmodl.fault.NotSupported(msg=HOST_AGENT_REFUSAL)
 
     def _placement(self, ctx: CallContext, location: Any, folder_ref: Any) -> tuple[Folder, ResourcePool,
                                                                                     HostSystem, Datastore]:
@@ -95,6 +108,7 @@ class CloneMethods(SnapshotMethods):
         operation = "clone.linked" if move_type == LINKED else "clone.full"
 
         def clone() -> Any:
+            self._refuse_on_host_agent()
             with self.vc.lock:
                 target_folder, pool, host, datastore = self._placement(ctx, spec.location, folder)
                 post_clone_events(self, name, target_folder, host)
@@ -149,6 +163,7 @@ class CloneMethods(SnapshotMethods):
             costs = provisioning_costs(self.host)  # a provisioning operation on the source's host
 
         def instant_clone() -> Any:
+            self._refuse_on_host_agent()
             with self.vc.lock:
                 if self.power_state != "poweredOn":
                     raise vim.fault.InvalidPowerState(
