@@ -39,6 +39,43 @@ CLONE_TYPES = ("linked", "instant", "full")
 _ACTIVE_TASK_STATES = ("queued", "running")
 
 
+class CloningNeedsVCenter(VSphereCloneError):
+    """The endpoint is an ESXi host reached directly: it offers neither instant nor linked/full clones."""
+
+    def __init__(self, endpoint: str, clone_type: str, product: str) -> None:
+        self.endpoint = endpoint
+        self.clone_type = clone_type
+        method = "InstantClone_Task" if clone_type == "instant" else "CloneVM_Task"
+        other = "CloneVM_Task (linked and full clones)" if clone_type == "instant" else \
+            "InstantClone_Task (instant clones)"
+        super().__init__(
+            f"{endpoint} is an ESXi host reached directly ({product}, apiType HostAgent), and ESXi offers no "
+            f"{method} for {clone_type} clones (vSphere SDK guide, Limitations of Instant Clones: not available when "
+            f"connected directly to ESXi), nor {other}: point --vsphere-host at the vCenter that manages this host")
+
+
+def cloning_endpoint_problem(conn: VSphereConnection, clone_type: str) -> CloningNeedsVCenter | None:
+    """Why ``conn`` cannot clone at all, or None: an ESXi host reached directly cannot.
+
+    ``AboutInfo.apiType`` (API reference): "Indicates whether or not the service instance represents a
+    standalone host ... 'VirtualCenter' - For a VirtualCenter instance. 'HostAgent' - For host agent on an
+    ESX Server or VMware Server host." ESXi answers InstantClone_Task and CloneVM_Task with NotSupported
+    ("The operation is not supported on the object."; govmomi #1469: "ESXi does not support the CloneVM
+    method, regardless of license"). ServiceContent was read at login: this costs no round trip.
+    """
+    about = conn.content.about
+    if about is None or about.apiType != "HostAgent":
+        return None
+    return CloningNeedsVCenter(str(conn.endpoint), clone_type, about.fullName or about.name or "ESXi")
+
+
+def require_vcenter(conn: VSphereConnection, clone_type: str) -> None:
+    """Raise :class:`CloningNeedsVCenter` when ``conn`` is a direct ESXi connection."""
+    problem = cloning_endpoint_problem(conn, clone_type)
+    if problem is not None:
+        raise problem
+
+
 @dataclass
 class CloneRequest:
     """Everything one clone needs; names are chosen by the caller and must be unique in the folder."""
@@ -113,6 +150,7 @@ class CloneStrategy(ABC):
         from .teardown import destroy
 
         warnings: list[str] = []
+        require_vcenter(conn, self.clone_type)  # one clear error, not a NotSupported task per clone
         if request.marker is not None and not request.marker.template:
             request.marker = request.marker.for_template(request.template.name)
         spec = self.build_spec(conn, request, warnings)

@@ -167,6 +167,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         report.ok("connection", f"vCenter {conn.endpoint} answers ({about.fullName if about else 'unknown version'})")
         _tls_line(report, settings.insecure, settings.ca_bundle)
         report.ok("login", f"logged in as {settings.user!r}")
+        _check_endpoint(conn, plan, report)
         _check_all(conn, plan, report)
     finally:
         conn.close()
@@ -191,6 +192,15 @@ def _tls_line(report: Report, insecure: bool, ca_bundle: str | None) -> None:
                            "instead")
     else:
         report.ok("tls", f"certificate verified against {ca_bundle or 'the system CA store'}")
+
+
+def _check_endpoint(conn: VSphereConnection, plan: Plan, report: Report) -> None:
+    """A FAIL line when the endpoint is an ESXi host reached directly: it offers no cloning."""
+    from ..client.clone import cloning_endpoint_problem
+
+    problem = cloning_endpoint_problem(conn, plan.clone_type)
+    if problem is not None:
+        report.fail("endpoint", str(problem))
 
 
 def _check_all(conn: VSphereConnection, plan: Plan, report: Report) -> None:

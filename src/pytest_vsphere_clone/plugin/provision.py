@@ -82,10 +82,11 @@ class Provisioner:
         test. Only the clone privilege on the source is checked here: the others may be granted
         on folders, pools or datastores the clone only reaches later.
         """
-        from ..client.clone import LinkedClone
+        from ..client.clone import LinkedClone, require_vcenter
         from ..client.errors import InvalidInstantSource
         from ..client.privileges import check_privileges
 
+        require_vcenter(self.run.connection(), settings.clone_type)  # a direct ESXi connection cannot clone
         template = self.template(name)
         if settings.clone_type == "instant" and template.power_state != "poweredOn":
             raise InvalidInstantSource(template.name, template.power_state)
