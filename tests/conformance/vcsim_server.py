@@ -1,0 +1,286 @@
+"""govmomi's vcsim for the conformance tier: build it, serve it, prepare what the tests clone.
+
+The server is ``vcsim/main.go`` (ours: Debian's govmomi package has the simulator library but no
+vcsim command) built in GOPATH mode against /usr/share/gocode, once per test session. It serves
+the library's stock VPX inventory over HTTPS with a certificate made here, so the plugin verifies
+it with ``--vsphere-ca-bundle`` like any vCenter. The tests' templates are made from stock VMs
+through the vSphere API (rename, power off, snapshot), as an administrator would.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import ipaddress
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local_sshd import die_with_parent
+
+SOURCE_DIR = Path(__file__).parent / "vcsim"
+#: Where Debian's golang-github-vmware-govmomi-dev puts the govmomi sources.
+GOCODE = Path("/usr/share/gocode")
+TEMPLATE = "conformance-template"
+NO_SNAPSHOT_TEMPLATE = "conformance-nosnap"
+SNAPSHOT = "base"
+USER = "conformance@vsphere.local"
+PASSWORD = "Conformance-Pass-1"
+
+
+class VcsimError(RuntimeError):
+    """vcsim could not be built or started; the message says what is missing."""
+
+
+# --- build ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VcsimBuild:
+    """The built server and what the build cost."""
+
+    binary: Path
+    seconds: float  # 0.0 when another xdist worker (or an earlier session) built it
+
+
+def build_vcsim(shared_dir: Path) -> VcsimBuild:
+    """``shared_dir/vcsim-conformance`` built from SOURCE_DIR, once for every xdist worker sharing the dir.
+
+    GOPATH mode against Debian's sources, with a private GOCACHE that is removed after the build.
+    """
+    go = shutil.which("go")
+    if go is None or not (GOCODE / "src/github.com/vmware/govmomi/simulator").is_dir():
+        raise VcsimError("the conformance tier builds vcsim from source: install golang-go and "
+                         "golang-github-vmware-govmomi-dev (.ci/setup does)")
+    shared_dir.mkdir(parents=True, exist_ok=True)
+    binary = shared_dir / "vcsim-conformance"
+    with open(shared_dir / "vcsim-conformance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker builds, the others wait and reuse
+        if binary.exists():
+            return VcsimBuild(binary, 0.0)
+        work = shared_dir / "vcsim-build"
+        env = {**os.environ, "GOPATH": f"{work / 'gopath'}:{GOCODE}", "GO111MODULE": "off",
+               "GOCACHE": str(work / "gocache"), "GOFLAGS": "", "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
+        started = time.monotonic()
+        done = subprocess.run([go, "build", "-o", f"{binary}.tmp", "."], cwd=SOURCE_DIR, env=env,
+                              capture_output=True, text=True, timeout=900)
+        seconds = time.monotonic() - started
+        shutil.rmtree(work, ignore_errors=True)  # the compiled packages serve this one build only
+        if done.returncode != 0:
+            raise VcsimError(f"go build of {SOURCE_DIR} failed:\n{done.stderr}")
+        os.replace(f"{binary}.tmp", binary)
+        return VcsimBuild(binary, seconds)
+
+
+def make_certificate(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed CA certificate for 127.0.0.1 and its key: (cert.pem, key.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vcsim conformance")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = workdir / "vcsim-cert.pem", workdir / "vcsim-key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+# --- the running server ---------------------------------------------------------------------
+
+
+@dataclass
+class Vcsim:
+    """A running vcsim: its address, credentials and CA file, and read-only looks at its inventory."""
+
+    host: str  # 127.0.0.1:PORT
+    ca_file: Path
+    user: str = USER
+    password: str = field(default=PASSWORD, repr=False)
+    stock_vms: frozenset[str] = frozenset()
+
+    def connect(self) -> Any:
+        """A fresh pyVmomi ServiceInstance (the caller disconnects it)."""
+        from pyVim.connect import SmartConnect
+
+        address, port = self.host.rsplit(":", 1)
+        return SmartConnect(host=address, port=int(port), user=self.user, pwd=self.password,
+                            sslContext=ssl.create_default_context(cafile=str(self.ca_file)))
+
+    @contextmanager
+    def session(self) -> Iterator[Any]:
+        from pyVim.connect import Disconnect
+
+        si = self.connect()
+        try:
+            yield si
+        finally:
+            Disconnect(si)
+
+    def vm_names(self) -> list[str]:
+        """The names of every VM in the inventory, sorted."""
+        with self.session() as si:
+            return sorted(props["name"] for props in vm_properties(si, ["name"]).values())
+
+    def clones(self) -> list[str]:
+        """Every VM that was not in the prepared inventory: what the plugin made and did not destroy."""
+        return [name for name in self.vm_names() if name not in self.stock_vms]
+
+    def plugin_args(self) -> list[str]:
+        """The connection settings a user would pass to pytest for this vCenter."""
+        return [f"--vsphere-host={self.host}", f"--vsphere-user={self.user}",
+                f"--vsphere-password={self.password}", f"--vsphere-ca-bundle={self.ca_file}"]
+
+    def cli_args(self) -> list[str]:
+        """The same settings for ``vsphere-clone`` commands."""
+        return [f"--host={self.host}", f"--user={self.user}", f"--password={self.password}",
+                f"--ca-bundle={self.ca_file}"]
+
+
+@contextmanager
+def run_vcsim(binary: Path, workdir: Path, cert: tuple[Path, Path]) -> Iterator[Vcsim]:
+    """Start vcsim, prepare the templates, yield it; stop it and remove its files after."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="vcsim-ds-", dir=workdir))  # the model's datastore directories
+    process = subprocess.Popen(
+        [str(binary), "-listen", "127.0.0.1:0", "-user", USER, "-password", PASSWORD,
+         "-cert", str(cert[0]), "-key", str(cert[1])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(tmp)},
+        preexec_fn=die_with_parent)
+    stderr_lines: list[bytes] = []
+    drain = threading.Thread(target=lambda: stderr_lines.extend(process.stderr or ()), daemon=True)
+    try:
+        url = _read_url(process)
+        drain.start()
+        port = re.match(r"https://127\.0\.0\.1:(\d+)/sdk$", url)
+        if port is None:
+            raise VcsimError(f"vcsim printed an unexpected URL: {url}")
+        server = Vcsim(host=f"127.0.0.1:{port.group(1)}", ca_file=cert[0])
+        server.stock_vms = frozenset(prepare_templates(server))
+        yield server
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()  # vcsim's signal to stop
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        drain.join(timeout=5)
+        if process.stderr is not None:
+            process.stderr.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_url(process: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
+    found: list[str] = []
+    reader = threading.Thread(target=lambda: found.append((process.stdout.readline() if process.stdout else b"")
+                                                          .decode().strip()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    line = found[0] if found else ""
+    if not line.startswith("VCSIM_URL="):
+        process.kill()
+        process.wait()
+        errors = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        raise VcsimError(f"vcsim did not start within {timeout:.0f} s: {errors.strip()[-2000:]}")
+    return line.split("=", 1)[1]
+
+
+# --- inventory -------------------------------------------------------------------------------
+
+
+def vm_properties(si: Any, paths: list[str]) -> dict[Any, dict[str, Any]]:
+    """``paths`` of every VirtualMachine, in one RetrievePropertiesEx (VM -> path -> value)."""
+    from pyVmomi import vim, vmodl
+
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        spec = vmodl.query.PropertyCollector.FilterSpec(
+            objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[
+                vmodl.query.PropertyCollector.TraversalSpec(name="view", type=vim.view.ContainerView, path="view")])],
+            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=paths)])
+        found: dict[Any, dict[str, Any]] = {}
+        result = content.propertyCollector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
+        while result is not None:
+            for item in result.objects:
+                found[item.obj] = {prop.name: prop.val for prop in item.propSet}
+            if not result.token:
+                break
+            result = content.propertyCollector.ContinueRetrievePropertiesEx(result.token)
+        return found
+    finally:
+        view.DestroyView()
+
+
+def wait_task(task: Any, timeout: float = 60.0) -> Any:
+    """The task's result once it succeeded; its fault raised if it failed."""
+    deadline = time.monotonic() + timeout
+    while task.info.state not in ("success", "error"):
+        if time.monotonic() > deadline:
+            raise VcsimError(f"task {task._moId} still {task.info.state} after {timeout:.0f} s")
+        time.sleep(0.05)
+    if task.info.state == "error":
+        raise task.info.error
+    return task.info.result
+
+
+def tools_installed_spec() -> Any:
+    """A ConfigSpec that makes vcsim report VMware Tools as installed and current.
+
+    vcsim departs from the reference here: its VMs report ``guest.toolsVersionStatus2`` unset
+    (the reference: "Current version status of VMware Tools in the guest operating system, if
+    known"), where a real template has Tools installed. vcsim's own ``SET.<property path>``
+    extraConfig keys set the property, as the Tools in a real template would have reported it.
+    """
+    from pyVmomi import vim
+
+    return vim.vm.ConfigSpec(extraConfig=[
+        vim.option.OptionValue(key="SET.guest.toolsVersionStatus2", value="guestToolsCurrent"),
+        vim.option.OptionValue(key="SET.guest.toolsVersion", value="12352"),
+        vim.option.OptionValue(key="SET.guest.toolsStatus", value="toolsNotRunning"),  # installed, VM off
+        vim.option.OptionValue(key="SET.guest.guestFamily", value="linuxGuest"),
+    ])
+
+
+def prepare_templates(server: Vcsim) -> list[str]:
+    """Make TEMPLATE (powered off, snapshot SNAPSHOT) and NO_SNAPSHOT_TEMPLATE from two stock VMs.
+
+    Returns every VM name afterwards: the inventory the tests must find again when a run ends.
+    """
+    with server.session() as si:
+        vms = sorted(vm_properties(si, ["name"]).items(), key=lambda item: str(item[1]["name"]))
+        stock = [vm for vm, props in vms if str(props["name"]).startswith("DC0_H0_VM")]
+        if len(stock) < 2:
+            raise VcsimError(f"vcsim's VPX model lacks the VMs DC0_H0_VM0/1: {[p['name'] for _, p in vms]}")
+        for vm, name in zip(stock[:2], (TEMPLATE, NO_SNAPSHOT_TEMPLATE), strict=True):
+            wait_task(vm.Rename_Task(name))
+            if vm.runtime.powerState != "poweredOff":
+                wait_task(vm.PowerOffVM_Task())
+            wait_task(vm.ReconfigVM_Task(tools_installed_spec()))
+        wait_task(stock[0].CreateSnapshot_Task(name=SNAPSHOT, description="conformance base", memory=False,
+                                               quiesce=False))
+        return sorted(str(props["name"]) for props in vm_properties(si, ["name"]).values())

@@ -1,0 +1,107 @@
+"""Plays the VMware Tools of vcsim's clones: each powered-on clone reports Tools running and an address.
+
+vcsim runs no guests (its guest operations work only for container-backed VMs), so no Tools
+ever report anything: a clone's ``guest.toolsRunningStatus`` stays ``guestToolsNotRunning`` and
+``guest.ipAddress`` unset. The player does what a booting guest's Tools would: once a clone is
+powered on, it reconfigures the clone with vcsim's ``SET.<property path>`` extraConfig keys (a
+vcsim feature: the key sets that VM property) so that the clone reports Tools running and current
+and the address of the tier's real sshd. Nothing here is visible to the plugin except those
+properties, which is all a client sees of real Tools too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from vcsim_server import Vcsim, vm_properties, wait_task
+
+log = logging.getLogger(__name__)
+
+
+class ToolsPlayer:
+    """A thread that "boots" every powered-on VM whose name starts with ``prefix``."""
+
+    def __init__(self, server: Vcsim, address: str, prefix: str = "pytest-", interval: float = 0.1) -> None:
+        self.server = server
+        self.address = address
+        self.prefix = prefix
+        self.interval = interval
+        self.booted: list[str] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vcsim-tools-player", daemon=True)
+
+    def start(self) -> ToolsPlayer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        from pyVim.connect import Disconnect
+
+        si = self.server.connect()
+        try:
+            while not self._stop.wait(self.interval):
+                self._boot_new(si)
+        finally:
+            Disconnect(si)
+
+    def _boot_new(self, si: Any) -> None:
+        from pyVmomi import vmodl
+
+        try:
+            found = vm_properties(si, ["name", "runtime.powerState", "guest.toolsRunningStatus"])
+        except vmodl.MethodFault as fault:  # e.g. a VM destroyed while the view was read
+            log.debug("tools player: listing VMs failed: %s", getattr(fault, "msg", ""))
+            return
+        for vm, props in found.items():
+            name = str(props.get("name", ""))
+            if not name.startswith(self.prefix) or props.get("runtime.powerState") != "poweredOn" \
+                    or props.get("guest.toolsRunningStatus") == "guestToolsRunning":
+                continue
+            try:
+                wait_task(vm.ReconfigVM_Task(self.booted_spec(name)), timeout=30)
+            except vmodl.MethodFault as fault:
+                # Destroyed (or powered off) between the look and the reconfigure: a real guest
+                # that is switched off while booting reports nothing either.
+                self.errors.append(f"{name}: {type(fault).__name__}: {getattr(fault, 'msg', '')}")
+                continue
+            self.booted.append(name)
+
+    def booted_spec(self, name: str) -> Any:
+        """What the clone's Tools report once its guest is up: running, current, one IPv4 address.
+
+        ``SET.guest.ipAddress`` also fills ``guest.net[0].ipAddress`` of the clone's first NIC in vcsim,
+        so both places the reference names for a guest's addresses (``GuestInfo.ipAddress``,
+        ``GuestNicInfo.ipAddress``) carry the address.
+        """
+        from pyVmomi import vim
+
+        values = {
+            "guest.toolsRunningStatus": "guestToolsRunning",
+            "guest.toolsVersionStatus2": "guestToolsCurrent",
+            "guest.toolsStatus": "toolsOk",
+            "guest.guestState": "running",
+            "guest.guestFamily": "linuxGuest",
+            "guest.hostName": name,
+            "guest.ipAddress": self.address,
+        }
+        return vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=f"SET.{path}", value=value)
+                                              for path, value in values.items()])
+
+
+@contextlib.contextmanager
+def playing_tools(server: Vcsim, address: str, prefix: str = "pytest-") -> Iterator[ToolsPlayer]:
+    """A running ToolsPlayer for the block."""
+    player = ToolsPlayer(server, address, prefix).start()
+    try:
+        yield player
+    finally:
+        player.stop()
