@@ -4,12 +4,15 @@
   Simultaneous Migrations").
 - InstantClone_Task (and cloning at all) is not available on a direct ESXi connection (vSphere SDK
   guide, "Limitations of Instant Clones").
+- Windows Guest Operations run with a filtered, non-elevated token unless the user is the built-in
+  Administrator (ansible/ansible #66472, vmware/pyvmomi-community-samples #272).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from pyVmomi import vim, vmodl
 from sim_helpers import close, connect, linked_clone_spec, vm_by_name, wait, wait_fault
 
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+from pytest_vsphere_clone.simulator.guests import guest_support_problem
 from pytest_vsphere_clone.simulator.inventory import InventoryError
 from pytest_vsphere_clone.simulator.latency import FAST_TIMES, LatencyProfile
 
@@ -228,3 +232,107 @@ def test_the_inventory_file_may_ask_for_esxi(tmp_path: Path) -> None:
 
 def test_a_vcenter_clones(shared_si: Any) -> None:
     assert shared_si.content.about.apiType == "VirtualCenter"
+
+
+# --- real guests ----------------------------------------------------------------------------------
+
+#: Templates for the guest tests: a Windows one, and Linux ones whose DHCP client is systemd-networkd.
+GUEST_INVENTORY: dict[str, Any] = {"datacenters": [{
+    "name": "dc1",
+    "datastores": [{"name": "datastore1"}],
+    "clusters": [{"name": "cluster1", "hosts": ["esx1"]}],
+    "vms": [
+        {"name": "windows-template", "guest_id": "windows2019srvNext_64Guest", "snapshots": ["base"]},
+    ],
+}]}
+CMD = r"C:\Windows\System32\cmd.exe"
+
+
+@pytest.fixture(scope="module")
+def gsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    reason = guest_support_problem()
+    if reason:
+        pytest.skip(reason)
+    path = tmp_path_factory.mktemp("inventory") / "inventory.json"
+    path.write_text(json.dumps(GUEST_INVENTORY))
+    with Simulator(SimulatorConfig(guests=True, inventory=path)) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def gsi(gsim: Simulator) -> Iterator[Any]:
+    si = connect(gsim)
+    yield si
+    close(si)
+
+
+def _until(check: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll a client-visible condition; the deadline only bounds a hang (nothing is timed)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
+        time.sleep(0.05)
+
+
+def _running_clone(si: Any, template_name: str, name: str) -> Any:
+    [task] = _linked_clones(vm_by_name(si, template_name), [name])
+    vm = wait(task)
+    wait(vm.PowerOnVM_Task())
+    _until(lambda: vm.guest.toolsRunningStatus == "guestToolsRunning", what=f"Tools in {name}")
+    return vm
+
+
+def _destroy(vm: Any) -> None:
+    if vm.runtime.powerState == "poweredOn":
+        wait(vm.PowerOffVM_Task())
+    wait(vm.Destroy_Task())
+
+
+def _guest_run(si: Any, vm: Any, user: str, password: str, program: str, arguments: str) -> int:
+    """Start a program through Guest Operations and wait (ListProcessesInGuest) for its exit code."""
+    processes = si.content.guestOperationsManager.processManager
+    auth = vim.vm.guest.NamePasswordAuthentication(username=user, password=password)
+    pid = processes.StartProgramInGuest(vm, auth, vim.vm.guest.ProcessManager.ProgramSpec(
+        programPath=program, arguments=arguments))
+    found: list[Any] = []
+
+    def ended() -> bool:
+        found[:] = processes.ListProcessesInGuest(vm, auth, [pid])
+        return bool(found) and found[0].exitCode is not None
+
+    _until(ended, 30.0, f"exit of {program} {arguments}")
+    return int(found[0].exitCode)
+
+
+# --- Windows: Guest Operations run with a filtered token but for the built-in Administrator ------
+
+
+def test_windows_guest_operations_of_another_administrator_are_not_elevated(gsim: Simulator, gsi: Any) -> None:
+    facts = gsim.connection_facts()
+    password = facts["WINDOWS_GUEST_PASSWORD"]
+    vm = _running_clone(gsi, "windows-template", "uac")
+    try:
+        admin, other = facts["WINDOWS_GUEST_USER"], facts["WINDOWS_LOCAL_ADMIN_USER"]
+        assert (admin, other) == ("Administrator", "LocalAdmin")
+        ip = vm.guest.ipAddress
+
+        def run(user: str, command: str) -> int:
+            return _guest_run(gsi, vm, user, password, CMD, f"/c {command}")
+
+        out = r"C:\Users\LocalAdmin\out.txt"
+        # The second administrator logs in and runs what needs no elevation...
+        assert run(other, f"ipconfig > {out}") == 0
+        assert run(other, f'findstr /c:"{ip}" {out}') == 0
+        # ...but renewing a lease and disabling an adapter need it: its token is filtered.
+        assert run(other, f"ipconfig /renew > {out}") == 1
+        assert run(other, f'findstr /c:"The requested operation requires elevation." {out}') == 0
+        assert run(other, f'netsh interface set interface "Ethernet0" disable > {out}') == 1
+        assert run(other, f'findstr /c:"The requested operation requires elevation (Run as administrator)." '
+                          f'{out}') == 0
+        assert vm.guest.net[0].connected and run(other, f"ipconfig > {out}") == 0
+        assert run(other, f'findstr /c:"{ip}" {out}') == 0  # the adapter is still up, with its address
+        # The built-in Administrator's token is a full one, through Guest Operations too.
+        assert run(admin, "ipconfig /renew") == 0
+        assert run(admin, f'netsh interface show interface > {out}') == 0
+    finally:
+        _destroy(vm)

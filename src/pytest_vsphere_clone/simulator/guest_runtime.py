@@ -22,6 +22,7 @@ from pyVmomi import vim, vmodl
 from .file_transfers import FileTransfers
 from .guests import copy_disk
 from .guests import errors as guest_errors
+from .guests.accounts import WINDOWS_LOCAL_ADMIN
 from .guests.fileops import GuestDirectoryNotEmpty, GuestNotADirectory
 from .guests.host import GuestHost
 from .guests.models import GuestSpec
@@ -118,7 +119,9 @@ class GuestRuntime:
     def connection_facts(self) -> dict[str, str]:
         """Guest credentials the simulator prints and the plugin uses."""
         return {"GUEST_USER": LINUX_USER, "GUEST_PASSWORD": self.password, "GUEST_KEY": str(self.key_file),
-                "WINDOWS_GUEST_USER": WINDOWS_USER, "WINDOWS_GUEST_PASSWORD": self.password}
+                "WINDOWS_GUEST_USER": WINDOWS_USER, "WINDOWS_GUEST_PASSWORD": self.password,
+                # A second member of Administrators: Guest Operations give it a filtered token (accounts.py).
+                "WINDOWS_LOCAL_ADMIN_USER": WINDOWS_LOCAL_ADMIN}
 
     # --- disks -------------------------------------------------------------------------
 

@@ -114,8 +114,9 @@ def test_linux_network_parses_ip_json() -> None:
 def test_ipconfig_renew_runs_the_configured_dhcp_command(tmp_path: Path) -> None:
     marker = tmp_path / "renewed"
     hook = f"sh -c 'echo renewed {{interface}} >> {marker}'"
-    # Mapping "lo" keeps this deterministic whatever interfaces the host has.
-    extra = ("--interface", "Ethernet0=lo", "--dhcp-command", hook)
+    # Mapping "lo" keeps this deterministic whatever interfaces the host has. Renewing needs elevation,
+    # which a program Guest Operations start has only as the built-in Administrator.
+    extra = ("--interface", "Ethernet0=lo", "--dhcp-command", hook, "--user", "Administrator")
     result = run_cli(tmp_path, "ipconfig.exe", "/renew", extra=extra)
     assert result.returncode == 0, result.stderr
     assert marker.read_text() == "renewed lo\n"

@@ -23,6 +23,11 @@ _SALT_CHARS = string.ascii_letters + string.digits + "./"
 _FIRST_USER_ID = 1000
 _NOBODY_ID = 65534
 _ADMIN_GROUPS = ("sudo", "wheel")  # a cloud image's default user may sudo
+#: A Windows guest's built-in Administrator (RID 500). Windows compares account names case-insensitively.
+WINDOWS_BUILTIN_ADMINISTRATOR = "Administrator"
+#: A second member of a Windows guest's Administrators group, as images made by Packer or Vagrant
+#: have one: not the built-in Administrator, so UAC filters its token (see is_elevated).
+WINDOWS_LOCAL_ADMIN = "LocalAdmin"
 _crypt_lock = threading.Lock()  # crypt(3) returns a static buffer
 
 
@@ -113,10 +118,26 @@ def _is_system_id(value: int) -> bool:
     return value < _FIRST_USER_ID or value == _NOBODY_ID
 
 
+def is_elevated_by_guest_operations(user: str) -> bool:
+    """Whether a Windows program that Guest Operations start for ``user`` runs with a full (elevated) token.
+
+    Guest Operations log the user on as a non-interactive session, and UAC gives members of the
+    Administrators group a filtered (non-elevated) token there, except the built-in Administrator
+    (ansible/ansible #66472, vmware/pyvmomi-community-samples #272): elevation-requiring commands
+    (``ipconfig /renew``, ``netsh interface set interface``) then fail with "The requested operation
+    requires elevation".
+    """
+    return user.casefold() == WINDOWS_BUILTIN_ADMINISTRATOR.casefold()
+
+
 def build_account_files(
-    host_passwd: str, host_group: str, user: str, password: str, home: str, shell: str
+    host_passwd: str, host_group: str, user: str, password: str, home: str, shell: str,
+    extra_users: tuple[tuple[str, str], ...] = (),
 ) -> AccountFiles:
-    """Account files for a guest: the host's system accounts, locked, plus ``user`` with ``password``."""
+    """Account files for a guest: the host's system accounts, locked, plus ``user`` with ``password``.
+
+    ``extra_users``: more (name, home) accounts with the same password and groups as ``user``.
+    """
     accounts = [a for a in parse_passwd(host_passwd).values() if _is_system_id(a.uid)]
     names = {a.name for a in accounts}
     groups: list[list[str]] = []
@@ -125,17 +146,21 @@ def build_account_files(
         if len(fields) == 4 and fields[2].isdigit() and _is_system_id(int(fields[2])):
             fields[3] = ",".join(m for m in fields[3].split(",") if m in names)
             groups.append(fields)
-    if user not in names:
+    for name, name_home in ((user, home), *extra_users):
+        if name in names:
+            continue
         used_ids = {a.uid for a in accounts} | {int(g[2]) for g in groups}
         uid = next(i for i in range(_FIRST_USER_ID, _NOBODY_ID) if i not in used_ids)
-        accounts.append(Account(user, uid, uid, home, shell))
-        groups.append([user, "x", str(uid), ""])
+        accounts.append(Account(name, uid, uid, name_home, shell))
+        names.add(name)
+        groups.append([name, "x", str(uid), ""])
         for group in groups:
             if group[0] in _ADMIN_GROUPS:
-                group[3] = ",".join(filter(None, [*group[3].split(","), user]))
+                group[3] = ",".join(filter(None, [*group[3].split(","), name]))
     days = int(time.time() // 86400)
-    user_hash = hash_password(password)
-    shadow = [f"{a.name}:{user_hash if a.name == user else '*'}:{days}:0:99999:7:::" for a in accounts]
+    with_password = {user, *(name for name, _ in extra_users)}
+    hashes = {name: hash_password(password) for name in with_password}
+    shadow = [f"{a.name}:{hashes.get(a.name, '*')}:{days}:0:99999:7:::" for a in accounts]
     return AccountFiles(
         passwd="".join(a.line() + "\n" for a in accounts),
         shadow="".join(line + "\n" for line in shadow),

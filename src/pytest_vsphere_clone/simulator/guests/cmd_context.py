@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from .accounts import is_elevated_by_guest_operations
 from .paths import BACKDOOR_SOCKET
 
 __all__ = [
@@ -269,6 +270,10 @@ class WindowsGuestContext:
     backdoor_socket: str = BACKDOOR_SOCKET
     #: (min, max) seconds powershell.exe takes to start (the simulator's latency profile).
     powershell_start: tuple[float, float] = (0.0, 0.0)
+    #: Whether programs run with a full administrator token. False: UAC's filtered token, which a
+    #: member of Administrators other than the built-in Administrator gets through Guest Operations
+    #: (see accounts.is_elevated_by_guest_operations); commands that need elevation then refuse.
+    elevated: bool = True
 
     def __post_init__(self) -> None:
         self.disk_root = Path(self.disk_root)
@@ -508,4 +513,8 @@ def context_from_args(args: argparse.Namespace) -> WindowsGuestContext:
         network=LinuxNetwork(args.dhcp_command, args.dhcp_release_command),
         os_version=args.os_version,
         powershell_start=args.powershell_start,
+        # Guest Operations run programs of any other administrator with UAC's filtered token. (Over
+        # WinRM a local administrator other than the built-in one gets no full token either unless
+        # LocalAccountTokenFilterPolicy is 1; the simulated WinRM server serves the built-in one only.)
+        elevated=is_elevated_by_guest_operations(args.user),
     )

@@ -122,8 +122,17 @@ def render_ipconfig(context: WindowsGuestContext, *, full: bool = False, notes: 
     return CRLF.join(lines) + CRLF
 
 
+#: What Windows answers, with a filtered UAC token, to a command that needs elevation: ipconfig's and
+#: netsh's messages (ansible/ansible #66472, vmware/pyvmomi-community-samples #272).
+IPCONFIG_NEEDS_ELEVATION = "The requested operation requires elevation."
+NETSH_NEEDS_ELEVATION = "The requested operation requires elevation (Run as administrator)."
+
+
 def _lease_action(inv: Invocation, action: str, pattern: str | None) -> int:
     context = inv.shell.context
+    if not context.elevated:  # renewing or releasing a lease changes the adapter: administrators only
+        inv.out.write(f"{CRLF}Windows IP Configuration{CRLF}{CRLF}{IPCONFIG_NEEDS_ELEVATION}{CRLF}")
+        return 1
     adapters = [a for a in context.adapters() if a.interface.admin_up]
     if pattern is not None:
         adapters = [a for a in adapters if fnmatch.fnmatch(a.alias.casefold(), pattern.casefold())]
@@ -210,6 +219,10 @@ def _set_interface(inv: Invocation, params: list[str]) -> int:
         inv.print("The syntax supplied for this command is not valid. Check help for the correct syntax.")
         return 1
     context = inv.shell.context
+    if not context.elevated:
+        inv.print(NETSH_NEEDS_ELEVATION)
+        inv.print()
+        return 1
     if context.adapter(name) is None:
         inv.print("Element not found.")
         inv.print()

@@ -177,6 +177,9 @@ class GuestDisk:
 
     def _write_accounts(self, spec: GuestSpec) -> Account:
         shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+        # A Windows guest also has a second administrator, who is not the built-in one (see accounts.py).
+        extra = ((accounts.WINDOWS_LOCAL_ADMIN, f"{DRIVES_ROOT}/C/Users/{accounts.WINDOWS_LOCAL_ADMIN}"),) \
+            if spec.family == "windows" and spec.user != accounts.WINDOWS_LOCAL_ADMIN else ()
         files = accounts.build_account_files(
             Path("/etc/passwd").read_text(),
             Path("/etc/group").read_text(),
@@ -184,6 +187,7 @@ class GuestDisk:
             spec.password,
             self.view_home(spec),
             shell,
+            extra_users=extra,
         )
         shadow_gid = next((int(g.split(":")[2]) for g in files.group.splitlines() if g.startswith("shadow:")), 0)
         _write(self.etc / "passwd", files.passwd, 0o644)
@@ -241,7 +245,8 @@ class GuestDisk:
             os.chmod(path, mode)
 
     def _prepare_drive_c(self, spec: GuestSpec) -> None:
-        for rel in (f"Users/{spec.user}/AppData/Local/Temp", "Windows/Temp", "ProgramData"):
+        profiles = (f"Users/{user}/AppData/Local/Temp" for user in (spec.user, accounts.WINDOWS_LOCAL_ADMIN))
+        for rel in (*profiles, "Windows/Temp", "ProgramData"):
             (self.drive_c / rel).mkdir(parents=True, exist_ok=True)
         for rel in _WINDOWS_PROGRAMS:
             program = self.drive_c / rel
