@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import faults
 from .errors import (
+    EsxiHostUnreachable,
     GuestLoginFailed,
     GuestOperationFailed,
     NoUsableAddress,
@@ -407,8 +408,11 @@ class ActiveDiscovery:
                     raise
                 seen.append(f"guest operations failed: {faults.describe(exc)}")
                 if self.fallback is not None:
-                    log.info("active discovery in %s failed (%s); waiting for VMware Tools' report instead",
-                             self.guest.vm_name, faults.describe(exc))
+                    # A host the runner cannot reach stays so for every clone on it: say why discovery
+                    # got slower, where a passing hiccup is only worth an info line.
+                    level = logging.WARNING if isinstance(exc, EsxiHostUnreachable) else logging.INFO
+                    log.log(level, "active discovery in %s failed (%s); waiting for VMware Tools' report instead",
+                            self.guest.vm_name, exc if isinstance(exc, EsxiHostUnreachable) else faults.describe(exc))
                     return self._fall_back(deadline, timeout, seen, attempts)
                 time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
                 pause = min(pause * 1.5, self.max_interval)

@@ -162,6 +162,38 @@ class GuestOperationFailed(VSphereCloneError):
     """A Guest Operations call failed for a reason other than the credentials."""
 
 
+class EsxiHostUnreachable(GuestOperationFailed):
+    """A guest file transfer could not reach the ESXi host that runs the VM.
+
+    Through a vCenter, transfer URLs name the VM's ESXi host: the runner talks to that host
+    directly on its HTTPS port, a path enterprise firewalls often close.
+    """
+
+    def __init__(self, vm: str, direction: str, host: str, endpoint: str, port: int, reason: str) -> None:
+        self.vm = vm
+        self.host = host
+        self.endpoint = endpoint
+        self.reason = reason
+        where = f"{host} at {endpoint}" if host and host not in endpoint else endpoint
+        super().__init__(f"guest file transfer {direction} VM {vm!r} failed: cannot reach ESXi host {where} "
+                         f"({reason}): the machine running pytest must reach the ESXi hosts on port {port} for "
+                         f"Guest Operations file transfers; open that path, or do without them: "
+                         f"--vsphere-discovery=tools and --vsphere-ssh-host-key-policy=known-hosts (or accept-new)")
+
+
+class EsxiTlsVerificationFailed(GuestOperationFailed):
+    """The certificate of the ESXi host serving a guest file transfer could not be verified."""
+
+    def __init__(self, vm: str, host: str, endpoint: str, reason: str) -> None:
+        self.vm = vm
+        self.host = host
+        self.reason = reason
+        where = f"{host} at {endpoint}" if host and host not in endpoint else endpoint
+        super().__init__(f"guest file transfer with VM {vm!r} failed: TLS certificate of ESXi host {where} could "
+                         f"not be verified ({reason}); pass --vsphere-ca-bundle=PATH with the CA that signed the "
+                         f"hosts' certificates (usually the vCenter's VMCA root), or --vsphere-insecure")
+
+
 class NoUsableAddress(VSphereCloneError):
     """No IP address that passes the filters appeared in time."""
 

@@ -10,19 +10,30 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import http.client
 import logging
 import ntpath
 import posixpath
 import secrets
 import shlex
+import socket
+import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from . import faults, props
-from .errors import GuestLoginFailed, GuestOperationFailed, VSphereCloneError, WaitTimeout
+from .errors import (
+    EsxiHostUnreachable,
+    EsxiTlsVerificationFailed,
+    GuestLoginFailed,
+    GuestOperationFailed,
+    VSphereCloneError,
+    WaitTimeout,
+)
 from .result import CommandResult
 from .retry import RetryPolicy, retry_call
 from .secret import Secret
@@ -31,6 +42,7 @@ if TYPE_CHECKING:
     from .session import VSphereConnection
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LINUX_SHELL = "/bin/sh"
 WINDOWS_SHELL = r"C:\Windows\System32\cmd.exe"
@@ -50,6 +62,25 @@ _LEFTOVERS_LOCK = threading.Lock()
 _STATUS_LINE = "pytest-vsphere-clone-status: "
 #: Where Linux commands leave their result: world-writable and sticky on every distribution.
 LINUX_RESULT_DIR = "/tmp"
+#: Seconds to connect to the ESXi host of a transfer (TCP and TLS handshake), and attempts when the
+#: host refuses: a host the runner cannot reach is named within seconds, not after the request timeout.
+TRANSFER_CONNECT_TIMEOUT = 15.0
+TRANSFER_CONNECT_ATTEMPTS = 3
+
+
+def _unreachable_reason(exc: OSError, timeout: float) -> str:
+    """Why a host could not be reached, in a few words."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, socket.gaierror):
+        return f"name not resolved: {exc.strerror or exc}"
+    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "no route to host"
+    if isinstance(exc, ssl.SSLError | ConnectionError):
+        return f"connection cut during the TLS handshake: {faults.describe(exc)}"
+    return faults.describe(exc)
 
 
 def _join(directory: str, name: str, windows: bool) -> str:
@@ -202,11 +233,15 @@ class GuestOperations:
 
     def _read(self, path: str, missing_ok: bool) -> bytes | None:
         _, files = self._managers()
-        info = self._call(files.InitiateFileTransferFromGuest, self.vm, self._auth(), path,
-                          what="InitiateFileTransferFromGuest", missing_ok=missing_ok)
-        if info is None:
-            return None
-        return self._http("GET", str(info.url), None, f"download of {path}")
+
+        def once() -> bytes | None:
+            info = self._call(files.InitiateFileTransferFromGuest, self.vm, self._auth(), path,
+                              what="InitiateFileTransferFromGuest", missing_ok=missing_ok)
+            if info is None:
+                return None
+            return self._http("GET", str(info.url), None, f"download of {path}")
+
+        return self._transfer(once, f"download of {path}")
 
     def write_file(self, path: str, data: bytes, overwrite: bool = True) -> None:
         """Write ``data`` to ``path`` in the guest (InitiateFileTransferToGuest + HTTPS PUT)."""
@@ -215,41 +250,99 @@ class GuestOperations:
         _, files = self._managers()
         attributes = (vim.vm.guest.FileManager.WindowsFileAttributes() if self.os_family == "windows"
                       else vim.vm.guest.FileManager.PosixFileAttributes())
-        url = self._call(files.InitiateFileTransferToGuest, self.vm, self._auth(), path, attributes, len(data),
-                         overwrite, what="InitiateFileTransferToGuest")
-        self._http("PUT", str(url), data, f"upload to {path}")
+
+        def once() -> None:
+            url = self._call(files.InitiateFileTransferToGuest, self.vm, self._auth(), path, attributes, len(data),
+                             overwrite, what="InitiateFileTransferToGuest")
+            self._http("PUT", str(url), data, f"upload to {path}")
+
+        self._transfer(once, f"upload to {path}", idempotent=overwrite)
+
+    def _transfer(self, once: Callable[[], T], what: str, idempotent: bool = True) -> T:
+        """One transfer (a fresh URL, then its GET or PUT), repeated whole when the connection to the
+        host dropped or the host answered 502-504: a transfer URL is good for one request only (ESXi
+        refuses a second), so a repeat needs a new one. An upload that may not overwrite is not
+        repeated after a lost answer (the repeat would meet the file the first one made)."""
+        return retry_call(once, policy=self.retry, what=what, idempotent=idempotent)
 
     def transfer_url(self, url: str) -> str:
-        """The transfer URL with a ``*`` host (ESXi's "same host you asked") replaced by the vCenter's."""
+        """The transfer URL with a ``*`` host (a direct ESXi connection's "the host you asked")
+        replaced by the endpoint this connection talks to, its port included (as govmomi does, so
+        a port-forwarded ESXi works). Through a vCenter the URL names the VM's ESXi host and is
+        used as it is."""
         parts = urlsplit(url)
         if parts.hostname not in ("*", None):
             return url
         host = f"[{self.conn.host}]" if ":" in self.conn.host else self.conn.host
-        port = parts.port or self.conn.port
-        return urlunsplit((parts.scheme or "https", f"{host}:{port}", parts.path, parts.query, parts.fragment))
+        return urlunsplit((parts.scheme or "https", f"{host}:{self.conn.port}", parts.path, parts.query,
+                           parts.fragment))
 
     def _http(self, method: str, url: str, body: bytes | None, what: str) -> bytes:
+        """One GET or PUT of a transfer URL. A host that cannot be reached is named in one line
+        (:class:`EsxiHostUnreachable`); a connection lost mid-request is raised as it is, for
+        :meth:`_transfer` to start over with a new URL."""
         target = urlsplit(self.transfer_url(url))
+        connection = self._connect_host(target.hostname or self.conn.host, target.port or 443, method)
+        try:
+            path = target.path + (f"?{target.query}" if target.query else "")
+            connection.request(method, path, body=body, headers={"Content-Length": str(len(body or b""))})
+            response = connection.getresponse()
+            payload = response.read()
+        finally:
+            connection.close()
+        if response.status in faults.TRANSIENT_HTTP_STATUSES:
+            raise http.client.HTTPException(f"{response.status} {response.reason}")
+        if response.status >= 300:
+            hint = " (the transfer URL was used already, expired, or the VM was powered off)" \
+                if response.status == 404 else ""
+            detail = payload[:200].decode("utf-8", "replace").strip()
+            raise GuestOperationFailed(f"{what} in VM {self.vm_name!r} failed: HTTP {response.status} "
+                                       f"{response.reason}{f': {detail}' if detail else ''}{hint}")
+        return payload
 
-        def once() -> bytes:
-            connection = http.client.HTTPSConnection(target.hostname or self.conn.host, target.port or 443,
-                                                     timeout=self.conn.timeout, context=self.conn.ssl_context)
+    def _connect_host(self, host: str, port: int, method: str) -> http.client.HTTPSConnection:
+        """An HTTPS connection to the host serving a transfer (TCP and TLS handshake done).
+
+        The connect phase is bounded by TRANSFER_CONNECT_TIMEOUT, not the request timeout: a host
+        behind a firewall that drops its traffic is named within seconds. A refused or unroutable
+        connection is tried again a few times (a restarting host agent), a silent one is not.
+        """
+        timeout = min(self.conn.timeout, TRANSFER_CONNECT_TIMEOUT)
+        attempts = max(1, min(self.retry.attempts, TRANSFER_CONNECT_ATTEMPTS))
+        endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        for attempt in range(1, attempts + 1):
+            connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=self.conn.ssl_context)
             try:
-                path = target.path + (f"?{target.query}" if target.query else "")
-                connection.request(method, path, body=body, headers={"Content-Length": str(len(body or b""))})
-                response = connection.getresponse()
-                payload = response.read()
-                if response.status >= 500:
-                    raise http.client.HTTPException(f"{response.status} {response.reason}")
-                if response.status >= 300:
-                    raise GuestOperationFailed(f"{what} in VM {self.vm_name!r} failed: HTTP {response.status} "
-                                               f"{response.reason}")
-                return payload
-            finally:
+                connection.connect()
+                if connection.sock is not None:
+                    connection.sock.settimeout(self.conn.timeout)  # the transfer itself may take long
+                return connection
+            except ssl.SSLCertVerificationError as exc:
                 connection.close()
+                raise EsxiTlsVerificationFailed(self.vm_name, self._esxi_name(host), endpoint,
+                                                exc.verify_message or str(exc)) from None
+            except OSError as exc:  # refused, no route, no answer, name not resolved, handshake cut
+                connection.close()
+                if attempt < attempts and not isinstance(exc, TimeoutError):
+                    log.info("ESXi host %s refused a guest file transfer (%s); retry %d/%d", endpoint,
+                             faults.describe(exc), attempt, attempts - 1)
+                    time.sleep(self.retry.delay(attempt - 1))
+                    continue
+                direction = "to" if method == "PUT" else "from"
+                raise EsxiHostUnreachable(self.vm_name, direction, self._esxi_name(host), endpoint, port,
+                                          _unreachable_reason(exc, timeout)) from None
+        raise AssertionError("unreachable")  # the loop returns or raises
 
-        # The transfer URL may be used until it expires, so a dropped GET/PUT is simply repeated.
-        return retry_call(once, policy=self.retry, what=what)
+    def _esxi_name(self, address: str) -> str:
+        """The inventory name of the ESXi host that runs this VM, for errors ("" if unknown)."""
+        try:
+            host = props.read(self.conn, self.vm, ["runtime.host"]).get("runtime.host")
+            if host is None:
+                return ""
+            return str(props.read(self.conn, host, ["name"]).get("name") or "")
+        except Exception as exc:  # only an error message needs it
+            log.debug("cannot read the ESXi host of %s: %s", self.vm_name, faults.describe(exc))
+            return ""
 
     # --- commands -------------------------------------------------------------------------
 

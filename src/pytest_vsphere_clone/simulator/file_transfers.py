@@ -1,4 +1,8 @@
-"""Guest file transfers: InitiateFileTransfer{From,To}Guest hand out URLs served at /guestFile."""
+"""Guest file transfers: InitiateFileTransfer{From,To}Guest hand out URLs served at /guestFile.
+
+Each URL carries a ticket that, as on ESXi, is good for one request within ten minutes, only on the
+ESXi host that runs the VM, and only while the VM stays powered on.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .guest_runtime import GuestRuntime
 
-#: An offered transfer must be used within this many seconds, as on ESXi.
-TRANSFER_TTL = 300.0
+#: Seconds an offered transfer may wait for its request, as on ESXi: a URL from
+#: InitiateFileTransferFromGuest/ToGuest is valid for 10 minutes (read at each offer: tests patch it).
+TRANSFER_TTL = 600.0
 
 
 @dataclass
@@ -25,10 +30,13 @@ class _Transfer:
     overwrite: bool = False
     size: int = 0
     content: bytes | None = None
+    vm_id: str = ""
+    #: The MoRef id of the ESXi host whose /guestFile service serves it ("" = any).
+    host_id: str = ""
 
 
 class FileTransfers:
-    """One-shot transfer tokens, each bound to a guest, user and path."""
+    """Single-use transfer tickets, each bound to a guest, user, path and the VM's host."""
 
     def __init__(self, runtime: GuestRuntime) -> None:
         self.runtime = runtime
@@ -44,25 +52,52 @@ class FileTransfers:
             self._transfers[token] = transfer
         return token
 
-    def offer_download(self, guest: Any, user: str, path: str) -> tuple[str, int]:
-        """A token to GET ``path``; checks now that the file is readable (faults as a vCenter's)."""
+    def offer_download(self, guest: Any, user: str, path: str, vm_id: str = "",
+                       host_id: str = "") -> tuple[str, int]:
+        """A ticket to GET ``path``; checks now that the file is readable (faults as a vCenter's)."""
         from .guest_runtime import faults_of
 
         with faults_of(path):
             content = guest.read_file(user, path)
         # Served as read now: one guest file read per transfer, not one to size it and one to send it.
-        transfer = _Transfer(guest, user, path, False, time.time() + TRANSFER_TTL, size=len(content), content=content)
+        transfer = _Transfer(guest, user, path, False, time.time() + TRANSFER_TTL, size=len(content), content=content,
+                             vm_id=vm_id, host_id=host_id)
         return self._offer(transfer), len(content)
 
-    def offer_upload(self, guest: Any, user: str, path: str, size: int, overwrite: bool) -> str:
-        return self._offer(_Transfer(guest, user, path, True, time.time() + TRANSFER_TTL, overwrite, size))
+    def offer_upload(self, guest: Any, user: str, path: str, size: int, overwrite: bool, vm_id: str = "",
+                     host_id: str = "") -> str:
+        """A ticket to PUT ``size`` bytes to ``path``."""
+        return self._offer(_Transfer(guest, user, path, True, time.time() + TRANSFER_TTL, overwrite, size,
+                                     vm_id=vm_id, host_id=host_id))
 
-    def handle(self, method: str, token: str, body: bytes) -> tuple[int, bytes]:
-        """Serve one /guestFile request: (HTTP status, body)."""
+    def invalidate_vm(self, vm_id: str) -> int:
+        """Drop every ticket of VM ``vm_id`` (it was powered off or destroyed); returns how many."""
+        with self._lock:
+            gone = [k for k, t in self._transfers.items() if t.vm_id == vm_id]
+            for key in gone:
+                del self._transfers[key]
+        return len(gone)
+
+    def pending(self) -> int:
+        """Tickets offered and neither used nor expired (for tests)."""
+        now = time.time()
+        with self._lock:
+            return sum(1 for t in self._transfers.values() if t.expires >= now)
+
+    def handle(self, method: str, token: str, body: bytes, host_id: str = "") -> tuple[int, bytes]:
+        """Serve one /guestFile request on the host ``host_id``'s service: (HTTP status, body).
+
+        The ticket is used up by the request, whatever its outcome: a second request with the same
+        URL is refused, as ESXi refuses it.
+        """
         from .guests.errors import GuestError
 
         with self._lock:
-            transfer = self._transfers.pop(token, None)
+            transfer = self._transfers.get(token)
+            if transfer is not None and (not transfer.host_id or not host_id or transfer.host_id == host_id):
+                del self._transfers[token]
+            else:
+                transfer = None  # another host's ticket is unknown here (and stays valid on its host)
         if transfer is None or transfer.expires < time.time():
             return 404, b"unknown or expired transfer"
         if transfer.upload != (method == "PUT"):

@@ -47,11 +47,12 @@ FREEZE_COMMAND = "instantclone.freeze"
 class GuestRuntime:
     """Runs one guest per powered-on VM and models VMware Tools for each."""
 
-    def __init__(self, vc: VCenter, state_dir: Path, http_port: Callable[[], int],
-                 password: str | None = None) -> None:
+    def __init__(self, vc: VCenter, state_dir: Path, password: str | None = None,
+                 transfer_endpoint: Callable[[Any], tuple[str, int] | None] | None = None) -> None:
         self.vc = vc
         self.state_dir = state_dir
-        self.http_port = http_port
+        #: (address, port) of a host's /guestFile service (see host_transfers); None: ESXi's "*".
+        self.transfer_endpoint = transfer_endpoint
         self.password = password or secrets.token_urlsafe(12)
         self.host = GuestHost(state_dir / "host", secrets.token_hex(3), backdoor=self._backdoor)
         self.file_transfers = FileTransfers(self)
@@ -140,6 +141,7 @@ class GuestRuntime:
 
     def destroy(self, vm: VirtualMachine) -> None:
         self._settle_boot(vm)
+        self.file_transfers.invalidate_vm(vm.mo_id)
         self.host.remove_guest(vm.mo_id)
         shutil.rmtree(self.disk_dir(vm), ignore_errors=True)
 
@@ -213,6 +215,9 @@ class GuestRuntime:
         self._settle_boot(vm)
         with self.vc.lock:
             self._next_report.pop(vm.mo_id, None)
+        # A powered-off VM's transfer URLs are void, as on ESXi (whose service hands them to the VM's
+        # VMX process, gone with the power-off).
+        self.file_transfers.invalidate_vm(vm.mo_id)
         self.host.remove_guest(vm.mo_id)
 
     def nic_connected(self, vm: VirtualMachine, nic: Any, connected: bool) -> None:
@@ -392,6 +397,31 @@ class GuestRuntime:
             return [f"{name}={folded[name.upper()]}" for name in names if name.upper() in folded]
         return [f"{name}={env[name]}" for name in names if name in env]
 
+    def offer_download(self, vm: VirtualMachine, guest: Guest, user: str, path: str) -> tuple[str, int]:
+        """InitiateFileTransferFromGuest: (URL, file size)."""
+        token, size = self.file_transfers.offer_download(guest, user, path, vm.mo_id, _host_id(vm))
+        return self.transfer_url(vm, token), size
+
+    def offer_upload(self, vm: VirtualMachine, guest: Guest, user: str, path: str, size: int,
+                     overwrite: bool) -> str:
+        """InitiateFileTransferToGuest: the URL to PUT the file's ``size`` bytes to."""
+        token = self.file_transfers.offer_upload(guest, user, path, size, overwrite, vm.mo_id, _host_id(vm))
+        return self.transfer_url(vm, token)
+
+    def transfer_url(self, vm: VirtualMachine, token: str) -> str:
+        """The URL of a transfer ticket.
+
+        Through vCenter it names the ESXi host that runs the VM, on that host's HTTPS port (443):
+        the client transfers with the host, not the vCenter. Through ESXi (a runtime without host
+        services) the host part is ``*``, "the host you are talking to", on 443: a client puts in
+        the endpoint it is connected to.
+        """
+        endpoint = self.transfer_endpoint(vm.host) if self.transfer_endpoint is not None else None
+        if endpoint is None:
+            return f"https://*:443/guestFile?id={token}"
+        address, port = endpoint
+        return f"https://{address}:{port}/guestFile?id={token}"
+
     def delete_file(self, guest: Guest, user: str, path: str) -> None:
         with faults_of(path):
             guest.delete_file(user, path)
@@ -459,6 +489,11 @@ def to_fault(exc: guest_errors.GuestError, path: str = "") -> Any:
     if isinstance(exc, guest_errors.GuestInvalidArgument):
         return vmodl.fault.InvalidArgument(msg=message, invalidProperty=file or "path")
     return vim.fault.GuestOperationsFault(msg=message)
+
+
+def _host_id(vm: VirtualMachine) -> str:
+    host = getattr(vm, "host", None)
+    return str(getattr(host, "mo_id", ""))
 
 
 def _hostname(name: str) -> str:

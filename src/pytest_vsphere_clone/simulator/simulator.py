@@ -15,10 +15,12 @@ from typing import Any
 from ..tempdirs import make_owned_tempdir, sweep_orphans
 from .auth import ADMIN_USER
 from .faults import FaultRule
+from .host_transfers import HostTransferService
 from .inventory import DEFAULT_INVENTORY, InventoryError, build_inventory, build_service, load_inventory_file
 from .latency import LatencyProfile
+from .objects.inventory import HostSystem
 from .objects.virtual_machine import VirtualMachine
-from .server import SoapServer
+from .server import GuestFileHandler, SoapServer
 from .tls import TlsFiles, create_tls_files
 from .vcenter import VCenter, VCenterOptions
 
@@ -47,6 +49,10 @@ class SimulatorConfig:
     api_type: str | None = None
     #: Report ManagedEntity.recentTask changes to property collectors (see VCenterOptions).
     recent_task_updates: bool = False
+    #: The port of each simulated ESXi host's guest file transfer service (with guests), on the
+    #: host's own loopback address: 443 as on ESXi; 0 picks a free port per host. Without root or
+    #: CAP_NET_BIND_SERVICE a privileged port falls back to a free one, with a warning.
+    transfer_port: int = 443
 
 
 class Simulator:
@@ -58,6 +64,7 @@ class Simulator:
         self.vc: VCenter | None = None
         self.tls: TlsFiles | None = None
         self._server: SoapServer | None = None
+        self._host_transfers: HostTransferService | None = None
         self._state_dir: Path | None = None
         self._own_state_dir = False
 
@@ -95,6 +102,8 @@ class Simulator:
             context.load_cert_chain(self.tls.cert_file, self.tls.key_file)
             self._server = SoapServer(vc, config.host, config.port, context, config.user, self.password)
             if config.guests:
+                if not vc.options.host_agent:  # a direct ESXi connection serves its own transfers
+                    self._start_host_transfers()
                 self._start_guests()
             else:
                 self._settle_initial_power()
@@ -115,14 +124,35 @@ class Simulator:
                 vm.tools.running = vm.tools_installed
                 vm.frozen = vm.initial_frozen
 
+    def _start_host_transfers(self) -> None:
+        """Each ESXi host's /guestFile service on an address of its own (see host_transfers)."""
+        assert self.vc is not None and self.tls is not None and self._state_dir is not None
+        vc = self.vc
+
+        def handler_for(host_id: str) -> GuestFileHandler:
+            def handle(method: str, token: str, body: bytes) -> tuple[int, bytes]:
+                runtime = vc.guests
+                if runtime is None:
+                    return 404, b"no such guest file transfer"
+                return runtime.file_transfers.handle(method, token, body, host_id)
+            return handle
+
+        service = HostTransferService(vc, vc.of_type(HostSystem), self.config.transfer_port, handler_for)
+        self._host_transfers = service
+        service.bind()
+        service.use_certificates(self.tls, self._state_dir / "tls")
+        service.start()
+
     def _start_guests(self) -> None:
         from .guest_runtime import GuestRuntime
 
         assert self.vc is not None and self._server is not None and self._state_dir is not None
-        server = self._server
-        runtime = GuestRuntime(self.vc, self._state_dir / "guests", lambda: server.port)
+        transfers = self._host_transfers
+        runtime = GuestRuntime(self.vc, self._state_dir / "guests",
+                               transfer_endpoint=transfers.endpoint if transfers is not None else None)
         self.vc.guests = runtime
-        self._server.set_guest_file_handler(runtime.file_transfers.handle)
+        if transfers is None:  # ESXi: "*" URLs, served on the port the client talks to
+            self._server.set_guest_file_handler(runtime.file_transfers.handle)
         runtime.start()
 
     def stop(self) -> None:
@@ -130,6 +160,9 @@ class Simulator:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._host_transfers is not None:
+            self._host_transfers.stop()
+            self._host_transfers = None
         if self.vc is not None:
             self.vc.close()
             self.vc.tasks.wait_idle(10.0)
@@ -245,6 +278,26 @@ class Simulator:
             time.sleep(seconds)
         finally:
             self.come_back()
+
+    def _transfers(self) -> HostTransferService:
+        assert self._host_transfers is not None, \
+            "the ESXi hosts serve guest file transfers of their own only with guests and through a vCenter"
+        return self._host_transfers
+
+    def host_address(self, name: str) -> tuple[str, int]:
+        """(address, port) where ESXi host ``name`` serves guest file transfers (its management address)."""
+        endpoint = self._transfers().by_name(name)
+        return endpoint.address, endpoint.port
+
+    def host_unreachable(self, name: str, mode: str = "refuse") -> None:
+        """Cut ESXi host ``name`` off from clients, as a firewall between the runner and the host would:
+        ``refuse`` closes its port (connections refused), ``drop`` takes connections and never answers
+        (clients time out). The vCenter and the host's VMs go on; :meth:`host_reachable` undoes it."""
+        self._transfers().make_unreachable(name, mode)
+
+    def host_reachable(self, name: str) -> None:
+        """Serve ESXi host ``name``'s guest file transfers again after :meth:`host_unreachable`."""
+        self._transfers().make_reachable(name)
 
     def vm_names(self) -> list[str]:
         vc = self._vc()

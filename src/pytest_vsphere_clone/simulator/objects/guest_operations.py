@@ -149,29 +149,24 @@ class GuestProcessManager(_GuestOpsBase):
 
 
 class GuestFileManager(_GuestOpsBase):
-    """vim.vm.guest.FileManager: transfers go through the simulator's /guestFile URLs."""
+    """vim.vm.guest.FileManager: transfers go through the /guestFile URLs of the VM's ESXi host."""
 
     vim_type = vim.vm.guest.FileManager
 
     @vmomi_method("VirtualMachine.GuestOperations.Query", on="vm")
     def InitiateFileTransferFromGuest(self, ctx: CallContext, vm: Any, auth: Any, guestFilePath: str) -> Any:
         with self.latency():
-            _, guest = self._ready_guest(vm, auth)
-            token, size = self.runtime().file_transfers.offer_download(guest, auth.username, guestFilePath)
+            sim_vm, guest = self._ready_guest(vm, auth)
+            url, size = self.runtime().offer_download(sim_vm, guest, auth.username, guestFilePath)
             return vim.vm.guest.FileManager.FileTransferInformation(
-                attributes=vim.vm.guest.FileManager.FileAttributes(), size=size, url=self._url(token))
+                attributes=vim.vm.guest.FileManager.FileAttributes(), size=size, url=url)
 
     @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
     def InitiateFileTransferToGuest(self, ctx: CallContext, vm: Any, auth: Any, guestFilePath: str,
                                     fileAttributes: Any, fileSize: int, overwrite: bool) -> str:
         with self.latency():
-            _, guest = self._ready_guest(vm, auth)
-            token = self.runtime().file_transfers.offer_upload(guest, auth.username, guestFilePath, fileSize, overwrite)
-            return self._url(token)
-
-    def _url(self, token: str) -> str:
-        # Like ESXi, the host part is "*": the client puts in the host it talks to.
-        return f"https://*:{self.runtime().http_port()}/guestFile?id={token}"
+            sim_vm, guest = self._ready_guest(vm, auth)
+            return self.runtime().offer_upload(sim_vm, guest, auth.username, guestFilePath, fileSize, overwrite)
 
     @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
     def DeleteFileInGuest(self, ctx: CallContext, vm: Any, auth: Any, filePath: str) -> None:

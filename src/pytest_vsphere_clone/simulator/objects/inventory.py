@@ -200,6 +200,8 @@ class HostSystem(Unmodelled, ManagedEntity):
         self.networks: list[Network] = []
         #: The management address (vmk0's); the guest file transfer service may give each host its own.
         self.address = "127.0.0.1"
+        #: SHA-1 thumbprint of the host's HTTPS certificate, once its transfer service has one.
+        self.ssl_thumbprint: str | None = None
         self.boot_time = time.time()
         self.props["runtime"] = vim.host.RuntimeInfo(
             connectionState="connected", powerState="poweredOn", inMaintenanceMode=False, standbyMode="none",
@@ -251,7 +253,7 @@ class HostSystem(Unmodelled, ManagedEntity):
             rebootRequired=False, managementServerIp="127.0.0.1", maxEVCModeKey="intel-icelake",
             currentEVCModeKey="",
             config=vim.host.Summary.ConfigSummary(name=self.name, port=443, product=product(), vmotionEnabled=True,
-                                                  faultToleranceEnabled=False),
+                                                  faultToleranceEnabled=False, sslThumbprint=self.ssl_thumbprint),
             quickStats=quick_stats(self))
 
 
