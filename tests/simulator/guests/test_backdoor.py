@@ -28,7 +28,8 @@ def test_info_get_answers_from_the_simulator(make_guest: MakeGuest, rpc: RpcReco
 def test_freeze_pauses_the_guest_until_unfrozen(make_guest: MakeGuest, rpc: RpcRecorder) -> None:
     guest = make_guest()
     ip = guest.wait_for_ip()  # frozen mid-DHCP, dhclient would resume only at its next retry
-    sshd = next(p.pid for p in guest.list_processes() if p.name == "sshd")
+    # A host pid: the guest's pids are its own PID namespace's.
+    sshd = next(pid for pid in guest.pids() if getattr(procfs.read_stat(pid), "comm", "") == "sshd")
     pid = guest.start_program("alice", "/usr/bin/vmtoolsd", '--cmd "instantclone.freeze"')
 
     wait_until(lambda: guest.frozen, what="freeze")

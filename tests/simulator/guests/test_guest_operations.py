@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def test_exit_codes_and_process_listing(make_guest: MakeGuest) -> None:
     with pytest.raises(GuestProcessNotFound):
         guest.terminate_process(sleeper)
     with pytest.raises(GuestProcessNotFound):
-        guest.terminate_process(1)  # a host process is not the guest's
+        guest.terminate_process(os.getpid())  # a host process is not the guest's
 
 
 def test_login_errors(make_guest: MakeGuest) -> None:

@@ -4,10 +4,13 @@ A ``GuestHost`` (one per simulator) owns a bridge with a DHCP server (dnsmasq);
 each powered-on VM is a ``Guest`` on it. Design, in brief:
 
 - **Isolation.** A guest is a named network namespace whose eth0 (a veth, with the
-  VM's MAC) is plugged into the bridge, plus its own mount and UTS namespaces,
-  held by a ``sleep infinity`` init. Processes are ordinary host processes (guest
-  pid = host pid); membership is by network namespace, which is how they are
-  listed, frozen and killed. See namespace.py and paths.py for the file view.
+  VM's MAC) is plugged into the bridge, plus its own PID, IPC, mount and UTS
+  namespaces, held by an init that is pid 1 of the PID namespace. Processes are
+  host processes the guest knows by other pids (its own namespace's, which Guest
+  Operations report); membership is by PID namespace, which is how they are
+  listed, frozen and killed. A guest sees and signals only its own processes.
+  See namespace.py and paths.py for the file view, docs/simulator.md for what a
+  guest can and cannot touch.
 - **File system.** A guest's / is a copy-on-write overlay of the host's /, its
   upper layer on the VM disk (``rootfs/``): package installs, /usr/local, /opt,
   /var, new top-level directories land on the disk - persisting across power

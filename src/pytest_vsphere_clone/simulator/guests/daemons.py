@@ -28,9 +28,8 @@ def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def _spawn(ns: GuestNamespace, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen(
-            ns.enter(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True
-        )
+        # A session of its own, as init would give a service (and never in the simulator's process group).
+        return ns.spawn(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True)
 
 
 def start_sshd(ns: GuestNamespace, log: Path) -> subprocess.Popen[bytes]:

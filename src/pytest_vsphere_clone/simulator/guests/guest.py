@@ -37,7 +37,7 @@ from .fileops import run_fileop
 from .launch import command_line, linux_environment, spawn_linux, spawn_windows, windows_environment
 from .linkwatch import LinkDownWatcher
 from .models import GuestIpAddress, GuestNic, GuestProcessInfo, GuestSpec
-from .namespace import GuestNamespace, GuestView, host_submounts, python_host_binds
+from .namespace import INIT_PID, GuestNamespace, GuestView, host_submounts, python_host_binds
 from .paths import EXIT_CODES_DIR, from_view, temp_dir, to_view
 from .programs import ProgramTable
 from .vnic import GUEST_IFNAME, VirtualNic
@@ -129,7 +129,7 @@ class Guest:
         return self._nic_connected
 
     def pids(self) -> list[int]:
-        """Host pids of every process of the guest (they equal the guest pids)."""
+        """Host pids of every process of the guest (the guest knows them by other pids: its own PID namespace's)."""
         return self._ns.pids() if self._ns is not None else []
 
     def rss_bytes(self) -> int:
@@ -206,6 +206,8 @@ class Guest:
         if resume is None:  # a resumed clone has no DHCP client until the guest runs one
             self._services.append(start_dhclient(ns, self.runtime_dir / "dhclient.log",
                                                  spec.network_start_delay()))
+        for proc in self._services:  # reaped when they end, as by the guest's init: no zombie in its ps
+            self._events.watch_exit(proc, _ignore_exit)
         wait_listening(service, port, what, service_log, timeout)
         if resume is not None:
             self._stale_mac = True
@@ -233,12 +235,14 @@ class Guest:
             self._frozen = False
             self._stale_mac = False
         if self._ns is not None:
-            attempt("namespaces", self._ns.destroy)  # SIGKILLs every guest process
-            self._ns = None
+            attempt("guest processes", self._ns.kill)  # SIGKILLs every guest process
         for proc in self._services:
             attempt(f"reaping {proc.args[0] if isinstance(proc.args, list) else proc.pid}", proc.wait)
         self._services.clear()
         attempt("programs", self._programs.clear)
+        if self._ns is not None:  # after the reaping: until then, the kernel holds the guest's dead init
+            attempt("namespaces", self._ns.destroy)
+            self._ns = None
         attempt("virtual NIC", self._nic.delete)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         if errors:
@@ -338,9 +342,7 @@ class Guest:
             if not self._running or self._frozen or self._ns is None:
                 return
             self._frozen = True
-            inode = self._ns.netns_inode
-            if inode is not None:
-                procfs.stop_netns(inode)
+            self._ns.stop_all()
             self._nic.set_connected(False)
 
     def unfreeze(self) -> None:
@@ -349,8 +351,8 @@ class Guest:
             if not self._frozen:
                 return
             self._frozen = False
-            if self._running and self._ns is not None and self._ns.netns_inode is not None:
-                procfs.signal_netns(self._ns.netns_inode, signal.SIGCONT)
+            if self._running and self._ns is not None:
+                self._ns.signal_all(signal.SIGCONT)
                 self._nic.set_connected(self._nic_connected)
         self._events.call(self._release_freeze_waiters)
 
@@ -435,7 +437,8 @@ class Guest:
         if self.spec.family == "linux":
             proc = spawn_linux(ns, account, program_path, arguments, working_directory, env)
             return self._programs.add(
-                proc, posixpath.basename(program_path), user, command_line(program_path, arguments)
+                proc, posixpath.basename(program_path), user, command_line(program_path, arguments),
+                pid=ns.guest_pid(proc.pid),
             )
         exit_file = f"{uuid.uuid4().hex}.exit"
         proc = spawn_windows(
@@ -456,6 +459,7 @@ class Guest:
             user,
             command_line(program_path, arguments, "windows"),
             exit_code_file=self.runtime_dir / "tools" / "exit" / exit_file,
+            pid=ns.guest_pid(proc.pid),
         )
 
     def list_processes(self, pids: list[int] | None = None) -> list[GuestProcessInfo]:
@@ -463,14 +467,15 @@ class Guest:
         ns = self._ops_namespace()
         names = {a.uid: a.name for a in parse_passwd(self._view_text("/etc/passwd")).values()}
         found = self._programs.snapshot()
-        for pid in ns.pids():
-            if pid in found:
+        for host_pid in ns.pids():
+            pid = ns.guest_pid(host_pid)  # as in a VM, the pid the guest knows the process by
+            if pid is None or pid in found:
                 continue
-            stat = procfs.read_stat(pid)
+            stat = procfs.read_stat(host_pid)
             if stat is None:
                 continue
-            argv = procfs.cmdline(pid)
-            uid = procfs.real_uid(pid)
+            argv = procfs.cmdline(host_pid)
+            uid = procfs.real_uid(host_pid)
             # Daemons that rewrite their argv ("sshd: alice [priv]") keep a clean comm.
             plain = bool(argv) and " " not in argv[0] and ":" not in argv[0]
             found[pid] = GuestProcessInfo(
@@ -484,18 +489,23 @@ class Guest:
         return [found[pid] for pid in sorted(found) if wanted is None or pid in wanted]
 
     def terminate_process(self, pid: int) -> None:
-        """TerminateProcessInGuest: SIGTERM now, SIGKILL after a grace period if still running."""
+        """TerminateProcessInGuest (``pid`` a guest pid): SIGTERM now, SIGKILL after a grace period if still running."""
         ns = self._ops_namespace()
-        stat = procfs.read_stat(pid)
-        if stat is None or pid not in ns.pids():
+        host_pid = ns.host_pid(pid)
+        stat = procfs.read_stat(host_pid) if host_pid is not None else None
+        if host_pid is None or stat is None:
             raise GuestProcessNotFound(f"no process {pid} in guest {self.vm_id}")
+        if pid == INIT_PID:
+            # Sent from inside the guest, as VMware Tools sends it, a signal its init has no handler
+            # for never reaches it (pid_namespaces(7)); from the host, SIGKILL would end the guest.
+            return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+            os.kill(host_pid, signal.SIGTERM)
 
         def kill_if_lingering() -> None:
-            if procfs.is_alive(pid, stat.start_ticks):  # same pid and start time: not a reused pid
+            if procfs.is_alive(host_pid, stat.start_ticks):  # same pid and start time: not a reused pid
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(host_pid, signal.SIGKILL)
 
         self._events.call(self._events.loop.call_later, _TERMINATE_GRACE, kill_if_lingering)
 
@@ -549,6 +559,10 @@ class Guest:
         ns = self._ops_namespace()
         view_path = to_view(self.spec.family, path)
         return run_fileop(ns.anchor_pid, self._credentials(user), op, view_path, path, data, **options)
+
+
+def _ignore_exit(returncode: int) -> None:
+    """A guest service's end is the guest's business."""
 
 
 def _log_failure(what: str) -> Callable[[asyncio.Future[None]], None]:

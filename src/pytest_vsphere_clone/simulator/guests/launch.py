@@ -29,8 +29,9 @@ from .paths import home_dir, temp_dir, to_view
 
 CMD_SHELL_MODULE = "pytest_vsphere_clone.simulator.guests.cmd_shell"
 
-# Runs as the user inside the guest: checks as that user, then becomes the program
-# (exec keeps the pid VMware reports). $1 program, $2 working directory, $3 command line.
+# Runs as the user inside the guest: checks as that user, then becomes the program (exec keeps
+# the pid VMware reports: the process's pid in the guest). $1 program, $2 working directory,
+# $3 command line.
 _LINUX_LAUNCHER = """\
 [ -e "$1" ] || { echo nofile; exit 127; }
 [ ! -d "$1" ] || { echo isdir; exit 126; }
@@ -120,13 +121,15 @@ def spawn_linux(
     cwd = working_directory or account.home
     to_view("linux", cwd)
     argv = ["/bin/sh", "-c", _LINUX_LAUNCHER, "launch", program_path, cwd, command_line(program_path, arguments)]
-    proc = subprocess.Popen(
-        ns.enter(argv, uid=account.uid, gid=account.gid),
+    proc = ns.spawn(
+        argv,
+        uid=account.uid,
+        gid=account.gid,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=linux_environment(account, env),
-        start_new_session=True,  # not in the simulator's process group: no stray SIGINT
+        start_new_session=True,  # not in the simulator's process group: no stray SIGINT or SIGHUP
     )
     # Both pipes reach EOF when the launcher execs the program with /dev/null as output.
     status, errors = _read_all(proc.stdout), _read_all(proc.stderr)
@@ -171,8 +174,8 @@ def spawn_windows(
         sys.executable, "-m", CMD_SHELL_MODULE, *windows_context_args(user, hostname, powershell_start),
         "--cwd", cwd, "--exit-code-file", exit_code_file, program_path, *([arguments] if arguments else []),
     ]  # fmt: skip
-    return subprocess.Popen(
-        ns.enter(argv),
+    return ns.spawn(
+        argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,10 +1,17 @@
-"""A guest's namespaces: a named network namespace, plus mount and UTS namespaces.
+"""A guest's namespaces: a named network namespace, plus PID, IPC, mount and UTS namespaces.
 
-The mount and UTS namespaces are built by a short shell script run under
-``nsenter --net`` + ``unshare --mount --uts``; the script then execs ``sleep
-infinity``, the guest's "init", whose only job is to keep the namespaces alive
-and give ``nsenter --target`` something to point at (the role vmtoolsd plays
-for guest operations: if it is killed, guest operations become unavailable).
+The guest's init is started as pid 1 of a new PID namespace (see pidns.py); it joins
+the network namespace with ``nsenter --net``, makes the IPC, mount and UTS namespaces
+with ``unshare``, and runs a short shell script that builds the guest's view and then
+becomes the init proper (``libexec/init`` in the tools directory, see shims.py): pid
+1 reaps the orphans the guest's processes leave, keeps the namespaces alive and is
+what ``nsenter --target`` and setns point at (the role vmtoolsd plays for guest
+operations: if it is gone, guest operations are unavailable). Every other guest
+process is started in the PID namespace too, so a guest sees, and can signal, only
+its own processes: ``ps``, ``pkill sshd`` and ``kill -9 -1`` as guest root reach
+nothing of the host, the simulator or other guests, as in a VM. The kernel drops a
+signal the init has no handler for when it comes from inside the guest, and when
+the init dies, the kernel kills every process of the guest.
 
 The guest's root is a copy-on-write view of the host's: an overlay whose lower
 layer is the host's / and whose upper layer is on the VM disk (see disk.py), made
@@ -12,12 +19,14 @@ the root of the mount namespace with pivot_root - so whatever the guest writes
 (package installs, /usr/local, /opt, /var, new top-level directories) lands on its
 disk, never on the host. /etc, and every directory file system the host mounts
 below / (which an overlay of / cannot show), get overlays of their own with
-uppers on the disk. /proc and /dev are the host's, /sys is the guest network's,
-/run, /tmp and /dev/shm are private tmpfs; /home, /root, /var/lib/dhcp and a Windows
-guest's drives are bound from the disk (see paths.py). Everything is mounted
-while the host's paths are still reachable, so it works wherever the state and
-disk directories live. Nothing is mounted in the host's namespace: the mounts go
-away with the guest's last process.
+uppers on the disk. /proc is the guest's own (its PID namespace's processes),
+/sys the guest network's (read-only), /dev the host's with the guest's own
+/dev/pts (pseudo-terminals) and /dev/mqueue (POSIX message queues); /run, /tmp
+and /dev/shm are private tmpfs; /home, /root, /var/lib/dhcp and a Windows guest's
+drives are bound from the disk (see paths.py). Everything is mounted while the
+host's paths are still reachable, so it works wherever the state and disk
+directories live. Nothing is mounted in the host's namespace: the mounts go away
+with the guest's last process.
 """
 
 from __future__ import annotations
@@ -29,13 +38,18 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from . import procfs
+from . import pidns, procfs
 from .commands import run, tool
 from .errors import GuestHostError, GuestOperationsUnavailable
-from .paths import DRIVES_ROOT, TOOLS_DIR
+from .paths import DRIVES_ROOT, GUEST_INIT, TOOLS_DIR
 
 _SETUP_TIMEOUT = 10.0
+#: How long destroy() waits for the dead init to be reaped.
+_REAP_TIMEOUT = 5.0
+#: The guest's init, as the guest sees it.
+INIT_PID = 1
 
 # Arguments: $1 disk dir, $2 tools dir, $3 empty directory (the new root's mount point),
 # $4 hostname, $5 family, then per overlay: mount point, upper dir, work dir ("/" first).
@@ -67,10 +81,17 @@ done
 mount -n -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs "$root/run"
 mkdir "$root{TOOLS_DIR}" "$root/run/sshd"
 mount -n --bind "$tools" "$root{TOOLS_DIR}"
-mount -n --rbind /proc "$root/proc"
-mount -n -t sysfs -o nosuid,nodev,noexec sysfs "$root/sys"
+# This shell is pid 1 of the guest's PID namespace: a proc mounted here lists the guest's processes only.
+mount -n -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount -n -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
 mount -n --rbind /dev "$root/dev"
 if [ -d "$root/dev/shm" ]; then mount -n -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"; fi
+# The guest's own pseudo-terminals (not the host's sessions) and POSIX message queues (its IPC namespace's).
+if [ -d "$root/dev/pts" ]; then
+    mount -n -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
+    mount -n --bind "$root/dev/pts/ptmx" "$root/dev/ptmx"
+fi
+if [ -d "$root/dev/mqueue" ]; then mount -n -t mqueue -o nosuid,nodev,noexec mqueue "$root/dev/mqueue"; fi
 mount -n -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
 if [ -d "$root/var/lib/dhcp" ]; then mount -n --bind "$disk/var/lib/dhcp" "$root/var/lib/dhcp"; fi
 if [ "$family" = windows ]; then
@@ -92,7 +113,7 @@ umount -n -l /
 cd /
 printf '%s' "$hostname" > /proc/sys/kernel/hostname
 echo ready
-exec sleep infinity </dev/null >/dev/null 2>&1
+exec /bin/sh {GUEST_INIT} </dev/null >/dev/null 2>&1
 """
 
 # Host mounts the guest does not see through an overlay: replaced, or from the VM disk.
@@ -174,7 +195,11 @@ class GuestView:
 
 
 class GuestNamespace:
-    """Creates, enters and destroys one guest's namespaces."""
+    """Creates, enters and destroys one guest's namespaces.
+
+    Pids are host pids unless a name says "guest pid": the pid a process has in the
+    guest, which is what the guest's ``ps`` and Guest Operations report.
+    """
 
     def __init__(self, name: str, log_file: Path) -> None:
         self.name = name
@@ -182,16 +207,17 @@ class GuestNamespace:
         self._log_file = log_file
         self._anchor: subprocess.Popen[bytes] | None = None
         self._inode: int | None = None
+        self._pid_inode: int | None = None
         self._created = False
 
     @property
     def netns_inode(self) -> int | None:
-        """Identity of the network namespace: every guest process lives in it."""
+        """Identity of the network namespace."""
         return self._inode
 
     @property
     def anchor_pid(self) -> int:
-        """The guest's init; raises if it is gone (the guest can then not be entered).
+        """Host pid of the guest's init; raises if it is gone (the guest can then not be entered).
 
         It is reaped only in destroy(), so its pid cannot have been reused meanwhile.
         """
@@ -208,7 +234,7 @@ class GuestNamespace:
         self._inode = procfs.ns_inode(self.netns_path)
 
     def start_init(self, view: GuestView) -> None:
-        """Build the mount and UTS namespaces and leave the guest's init running in them."""
+        """Build the PID, IPC, mount and UTS namespaces and leave the guest's init running in them."""
         paths = [view.disk_dir, view.tools_dir, view.staging_dir, *map(Path, view.host_binds)]
         paths += [p for _, upper, work in view.overlays for p in (upper, work)]
         for path in paths:
@@ -217,16 +243,21 @@ class GuestNamespace:
         view.staging_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             tool("nsenter"), f"--net={self.netns_path}", "--",
-            tool("unshare"), "--mount", "--uts", "--propagation", "private", "--",
+            tool("unshare"), "--mount", "--uts", "--ipc", "--propagation", "private", "--",
             "/bin/sh", "-c", _SETUP_SCRIPT, "guest-setup",
             str(view.disk_dir), str(view.tools_dir), str(view.staging_dir), view.hostname, view.family,
             *(str(item) for overlay in view.overlays for item in overlay),
         ]  # fmt: skip
         with open(self._log_file, "ab") as log:
-            self._anchor = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+            self._anchor = pidns.spawn(
+                argv, None, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                 env={**_INIT_ENV, "PVCS_HOST_BINDS": "\n".join(view.host_binds)},
-            )
+                # A session of its own, like every guest process: never in the simulator's process
+                # group. When the shell that started the simulator exits, the kernel sends SIGHUP,
+                # then SIGCONT, to the stopped members of a process group it orphans (POSIX _exit());
+                # a frozen guest's are all stopped, and SIGCONT would resume even an init.
+                start_new_session=True,
+            )  # fmt: skip
         assert self._anchor.stdout is not None
         with self._anchor.stdout, selectors.DefaultSelector() as sel:
             sel.register(self._anchor.stdout, selectors.EVENT_READ)
@@ -240,6 +271,7 @@ class GuestNamespace:
                     line += chunk
         if line != b"ready\n":
             raise GuestHostError(f"guest {self.name}: namespace setup failed: {self._log_tail()}")
+        self._pid_inode = procfs.ns_inode(f"/proc/{self._anchor.pid}/ns/pid")
 
     def _log_tail(self) -> str:
         try:
@@ -248,35 +280,96 @@ class GuestNamespace:
             return "(no output)"
 
     def enter(self, argv: list[str], uid: int | None = None, gid: int | None = None) -> list[str]:
-        """``argv`` prefixed to run inside the guest's namespaces, optionally as another user.
+        """``argv`` prefixed to run in the guest's network, IPC, mount and UTS namespaces, optionally as another user.
 
-        No fork is added: nsenter and setpriv exec in turn, so the final program
-        keeps the pid of the process spawned.
+        Run as is, the program stays in the host's PID namespace, unseen by the guest:
+        for the simulator's own short queries. Guest processes are started with spawn().
+        No fork is added: nsenter and setpriv exec in turn, so the final program keeps
+        the pid of the process spawned.
         """
-        prefix = [tool("nsenter"), f"--target={self.anchor_pid}", "--mount", "--uts", "--net", "--"]
+        prefix = [tool("nsenter"), f"--target={self.anchor_pid}", "--mount", "--uts", "--ipc", "--net", "--"]
         if uid is not None:
             prefix += [tool("setpriv"), f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--"]
         return prefix + argv
 
-    def pids(self) -> list[int]:
-        """All processes of the guest."""
-        return procfs.pids_in_netns(self._inode) if self._inode is not None else []
+    def spawn(
+        self, argv: list[str], uid: int | None = None, gid: int | None = None, **popen_kwargs: Any
+    ) -> subprocess.Popen[bytes]:
+        """Start a guest process: ``argv`` in all of the guest's namespaces, a child of the simulator.
 
-    def destroy(self) -> None:
-        """Kill every guest process and delete the network namespace (its veth goes with it).
-
-        Idempotent, and safe after a partial creation.
+        The caller must reap it (``wait``) before destroy(): the kernel holds a dead
+        init in exit until every process of its namespace has been reaped.
         """
+        init = self.anchor_pid
+        try:
+            return pidns.spawn(self.enter(argv, uid, gid), f"/proc/{init}/ns/pid", **popen_kwargs)
+        except OSError as exc:
+            if not procfs.is_alive(init):  # the namespace is dying: fork fails with ENOMEM
+                raise GuestOperationsUnavailable(f"guest {self.name}: its init process is not running") from exc
+            raise
+
+    def pids(self) -> list[int]:
+        """Host pids of all processes of the guest."""
+        return procfs.pids_in_namespace("pid", self._pid_inode) if self._pid_inode is not None else []
+
+    def guest_pid(self, pid: int) -> int | None:
+        """The guest pid of the guest process with host pid ``pid`` (None if it is gone)."""
+        return procfs.own_ns_pid(pid)
+
+    def host_pid(self, guest_pid: int) -> int | None:
+        """The host pid of the guest's process ``guest_pid``, or None if the guest has no such process."""
+        for pid in self.pids():
+            if procfs.own_ns_pid(pid) == guest_pid:
+                return pid
+        return None
+
+    def signal_all(self, sig: int) -> None:
+        """Send ``sig`` to every process of the guest, its init included."""
+        if self._pid_inode is not None:
+            procfs.signal_namespace("pid", self._pid_inode, sig)
+
+    def stop_all(self) -> None:
+        """SIGSTOP every process of the guest (a paused VM), until all are stopped."""
+        if self._pid_inode is not None:
+            procfs.stop_namespace("pid", self._pid_inode)
+
+    def kill(self) -> None:
+        """SIGKILL every process of the guest; returns when none runs (the simulator's children may be zombies).
+
+        The init's death alone makes the kernel kill the rest of the PID namespace; the
+        network namespace is swept too, for what the simulator ran in it alone.
+        """
+        if self._pid_inode is not None:
+            procfs.kill_namespace("pid", self._pid_inode)
+        if self._anchor is not None and self._anchor.returncode is None:
+            self._anchor.kill()
         if self._inode is not None:
             procfs.kill_netns(self._inode)
+
+    def destroy(self) -> None:
+        """Kill every guest process, reap the init and delete the network namespace (its veth goes with it).
+
+        Reap the guest processes spawn() started first: until they are, the kernel holds
+        the dead init in exit. Idempotent, and safe after a partial creation.
+        """
+        self.kill()
+        held = False
         if self._anchor is not None:
-            self._anchor.kill()
-            self._anchor.wait()
-            self._anchor = None
+            try:
+                self._anchor.wait(_REAP_TIMEOUT)
+                self._anchor = None
+            except subprocess.TimeoutExpired:
+                held = True
         if self._created and os.path.exists(self.netns_path):
             run(["ip", "netns", "delete", self.name])
         self._created = False
         self._inode = None
+        self._pid_inode = None
+        if held:
+            raise GuestHostError(
+                f"guest {self.name}: its init did not exit within {_REAP_TIMEOUT} s: a process started in the "
+                "guest by the simulator has not been reaped"
+            )
 
 
 #: Where the guest sees its own files, not the host's.

@@ -1,7 +1,10 @@
-"""Process inspection through /proc: membership by network namespace, liveness, RSS.
+"""Process inspection through the host's /proc: namespace membership, pids, liveness, RSS.
 
-Guest processes are ordinary host processes; what makes a process part of a guest
-is its network namespace, so that is how they are found, frozen and killed.
+Guest processes are host processes in the guest's namespaces. What makes a process
+part of a guest is its PID namespace (see namespace.py), so that is how a running
+guest's processes are found, listed, frozen and killed; the network namespace is the
+catch-all a crashed simulator's sweep uses. Every pid here is a host pid unless a
+name says otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+_PF_EXITING = 0x4  # include/linux/sched.h: the task is in do_exit()
+
+
 @dataclass(frozen=True)
 class ProcStat:
     """The fields of /proc/PID/stat this package uses."""
@@ -29,6 +35,7 @@ class ProcStat:
     comm: str
     state: str
     start_ticks: int
+    flags: int = 0
 
 
 def _all_pids() -> Iterator[int]:
@@ -42,16 +49,32 @@ def ns_inode(path: str) -> int:
     return os.stat(path).st_ino
 
 
-def pids_in_netns(inode: int) -> list[int]:
-    """All live processes whose network namespace is ``inode``."""
+def pids_in_namespace(kind: str, inode: int) -> list[int]:
+    """All processes whose ``kind`` namespace ("net", "pid", ...) is ``inode`` (zombies have none)."""
     pids = []
     for pid in _all_pids():
         try:
-            if os.stat(f"/proc/{pid}/ns/net").st_ino == inode:
+            if os.stat(f"/proc/{pid}/ns/{kind}").st_ino == inode:
                 pids.append(pid)
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return pids
+
+
+def own_ns_pid(pid: int) -> int | None:
+    """The pid of host process ``pid`` in its own PID namespace (a guest pid); None if it is gone.
+
+    The NSpid line of /proc/PID/status lists the pid in every namespace from the
+    host's down to the process's own.
+    """
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
 
 
 def read_stat(pid: int) -> ProcStat | None:
@@ -64,13 +87,17 @@ def read_stat(pid: int) -> ProcStat | None:
     # comm may contain spaces and parentheses: it ends at the last ')'.
     comm = raw[raw.index("(") + 1 : raw.rindex(")")]
     fields = raw[raw.rindex(")") + 2 :].split()
-    return ProcStat(pid=pid, comm=comm, state=fields[0], start_ticks=int(fields[19]))
+    return ProcStat(pid=pid, comm=comm, state=fields[0], start_ticks=int(fields[19]), flags=int(fields[6]))
 
 
 def is_alive(pid: int, start_ticks: int | None = None) -> bool:
-    """True if ``pid`` runs (not a zombie) and, if given, started at ``start_ticks`` (no pid reuse)."""
+    """True if ``pid`` runs and, if given, started at ``start_ticks`` (no pid reuse).
+
+    A zombie is dead, and so is a process already in exit: a PID namespace's init
+    stays in exit until every other process of its namespace has been reaped.
+    """
     stat = read_stat(pid)
-    if stat is None or stat.state in ("Z", "X"):
+    if stat is None or stat.state in ("Z", "X") or stat.flags & _PF_EXITING:
         return False
     return start_ticks is None or stat.start_ticks == start_ticks
 
@@ -132,23 +159,23 @@ def pss_bytes(pid: int) -> int:
     return 0
 
 
-def signal_netns(inode: int, sig: int) -> list[int]:
-    """Send ``sig`` to every process of a network namespace; return the pids signalled."""
-    pids = pids_in_netns(inode)
+def signal_namespace(kind: str, inode: int, sig: int) -> list[int]:
+    """Send ``sig`` to every process of a namespace; return the pids signalled."""
+    pids = pids_in_namespace(kind, inode)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
     return pids
 
 
-def kill_netns(inode: int, timeout: float = 5.0) -> None:
-    """SIGKILL every process of a network namespace until none is left.
+def kill_namespace(kind: str, inode: int, timeout: float = 5.0) -> None:
+    """SIGKILL every process of a namespace until none is left.
 
     Repeated because a process may fork between the scan and the kill.
     """
     deadline = time.monotonic() + timeout
     while True:
-        alive = [pid for pid in signal_netns(inode, signal.SIGKILL) if is_alive(pid)]
+        alive = [pid for pid in signal_namespace(kind, inode, signal.SIGKILL) if is_alive(pid)]
         if not alive:
             return
         if time.monotonic() > deadline:
@@ -156,12 +183,17 @@ def kill_netns(inode: int, timeout: float = 5.0) -> None:
         time.sleep(0.005)
 
 
-def stop_netns(inode: int, timeout: float = 5.0) -> None:
-    """SIGSTOP every process of a network namespace, repeating until all are stopped."""
+def kill_netns(inode: int, timeout: float = 5.0) -> None:
+    """SIGKILL every process of a network namespace until none is left."""
+    kill_namespace("net", inode, timeout)
+
+
+def stop_namespace(kind: str, inode: int, timeout: float = 5.0) -> None:
+    """SIGSTOP every process of a namespace, repeating until all are stopped."""
     deadline = time.monotonic() + timeout
     while True:
         running = []
-        for pid in signal_netns(inode, signal.SIGSTOP):
+        for pid in signal_namespace(kind, inode, signal.SIGSTOP):
             stat = read_stat(pid)
             if stat is not None and stat.state not in ("T", "t", "Z", "X"):
                 running.append(pid)
@@ -171,3 +203,4 @@ def stop_netns(inode: int, timeout: float = 5.0) -> None:
             log.warning("processes %s did not stop within %s s", running, timeout)
             return
         time.sleep(0.002)
+

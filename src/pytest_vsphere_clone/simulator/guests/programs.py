@@ -50,19 +50,22 @@ class ProgramTable:
         owner: str,
         cmd_line: str,
         exit_code_file: Path | None = None,
+        pid: int | None = None,
     ) -> int:
         """Track a started program (reaped by the event loop); returns its pid.
 
+        ``pid`` is the program's pid as the guest sees it (default: ``proc.pid``).
         ``exit_code_file``, if the program writes one, holds the exact exit code
         (an exit status keeps only 8 bits; Windows codes such as 9009 do not fit).
         """
+        guest_pid = proc.pid if pid is None else pid
         info = GuestProcessInfo(
-            pid=proc.pid, name=name, owner=owner, cmd_line=cmd_line, start_time=datetime.now(timezone.utc)
+            pid=guest_pid, name=name, owner=owner, cmd_line=cmd_line, start_time=datetime.now(timezone.utc)
         )
         with self._lock:
-            self._entries[proc.pid] = _Entry(info, proc, exit_code_file)
-        self._events.watch_exit(proc, lambda returncode: self._exited(proc.pid, returncode))
-        return proc.pid
+            self._entries[guest_pid] = _Entry(info, proc, exit_code_file)
+        self._events.watch_exit(proc, lambda returncode: self._exited(guest_pid, returncode))
+        return guest_pid
 
     def _exited(self, pid: int, returncode: int) -> None:
         with self._lock:

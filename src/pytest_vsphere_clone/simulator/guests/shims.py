@@ -4,7 +4,8 @@
 the guest's /usr/bin on the VM disk at each boot) send the RPC over the guest's backdoor socket -
 the stand-in for the VMware backdoor port - and print the reply; a failed RPC exits
 1 with the error on stderr, like the real tools. ``libexec/dhcp-renew`` restarts the
-guest's DHCP client (the Windows emulation's ``ipconfig /renew``).
+guest's DHCP client (the Windows emulation's ``ipconfig /renew``); ``libexec/init`` is
+the guest's pid 1.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import stat
 import sys
 from pathlib import Path
 
-from .paths import BACKDOOR_SOCKET, DHCP_RENEW
+from .paths import BACKDOOR_SOCKET, DHCP_RENEW, GUEST_INIT
 
 SHIM_NAMES = ("vmtoolsd", "vmware-rpctool")
 
@@ -79,6 +80,18 @@ exec dhclient -1 -4 -pf /run/dhclient.$iface.pid -lf /var/lib/dhcp/dhclient.$ifa
 """
 
 
+# pid 1 of the guest's PID namespace. Orphans are reparented to it: its ``wait`` reaps them
+# (the shell waits for any child, not only its own job). Signals from inside the guest that
+# it has no handler for never reach it (pid_namespaces(7)): it outlives ``kill -9 -1``.
+_INIT_SOURCE = """\
+#!/bin/sh
+while :; do
+    sleep 2147483647 &
+    wait
+done
+"""
+
+
 def _world_executable(path: str) -> bool:
     """True if any user can execute ``path`` (o+x on the file and every parent directory)."""
     real = os.path.realpath(path)
@@ -110,6 +123,7 @@ def install(tools_dir: Path) -> None:
             tools_dir / "bin" / name, _SHIM_SOURCE.format(python=python, name=name, socket_path=BACKDOOR_SOCKET)
         )
     _write_executable(tools_dir / "libexec" / Path(DHCP_RENEW).name, _DHCP_RENEW_SOURCE)
+    _write_executable(tools_dir / "libexec" / Path(GUEST_INIT).name, _INIT_SOURCE)
 
 
 def _write_executable(path: Path, text: str) -> None:
