@@ -25,6 +25,13 @@ the plugin:
 - ``VirtualMachineCloneSpec.config.annotation`` is dropped by vcsim (it copies only the spec's
   extraConfig and instanceUuid); the marker the plugin also sets as a custom attribute still
   reaches the clone, which is what ``list`` and ``reap`` read.
+- ``CustomFieldsManager.SetField`` ("Assigns a value to a custom field on an entity") appends a
+  second value with the same key in vcsim instead of replacing the first, so a kept clone's
+  marker update (its process taken out, so that no later run finds it orphaned) is not what
+  readers see first. The keep test therefore reaps by run id and does not check that a kept
+  clone survives the next run.
+- New property filters: vcsim reports a filter's first values only after some unrelated change
+  (see vcsim_nudge.py); the nudge supplies such changes.
 """
 
 from __future__ import annotations
@@ -173,7 +180,12 @@ def test_xdist_session_scope(vcsim_tier: VcsimTier) -> None:
 
 
 def test_keep_list_reap(vcsim_tier: VcsimTier) -> None:
-    """A kept clone outlives the run, ``list`` shows it with its run, ``reap --run`` destroys it."""
+    """A kept clone outlives the run, ``list`` shows it with its run, ``reap --run`` destroys it.
+
+    Not checked here: that ``list`` calls the kept clone live rather than orphaned. On vcsim it is
+    orphaned, because vcsim's SetField adds the kept marker next to the first one instead of
+    replacing it (see the module docstring).
+    """
     shell = vcsim_tier.shell
     write_suite(vcsim_tier)
     outcome = shell.pytest(*shell.plugin_args("linked", "worker"), "--vsphere-keep=always")
