@@ -6,6 +6,8 @@
   guide, "Limitations of Instant Clones").
 - Windows Guest Operations run with a filtered, non-elevated token unless the user is the built-in
   Administrator (ansible/ansible #66472, vmware/pyvmomi-community-samples #272).
+- systemd-networkd guests derive their DHCP client identity from /etc/machine-id: clones of a template
+  that keeps one get the same lease (systemd #9609, chef/bento #1062).
 """
 
 from __future__ import annotations
@@ -243,6 +245,9 @@ GUEST_INVENTORY: dict[str, Any] = {"datacenters": [{
     "clusters": [{"name": "cluster1", "hosts": ["esx1"]}],
     "vms": [
         {"name": "windows-template", "guest_id": "windows2019srvNext_64Guest", "snapshots": ["base"]},
+        # systemd-networkd guests: one template keeps its machine-id, the other was prepared (emptied).
+        {"name": "networkd-kept", "dhcp_client": "networkd", "machine_id": "fixed", "snapshots": ["base"]},
+        {"name": "networkd-prepared", "dhcp_client": "networkd", "snapshots": ["base"]},
     ],
 }]}
 CMD = r"C:\Windows\System32\cmd.exe"
@@ -336,3 +341,83 @@ def test_windows_guest_operations_of_another_administrator_are_not_elevated(gsim
         assert run(admin, f'netsh interface show interface > {out}') == 0
     finally:
         _destroy(vm)
+
+
+# --- systemd-networkd: the DHCP client identity comes from /etc/machine-id ------------------------
+
+NETWORK_UNIT = "/etc/systemd/network/80-vmware-eth0.network"
+
+
+def _sh(gsim: Simulator, gsi: Any, vm: Any, script: str) -> int:
+    facts = gsim.connection_facts()
+    quoted = "'" + script.replace("'", "'\"'\"'") + "'"
+    return _guest_run(gsi, vm, facts["GUEST_USER"], facts["GUEST_PASSWORD"], "/bin/sh", f"-c {quoted}")
+
+
+def _address(vm: Any, other_than: str | None = None) -> str:
+    """The address VMware Tools report (once there is one, and it is not ``other_than``)."""
+    _until(lambda: vm.guest.ipAddress not in (None, other_than), what=f"an address of {vm.name}")
+    return str(vm.guest.ipAddress)
+
+
+def test_clones_of_a_template_that_keeps_its_machine_id_share_one_lease(gsim: Simulator, gsi: Any) -> None:
+    kept = gsim.find_vm("networkd-kept").initial_machine_id  # what the template's image holds
+    first, second = (_running_clone(gsi, "networkd-kept", f"kept-{n}") for n in range(2))
+    try:
+        assert _sh(gsim, gsi, first, f"grep -qx {kept} /etc/machine-id") == 0
+        assert _sh(gsim, gsi, second, f"grep -qx {kept} /etc/machine-id") == 0
+        # One client identity (networkd's DUID from the machine-id), so the DHCP server, which keys
+        # leases by it, hands the second clone the first one's address: two VMs, one IP.
+        assert _address(second) == _address(first)
+        assert first.guest.net[0].macAddress != second.guest.net[0].macAddress
+    finally:
+        for vm in (first, second):
+            _destroy(vm)
+
+
+def test_clones_of_a_prepared_template_get_their_own_machine_id_and_lease(gsim: Simulator, gsi: Any) -> None:
+    first, second = (_running_clone(gsi, "networkd-prepared", f"prepared-{n}") for n in range(2))
+    try:
+        assert _address(first) != _address(second)
+        # Each made its own machine-id at its first boot (read from its disk, white-box: the guests
+        # cannot see each other's files).
+        assert gsim.vc is not None and gsim.vc.guests is not None
+        first_id = (gsim.vc.guests.disk_dir(gsim.find_vm("prepared-0")) / "etc" / "machine-id").read_text().strip()
+        assert _sh(gsim, gsi, first, f"grep -qx {first_id} /etc/machine-id") == 0
+        assert _sh(gsim, gsi, second, f"grep -qx {first_id} /etc/machine-id") == 1
+        assert _sh(gsim, gsi, second, "grep -qxE '[0-9a-f]{32}' /etc/machine-id") == 0
+    finally:
+        for vm in (first, second):
+            _destroy(vm)
+
+
+@pytest.mark.parametrize("fix", ["ClientIdentifier=mac", "empty machine-id"])
+def test_either_fix_gives_a_clone_its_own_lease(gsim: Simulator, gsi: Any, fix: str) -> None:
+    first, second = (_running_clone(gsi, "networkd-kept", f"fix-{n}") for n in range(2))
+    try:
+        shared = _address(first)
+        assert _address(second) == shared
+        if fix == "ClientIdentifier=mac":
+            assert _sh(gsim, gsi, second, f"printf '\\n[DHCPv4]\\nClientIdentifier=mac\\n' >> {NETWORK_UNIT}") == 0
+        else:
+            assert _sh(gsim, gsi, second, ": > /etc/machine-id") == 0
+        second.RebootGuest()
+        assert _address(second, other_than=shared) != shared  # its own identity: a lease of its own
+        if fix == "empty machine-id":
+            assert _sh(gsim, gsi, second, "test -s /etc/machine-id") == 0  # the boot made a new one
+    finally:
+        for vm in (first, second):
+            _destroy(vm)
+
+
+@pytest.mark.parametrize(("entry", "error"), [
+    ({"dhcp_client": "dhcpcd"}, "dhcp_client must be dhclient or networkd, not 'dhcpcd'"),
+    ({"machine_id": "ABC"}, "machine_id must be \"fixed\" or 32 lower-case hex digits, not 'ABC'"),
+    ({"machine_id": "fixed", "guest_id": "windows2019srvNext_64Guest"}, "apply to Linux guests only"),
+])
+def test_inventory_image_settings_are_checked(tmp_path: Path, entry: dict[str, Any], error: str) -> None:
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps({"datacenters": [{"name": "dc1", "clusters": [{"name": "c", "hosts": ["esx1"]}],
+                                                 "vms": [{"name": "bad", **entry}]}]}))
+    with pytest.raises(InventoryError, match=error.replace("(", r"\(")):
+        Simulator(SimulatorConfig(inventory=path)).start()

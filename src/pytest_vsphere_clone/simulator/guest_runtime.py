@@ -23,6 +23,7 @@ from .file_transfers import FileTransfers
 from .guests import copy_disk
 from .guests import errors as guest_errors
 from .guests.accounts import WINDOWS_LOCAL_ADMIN
+from .guests.disk import GuestDisk
 from .guests.fileops import GuestDirectoryNotEmpty, GuestNotADirectory
 from .guests.host import GuestHost
 from .guests.models import GuestSpec
@@ -82,6 +83,7 @@ class GuestRuntime:
             vms = vc.of_type(VirtualMachine)
         for vm in vms:
             self.disk_dir(vm).mkdir(parents=True, exist_ok=True)
+            GuestDisk(self.disk_dir(vm)).seed_os_image(vm.initial_machine_id, vm.networkd)  # the inventory's image
             if vm.initial_power == "poweredOn":
                 with vc.lock:
                     vm.power_state = "poweredOn"

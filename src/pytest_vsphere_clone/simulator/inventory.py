@@ -9,8 +9,14 @@ Shape (every key optional but ``datacenters``)::
         "clusters": [{"name": "cluster1", "hosts": ["esx1", {"name": "esx2", "cpu_cores": 32, "memory_gb": 512}]}],
         "vms": [{"name": "linux-template", "guest_id": "ubuntu64Guest", "folder": "",
                  "host": "esx1", "power": "poweredOff", "frozen": false, "template": false,
-                 "snapshots": ["base"], "tools": true}]}],
+                 "snapshots": ["base"], "tools": true,
+                 "dhcp_client": "dhclient", "machine_id": null}]}],
      "users": [{"name": "readonly@vsphere.local", "password": "...", "denied": ["VirtualMachine.*"]}]}
+
+A Linux VM's image (see guests/os_image.py): ``dhcp_client`` "networkd" makes systemd-networkd its DHCP
+client (its client identity derived from /etc/machine-id); ``machine_id`` "fixed" (or 32 hex digits)
+keeps a committed /etc/machine-id in the template, which its clones copy. The default (null) is an
+emptied machine-id, as a prepared template has: each VM's first boot makes its own.
 """
 
 from __future__ import annotations
@@ -206,6 +212,25 @@ def _host_hardware(data: str | dict[str, Any]) -> tuple[str, HostHardware]:
     return str(data["name"]), HostHardware(cores_per_package=cores // 2, memory_bytes=memory_gb * GB)
 
 
+def _os_image(vm: VirtualMachine, data: dict[str, Any]) -> None:
+    """The image's machine-id and DHCP client, checked (Linux guests only)."""
+    dhcp_client = data.get("dhcp_client", "dhclient")
+    machine_id = data.get("machine_id")
+    if machine_id is None and dhcp_client == "dhclient":
+        return
+    from .guests.os_image import new_machine_id, valid_machine_id  # the guests package only when needed
+
+    if dhcp_client not in ("dhclient", "networkd"):
+        raise InventoryError(f"VM {vm.name}: dhcp_client must be dhclient or networkd, not {dhcp_client!r}")
+    if machine_id is not None and machine_id != "fixed" and not valid_machine_id(str(machine_id)):
+        raise InventoryError(f"VM {vm.name}: machine_id must be \"fixed\" or 32 lower-case hex digits, "
+                             f"not {machine_id!r}")
+    if (machine_id is not None or dhcp_client != "dhclient") and vm.family != "linux":
+        raise InventoryError(f"VM {vm.name}: machine_id and dhcp_client apply to Linux guests only")
+    vm.networkd = dhcp_client == "networkd"
+    vm.initial_machine_id = new_machine_id() if machine_id == "fixed" else machine_id
+
+
 def _folder(vc: VCenter, dc: Datacenter, path: str) -> Folder:
     folder = dc.vm_folder
     for part in [p for p in path.split("/") if p]:
@@ -241,6 +266,7 @@ def add_vm(vc: VCenter, dc: Datacenter, data: dict[str, Any], hosts: dict[str, H
                         guest_id=data.get("guest_id", LINUX_GUEST_ID), num_cpu=int(data.get("cpus", 2)),
                         memory_mb=int(data.get("memory_mb", 2048)), template=bool(data.get("template", False)))
     vm.tools_installed = bool(data.get("tools", True))
+    _os_image(vm, data)
     vm.disk = vc.disks.create_base(name, vm.mo_id, datastores[0], int(data.get("disk_mb", 4096)) * MB)
     vc.add(vm)
     folder.attach(vm)

@@ -16,8 +16,12 @@ _START_TIMEOUT = 5.0
 class DhcpServer:
     """dnsmasq serving one bridge, with its own lease, pid and log files.
 
-    Leases are keyed by MAC (client identifiers are ignored), so a VM with a new
-    MAC - a clone - always gets a new address, while a power-cycled VM keeps its own.
+    Leases are keyed as a real DHCP server keys them (RFC 2131 section 4.2: "the combination of
+    'client identifier' or 'chaddr' and assigned network address constitute a unique identifier for
+    the client's lease"): by the client identifier when the client sends one, else by MAC. A clone
+    - a new MAC - gets a new address, while a power-cycled VM keeps its own; but clones that send
+    their template's identifier (systemd-networkd's, from a machine-id they share: see
+    os_image.py) get the same lease, as on a real network.
     """
 
     def __init__(self, bridge: str, subnet: ipaddress.IPv4Network, run_dir: Path, lease_time: int) -> None:
@@ -45,7 +49,6 @@ class DhcpServer:
             f"--interface={self.bridge}",
             "--except-interface=lo",
             "--dhcp-authoritative",  # NAK stale requests (e.g. a clone asking for its source's address)
-            "--dhcp-ignore-clid",
             f"--dhcp-range={first},{last},{self.subnet.netmask},{self.lease_time}",
             f"--dhcp-leasefile={self.lease_file}",
             f"--pid-file={self.pid_file}",

@@ -34,7 +34,7 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from . import accounts
+from . import accounts, os_image
 from .accounts import Account
 from .models import GuestSpec
 from .paths import BACKDOOR_SOCKET, DRIVES_ROOT, TOOLS_DIR
@@ -155,9 +155,15 @@ class GuestDisk:
         if spec.family == "windows":
             self._prepare_drive_c(spec)
         else:
+            os_image.ensure_machine_id(self.etc)  # the guest OS's first boot commits one
+            os_image.write_dhcp_identity(self.etc, spec.mac)
             self._ensure_host_keys(spec.hostname)
             self._prepare_home(account, spec.authorized_keys)
         return account
+
+    def seed_os_image(self, machine_id: str | None, networkd: bool) -> None:
+        """What a template's image holds before its first boot: a machine-id, networkd (see os_image.py)."""
+        os_image.seed(self.etc, machine_id, networkd)
 
     def install_programs(self, programs: dict[str, Path]) -> None:
         """Install host files into the guest's /usr/bin, as a package would (on the disk: the rootfs layer)."""

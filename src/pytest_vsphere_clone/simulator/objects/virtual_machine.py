@@ -73,6 +73,10 @@ class VirtualMachine(CloneMethods, RelocateMethods):
         #: The state an inventory file asks for; the simulator brings the VM there at start.
         self.initial_power = "poweredOff"
         self.initial_frozen = False
+        #: What the template's OS image holds (see guests/os_image.py): a committed /etc/machine-id
+        #: (None: an emptied one, as in a prepared template) and systemd-networkd as its DHCP client.
+        self.initial_machine_id: str | None = None
+        self.networkd = False
 
     # --- state helpers -----------------------------------------------------------------
 
