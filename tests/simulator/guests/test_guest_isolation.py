@@ -7,6 +7,7 @@ reported. The guest user of the simulator's Linux guests is root.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import shutil
@@ -219,7 +220,27 @@ def _segments_of_4096() -> int:
     return sum(1 for line in out.splitlines() if line.split()[4:5] == ["4096"])
 
 
-def test_a_guest_has_its_own_ipc_and_terminals(make_vm: Callable[[], Vm]) -> None:
+_MQ = "/pvcs-isolation"
+
+
+def _mq_open(flags: int) -> str:
+    """mq_open(3) of the POSIX message queue _MQ with ``flags``: "ok", or the error (a guest's shell command)."""
+    return (
+        "python3 -c 'import ctypes, os; rt = ctypes.CDLL(\"librt.so.1\", use_errno=True); "
+        f"q = rt.mq_open(b\"{_MQ}\", {flags}, 0o600, None); "
+        "print(\"ok\" if q >= 0 else os.strerror(ctypes.get_errno()))'"
+    )
+
+
+def _host_has_mq() -> bool:
+    rt = ctypes.CDLL("librt.so.1", use_errno=True)
+    fd = rt.mq_open(_MQ.encode(), os.O_RDWR, 0o600, None)
+    if fd >= 0:
+        os.close(fd)
+    return bool(fd >= 0)
+
+
+def test_a_guest_has_its_own_ipc_terminals_and_a_read_only_sys(make_vm: Callable[[], Vm]) -> None:
     a, b = make_vm(), make_vm()
     on_host = _segments_of_4096()
 
@@ -227,6 +248,13 @@ def test_a_guest_has_its_own_ipc_and_terminals(make_vm: Callable[[], Vm]) -> Non
     assert (code, out) == (0, "1\n")
     assert b.shell("ipcs -m | awk '$5 == 4096' | wc -l") == (0, "0\n")  # a's shared memory is a's
     assert _segments_of_4096() == on_host
+    assert a.shell(_mq_open(os.O_CREAT | os.O_RDWR)) == (0, "ok\n")
+    assert a.shell(_mq_open(os.O_RDWR)) == (0, "ok\n")
+    assert b.shell(_mq_open(os.O_RDWR)) == (0, "No such file or directory\n")  # a's message queue is a's
+    assert not _host_has_mq()
+
+    code, out = a.shell("touch /sys/kernel/pvcs-isolation 2>&1")
+    assert code != 0 and "Read-only file system" in out
 
     with a.ssh() as client:  # a login with a terminal gets one of the guest's own pseudo-terminals
         _, stdout, _ = client.exec_command("tty; ls /dev/pts", get_pty=True, timeout=10)
