@@ -12,7 +12,7 @@ About 5 % of all SOAP calls are hit (``--fault-rate``), each rule drawing from i
 - delay: the call waits ``--delay`` seconds before it runs;
 - dropped connection: closed before the call runs, or after it ran (the answer is lost).
 
-Once, when the middle session has finished half its tests, the vCenter goes away for ``--outage``
+Once, when the middle session has finished a tenth of its tests, the vCenter goes away for ``--outage``
 seconds (listening socket closed: connections refused; every session ended), then comes back on the
 same port. The next session starts only after it is back.
 
@@ -196,7 +196,9 @@ class OutageTrigger:
     def __init__(self, sim: Simulator, session: int, after: int, seconds: float) -> None:
         self.sim, self.session, self.after, self.seconds = sim, session, after, seconds
         self.thread: threading.Thread | None = None
+        #: Wall-clock times the vCenter went away and came back.
         self.started_at: float | None = None
+        self.ended_at: float | None = None
 
     def watch(self, session: Session, events_file: Path, done: threading.Event) -> None:
         if session.index != self.session or self.seconds <= 0:
@@ -205,16 +207,33 @@ class OutageTrigger:
             finished = sum(1 for line in events_file.read_text().splitlines()
                            if '"when": "teardown"' in line and '"worker": "master"' in line)
             if finished >= self.after:
-                self.started_at = time.time()
                 print(f"... vCenter unavailable for {self.seconds:g} s after {finished} tests of session "
                       f"{session.index + 1}", file=sys.stderr, flush=True)
-                self.thread = threading.Thread(target=self.sim.outage, args=(self.seconds,), name="outage")
+                self.thread = threading.Thread(target=self._outage, name="outage")
                 self.thread.start()
                 return
+
+    def _outage(self) -> None:
+        self.started_at = time.time()
+        try:
+            self.sim.outage(self.seconds)
+        finally:
+            self.ended_at = time.time()
 
     def wait_back(self) -> None:
         if self.thread is not None:
             self.thread.join()
+
+    def after_return(self, session: Session) -> tuple[int, int]:
+        """(passed, failed) of the outage session's tests that ended after the vCenter was back: whether
+        the plugin logs in again and goes on."""
+        if self.ended_at is None or session.index != self.session:
+            return 0, 0
+        ended = {e["nodeid"]: e for e in session.events if e["event"] == "report" and e["when"] == "teardown"}
+        late = {e["nodeid"] for e in session.events if e["event"] == "report" and e["time"] > self.ended_at
+                and e["when"] == "setup"}
+        failed = {e["nodeid"] for e in session.events if e["event"] == "report" and e["outcome"] == "failed"}
+        return len((late & ended.keys()) - failed), len(late & failed)
 
 
 def run_session(sim: Simulator, session: Session, workers: int, trigger: OutageTrigger) -> None:
@@ -345,7 +364,10 @@ def evaluate(sessions: list[Session]) -> Outcome:
         unreported = session.tests - len(by_test)
         if unreported > 0:
             # A session refused at start (pytest's "ERROR: ..." usage error) or ended early runs none.
-            why = [line for line in session.output.splitlines() if line.startswith("ERROR: ")][:1]
+            # An INTERNALERROR's last "module.Type: ..." line names the exception that escaped.
+            why = ([line for line in session.output.splitlines() if line.startswith("ERROR: ")][:1]
+                   or [line for line in session.output.splitlines()
+                       if re.match(r"INTERNALERROR> [A-Za-z_][\w.]*: ", line)][-1:])
             result.not_run[f"session exit {session.returncode}: {normalized(why[0]) if why else '(no reason)'}"] \
                 += unreported
     return result
@@ -380,6 +402,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fault-rate", type=float, default=0.05, help="share of SOAP calls hit by a fault")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds a delayed call waits")
     parser.add_argument("--outage", type=float, default=20.0, help="seconds the vCenter is away (0: no outage)")
+    parser.add_argument("--outage-after", type=float, default=0.1,
+                        help="share of the middle session's tests finished when the vCenter goes away (early "
+                             "enough that tests go on after it is back)")
     parser.add_argument("--seed", type=int, default=12, help="seed of the fault rules' random draws")
     parser.add_argument("--output", type=Path, help="also write every session's pytest output here")
     parser.add_argument("--trace", type=Path, help="write the simulator's SOAP call trace here (one line per call, "
@@ -411,7 +436,7 @@ def main() -> int:
         tag = sim.vc.guests.host.tag
         baseline_vms, baseline_guests = sim.vm_names(), guests_of(sim)
         rules = [sim.vc.faults.add(rule) for rule in fault_rules(args.fault_rate, args.delay, args.seed)]
-        trigger = OutageTrigger(sim, middle, max(1, sizes[middle] // 2), args.outage)
+        trigger = OutageTrigger(sim, middle, max(1, round(sizes[middle] * args.outage_after)), args.outage)
         sim.reset_counters()
         started = time.monotonic()
         for session in sessions:
@@ -439,13 +464,16 @@ def main() -> int:
     tracebacks = len(outcome.output_tracebacks) + len(outcome.report_tracebacks) + len(outcome.logged_tracebacks)
     fired = sum(rule.fired for rule in rules)
     session_leaks = [f"session {s.index + 1}: {name}" for s in sessions for name in s.left]
-    leaks = len(left_vms) + len(left_guests) + len(left_namespaces) + len(session_leaks)
+    # The last session's leaks are the soak's own at the end: counted once.
+    leaks = len(session_leaks) + len(left_namespaces)
 
     instant = sum(1 for n in range(args.lifecycles) if n % INSTANT_EVERY == INSTANT_EVERY - 1)
     print(f"Fault soak: {args.lifecycles} clone lifecycles of one test each ({args.lifecycles - instant} linked, "
           f"{instant} instant) in {args.sessions} sessions of pytest -n {args.workers}, "
           f"seed profile x {args.time_scale:g}")
-    away = (f"vCenter away {args.outage:g} s once (session {middle + 1}, after {trigger.after} of its tests)"
+    back_passed, back_failed = trigger.after_return(sessions[middle])
+    away = (f"vCenter away {args.outage:g} s once (session {middle + 1}, after {trigger.after} of its tests; "
+            f"of the tests whose set-up ended after it was back {back_passed} passed, {back_failed} failed)"
             if trigger.started_at is not None else "no outage (the session ended before it was due)")
     print(f"faults: {fired} of {requests} SOAP calls ({fired / max(requests, 1):.1%}); {away}")
     for rule in rules:
@@ -480,11 +508,11 @@ def main() -> int:
                          ("tracebacks logged by the plugin", outcome.logged_tracebacks),
                          ("tracebacks in pytest's output", outcome.output_tracebacks),
                          ("simulator errors", sim_errors.messages),
-                         ("leaks", [*session_leaks, *(f"at the end: {name}" for name in left_vms),
-                                    *(f"guest of {g}" for g in left_guests), *left_namespaces])):
+                         ("leaks", [*session_leaks, *(f"namespace {name}" for name in left_namespaces)])):
         if items:
-            print(f"\n{title} ({len(items)}; first 5):")
-            for item in items[:5]:
+            shown = items if title == "leaks" else items[:5]
+            print(f"\n{title} ({len(items)}{'; first 5' if len(shown) < len(items) else ''}):")
+            for item in shown:
                 print("  " + item.replace("\n", "\n    "))
     for session in hung:
         print(f"\nsession {session.index + 1} hung; its processes' stacks (first 6000 characters):\n"
