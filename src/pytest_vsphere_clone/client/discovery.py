@@ -22,6 +22,7 @@ from .errors import (
     EsxiHostUnreachable,
     GuestLoginFailed,
     GuestOperationFailed,
+    GuestOperationsUnsupported,
     NoUsableAddress,
     RetriesExhausted,
     VSphereCloneError,
@@ -414,6 +415,8 @@ class ActiveDiscovery:
                     log.log(level, "active discovery in %s failed (%s); waiting for VMware Tools' report instead",
                             self.guest.vm_name, exc if isinstance(exc, EsxiHostUnreachable) else faults.describe(exc))
                     return self._fall_back(deadline, timeout, seen, attempts)
+                if isinstance(exc, GuestOperationsUnsupported):
+                    raise NoUsableAddress(self.guest.vm_name, timeout, self.filter.wanted, seen) from None
                 time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
                 pause = min(pause * 1.5, self.max_interval)
                 continue

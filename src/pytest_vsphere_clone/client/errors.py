@@ -162,6 +162,10 @@ class GuestOperationFailed(VSphereCloneError):
     """A Guest Operations call failed for a reason other than the credentials."""
 
 
+class GuestOperationsUnsupported(GuestOperationFailed):
+    """The server answered a Guest Operations call with NotSupported: retrying cannot help."""
+
+
 class EsxiHostUnreachable(GuestOperationFailed):
     """A guest file transfer could not reach the ESXi host that runs the VM.
 

@@ -31,6 +31,7 @@ from .errors import (
     EsxiTlsVerificationFailed,
     GuestLoginFailed,
     GuestOperationFailed,
+    GuestOperationsUnsupported,
     VSphereCloneError,
     WaitTimeout,
 )
@@ -184,7 +185,7 @@ class GuestOperations:
     def _call(self, fn: Any, *args: object, what: str, idempotent: bool = True, missing_ok: bool = False) -> Any:
         """One guest operation: transient faults retried, credentials and Tools faults made clear;
         with ``missing_ok`` a FileNotFound answer returns None."""
-        from pyVmomi import vim
+        from pyVmomi import vim, vmodl
 
         try:
             return retry_call(fn, *args, policy=self.retry, idempotent=idempotent, what=what,
@@ -197,6 +198,10 @@ class GuestOperations:
             raise GuestLoginFailed(self.vm_name, self.username) from None
         except VSphereCloneError:
             raise
+        except vmodl.fault.NotSupported as fault:
+            raise GuestOperationsUnsupported(
+                f"{what} in VM {self.vm_name!r} is not supported by the server ({faults.describe(fault)}): use a "
+                f"vCenter and VM with Guest Operations, or --vsphere-discovery=tools") from None
         except (vim.fault.GuestOperationsFault, vim.fault.FileFault) as fault:
             # File faults (e.g. FileNotFound) are what a missing guest path answers.
             raise GuestOperationFailed(f"{what} in VM {self.vm_name!r} failed: {faults.describe(fault)}") from None
