@@ -86,9 +86,16 @@ class UserShell:
         env.update({"HOME": str(self.home), "TMPDIR": str(self.tmp), "CONFORMANCE_RECORDS": str(self.records)})
         return env
 
-    def plugin_args(self, clone_type: str = "linked", scope: str = "worker", template: str = TEMPLATE) -> list[str]:
-        """The settings of a user whose guest account has no Guest Operations, only an SSH key."""
-        return [*self.server.plugin_args(), f"--vsphere-template={template}", f"--vsphere-clone-type={clone_type}",
+    def plugin_args(self, clone_type: str = "linked", scope: str = "worker", template: str = TEMPLATE, *,
+                    insecure: bool = False) -> list[str]:
+        """The settings of a user whose guest account has no Guest Operations, only an SSH key.
+
+        ``insecure``: ``--vsphere-insecure`` instead of ``--vsphere-ca-bundle`` (no TLS verification).
+        """
+        connection = self.server.plugin_args()
+        if insecure:
+            connection = [a for a in connection if not a.startswith("--vsphere-ca-bundle=")] + ["--vsphere-insecure"]
+        return [*connection, f"--vsphere-template={template}", f"--vsphere-clone-type={clone_type}",
                 f"--vsphere-scope={scope}", "--vsphere-discovery=tools", "--vsphere-ssh-host-key-policy=accept-new",
                 f"--vsphere-ssh-port={self.guest.port}", f"--vsphere-ssh-key={self.guest.key}", *TIMEOUT_ARGS]
 

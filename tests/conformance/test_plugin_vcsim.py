@@ -139,8 +139,9 @@ def test_linked_clones_per_scope(vcsim_tier: VcsimTier, scope: str) -> None:
 
 
 def test_full_clone(vcsim_tier: VcsimTier) -> None:
+    """Full clones, by a user who switches TLS verification off instead of naming the CA."""
     write_suite(vcsim_tier)
-    outcome = vcsim_tier.shell.pytest(*vcsim_tier.shell.plugin_args("full", "worker"))
+    outcome = vcsim_tier.shell.pytest(*vcsim_tier.shell.plugin_args("full", "worker", insecure=True))
     found = assert_suite_passed(vcsim_tier, outcome)
     assert len({r["vm"] for r in found}) == 1
 
@@ -224,6 +225,24 @@ def test_sigkill_then_reap(vcsim_tier: VcsimTier) -> None:
     assert reaped.returncode == 0, reaped.report()
     assert held in reaped.stdout and "orphaned" in reaped.stdout, reaped.report()
     assert leftovers(vcsim_tier, reaped) == [], reaped.report()
+
+
+# --- a guest that never reports a usable address ------------------------------------------------
+
+
+def test_no_usable_address(vcsim_tier: VcsimTier) -> None:
+    """Tools report only a link-local address: every test errors with one line naming what was seen,
+    and the half-made clone is destroyed."""
+    vcsim_tier.player.address = "169.254.10.10"
+    write_suite(vcsim_tier)
+    args = [a for a in vcsim_tier.shell.plugin_args() if not a.startswith("--vsphere-ip-timeout=")]
+    outcome = vcsim_tier.shell.pytest(*args, "--vsphere-ip-timeout=5")
+    assert outcome.returncode == 1, outcome.report()
+    assert leftovers(vcsim_tier, outcome) == [], outcome.report()
+    failures = outcome.failure_texts()
+    assert len(failures) == 4, outcome.report()
+    assert all("169.254.10.10" in text and "link-local" in text for text in failures), outcome.report()
+    assert len(vcsim_tier.player.booted) == 1, outcome.report()
 
 
 # --- bad input ------------------------------------------------------------------------------------
