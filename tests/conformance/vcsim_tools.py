@@ -1,8 +1,10 @@
 """Plays the VMware Tools of vcsim's clones: each powered-on clone reports Tools running and an address.
 
 vcsim runs no guests (its guest operations work only for container-backed VMs), so no Tools
-ever report anything: a clone's ``guest.toolsRunningStatus`` stays ``guestToolsNotRunning`` and
-``guest.ipAddress`` unset. The player does what a booting guest's Tools would: once a clone is
+ever report anything: a clone's ``guest.toolsRunningStatus`` ("Current running status of VMware
+Tools in the guest operating system, if known") stays ``guestToolsNotRunning`` and
+``guest.ipAddress`` ("Primary IP address assigned to the guest operating system, if known")
+unset. The player does what a booting guest's Tools would: once a clone is
 powered on, it reconfigures the clone with vcsim's ``SET.<property path>`` extraConfig keys (a
 vcsim feature: the key sets that VM property) so that the clone reports Tools running and current
 and the address of the tier's real sshd. Nothing here is visible to the plugin except those
