@@ -37,6 +37,7 @@ the plugin:
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -152,6 +153,20 @@ def test_full_clone_needs_no_snapshot(vcsim_tier: VcsimTier) -> None:
     outcome = vcsim_tier.shell.pytest(*vcsim_tier.shell.plugin_args("full", "session",
                                                                       template=NO_SNAPSHOT_TEMPLATE))
     assert_suite_passed(vcsim_tier, outcome)
+
+
+@pytest.mark.xfail(strict=True, reason="plugin bug: progress lines written from a fixture are captured by pytest "
+                   "(the terminal writer's fd 1 is redirected during set-up), so without -s or xdist they never show")
+def test_progress_is_visible_without_s(vcsim_tier: VcsimTier) -> None:
+    """PRODUCT.md: "progress through pytest's terminal reporter (visible without -s)"."""
+    write_suite(vcsim_tier)
+    outcome = vcsim_tier.shell.pytest(*vcsim_tier.shell.plugin_args("linked", "worker"))
+    assert_suite_passed(vcsim_tier, outcome)
+    # A passing run shows no captured output: what is in stdout reached the terminal.
+    assert re.search(r"^vsphere-clone: pytest-\w+-master-1: cloning conformance-template", outcome.stdout,
+                     re.MULTILINE), outcome.report()
+    assert re.search(r"^vsphere-clone: pytest-\w+-master-1: ready at ", outcome.stdout, re.MULTILINE), \
+        outcome.report()
 
 
 # --- xdist ------------------------------------------------------------------------------------
