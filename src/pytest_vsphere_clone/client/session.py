@@ -342,6 +342,13 @@ class VSphereConnection:
             self.connect()
         return self._si
 
+    def ref(self, kind: str, moref: str) -> Any:
+        """A managed object of this connection from its type's WSDL name and moref id
+        (``conn.ref("VirtualMachine", "vm-42")``), as recorded in a ledger or marker."""
+        from pyVmomi import VmomiSupport
+
+        return VmomiSupport.GetWsdlType(VmomiSupport.XMLNS_VMODL_BASE, kind)(moref, self.si._stub)
+
     @property
     def content(self) -> vim.ServiceInstanceContent:
         """The ServiceContent, fetched once per connection."""

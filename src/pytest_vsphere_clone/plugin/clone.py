@@ -54,10 +54,9 @@ class Clone:
     @property
     def vm(self) -> Any:
         """The pyVmomi VirtualMachine of this clone."""
-        from pyVmomi import vim
 
         conn = self._require_conn()
-        return vim.VirtualMachine(self.moref, conn.si._stub)
+        return conn.ref("VirtualMachine", self.moref)
 
     def _require_conn(self) -> VSphereConnection:
         if self._conn is None:

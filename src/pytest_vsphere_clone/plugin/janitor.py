@@ -86,7 +86,6 @@ class Janitor:
 
     def destroy(self, clone: Clone, reason: str) -> None:
         """Destroy ``clone`` now (already gone is fine) and record it."""
-        from pyVmomi import vim
 
         from ..client.guest_ops import forget_leftovers
         from ..client.teardown import destroy
@@ -95,7 +94,7 @@ class Janitor:
         try:
             conn = self.run.connection()
             forget_leftovers(conn, clone.moref)
-            destroy(conn, vim.VirtualMachine(clone.moref, conn.si._stub), waiter=self.run.waiter(),
+            destroy(conn, conn.ref("VirtualMachine", clone.moref), waiter=self.run.waiter(),
                     timeout=self._settings(clone).clone_timeout)
         except _teardown_errors() as exc:
             self._error(f"could not destroy {clone.name} ({reason}): {_why(exc)}")
@@ -119,7 +118,6 @@ class Janitor:
             return 0
 
     def _sweep(self, entries: list[LedgerEntry], reason: str) -> int:
-        from pyVmomi import vim
 
         from ..client.teardown import destroy
 
@@ -137,7 +135,7 @@ class Janitor:
         for entry in entries:
             vm: Any
             if entry.moref is not None:
-                vm = vim.VirtualMachine(entry.moref, conn.si._stub)
+                vm = conn.ref("VirtualMachine", entry.moref)
             elif lookup is None:
                 continue  # unknown whether it exists: the ledger keeps it for the next sweep or reap
             else:
@@ -175,7 +173,7 @@ class Janitor:
         # The task of each entry whose key the ledger has; for an entry without one (the clone call's
         # answer was lost, or its process died before writing it), every clone task in flight on its
         # template: a task the vCenter runs is listed in recentTask before its answer is sent.
-        own = {e.name: vim.Task(e.task, conn.si._stub) for e in entries if e.task}
+        own = {e.name: conn.ref("Task", e.task) for e in entries if e.task}
         keyless = {_base_name(e.template) for e in entries if not e.task}
         others = self._inflight_clone_tasks(keyless) if keyless else []
         tasks = list({t._moId: t for t in [*own.values(), *others]}.values())
