@@ -35,6 +35,7 @@ class CollectorNudge:
         self.server = server
         self.interval = interval
         self.count = 0
+        self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vcsim-collector-nudge", daemon=True)
 
@@ -54,7 +55,11 @@ class CollectorNudge:
         try:
             vm = self._find(si)
             while not self._stop.wait(self.interval):
-                wait_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec()), timeout=30)
+                try:
+                    wait_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec()), timeout=30)
+                except Exception as exc:  # a stopped nudge would look like a plugin hang
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
                 self.count += 1
         finally:
             Disconnect(si)

@@ -51,7 +51,10 @@ class ToolsPlayer:
         si = self.server.connect()
         try:
             while not self._stop.wait(self.interval):
-                self._boot_new(si)
+                try:
+                    self._boot_new(si)
+                except Exception as exc:  # a dead player would look like a plugin hang
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
         finally:
             Disconnect(si)
 
