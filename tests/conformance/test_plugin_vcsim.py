@@ -155,8 +155,6 @@ def test_full_clone_needs_no_snapshot(vcsim_tier: VcsimTier) -> None:
     assert_suite_passed(vcsim_tier, outcome)
 
 
-@pytest.mark.xfail(strict=True, reason="plugin bug: progress lines written from a fixture are captured by pytest "
-                   "(the terminal writer's fd 1 is redirected during set-up), so without -s or xdist they never show")
 def test_progress_is_visible_without_s(vcsim_tier: VcsimTier) -> None:
     """PRODUCT.md: "progress through pytest's terminal reporter (visible without -s)"."""
     write_suite(vcsim_tier)

@@ -331,3 +331,14 @@ def test_fail(box):
     failed, passed = clone_of(outcome.out, "fail"), clone_of(outcome.out, "pass")
     assert plugin_sim.clones() == [failed], outcome.out
     assert outcome.summary_states() == {failed: "kept", passed: "destroyed"}
+
+
+def test_progress_lines_reach_the_terminal_without_s(inner: Inner, plugin_sim: SimHandle) -> None:
+    # Clones are made in fixtures, whose output pytest captures: the progress lines must not be
+    # captured (a passing test's captured output is never shown, so seeing them proves it).
+    inner.pytester.makepyfile(test_quiet="def test_one(vsphere_vm):\n    assert vsphere_vm.ip\n")
+    outcome = inner.run("--vsphere-template=linux-template", sim=plugin_sim)
+    assert outcome.ret == 0, outcome.out
+    assert re.search(r"^vsphere-clone: pytest-\w+-master-1: cloning linux-template", outcome.out, re.MULTILINE), \
+        outcome.out
+    assert re.search(r"^vsphere-clone: pytest-\w+-master-1: ready at ", outcome.out, re.MULTILINE), outcome.out

@@ -8,6 +8,7 @@ and destroy their own; what they leave (dying, killed) the controller sweeps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -158,10 +159,16 @@ class VSphereRun:
         if self.is_worker:
             return
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and self.config.option.verbose >= 0:
+        if reporter is None or self.config.option.verbose < 0:
+            return
+        # Clones are made inside fixtures, where pytest captures the terminal's file descriptors:
+        # without suspending capture the line would end up in the test's captured output.
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        suspended = capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext()
+        with suspended:
             writer = getattr(reporter, "_tw", None)
             if writer is not None and writer.width_of_current_line:
-                reporter.write("\n")  # xdist's progress dots leave the line open
+                reporter.write("\n")  # the test's progress dots leave the line open
             reporter.write_line(f"vsphere-clone: {message}")
 
     def warn(self, message: str) -> None:
