@@ -43,6 +43,30 @@ LINUX_METHODS: dict[str, tuple[str, str]] = {
     "link-bounce": ("true", 'ip link set "$i" down && ip link set "$i" up'),
 }
 _REPORT = re.compile(r"^nic-refresh: (?P<method>\S+)(?P<ifaces>.*)$", re.MULTILINE)
+#: What Windows prints when a command needs a full administrator token: ipconfig's "The requested
+#: operation requires elevation." and netsh's "... requires elevation (Run as administrator)."
+_NEEDS_ELEVATION = "requires elevation"
+
+
+def needs_elevation(result: CommandResult) -> bool:
+    """True when a failed Windows command was refused for lack of elevation (UAC's filtered token)."""
+    return result.exit_status != 0 and _NEEDS_ELEVATION in result.stdout + result.stderr
+
+
+class RefreshNeedsElevation(NicRefreshFailed):
+    """A Windows NIC refresh refused for lack of elevation: Guest Operations gave the user a filtered token."""
+
+    def __init__(self, vm_name: str, user: str, what: str, line: str) -> None:
+        self.vm_name = vm_name
+        self.user = user
+        # Guest Operations log on without UAC elevation: only the built-in Administrator gets a full token
+        # (ansible/ansible #66472, vmware/pyvmomi-community-samples #272).
+        super().__init__(
+            f"{what} of the network in VM {vm_name!r} was refused ({line.strip()}): Windows runs Guest Operations "
+            f"of guest user {user!r} with a filtered, non-elevated token (UAC), as it does for every "
+            f"administrator but the built-in Administrator, and renewing the address needs elevation; pass the "
+            f"built-in Administrator as --vsphere-guest-user, or a --vsphere-network-refresh-command that works "
+            f"without elevation")
 
 
 def linux_script(methods: dict[str, tuple[str, str]] | None = None) -> str:
@@ -106,6 +130,9 @@ def check_windows_prelude(guest: GuestOperations, result: CommandResult, timeout
     status_line = _PRELUDE_STATUS.search(result.stderr.replace("\r", ""))
     if status_line and status_line.group("status") == "0":
         return NicRefreshResult("netsh" if adapters else "ipconfig", tuple(adapters), result)
+    if _NEEDS_ELEVATION in result.stderr:
+        # Refused for want of elevation: the full refresh (netsh, then ipconfig) would be refused the same.
+        NicRefresher(guest)._check(CommandResult(1, result.stderr, ""), "ipconfig /renew")
     log.info("combined NIC refresh of %s did not renew (%s); refreshing on its own", guest.vm_name,
              result.stderr.strip()[-200:] or "no output")
     return dataclasses.replace(NicRefresher(guest).refresh(timeout), redone=True)
@@ -166,8 +193,10 @@ class NicRefresher:
         for adapter in adapters:
             result = self.guest.run(windows_command(adapter), max(1.0, deadline - time.monotonic()))
             attempt = 1
-            # The link comes back asynchronously after "enable"; renew until the adapter has it.
-            while result.exit_status != 0 and attempt < self.renew_attempts and time.monotonic() < deadline:
+            # The link comes back asynchronously after "enable"; renew until the adapter has it (a refusal
+            # for want of elevation stays one).
+            while result.exit_status != 0 and not needs_elevation(result) and attempt < self.renew_attempts \
+                    and time.monotonic() < deadline:
                 time.sleep(self.renew_pause)
                 attempt += 1
                 result = self.guest.run(f'ipconfig /renew "{adapter}"', max(1.0, deadline - time.monotonic()))
@@ -175,6 +204,10 @@ class NicRefresher:
         return NicRefreshResult("netsh", tuple(adapters), result)
 
     def _check(self, result: CommandResult, what: str) -> None:
+        if self.guest.os_family == "windows" and needs_elevation(result):
+            output = (result.stdout + "\n" + result.stderr).splitlines()
+            line = next(line for line in output if _NEEDS_ELEVATION in line)
+            raise RefreshNeedsElevation(self.guest.vm_name, self.guest.username, what, line)
         if result.exit_status != 0:
             detail = (result.stderr.strip() or result.stdout.strip() or "no output").replace("\n", " ")[-300:]
             raise NicRefreshFailed(f"{what} of the network in VM {self.guest.vm_name!r} exited with "

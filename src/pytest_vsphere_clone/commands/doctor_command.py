@@ -34,6 +34,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
+    from ..client.guest_ops import GuestOperations
     from ..client.inventory import Inventory, TemplateInfo
     from ..client.session import VSphereConnection
 
@@ -442,3 +443,48 @@ def _check_guest_login(conn: VSphereConnection, info: TemplateInfo, plan: Plan, 
                            f"family and the user's shell")
         return
     report.ok(label, f"guest user {plan.guest.user!r} can run programs (`{command}` through Guest Operations)")
+    if info.os_family == "linux":
+        _check_machine_id(ops, info, report)
+
+
+#: Reads what decides a Linux template's DHCP client identity: its machine-id, the systemd-networkd
+#: configurations that run DHCP (the administrator's and netplan's generated ones), and whether they
+#: send the MAC instead (ClientIdentifier=mac).
+MACHINE_ID_SCRIPT = (
+    "echo machine-id=$(cat /etc/machine-id 2>/dev/null); "
+    "units=$(grep -liE '^[[:space:]]*DHCP[[:space:]]*=[[:space:]]*(yes|true|ipv4|1)' "
+    "/etc/systemd/network/*.network /run/systemd/network/*.network 2>/dev/null); "
+    "echo networkd-dhcp=$units; "
+    "echo client-id-mac=$(grep -liE '^[[:space:]]*ClientIdentifier[[:space:]]*=[[:space:]]*mac' $units "
+    "/dev/null 2>/dev/null)"
+)
+
+
+def _check_machine_id(ops: GuestOperations, info: TemplateInfo, report: Report) -> None:
+    """WARN when clones would copy a machine-id that systemd-networkd derives their DHCP identity from.
+
+    systemd.network(5): ClientIdentifier= defaults to "duid", and the DUID comes from /etc/machine-id;
+    clones that keep the template's one then share one DHCP lease (systemd #9609, chef/bento #1062).
+    """
+    label = f"machine-id of {info.name}"
+    try:
+        result = ops.run(MACHINE_ID_SCRIPT, timeout=60.0)
+    except Exception as exc:
+        report.skip(label, f"could not read /etc/machine-id ({describe_exception(exc)})")
+        return
+    facts = dict(line.partition("=")[::2] for line in result.stdout.splitlines() if "=" in line)
+    machine_id, units, by_mac = (facts.get(key, "").strip() for key in ("machine-id", "networkd-dhcp",
+                                                                         "client-id-mac"))
+    if not machine_id:
+        report.ok(label, "/etc/machine-id is empty: each clone makes its own at first boot")
+    elif not units or by_mac:
+        how = "systemd-networkd sends the MAC (ClientIdentifier=mac)" if units else \
+            "no systemd-networkd configuration runs DHCP"
+        report.ok(label, f"/etc/machine-id is set ({machine_id[:8]}...), which clones copy, but {how}: their DHCP "
+                         f"client identities differ")
+    else:
+        report.warn(label, f"/etc/machine-id is set ({machine_id[:8]}...) and systemd-networkd runs DHCP "
+                           f"({units.split()[0]}) with the default ClientIdentifier=duid, derived from it: clones "
+                           f"that copy it all get one DHCP lease, one address; empty it in {info.name} before its "
+                           f"snapshot (`truncate -s 0 /etc/machine-id`) or set ClientIdentifier=mac in the [DHCPv4] "
+                           f"section")

@@ -18,6 +18,7 @@ from ..client.discovery import Address, AddressFilter
 from ..client.errors import VSphereCloneError
 from .clone import Clone
 from .options import OPTIONS
+from .shared_address import check_unique_address
 
 if TYPE_CHECKING:
     from ..client.inventory import Inventory, TemplateInfo
@@ -46,7 +47,12 @@ class NotTheSourceFilter(AddressFilter):
     def rejection(self, address: Address | str) -> str | None:
         text = address.address if isinstance(address, Address) else address
         if text in self.stale:
-            return "the source's address, reported before the NIC refresh"
+            # Still there after the refresh, it is the lease of the source's DHCP client identity (see
+            # shared_address.py): an instant clone shares its source's /etc/machine-id with its memory.
+            return ("the source's address, which the clone keeps until its NIC refresh gets a lease of its own; "
+                    "kept after the refresh, the clone asks DHCP with its source's client identity (systemd-networkd "
+                    "derives it from /etc/machine-id, which an instant clone shares: set ClientIdentifier=mac in the "
+                    "source's [DHCPv4] section)")
         return super().rejection(address)
 
 
@@ -206,6 +212,7 @@ class Provisioner:
             self.run.waiter().watch(result.vm)
             self._ensure_running(clone, result.vm, settings)
             self._discover(clone, settings, result.vm, template.ref)
+            check_unique_address(self.run, clone, template.ref)  # never connect to an address two VMs answer
             self._connect(clone)
         except BaseException:
             self.run.janitor.destroy(clone, reason="set-up failed")
