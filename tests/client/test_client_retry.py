@@ -144,3 +144,39 @@ def test_transient_fault_always_is_a_clear_error(sim: Simulator, connect: Connec
     with pytest.raises(RetriesExhausted, match=r"CurrentTime failed 4 times with a transient fault"):
         conn.call(conn.si.CurrentTime, what="CurrentTime")
     assert sim.counters()["CurrentTime"] == 4
+
+
+def test_a_system_error_is_retried_for_idempotent_calls_only() -> None:
+    calls: list[int] = []
+
+    def call() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise vmodl.fault.SystemError(msg="A general system error occurred", reason="busy")
+        return "done"
+
+    assert retry_call(call, policy=NO_SLEEP, sleep=lambda _: None) == "done"
+    calls.clear()
+    with pytest.raises(vmodl.fault.SystemError):
+        retry_call(call, policy=NO_SLEEP, idempotent=False, sleep=lambda _: None)
+
+
+def test_refused_connections_are_retried_through_an_outage_beyond_the_attempts() -> None:
+    # A vCenter restarting refuses connections for a while: nothing reached it, so the call waits
+    # the outage out (within outage_seconds), whatever the number of attempts.
+    calls: list[int] = []
+
+    def call() -> str:
+        calls.append(1)
+        if len(calls) < 9:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return "back"
+
+    assert retry_call(call, policy=RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0),
+                      sleep=lambda _: None) == "back"
+    assert len(calls) == 9
+    calls.clear()
+    with pytest.raises(RetriesExhausted):
+        retry_call(call, policy=RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, outage_seconds=0.0),
+                   sleep=lambda _: None)
+    assert len(calls) == 3

@@ -361,3 +361,19 @@ def test_a_paced_wait_sees_a_task_s_start_and_end_in_one_update(sim: Simulator, 
         waiter.pace.record("power-off", 0.1)
         with pytest.raises(vim.fault.InvalidPowerState):
             waiter.wait_for_task(vms[1].PowerOffVM_Task(), 10, on=vms[1], paced="power-off")
+
+
+@pytest.mark.parametrize("method", ["WaitForUpdatesEx", "CreateFilter"])
+def test_a_task_is_read_to_its_end_when_waiting_fails(sim: Simulator, conn: VSphereConnection, method: str) -> None:
+    # The waiting machinery failing is not the task failing: the clone task goes on and makes its
+    # VM, so its end is learned by reading the task (the clone must not be taken for failed).
+    with Waiter(conn) as waiter:
+        waiter.wait_for_task(_linked_clone_task(conn, "warm"), 10)  # the collector exists
+        sim.inject_fault(method, "SystemError", count=-1)
+        try:
+            vm = waiter.wait_for_task(_linked_clone_task(conn, "polled"), 30)
+        finally:
+            sim.clear_faults()
+        assert isinstance(vm, vim.VirtualMachine) and vm.name == "polled"
+        # And the waiter works again once the server does.
+        assert waiter.wait_for_task(vm.PowerOnVM_Task(), 10) is None

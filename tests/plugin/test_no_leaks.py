@@ -233,3 +233,27 @@ def test_the_simulator_stopping_mid_run_ends_the_run_with_a_clear_error(tmp_path
     assert time.monotonic() - started < 90
     assert "Traceback" not in output.split("short test summary")[0].split("= FAILURES =")[0]
     assert "127.0.0.1" in output  # the error names the vCenter it could not reach
+
+
+def test_a_fault_while_reaping_earlier_runs_is_one_warning_not_an_internal_error(sim: Simulator,
+                                                                                tmp_path: Path) -> None:
+    first = Run(sim, tmp_path, SLOW_TEST.format(count=1, sleep=30))
+    first.wait_for(lambda line: "TEST-RUNNING" in line)
+    left = _left(sim)
+    first.process.kill()
+    first.finish()
+    (tmp_path / "test_scenario.py").unlink()
+    # Every property collector wait of the next run's start-up reap fails with a fault no retry helps.
+    sim.inject_fault("PowerOffVM_Task", "NotSupported", count=-1)
+    try:
+        second = Run(sim, tmp_path, "def test_nothing():\n    pass\n")
+        code, output = second.finish()
+    finally:
+        sim.clear_faults()
+    assert code == 0, output
+    assert "INTERNALERROR" not in output and "Traceback" not in output
+    assert "could not reap clones left by earlier runs" in output
+    assert _left(sim) == left  # still there: the next run or `vsphere-clone reap` takes it
+    third = Run(sim, tmp_path, "def test_nothing():\n    pass\n")
+    code, output = third.finish()
+    assert code == 0 and _left(sim) == set(), output

@@ -24,6 +24,7 @@ from .errors import (
     GuestOperationFailed,
     GuestOperationsUnsupported,
     NoUsableAddress,
+    OutcomeUnknown,
     RetriesExhausted,
     VSphereCloneError,
     WaitTimeout,
@@ -448,6 +449,8 @@ class ActiveDiscovery:
 
 
 def _guest_op_failure(exc: BaseException) -> bool:
-    """A failure of the Guest Operations machinery (Tools not ready, transfer failed, retries out)."""
-    return isinstance(exc, GuestOperationFailed | RetriesExhausted | WaitTimeout) or faults.is_vsphere_fault(exc) \
-        or faults.is_transient(exc)
+    """A failure of the Guest Operations machinery (Tools not ready, transfer failed, retries out), or a
+    guest program whose start was lost with its connection: discovery only reads, so another round is
+    harmless (its result file, if any, is deleted by the guest's next command)."""
+    return isinstance(exc, GuestOperationFailed | RetriesExhausted | WaitTimeout | OutcomeUnknown) \
+        or faults.is_vsphere_fault(exc) or faults.is_transient(exc)

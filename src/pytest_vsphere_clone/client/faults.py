@@ -75,6 +75,11 @@ def is_transient(exc: BaseException, extra: tuple[type[BaseException], ...] = ()
     return is_connection_error(exc) or server_rejected(exc) or request_not_sent(exc)
 
 
+def is_system_error(exc: BaseException) -> bool:
+    """A vmodl.fault.SystemError answer: the server's own failure, which says nothing about the request."""
+    return isinstance(exc, fault_types(("SystemError",)))
+
+
 def is_not_found(exc: BaseException) -> bool:
     """The object is gone (ManagedObjectNotFound)."""
     return isinstance(exc, fault_types(("ManagedObjectNotFound",)))

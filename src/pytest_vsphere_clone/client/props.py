@@ -104,4 +104,15 @@ def container_contents(conn: VSphereConnection, types_paths: Mapping[type, Seque
                                 propSet=[property_spec(type(obj), paths)]) for obj, paths in extra]
         return _collect(conn, specs)
     finally:
+        _destroy_view(conn, view)
+
+
+def _destroy_view(conn: VSphereConnection, view: Any) -> None:
+    """DestroyView; a view already gone (a retried call whose first answer was lost) is fine."""
+    from . import faults
+
+    try:
         conn.call(view.DestroyView, what="DestroyView")
+    except Exception as exc:
+        if not faults.is_not_found(exc):
+            raise

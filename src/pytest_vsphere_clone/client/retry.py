@@ -1,7 +1,9 @@
 """The one retry helper: exponential backoff with jitter for transient faults.
 
 Transient: a dropped or reset connection, HTTP 502/503/504, and the vSphere faults
-GuestOperationsUnavailable, TaskInProgress and HostCommunication (see :mod:`.faults`).
+GuestOperationsUnavailable, TaskInProgress and HostCommunication (see :mod:`.faults`); for
+idempotent calls also SystemError, the server's own failure. A refused connection (a vCenter
+restarting) is retried for up to ``outage_seconds`` whatever the number of attempts.
 
 Non-idempotent calls (a clone, a snapshot, starting a guest program) are marked by the
 caller with ``idempotent=False``. For those, only failures that prove the server did
@@ -40,6 +42,8 @@ class RetryPolicy:
     base_delay: float = 0.2
     max_delay: float = 5.0
     deadline: float | None = None
+    #: How long refused connections (the vCenter down or restarting) are retried beyond ``attempts``.
+    outage_seconds: float = 60.0
 
     def delay(self, retry_number: int) -> float:
         """Seconds to sleep before retry ``retry_number`` (0-based)."""
@@ -49,7 +53,7 @@ class RetryPolicy:
 
 DEFAULT_POLICY = RetryPolicy()
 #: Never retry (for calls whose caller retries at a higher level).
-NO_RETRY = RetryPolicy(attempts=1)
+NO_RETRY = RetryPolicy(attempts=1, outage_seconds=0.0)
 
 
 def retry_call(
@@ -76,13 +80,15 @@ def retry_call(
         try:
             return fn(*args)
         except Exception as exc:
-            if not faults.is_transient(exc, extra_transient):
+            if not (faults.is_transient(exc, extra_transient) or (idempotent and faults.is_system_error(exc))):
                 raise
             if not idempotent and faults.is_connection_error(exc) and not faults.request_not_sent(exc):
                 raise OutcomeUnknown(label, faults.describe(exc)) from exc
-            out_of_time = (policy.deadline is not None
-                           and time.monotonic() - started + policy.delay(attempt - 1) > policy.deadline)
-            if attempt >= policy.attempts or out_of_time:
+            elapsed = time.monotonic() - started + policy.delay(attempt - 1)
+            out_of_time = policy.deadline is not None and elapsed > policy.deadline
+            # A refused connection proves nothing was done: wait a vCenter's restart out.
+            riding_outage = faults.request_not_sent(exc) and elapsed <= policy.outage_seconds
+            if (attempt >= policy.attempts and not riding_outage) or out_of_time:
                 if policy.attempts <= 1:
                     raise
                 raise RetriesExhausted(label, attempt, faults.describe(exc)) from exc

@@ -192,7 +192,9 @@ class VSphereConnection:
             log.warning("TLS verification of vCenter %s is disabled (--vsphere-insecure)", self.endpoint)
         deadline = time.monotonic() + self.connect_timeout
         policy = RetryPolicy(attempts=CONNECT_POLICY.attempts, base_delay=CONNECT_POLICY.base_delay,
-                             max_delay=CONNECT_POLICY.max_delay, deadline=self.connect_timeout)
+                             max_delay=CONNECT_POLICY.max_delay, deadline=self.connect_timeout,
+                             # A host that refuses at the start is a wrong address more often than a restart.
+                             outage_seconds=0.0)
         try:
             si = retry_call(self._smart_connect, deadline, policy=policy, what=f"connecting to vCenter {self.endpoint}")
         except RetriesExhausted as exc:

@@ -267,9 +267,23 @@ class Waiter:
             return "; ".join(f"{t._moId}: {describe_task(_task_info(states, t))}" for t in tasks)
 
         label = what or ("task " + ", ".join(t._moId for t in tasks))
-        # The task's own filter, whether or not its VM is watched: see the module docstring.
-        states = self._wait(list(tasks), {vim.Task: list(TASK_PATHS)}, done, timeout, label, last_seen,
-                            retire=True)
+        deadline = started + timeout
+        try:
+            # The task's own filter, whether or not its VM is watched: see the module docstring.
+            states = self._wait(list(tasks), {vim.Task: list(TASK_PATHS)}, done, timeout, label, last_seen,
+                                retire=True)
+        except Exception as exc:
+            if isinstance(exc, WaitTimeout) or faults.is_not_found(exc):
+                raise
+            # The waiting machinery failed (a fault or a lost connection on WaitForUpdatesEx or
+            # CreateFilter), not the task: the task goes on, so learn its end by reading it instead.
+            log.info("waiting for %s failed (%s); reading the task until it ends", label, faults.describe(exc))
+            with self._lock:
+                self._version = ""  # what the collector reported meanwhile is unknown: start over
+                for watch in self._watches.values():
+                    watch.states.clear()
+            return _results(tasks, poll_tasks(self.conn, tasks, max(1.0, deadline - time.monotonic()), label),
+                            return_errors)
         if paced is not None:
             self.pace.record(paced, time.monotonic() - started)
         if watch is not None and watch.gone and not all(_task_state(states, t) in _FINISHED for t in tasks):
@@ -639,3 +653,20 @@ def read_task_infos(conn: VSphereConnection, tasks: Sequence[Any]) -> dict[Any, 
             infos.update(read_task_infos(conn, [task]))
         return infos
     return {t: _TaskView(dict(found[t])) if t in found else None for t in tasks}
+
+
+def _results(tasks: Sequence[Any], infos: dict[Any, Any], return_errors: bool) -> list[Any]:
+    """Each task's result from :func:`poll_tasks`' infos; a failed task's fault raised or put in place."""
+    results: list[Any] = []
+    for task in tasks:
+        info = infos.get(task)
+        if info is None:  # forgotten by the vCenter: it had finished, how is no longer known
+            raise WaitTimeout(f"task {task._moId}", 0, "the vCenter no longer knows the task",
+                              "the task ended while it could not be watched; check the vCenter's task list")
+        if str(info.state) == "error":
+            if not return_errors:
+                raise info.error
+            results.append(info.error)
+        else:
+            results.append(info.result)
+    return results

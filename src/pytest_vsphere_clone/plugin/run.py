@@ -223,6 +223,7 @@ class VSphereRun:
         """Destroy clones that earlier runs on this machine left (killed runs): expired or orphaned."""
         import socket
 
+        from ..client import faults
         from ..client.errors import VSphereCloneError
         from ..client.teardown import destroy, list_marked
 
@@ -232,8 +233,9 @@ class VSphereRun:
                     and (vm.marker.is_expired() or vm.marker.is_orphaned())]
             for vm in mine:
                 destroy(self.connection(), vm.ref, waiter=self.waiter(), timeout=self.settings.clone_timeout)
-        except VSphereCloneError as exc:
-            self.warn(f"could not reap clones left by earlier runs: {exc}")
+        except Exception as exc:  # a fault here must not stop the run: reap can do it later
+            why = str(exc) if isinstance(exc, VSphereCloneError) else faults.describe(exc)
+            self.warn(f"could not reap clones left by earlier runs: {why}")
             return
         if mine:
             self.progress(f"destroyed {len(mine)} clone(s) left by earlier runs on this machine: "
