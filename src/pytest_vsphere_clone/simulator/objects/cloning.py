@@ -114,7 +114,8 @@ class CloneMethods(SnapshotMethods):
                 post_clone_events(self, name, target_folder, host)
                 if self.disk is None:
                     raise vim.fault.InvalidState(msg="The source has no disk.")
-                snapshot = self.find_snapshot(spec.snapshot).layer if spec.snapshot else None
+                snapshot_node = self.find_snapshot(spec.snapshot) if spec.snapshot else None
+                snapshot = snapshot_node.layer if snapshot_node is not None else None
                 if move_type == LINKED and snapshot is None:
                     raise vmodl.fault.InvalidArgument(
                         msg="A specified parameter was not correct: spec.snapshot "
@@ -124,6 +125,10 @@ class CloneMethods(SnapshotMethods):
                     raise vmodl.fault.InvalidArgument(msg=f"Unknown diskMoveType {move_type}",
                                                       invalidProperty="spec.location.diskMoveType")
                 new_vm = self._new_clone(name, target_folder, pool, host, datastore)
+                if snapshot_node is not None:
+                    # CloneSpec.snapshot: "the newly created virtual machine will have the same
+                    # configuration as the virtual machine at the time the snapshot was taken."
+                    snapshot_node.settings.apply_to(new_vm)
                 base: DiskLayer = snapshot or self.disk
                 if move_type == LINKED:
                     if base.depth() >= MAX_CHAIN_LENGTH:

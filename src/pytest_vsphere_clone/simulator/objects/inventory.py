@@ -292,6 +292,19 @@ class ClusterComputeResource(Unmodelled, ManagedEntity):
                 seen.setdefault(net.mo_id, net.ref)
         return list(seen.values())
 
+    def prop_configurationEx(self) -> Any:
+        # ComputeResource.configurationEx: "For a cluster this property will return a
+        # ClusterConfigInfoEx object", whose dasConfig and drsConfig are required. A cluster as
+        # created by default in vCenter: DRS on, fully automated; HA and DPM off.
+        return vim.cluster.ConfigInfoEx(
+            dasConfig=vim.cluster.DasConfigInfo(enabled=False, vmMonitoring="vmMonitoringDisabled",
+                                                hostMonitoring="enabled", failoverLevel=1,
+                                                admissionControlEnabled=True),
+            drsConfig=vim.cluster.DrsConfigInfo(enabled=True, enableVmBehaviorOverrides=True,
+                                                defaultVmBehavior="fullyAutomated", vmotionRate=3),
+            dpmConfigInfo=vim.cluster.DpmConfigInfo(enabled=False, defaultDpmBehavior="automated"),
+            vmSwapPlacement="vmDirectory")
+
     def total_cpu_mhz(self) -> int:
         return sum(h.hardware.cores * h.hardware.cpu_mhz for h in self.hosts)
 

@@ -18,6 +18,44 @@ if TYPE_CHECKING:
 
 
 
+@dataclass(frozen=True)
+class VmSettings:
+    """The settings a snapshot keeps besides its disk state: those ReconfigVM_Task changes here.
+
+    VirtualMachineSnapshot.config: "Information about the configuration of this virtual machine
+    when this snapshot was taken", and RevertToSnapshot_Task: "Change the execution state of the
+    virtual machine to the state of this snapshot": a revert brings these settings back with the disk.
+    """
+
+    annotation: str
+    num_cpu: int
+    memory_mb: int
+    extra_config: dict[str, str]
+
+    @classmethod
+    def of(cls, vm: VmState) -> VmSettings:
+        return cls(vm.annotation, vm.num_cpu, vm.memory_mb, dict(vm.extra_config))
+
+    def apply_to(self, vm: VmState) -> None:
+        vm.annotation = self.annotation
+        vm.num_cpu = self.num_cpu
+        vm.memory_mb = self.memory_mb
+        vm.extra_config = dict(self.extra_config)
+
+    def config_info(self, config: Any, layer: DiskLayer) -> Any:
+        """``config`` (the VM's ConfigInfo) as it was at the snapshot; its disk names the snapshot's
+        layer ("The datastore paths for the virtual machine disks point to the head of the disk
+        chain that represents the disk at this given snapshot")."""
+        config.annotation = self.annotation
+        config.hardware.numCPU = self.num_cpu
+        config.hardware.memoryMB = self.memory_mb
+        config.extraConfig = [vim.option.OptionValue(key=k, value=v) for k, v in sorted(self.extra_config.items())]
+        for device in config.hardware.device:
+            if isinstance(device, vim.vm.device.VirtualDisk):
+                device.backing = layer.backing()
+        return config
+
+
 @dataclass(eq=False)
 class SnapshotNode:
     """One snapshot: the disk layer it froze, its children and its managed object."""
@@ -30,6 +68,7 @@ class SnapshotNode:
     power_state: str
     quiesced: bool
     mo: VmSnapshot
+    settings: VmSettings
     parent: SnapshotNode | None = None
     children: list[SnapshotNode] = field(default_factory=list)
 
@@ -68,7 +107,8 @@ class VmSnapshot(SimObject):
         return [c.ref for c in self.node.children] if self.node else []
 
     def prop_config(self) -> Any:
-        return self.vm.prop_config()
+        node = self._live_node()
+        return node.settings.config_info(self.vm.prop_config(), node.layer)
 
     @vmomi_method("VirtualMachine.State.RemoveSnapshot")
     def RemoveSnapshot_Task(self, ctx: CallContext, removeChildren: bool, consolidate: bool | None = None) -> Any:
@@ -138,7 +178,7 @@ class SnapshotMethods(VmState):
         # powered off." Only a memory snapshot of a running VM records it powered on.
         state = "poweredOn" if memory and self.power_state == "poweredOn" else "poweredOff"
         node = SnapshotNode(max(ids, default=0) + 1, name, description, time.time(), self.disk,
-                            state, quiesced, mo, parent=self.current_snapshot)
+                            state, quiesced, mo, VmSettings.of(self), parent=self.current_snapshot)
         mo.node = node
         self.vc.add(mo)
         if self.current_snapshot is None:
@@ -193,6 +233,7 @@ class SnapshotMethods(VmState):
         self.disk = self.vc.disks.create_delta(self.name, self.mo_id, self.datastore, node.layer)
         self.current_snapshot = node
         self.vc.disks.release(old, self.vc.disk_tops(), self.vc.pinned_layers())
+        node.settings.apply_to(self)
         change: str | None = None
         if node.power_state == "poweredOff" and self.power_state == "poweredOn":
             self.power_state = "poweredOff"

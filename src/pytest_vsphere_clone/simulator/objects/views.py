@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from pyVmomi import vim, vmodl
 
 from .base import ManagedEntity, vmomi_method
-from .inventory import Datacenter, Folder
+from .host import dns_config
+from .inventory import Datacenter, Folder, HostSystem
 from .unmodelled import Unmodelled
 
 if TYPE_CHECKING:
@@ -216,13 +217,56 @@ class SearchIndex(Unmodelled):
                     return vm.ref
             return None
 
+    def _hosts(self, datacenter: Any) -> list[HostSystem]:
+        hosts = self.vc.of_type(HostSystem)
+        if datacenter is not None:
+            dc = self.vc.lookup_as(datacenter, Datacenter)
+            hosts = [host for host in hosts if host.inventory_path().startswith(dc.name + "/")]
+        return hosts
+
+    def _by_ip(self, ip: str, vmSearch: bool, datacenter: Any) -> list[Any]:
+        # FindByIp: "The IP address for a virtual machine is the one returned from VMware tools,
+        # ipAddress"; vmSearch "If true, search for virtual machines, otherwise search for hosts"
+        # (a host by its management address).
+        if vmSearch:
+            return [vm.ref for vm in self._vms(datacenter) if vm.prop_guest().ipAddress == ip]
+        return [host.ref for host in self._hosts(datacenter) if host.address == ip]
+
+    def _by_dns_name(self, dnsName: str, vmSearch: bool, datacenter: Any) -> list[Any]:
+        # FindByDnsName: "The DNS name for a virtual machine is the one returned from VMware tools,
+        # hostName"; a host is known by its name in the inventory (the name it was added by) or by
+        # the fully qualified name of its DNS configuration. DNS names compare without case (RFC 4343).
+        wanted = dnsName.lower()
+        if vmSearch:
+            return [vm.ref for vm in self._vms(datacenter) if (vm.prop_guest().hostName or "").lower() == wanted]
+        found = []
+        for host in self._hosts(datacenter):
+            dns = dns_config(host)
+            fqdn = f"{dns.hostName}.{dns.domainName}" if dns.domainName else dns.hostName
+            if wanted in (host.name.lower(), fqdn.lower()):
+                found.append(host.ref)
+        return found
+
     @vmomi_method()
     def FindByIp(self, ctx: CallContext, ip: str, vmSearch: bool, datacenter: Any = None) -> Any:
         with self.vc.lock:
-            for vm in self._vms(datacenter):
-                if vmSearch and vm.prop_guest().ipAddress == ip:
-                    return vm.ref
-            return None
+            return next(iter(self._by_ip(ip, vmSearch, datacenter)), None)
+
+    @vmomi_method()
+    def FindAllByIp(self, ctx: CallContext, ip: str, vmSearch: bool, datacenter: Any = None) -> list[Any]:
+        with self.vc.lock:
+            return self._by_ip(ip, vmSearch, datacenter)
+
+    @vmomi_method()
+    def FindByDnsName(self, ctx: CallContext, dnsName: str, vmSearch: bool, datacenter: Any = None) -> Any:
+        with self.vc.lock:
+            return next(iter(self._by_dns_name(dnsName, vmSearch, datacenter)), None)
+
+    @vmomi_method()
+    def FindAllByDnsName(self, ctx: CallContext, dnsName: str, vmSearch: bool,
+                         datacenter: Any = None) -> list[Any]:
+        with self.vc.lock:
+            return self._by_dns_name(dnsName, vmSearch, datacenter)
 
     @vmomi_method()
     def FindAllByUuid(self, ctx: CallContext, uuid: str, vmSearch: bool, datacenter: Any = None,

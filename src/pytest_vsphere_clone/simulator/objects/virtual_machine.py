@@ -419,6 +419,10 @@ class VirtualMachine(CloneMethods, RelocateMethods):
                     raise vmodl.fault.ManagedObjectNotFound(msg="The object has already been deleted", obj=self.ref)
                 nic_changes = self.apply_config_spec(spec)
                 self.changed()
+                # vCenter records every reconfiguration: VmReconfiguredEvent, "Reconfigured {vm} on
+                # {host} in {datacenter}", whose configSpec is "The configuration specification that
+                # was used for the reconfiguration".
+                post_vm_event(self, vim.event.VmReconfiguredEvent, configSpec=spec)
             guests = self._guests()
             if guests is not None:
                 for nic, connected in nic_changes:

@@ -1,0 +1,1 @@
+"""Helpers shared by the classic scripts, in the shape of pyvmomi-community-samples' ``tools`` package."""
