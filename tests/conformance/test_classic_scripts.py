@@ -23,8 +23,8 @@ from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 SCRIPTS_DIR = Path(__file__).parent / "classic_scripts"
-SCRIPTS = ["clone_vm.py", "custom_attributes.py", "destroy_vm.py", "events.py", "find_vm.py", "guest_ops.py",
-           "list_inventory.py", "reconfigure.py", "snapshots.py"]
+SCRIPTS = ["clone_vm.py", "custom_attributes.py", "datastore_files.py", "destroy_vm.py", "events.py", "find_vm.py",
+           "guest_ops.py", "list_inventory.py", "reconfigure.py", "snapshots.py"]
 #: Seconds one script may take (a clone waits up to 120 s for its IP address).
 SCRIPT_TIMEOUT = 300.0
 
@@ -121,6 +121,9 @@ def test_list_inventory(scripts: Scripts) -> None:
     run.line(r"^Network: VM Network hosts=2 ")
     run.line(r"^VM: linux-template power=poweredOff ip=- ")
     run.line(rf"^VM: web01 power=poweredOn ip={re.escape(ip)} template=False host=esx\d .*tools=guestToolsRunning")
+    run.line(r"^  path=\[datastore1\] web01/web01.vmx uuid=\S+ instanceUuid=\S+ cpus=2 memory_mb=2048 nics=1 "
+             r"disks=1 heartbeat=green ")
+    run.line(rf"^  nic 00:50:56:\S+ network=VM Network connected=True ips={re.escape(ip)}(,|$)")
     run.line(r"^1 datacenter\(s\), 2 host\(s\), 1 datastore\(s\), 5 VM\(s\)$")
     # pyVmomi's RetrieveContents goes on the wire as the classic RetrieveProperties.
     assert scripts.sim.counters()["RetrieveProperties"] >= 1, scripts.sim.counters()
@@ -161,10 +164,26 @@ def test_linked_clone(scripts: Scripts) -> None:
     ip = run.line(r"^Clone web01 ip=(\d+\.\d+\.\d+\.\d+) hostname=web01 tools=guestToolsRunning$").group(1)
     vm = scripts.sim.find_vm("web01")
     assert vm.power_state == "poweredOn" and vm.tools.ip_address == ip
+    # A task that fails: the script reads the fault from task.info.error.
+    again = scripts.run("clone_vm.py", "--vm-name", "web01", "--template", "linux-template", "--snapshot", "base")
+    assert again.returncode == 1, again.report()
+    assert "CloneVM_Task: vim.fault.DuplicateName: The name 'web01' already exists." in again.stderr, again.report()
     # A template without a snapshot: the script refuses a linked clone, and says why.
     no_snapshot = scripts.run("clone_vm.py", "--vm-name", "web02", "--template", "linux-frozen")
     assert no_snapshot.returncode == 1 and "linux-frozen has no snapshot" in no_snapshot.stderr, \
         no_snapshot.report()
+
+
+@pytest.mark.guests
+def test_datastore_files(scripts: Scripts) -> None:
+    scripts.clone("web01")
+    run = scripts.ok("datastore_files.py", "--datastore", "datastore1", "--vm-name", "web01")
+    run.line(r"^\[datastore1\]$")
+    run.line(r"^  web01 FolderInfo ")
+    run.line(r"^\[datastore1\] web01/?$")
+    run.line(r"^  web01-\d+\.vmdk VmDiskInfo size=[1-9]\d* ")
+    run.line(r"^  web01\.vmx VmConfigInfo size=[1-9]\d* ")
+    run.line(r"^web01: \[datastore1\] web01/web01\.vmx, \[datastore1\] web01/web01-\d+\.vmdk found$")
 
 
 @pytest.mark.guests

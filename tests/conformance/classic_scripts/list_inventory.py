@@ -93,6 +93,16 @@ def main() -> int:
         print(f"VM: {props['name']} power={props['runtime.powerState']} ip={props.get('guest.ipAddress') or '-'} "
               f"template={props['config.template']} host={vm.runtime.host.name} "
               f"guest={vm.summary.config.guestFullName!r} tools={vm.guest.toolsRunningStatus}")
+        # What getallvms-style scripts print from the summary.
+        summary = vm.summary
+        print(f"  path={summary.config.vmPathName} uuid={summary.config.uuid} "
+              f"instanceUuid={summary.config.instanceUuid} cpus={summary.config.numCpu} "
+              f"memory_mb={summary.config.memorySizeMB} nics={summary.config.numEthernetCards} "
+              f"disks={summary.config.numVirtualDisks} heartbeat={summary.quickStats.guestHeartbeatStatus} "
+              f"committed={summary.storage.committed if summary.storage else '-'}")
+        for nic in vm.guest.net:
+            print(f"  nic {nic.macAddress} network={nic.network} connected={nic.connected} "
+                  f"ips={','.join(nic.ipAddress)}")
     if not vms:
         problems.append("no virtual machine")
 
