@@ -83,11 +83,6 @@ class SimObject:
             return getter()
         return self.props.get(name)
 
-    def set_property(self, name: str, value: Any) -> None:
-        """Replace a stored property and record the change."""
-        self.props[name] = value
-        self.changed()
-
     def changed(self) -> None:
         """Record that this object changed (call after any in-place edit)."""
         self.version += 1
