@@ -9,8 +9,10 @@ asserts exit 0 and the lines that show what they found; a script that fails fail
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 SCRIPTS_DIR = Path(__file__).parent / "classic_scripts"
 SCRIPTS = ["clone_vm.py", "custom_attributes.py", "datastore_files.py", "destroy_vm.py", "events.py", "find_vm.py",
-           "guest_ops.py", "list_inventory.py", "reconfigure.py", "snapshots.py"]
+           "guest_ops.py", "list_inventory.py", "power.py", "reconfigure.py", "snapshots.py"]
 #: Seconds one script may take (a clone waits up to 120 s for its IP address).
 SCRIPT_TIMEOUT = 300.0
 
@@ -219,6 +221,58 @@ def test_guest_operations(scripts: Scripts, family: str) -> None:
     expected = "UPLOADED BY GUEST_OPS.PY" if family == "linux" else "uploaded by guest_ops.py"
     run.line(rf"^Downloaded 37 bytes from \S+: '{expected}'$")
     run.line(r"^DeleteFileInGuest: files removed$")
+    assert "'*' is the host" not in run.stdout, run.report()
+
+
+@pytest.fixture
+def esxi_sim() -> Iterator[Simulator]:
+    """A simulated ESXi host reached directly, on 443 as ESXi serves, at a loopback address of its own."""
+    reason = guest_support_problem()
+    if reason:
+        pytest.fail(f"the classic scripts need the simulator's real guests: {reason}", pytrace=False)
+    for _ in range(20):
+        # 127.0.0.0/16 but not 127.0.0.x: the simulators' ESXi host blocks never use it.
+        address = f"127.0.{1 + secrets.randbelow(254)}.{1 + secrets.randbelow(254)}"
+        try:
+            simulator = Simulator(SimulatorConfig(host=address, port=443, guests=True, api_type="HostAgent")).start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            continue
+        try:
+            yield simulator
+        finally:
+            simulator.stop()
+        return
+    pytest.fail("no free loopback address for a simulated ESXi host on 443", pytrace=False)
+
+
+@pytest.mark.guests
+def test_guest_operations_through_esxi(esxi_sim: Simulator) -> None:
+    """Through ESXi a transfer URL's host is ``*``; the classic fix-up puts the ESXi host there."""
+    scripts = Scripts(esxi_sim)
+    scripts.ok("list_inventory.py").line(r"^Connected to VMware ESXi .*HostAgent\)$")
+    scripts.ok("power.py", "--vm-name", "linux-template", "on").line(r"^on: power=poweredOn tools=guestToolsRunning")
+    run = scripts.ok("guest_ops.py", "--vm-name", "linux-template",
+                     env={"GUEST_USER": scripts.facts["GUEST_USER"], "GUEST_PASSWORD": scripts.facts["GUEST_PASSWORD"]})
+    run.line(r"^InitiateFileTransferToGuest: https://\*:443/guestFile$")
+    run.line(r"^InitiateFileTransferFromGuest: https://\*:443/guestFile size=37$")
+    run.line(rf"^  '\*' is the host this script talks to: https://{re.escape(esxi_sim.host)}:443/guestFile$")
+    run.line(r"^Downloaded 37 bytes from \S+: 'UPLOADED BY GUEST_OPS.PY'$")
+
+
+@pytest.mark.guests
+def test_power(scripts: Scripts) -> None:
+    scripts.clone("web01", "linux-template", "--no-power-on")
+    run = scripts.ok("power.py", "--vm-name", "web01", "on", "reset", "reboot-guest", "shutdown-guest", "on", "off")
+    run.line(r"^web01: power=poweredOff tools=guestToolsNotRunning$")
+    run.line(r"^on: power=poweredOn tools=guestToolsRunning ")
+    run.line(r"^  ResetVM_Task: task task-\d+ success$")
+    run.line(r"^reset: power=poweredOn tools=guestToolsRunning ")
+    run.line(r"^reboot-guest: power=poweredOn tools=guestToolsRunning ip=\d+\.\d+\.\d+\.\d+$")
+    run.line(r"^shutdown-guest: power=poweredOff tools=guestToolsNotRunning ip=-$")
+    run.line(r"^off: power=poweredOff tools=guestToolsNotRunning ip=-$")
+    assert scripts.sim.find_vm("web01").power_state == "poweredOff"
 
 
 @pytest.mark.guests

@@ -86,7 +86,9 @@ def main() -> int:
     url = fm.InitiateFileTransferToGuest(vm, creds, paths["in"], vim.vm.guest.FileManager.FileAttributes(),
                                          len(data), True)
     target = transfer_url(url, args.host)
-    print(f"InitiateFileTransferToGuest: {target.split('?')[0]}")
+    print(f"InitiateFileTransferToGuest: {url.split('?')[0]}")
+    if target != url:
+        print(f"  '*' is the host this script talks to: {target.split('?')[0]}")
     response = requests.put(target, data=data, verify=verify, timeout=30)
     if response.status_code != 200:
         tasks.fail(f"PUT {target.split('?')[0]} answered {response.status_code}: {response.text[:200]}")
@@ -101,7 +103,9 @@ def main() -> int:
 
     info = fm.InitiateFileTransferFromGuest(vm, creds, paths["out"])
     source = transfer_url(info.url, args.host)
-    print(f"InitiateFileTransferFromGuest: {source.split('?')[0]} size={info.size}")
+    print(f"InitiateFileTransferFromGuest: {info.url.split('?')[0]} size={info.size}")
+    if source != info.url:
+        print(f"  '*' is the host this script talks to: {source.split('?')[0]}")
     with urllib.request.urlopen(source, context=context, timeout=30) as reply:
         body = reply.read()
     expected = data.upper() if paths is LINUX else data
