@@ -22,7 +22,8 @@ from pathlib import Path
 
 import paramiko
 
-from pytest_vsphere_clone.simulator.guests import GuestHost, GuestSpec, missing_prerequisites, procfs
+from pytest_vsphere_clone.simulator.guests import GuestHost, GuestSpec, missing_prerequisites
+from pytest_vsphere_clone.simulator.guests.host import procfs
 
 PASSWORD = "bench-pw"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from plugin_helpers import Inner, netns_names
 
-from pytest_vsphere_clone.simulator.guests.registry import DEFAULT_REGISTRY_DIR
+from pytest_vsphere_clone.simulator.guests.host.host_registry import DEFAULT_REGISTRY_DIR
 
 pytestmark = pytest.mark.guests
 

@@ -25,7 +25,7 @@ from .guests import errors as guest_errors
 from .guests.accounts import WINDOWS_LOCAL_ADMIN
 from .guests.disk import GuestDisk
 from .guests.fileops import GuestDirectoryNotEmpty, GuestNotADirectory
-from .guests.host import GuestHost
+from .guests.guest_host import GuestHost
 from .guests.models import GuestSpec
 from .objects.guest_operations import GuestFileManager, GuestOperationsManager, GuestProcessManager
 from .objects.virtual_machine import VirtualMachine

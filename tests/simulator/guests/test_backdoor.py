@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from guest_helpers import PASSWORD, MakeGuest, RpcRecorder, run_in_guest, ssh, ssh_run, wait_exit, wait_until
 
-from pytest_vsphere_clone.simulator.guests import GuestHost, GuestOperationsUnavailable, procfs
+from pytest_vsphere_clone.simulator.guests import GuestHost, GuestOperationsUnavailable
+from pytest_vsphere_clone.simulator.guests.host import procfs
 
 pytestmark = pytest.mark.guests
 

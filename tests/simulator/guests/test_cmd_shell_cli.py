@@ -14,7 +14,7 @@ import pytest
 
 from pytest_vsphere_clone.simulator.guests import cmd_shell
 from pytest_vsphere_clone.simulator.guests.cmd_context import LinuxNetwork
-from pytest_vsphere_clone.simulator.guests.registry import NAME_PREFIX
+from pytest_vsphere_clone.simulator.guests.host.host_registry import NAME_PREFIX
 
 pytestmark = pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's ip")
 

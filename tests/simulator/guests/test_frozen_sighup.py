@@ -28,7 +28,7 @@ from pyVim.connect import SmartConnect
 from pyVmomi import vim
 from sim_helpers import close, vm_by_name, wait
 
-from pytest_vsphere_clone.simulator.guests import procfs
+from pytest_vsphere_clone.simulator.guests.host import procfs
 
 pytestmark = pytest.mark.guests
 

@@ -17,7 +17,7 @@ import pytest
 from guest_helpers import MakeGuest, copy_disk, run_in_guest
 
 from pytest_vsphere_clone.simulator.guests import Guest, GuestFileNotFound
-from pytest_vsphere_clone.simulator.guests.namespace import host_submounts
+from pytest_vsphere_clone.simulator.guests.host.namespace import host_submounts
 
 pytestmark = pytest.mark.guests
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from guest_helpers import PASSWORD, require_guest_support, ssh, ssh_run
 
-from pytest_vsphere_clone.simulator.guests import GuestHost, GuestSpec, procfs
+from pytest_vsphere_clone.simulator.guests import GuestHost, GuestSpec
+from pytest_vsphere_clone.simulator.guests.host import procfs
 
 pytestmark = pytest.mark.guests
 

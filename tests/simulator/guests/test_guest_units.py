@@ -19,11 +19,11 @@ from pytest_vsphere_clone.simulator.guests.accounts import (
     parse_shadow,
     verify_password,
 )
+from pytest_vsphere_clone.simulator.guests.host.host_registry import Allocation, Registry, index_of, tag_for
+from pytest_vsphere_clone.simulator.guests.host.linkwatch import link_went_down
 from pytest_vsphere_clone.simulator.guests.launch import command_line, parse_env
-from pytest_vsphere_clone.simulator.guests.linkwatch import link_went_down
 from pytest_vsphere_clone.simulator.guests.paths import from_view, to_view
 from pytest_vsphere_clone.simulator.guests.programs import exit_code
-from pytest_vsphere_clone.simulator.guests.registry import Allocation, Registry, index_of, tag_for
 
 
 def _spec(**kw: object) -> GuestSpec:

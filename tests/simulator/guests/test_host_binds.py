@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vsphere_clone.simulator.guests.namespace import python_host_binds
+from pytest_vsphere_clone.simulator.guests.host.namespace import python_host_binds
 
 
 def test_a_venv_under_tmp_is_shown_to_the_guest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

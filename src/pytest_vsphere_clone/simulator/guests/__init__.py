@@ -57,7 +57,7 @@ from .errors import (
     GuestProgramNotFound,
 )
 from .guest import FREEZE_RPC, Guest
-from .host import BackdoorHandler, GuestHost, guest_support_problem, missing_prerequisites
+from .guest_host import BackdoorHandler, GuestHost, guest_support_problem, missing_prerequisites
 from .models import GuestFamily, GuestIpAddress, GuestNic, GuestProcessInfo, GuestSpec
 
 __all__ = [

@@ -19,11 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import procfs, shims
+from . import shims
 from .accounts import Account, group_ids, parse_passwd, parse_shadow, verify_password
 from .backdoor import BackdoorServer
-from .commands import ip_batch, run
-from .daemons import python_env, start_dhclient, start_sshd, start_winrm, wait_listening
 from .disk import GuestDisk
 from .errors import (
     GuestHostError,
@@ -32,15 +30,18 @@ from .errors import (
     GuestOperationsUnavailable,
     GuestProcessNotFound,
 )
-from .events import EventLoopThread
 from .fileops import run_fileop
+from .host import procfs
+from .host.daemons import python_env, start_dhclient, start_sshd, start_winrm, wait_listening
+from .host.events import EventLoopThread
+from .host.host_tools import ip_batch, run
+from .host.linkwatch import LinkDownWatcher
+from .host.namespace import INIT_PID, GuestNamespace, GuestView, host_submounts, python_host_binds
+from .host.vnic import GUEST_IFNAME, VirtualNic
 from .launch import command_line, linux_environment, spawn_linux, spawn_windows, windows_environment
-from .linkwatch import LinkDownWatcher
 from .models import GuestIpAddress, GuestNic, GuestProcessInfo, GuestSpec
-from .namespace import INIT_PID, GuestNamespace, GuestView, host_submounts, python_host_binds
 from .paths import EXIT_CODES_DIR, from_view, temp_dir, to_view
 from .programs import ProgramTable
-from .vnic import GUEST_IFNAME, VirtualNic
 
 log = logging.getLogger(__name__)
 

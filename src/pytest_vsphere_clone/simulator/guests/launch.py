@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import IO
 
 from .accounts import Account
-from .daemons import python_env, windows_context_args
 from .disk import GuestDisk
 from .errors import (
     GuestFileNotFound,
@@ -24,7 +23,8 @@ from .errors import (
     GuestNotAFile,
     GuestProgramNotFound,
 )
-from .namespace import GuestNamespace
+from .host.daemons import python_env, windows_context_args
+from .host.namespace import GuestNamespace
 from .paths import home_dir, temp_dir, to_view
 
 CMD_SHELL_MODULE = "pytest_vsphere_clone.simulator.guests.cmd_shell"

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .events import EventLoopThread
+from .host.events import EventLoopThread
 from .models import GuestProcessInfo
 
 DEFAULT_RETENTION = 300.0

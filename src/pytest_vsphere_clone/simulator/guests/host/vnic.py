@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from .commands import ip_batch, run
-from .errors import GuestHostError
+from ..errors import GuestHostError
+from .host_tools import ip_batch, run
 
 GUEST_IFNAME = "eth0"
 

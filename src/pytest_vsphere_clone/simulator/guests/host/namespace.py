@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import GuestHostError, GuestOperationsUnavailable
+from ..paths import DRIVES_ROOT, GUEST_INIT, TOOLS_DIR
 from . import pidns, procfs
-from .commands import run, tool
-from .errors import GuestHostError, GuestOperationsUnavailable
-from .paths import DRIVES_ROOT, GUEST_INIT, TOOLS_DIR
+from .host_tools import run, tool
 
 _SETUP_TIMEOUT = 10.0
 #: How long destroy() waits for the dead init to be reaped.

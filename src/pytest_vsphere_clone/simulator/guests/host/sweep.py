@@ -9,10 +9,10 @@ import shutil
 import signal
 from pathlib import Path
 
+from ..errors import GuestHostError
 from . import procfs
-from .commands import run
-from .errors import GuestHostError
-from .registry import Allocation, index_of, tag_for
+from .host_registry import Allocation, index_of, tag_for
+from .host_tools import run
 
 NETNS_DIR = Path("/run/netns")
 

@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import GuestHostError
 from . import procfs
-from .commands import run
-from .errors import GuestHostError
+from .host_tools import run
 
 DEFAULT_REGISTRY_DIR = Path("/run/pytest-vsphere-clone-sim")
 DEFAULT_NETWORK = "10.213.0.0/16"

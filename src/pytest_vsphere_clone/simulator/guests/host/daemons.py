@@ -7,13 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from .commands import tool
-from .errors import GuestHostError
+import pytest_vsphere_clone
+
+from ..errors import GuestHostError
+from ..paths import DHCP_RENEW, DRIVES_ROOT
+from .host_tools import tool
 from .namespace import GuestNamespace
-from .paths import DHCP_RENEW, DRIVES_ROOT
 
 WINRM_MODULE = "pytest_vsphere_clone.simulator.guests.winrm_server"
-PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # the directory holding pytest_vsphere_clone/
+# The directory holding pytest_vsphere_clone/ (named from the package, not this file's depth in it).
+PACKAGE_ROOT = Path(pytest_vsphere_clone.__file__).resolve().parents[1]
 _TCP_LISTEN = "0A"
 # What init would give a service: nothing inherited from the simulator's environment.
 SERVICE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}

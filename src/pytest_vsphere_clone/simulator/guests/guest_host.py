@@ -10,14 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from . import sweep
-from .commands import REQUIRED_TOOLS, ip_batch, missing_tools, run
-from .dhcp import DhcpServer
 from .errors import GuestError, GuestHostError
-from .events import EventLoopThread
 from .guest import Guest
+from .host import sweep
+from .host.dhcp import DhcpServer
+from .host.events import EventLoopThread
+from .host.host_registry import DEFAULT_NETWORK, DEFAULT_REGISTRY_DIR, Allocation, Registry
+from .host.host_tools import REQUIRED_TOOLS, ip_batch, missing_tools, run
 from .models import GuestSpec
-from .registry import DEFAULT_NETWORK, DEFAULT_REGISTRY_DIR, Allocation, Registry
 
 # Answers a guest's VMware Tools RPC: (vm_id, command) -> reply; raise to make the tool exit 1.
 BackdoorHandler = Callable[[str, str], str]

@@ -7,8 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .commands import tool
-from .errors import GuestHostError
+from ..errors import GuestHostError
+from .host_tools import tool
 
 _START_TIMEOUT = 5.0
 

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Sequence
 from functools import cache
 
-from .errors import GuestHostError
+from ..errors import GuestHostError
 
 # Everything the runtime executes on the host side; the Linux family also needs sshd.
 REQUIRED_TOOLS = ("ip", "bridge", "nsenter", "unshare", "setpriv", "mount", "pivot_root", "dnsmasq", "dhclient")
