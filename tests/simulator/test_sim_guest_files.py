@@ -18,7 +18,8 @@ from pyVmomi import vim, vmodl
 from sim_helpers import close, connect, linked_clone_spec, vm_by_name, wait, wait_fault
 
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
-from pytest_vsphere_clone.simulator.guests import guest_support_problem, programs
+from pytest_vsphere_clone.simulator.guests import guest_support_problem
+from pytest_vsphere_clone.simulator.guests.ops import programs
 
 pytestmark = pytest.mark.guests
 

@@ -24,9 +24,9 @@ from .guests import copy_disk
 from .guests import errors as guest_errors
 from .guests.accounts import WINDOWS_LOCAL_ADMIN
 from .guests.disk import GuestDisk
-from .guests.fileops import GuestDirectoryNotEmpty, GuestNotADirectory
 from .guests.guest_host import GuestHost
 from .guests.models import GuestSpec
+from .guests.ops.files import GuestDirectoryNotEmpty, GuestNotADirectory
 from .objects.guest_operations import GuestFileManager, GuestOperationsManager, GuestProcessManager
 from .objects.virtual_machine import VirtualMachine
 

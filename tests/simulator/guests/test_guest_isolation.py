@@ -144,7 +144,7 @@ def test_a_guest_sees_only_its_own_processes(make_vm: Callable[[], Vm]) -> None:
     b.start("/bin/sleep", "300")
     a_ps = _ps(a)
 
-    assert a_ps[1] == "sh"  # the guest's own init (a shell: see shims.py)
+    assert a_ps[1] == "sh"  # the guest's own init (a shell: see guests/vmtools/shims.py)
     # Its init and the init's sleep, its sshd and this session, its DHCP client, this ps: nothing of the
     # host's (no dnsmasq, no simulator, no test process), nothing of b's (b's sleeper, b's dhclient).
     assert set(a_ps.values()) <= {"sh", "sleep", "sshd", "sshd-session", "dhclient", "bash", "ps"}, a_ps

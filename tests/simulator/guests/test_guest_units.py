@@ -21,9 +21,9 @@ from pytest_vsphere_clone.simulator.guests.accounts import (
 )
 from pytest_vsphere_clone.simulator.guests.host.host_registry import Allocation, Registry, index_of, tag_for
 from pytest_vsphere_clone.simulator.guests.host.linkwatch import link_went_down
-from pytest_vsphere_clone.simulator.guests.launch import command_line, parse_env
+from pytest_vsphere_clone.simulator.guests.ops.launch import command_line, parse_env
+from pytest_vsphere_clone.simulator.guests.ops.programs import exit_code
 from pytest_vsphere_clone.simulator.guests.paths import from_view, to_view
-from pytest_vsphere_clone.simulator.guests.programs import exit_code
 
 
 def _spec(**kw: object) -> GuestSpec:

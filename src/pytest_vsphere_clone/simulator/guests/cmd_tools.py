@@ -2,7 +2,7 @@
 
 A Windows guest with VMware Tools has them in ``C:\\Program Files\\VMware\\VMware Tools``; both
 send one RPC to the virtual machine and print the reply, exactly like the Linux guests'
-``vmtoolsd --cmd`` / ``vmware-rpctool`` shims (see shims.py), over the same backdoor socket that
+``vmtoolsd --cmd`` / ``vmware-rpctool`` shims (see vmtools/shims.py), over the same backdoor socket that
 the simulator answers. ``instantclone.freeze`` therefore freezes a Windows VM the same way:
 every guest process (this one included) is stopped, and the call returns only when the VM runs
 again - in each instant clone, never in the frozen source.

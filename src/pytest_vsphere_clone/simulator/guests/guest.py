@@ -19,9 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import shims
 from .accounts import Account, group_ids, parse_passwd, parse_shadow, verify_password
-from .backdoor import BackdoorServer
 from .disk import GuestDisk
 from .errors import (
     GuestHostError,
@@ -30,7 +28,6 @@ from .errors import (
     GuestOperationsUnavailable,
     GuestProcessNotFound,
 )
-from .fileops import run_fileop
 from .host import procfs
 from .host.daemons import python_env, start_dhclient, start_sshd, start_winrm, wait_listening
 from .host.events import EventLoopThread
@@ -38,10 +35,13 @@ from .host.host_tools import ip_batch, run
 from .host.linkwatch import LinkDownWatcher
 from .host.namespace import INIT_PID, GuestNamespace, GuestView, host_submounts, python_host_binds
 from .host.vnic import GUEST_IFNAME, VirtualNic
-from .launch import command_line, linux_environment, spawn_linux, spawn_windows, windows_environment
 from .models import GuestIpAddress, GuestNic, GuestProcessInfo, GuestSpec
+from .ops.files import run_fileop
+from .ops.launch import command_line, linux_environment, spawn_linux, spawn_windows, windows_environment
+from .ops.programs import ProgramTable
 from .paths import EXIT_CODES_DIR, from_view, temp_dir, to_view
-from .programs import ProgramTable
+from .vmtools import shims
+from .vmtools.backdoor import BackdoorServer
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The guest's init is started as pid 1 of a new PID namespace (see pidns.py); it joins
 the network namespace with ``nsenter --net``, makes the IPC, mount and UTS namespaces
 with ``unshare``, and runs a short shell script that builds the guest's view and then
-becomes the init proper (``libexec/init`` in the tools directory, see shims.py): pid
+becomes the init proper (``libexec/init`` in the tools directory, see vmtools/shims.py): pid
 1 reaps the orphans the guest's processes leave, keeps the namespaces alive and is
 what ``nsenter --target`` and setns point at (the role vmtoolsd plays for guest
 operations: if it is gone, guest operations are unavailable). Every other guest

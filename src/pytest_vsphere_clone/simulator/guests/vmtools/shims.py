@@ -15,7 +15,7 @@ import stat
 import sys
 from pathlib import Path
 
-from .paths import BACKDOOR_SOCKET, DHCP_RENEW, GUEST_INIT
+from ..paths import BACKDOOR_SOCKET, DHCP_RENEW, GUEST_INIT
 
 SHIM_NAMES = ("vmtoolsd", "vmware-rpctool")
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import (
+from ..errors import (
     GuestFileAccessDenied,
     GuestFileError,
     GuestFileExists,
@@ -17,10 +17,9 @@ from .errors import (
     GuestNotAFile,
 )
 
-_CHILD = Path(__file__).with_name("fileop_child.py")
+_CHILD = Path(__file__).with_name("file_child.py")
 _ERROR_STATUS = 3
 _TIMEOUT = 120.0
-
 
 
 class GuestNotADirectory(GuestFileError):

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from .host.events import EventLoopThread
+from ..host.events import EventLoopThread
 
 RpcHandler = Callable[[str], Awaitable[str]]
 _MAX_REQUEST = 64 * 1024

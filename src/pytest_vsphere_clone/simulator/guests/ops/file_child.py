@@ -1,4 +1,4 @@
-"""Child process of a guest file operation (run as ``python -I -S fileop_child.py REQUEST``).
+"""Child process of a guest file operation (run as ``python -I -S file_child.py REQUEST``).
 
 It starts as root in the host's view, enters the guest's mount namespace, drops
 to the guest user, then performs one operation - so the kernel applies the

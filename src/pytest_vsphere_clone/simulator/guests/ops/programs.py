@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .host.events import EventLoopThread
-from .models import GuestProcessInfo
+from ..host.events import EventLoopThread
+from ..models import GuestProcessInfo
 
 DEFAULT_RETENTION = 300.0
 

@@ -14,18 +14,18 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from .accounts import Account
-from .disk import GuestDisk
-from .errors import (
+from ..accounts import Account
+from ..disk import GuestDisk
+from ..errors import (
     GuestFileNotFound,
     GuestHostError,
     GuestInvalidArgument,
     GuestNotAFile,
     GuestProgramNotFound,
 )
-from .host.daemons import python_env, windows_context_args
-from .host.namespace import GuestNamespace
-from .paths import home_dir, temp_dir, to_view
+from ..host.daemons import python_env, windows_context_args
+from ..host.namespace import GuestNamespace
+from ..paths import home_dir, temp_dir, to_view
 
 CMD_SHELL_MODULE = "pytest_vsphere_clone.simulator.guests.cmd_shell"
 
