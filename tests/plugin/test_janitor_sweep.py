@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,29 +18,16 @@ from pyVmomi import vim
 from pytest_vsphere_clone.client.inventory import find_template
 from pytest_vsphere_clone.client.marker import Marker
 from pytest_vsphere_clone.client.session import VSphereConnection
-from pytest_vsphere_clone.client.waiter import Waiter, poll_tasks
+from pytest_vsphere_clone.client.waiter import poll_tasks
+from pytest_vsphere_clone.plugin.connection_holder import ConnectionHolder
 from pytest_vsphere_clone.plugin.janitor import Janitor
 from pytest_vsphere_clone.plugin.ledger import Ledger
+from pytest_vsphere_clone.plugin.reporter import Reporter
+from pytest_vsphere_clone.plugin.settings import Settings
+from pytest_vsphere_clone.plugin.templates import TemplateCatalog
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 
 RUN_ID = "c0ffee"
-
-
-class FakeRun:
-    """What the sweep uses of a VSphereRun: the connection, a waiter, the ledger, the clone timeout."""
-
-    def __init__(self, conn: VSphereConnection, ledger: Ledger, clone_timeout: float) -> None:
-        self.conn = conn
-        self.ledger = ledger
-        self.run_id = RUN_ID
-        self.settings = SimpleNamespace(clone_timeout=clone_timeout)
-        self._waiter = Waiter(conn)
-
-    def connection(self) -> VSphereConnection:
-        return self.conn
-
-    def waiter(self) -> Waiter:
-        return self._waiter
 
 
 @pytest.fixture
@@ -60,9 +46,13 @@ def conn(slow_sim: Simulator) -> Iterator[VSphereConnection]:
 
 
 def janitor_for(conn: VSphereConnection, tmp_path: Path, clone_timeout: float = 15.0) -> tuple[Janitor, Ledger]:
+    """A janitor built as the plugin builds one, from its collaborators (no run object needed)."""
     ledger = Ledger(tmp_path / "ledger.jsonl")
-    run: Any = FakeRun(conn, ledger, clone_timeout)
-    return Janitor(run), ledger
+    settings = Settings().replace(clone_timeout=clone_timeout)
+    holder = ConnectionHolder.of(conn, settings)
+    janitor = Janitor(holder, ledger, Reporter(None, owns_terminal=False), TemplateCatalog(holder), hook=None,
+                      run_id=RUN_ID, defaults=settings)
+    return janitor, ledger
 
 
 def start_clone(conn: VSphereConnection, name: str, template_name: str = "linux-template") -> Any:
@@ -84,12 +74,10 @@ def test_a_clone_task_known_by_its_key_is_awaited_before_the_look(slow_sim: Simu
     # Every task wait refused, and the look by name held past the task's end (the race of issue #5).
     slow_sim.inject_fault("CreateFilter", "NoPermission", count=-1)
     slow_sim.inject_fault("DestroyView", count=1, delay=2.0)
-    assert janitor.sweep(ledger.live(), reason="end of run") == 0  # found, but the destroy needs a wait
-    assert [e for e in janitor.errors if e.startswith("could not destroy c1 (end of run): NoPermission")], \
-        janitor.errors
-    assert ledger.entries()["c1"].live
-    slow_sim.clear_faults()
+    # Found once its task ended; destroyed though no wait works (its tasks are read to their end).
     assert janitor.sweep(ledger.live(), reason="end of run") == 1
+    assert janitor.errors == []
+    slow_sim.clear_faults()
     assert slow_sim.vm_names().count("c1") == 0
     assert ledger.entries()["c1"].state == "destroyed"
 

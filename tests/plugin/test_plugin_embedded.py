@@ -26,9 +26,9 @@ from pathlib import Path
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session):
     result = yield
-    run = session.config.pluginmanager.get_plugin("vsphere-clone-run")
-    if run is not None and run.simulator is not None:
-        sim = run.simulator
+    controller = session.config.pluginmanager.get_plugin("vsphere-clone-controller")
+    if controller is not None and controller.simulator is not None:
+        sim = controller.simulator
         Path("after-sweep.json").write_text(json.dumps({
             "vms": sim.vm_names(), "tag": sim.vc.guests.host.tag, "sim_id": sim.vc.guests.host.sim_id}))
     return result

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import faults, props
+from . import clone_types, faults, props
+from .clone_types import BY_NAME, FULL, INSTANT, LINKED, CloneType
 from .errors import (
     CloneFailed,
     InvalidInstantSource,
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLONE_TYPES = ("linked", "instant", "full")
 _ACTIVE_TASK_STATES = ("queued", "running")
 
 
@@ -45,9 +45,9 @@ class CloningNeedsVCenter(VSphereCloneError):
     def __init__(self, endpoint: str, clone_type: str, product: str) -> None:
         self.endpoint = endpoint
         self.clone_type = clone_type
-        method = "InstantClone_Task" if clone_type == "instant" else "CloneVM_Task"
-        other = "CloneVM_Task (linked and full clones)" if clone_type == "instant" else \
-            "InstantClone_Task (instant clones)"
+        method = BY_NAME[clone_type].method if clone_type in BY_NAME else "CloneVM_Task"
+        others = sorted({f"{t.method} ({t.name} clones)" for t in BY_NAME.values() if t.method != method})
+        other = ", ".join(others)
         super().__init__(
             f"{endpoint} is an ESXi host reached directly ({product}, apiType HostAgent), and ESXi offers no "
             f"{method} for {clone_type} clones (vSphere SDK guide, Limitations of Instant Clones: not available when "
@@ -117,10 +117,20 @@ class CloneResult:
 class CloneStrategy(ABC):
     """One clone type: checks, spec, the clone call, and what must happen right after."""
 
-    clone_type: ClassVar[str]
-    method: ClassVar[str]
-    #: The TaskInfo.descriptionId a vCenter gives this method's tasks.
-    description_id: ClassVar[str]
+    kind: ClassVar[CloneType]
+
+    @property
+    def clone_type(self) -> str:
+        return self.kind.name
+
+    @property
+    def method(self) -> str:
+        return self.kind.method
+
+    @property
+    def description_id(self) -> str:
+        """The TaskInfo.descriptionId a vCenter gives this method's tasks."""
+        return self.kind.description_id
 
     def __init__(self, retry: RetryPolicy | None = None) -> None:
         self.retry = retry or RetryPolicy(attempts=3)
@@ -384,9 +394,7 @@ def _config_spec(request: CloneRequest) -> Any:
 class LinkedClone(CloneStrategy):
     """CloneVM_Task from a snapshot with ``createNewChildDiskBacking``: a delta disk on the snapshot."""
 
-    clone_type = "linked"
-    method = "CloneVM_Task"
-    description_id = "VirtualMachine.clone"
+    kind = LINKED
 
     def snapshot(self, template: TemplateInfo, wanted: str | None) -> Any:
         """The snapshot to branch from; NoSnapshot (never a silent full clone) if there is none."""
@@ -418,7 +426,7 @@ class LinkedClone(CloneStrategy):
 class FullClone(LinkedClone):
     """CloneVM_Task copying every disk (from the chosen snapshot, or the current state)."""
 
-    clone_type = "full"
+    kind = FULL
 
     def build_spec(self, conn: VSphereConnection, request: CloneRequest, warnings: list[str]) -> Any:
         from pyVmomi import vim
@@ -438,9 +446,7 @@ class InstantClone(CloneStrategy):
     in the clone spec and reconnected after, and each clone adds a delta disk to it.
     """
 
-    clone_type = "instant"
-    method = "InstantClone_Task"
-    description_id = "VirtualMachine.instantClone"
+    kind = INSTANT
 
     def build_spec(self, conn: VSphereConnection, request: CloneRequest, warnings: list[str]) -> Any:
         from pyVmomi import vim
@@ -490,16 +496,12 @@ class InstantClone(CloneStrategy):
         waiter.wait_for_task(task, request.timeout, what)
 
 
-STRATEGIES: dict[str, type[CloneStrategy]] = {"linked": LinkedClone, "full": FullClone, "instant": InstantClone}
+STRATEGIES: dict[str, type[CloneStrategy]] = {s.kind.name: s for s in (LinkedClone, FullClone, InstantClone)}
 
 
 def strategy_for(clone_type: str, retry: RetryPolicy | None = None) -> CloneStrategy:
     """The strategy for ``linked``, ``instant`` or ``full``."""
-    try:
-        return STRATEGIES[clone_type](retry)
-    except KeyError:
-        raise VSphereCloneError(f"clone type {clone_type!r} is not one of {', '.join(CLONE_TYPES)}: check "
-                                f"--vsphere-clone-type") from None
+    return STRATEGIES[clone_types.clone_type(clone_type).name](retry)
 
 
 def clone_vm(conn: VSphereConnection, request: CloneRequest, waiter: Waiter | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import clone_types
 from .errors import MissingPrivileges
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ CLONE_PRIVILEGES = (
 )
 #: Extra privileges per clone type and feature.
 EXTRA_PRIVILEGES: dict[str, tuple[str, ...]] = {
-    "instant": ("VirtualMachine.Config.EditDevice",),
     "guest": ("VirtualMachine.GuestOperations.Execute", "VirtualMachine.GuestOperations.Query",
               "VirtualMachine.GuestOperations.Modify"),
     "collapse": ("VirtualMachine.State.CreateSnapshot", "VirtualMachine.State.RemoveSnapshot",
@@ -35,8 +35,7 @@ EXTRA_PRIVILEGES: dict[str, tuple[str, ...]] = {
 def required_privileges(clone_type: str = "linked", *, guest_ops: bool = True, collapse: bool = False) -> list[str]:
     """The privileges a run with these settings needs."""
     wanted = list(CLONE_PRIVILEGES)
-    if clone_type == "instant":
-        wanted += EXTRA_PRIVILEGES["instant"]
+    wanted += clone_types.clone_type(clone_type).extra_privileges
     if guest_ops:
         wanted += EXTRA_PRIVILEGES["guest"]
     if collapse:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import faults, props
+from .clone_types import COLLAPSE_MODES
 from .errors import CollapseRefused, VSphereCloneError
 from .marker import EXTRA_CONFIG_KEY, FIELD_NAME, Marker, find_marker
 from .retry import NO_RETRY, RetryPolicy, retry_call
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLLAPSE_MODES = ("none", "snapshot", "promote")
 COLLAPSE_SNAPSHOT_NAME = "pytest-vsphere-clone-collapse"
 #: Task faults that go away by waiting (another task on the VM, host briefly unreachable).
 _TASK_RETRY = RetryPolicy(attempts=5, base_delay=0.3, max_delay=3.0)

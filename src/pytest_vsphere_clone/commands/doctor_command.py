@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..client import clone_types
+from ..client.clone_types import CLONE_TYPES, COLLAPSE_MODES
 from ._common import (
     Console,
     GuestCredentials,
@@ -38,8 +40,6 @@ if TYPE_CHECKING:
     from ..client.inventory import Inventory, TemplateInfo
     from ..client.session import VSphereConnection
 
-CLONE_TYPES = ("linked", "instant", "full")
-COLLAPSE_MODES = ("none", "snapshot", "promote")
 GUEST_PRIVILEGES = ("VirtualMachine.GuestOperations.Execute", "VirtualMachine.GuestOperations.Query",
                     "VirtualMachine.GuestOperations.Modify")
 #: A no-op per guest OS family, run to prove the guest credentials.
@@ -252,8 +252,7 @@ def privilege_plan(info: TemplateInfo, clone_type: str, collapse: str, field_def
     on_folder = ["VirtualMachine.Inventory.CreateFromExisting", "VirtualMachine.Inventory.Delete",
                  "VirtualMachine.Interact.PowerOn", "VirtualMachine.Interact.PowerOff", "Global.SetCustomField",
                  *GUEST_PRIVILEGES]
-    if clone_type == "instant":
-        on_folder += EXTRA_PRIVILEGES["instant"]
+    on_folder += clone_types.clone_type(clone_type).extra_privileges
     pairs: list[tuple[Any, list[str]]] = [(info.ref, on_vm), (info.folder, on_folder)]
     if info.resource_pool is not None:
         pairs.append((info.resource_pool, ["Resource.AssignVMToPool"]))
@@ -340,7 +339,8 @@ def _check_source(info: TemplateInfo, plan: Plan, report: Report) -> None:
     from ..client.errors import InvalidInstantSource, NoSnapshot
 
     label = f"{plan.clone_type} source {info.name}"
-    if plan.clone_type == "linked":
+    kind = clone_types.clone_type(plan.clone_type)
+    if kind.snapshot_always:
         available = [s.path for s in info.snapshots]
         if plan.snapshot is not None:
             snap = info.snapshot_named(plan.snapshot)
@@ -354,7 +354,7 @@ def _check_source(info: TemplateInfo, plan: Plan, report: Report) -> None:
             report.ok(label, f"current snapshot {shown!r}; linked clones branch from it")
         else:
             report.fail(label, str(NoSnapshot(info.name)))
-    elif plan.clone_type == "instant":
+    elif kind.needs_running_source:
         if info.frozen:
             report.ok(label, "frozen: the preferred instant-clone source (clones resume running, the source's disk "
                              "stays put)")

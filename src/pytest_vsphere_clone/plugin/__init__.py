@@ -13,6 +13,7 @@ import pytest
 
 from . import hookspecs
 from .fixtures import named_fixtures_plugin, vsphere_service_instance, vsphere_template, vsphere_vm, vsphere_vm_factory
+from .keys import CONTROLLER_PLUGIN, RUN_PLUGIN, SETTINGS_KEY, XDIST_PLUGIN
 from .options import GROUPS, OPTIONS
 from .testinfra_host import vsphere_testinfra_host
 
@@ -24,7 +25,6 @@ __all__ = ["vsphere_service_instance", "vsphere_template", "vsphere_testinfra_ho
 #: The template the bundled simulator offers when none is named.
 SIMULATOR_DEFAULT_TEMPLATE = "linux-template"
 
-SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,11 +92,35 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if not (settings.template or named):
         return  # the plugin stays idle: nothing is imported, nothing is created
-    from .run import VSphereRun
-
-    config.pluginmanager.register(VSphereRun(config, settings, named), "vsphere-clone-run")
+    _start_run(config, settings, named)
     if named:
         config.pluginmanager.register(named_fixtures_plugin(named), "vsphere-clone-named-fixtures")
+
+
+def _start_run(config: pytest.Config, settings: Settings, named: dict[str, Settings]) -> None:
+    """Register this process's run: in a worker it joins the controller's run; otherwise this process
+    owns the run (its controller, registered beside it, starts the simulator when asked)."""
+    from .embedded import apply_facts
+    from .run import VSphereRun
+
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        from .worker import join_run
+
+        identity, facts = join_run(workerinput)
+        settings, named = apply_facts(settings, named, facts)
+        config.pluginmanager.register(VSphereRun(config, settings, named, identity, facts), RUN_PLUGIN)
+        return
+    from .controller import Controller, XdistController
+
+    controller = Controller(config, settings)
+    settings, named = apply_facts(settings, named, controller.facts)
+    run = VSphereRun(config, settings, named, controller.identity, controller.facts)
+    controller.attach(run)
+    config.pluginmanager.register(run, RUN_PLUGIN)
+    config.pluginmanager.register(controller, CONTROLLER_PLUGIN)
+    if controller.identity.controls_workers:
+        config.pluginmanager.register(XdistController(controller), XDIST_PLUGIN)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

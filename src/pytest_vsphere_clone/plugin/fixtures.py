@@ -7,15 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .keys import RUN_PLUGIN, SETTINGS_KEY
 from .options import BY_NAME, PYTEST_SCOPES
 
 if TYPE_CHECKING:
     from .clone import Clone
     from .run import VSphereRun
     from .settings import Settings
-
-RUN_PLUGIN = "vsphere-clone-run"
-
 
 def current_run(config: pytest.Config) -> VSphereRun:
     """The run object, or a one-line failure saying how to configure the plugin."""
@@ -28,8 +26,6 @@ def current_run(config: pytest.Config) -> VSphereRun:
 
 def vm_scope(fixture_name: str, config: pytest.Config) -> str:
     """pytest scope of vsphere_vm and vsphere_template, from --vsphere-scope."""
-    from . import SETTINGS_KEY
-
     settings = config.stash.get(SETTINGS_KEY, None)
     return PYTEST_SCOPES[settings.scope if settings is not None else "worker"]
 
@@ -99,7 +95,7 @@ def _with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
 @pytest.fixture(scope="session")
 def vsphere_service_instance(request: pytest.FixtureRequest) -> Any:
     """The connected pyVmomi ServiceInstance of this process's session."""
-    return current_run(request.config).connection().si
+    return current_run(request.config).holder.connection().si
 
 
 #: Marks the functions of named fixtures, to tell them from other fixtures of the same name.

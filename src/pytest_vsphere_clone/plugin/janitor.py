@@ -8,15 +8,21 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..client.clone_types import BY_NAME as CLONE_TYPES_BY_NAME
 from ..client.errors import VSphereCloneError
 from .clone import Clone
 
 if TYPE_CHECKING:
-    from .ledger import LedgerEntry
-    from .run import VSphereRun
+    from .connection_holder import ConnectionHolder
+    from .ledger import Ledger, LedgerEntry
+    from .reporter import Reporter
     from .settings import Settings
+    from .templates import TemplateCatalog
 
 log = logging.getLogger(__name__)
+
+#: Clone types whose clones add delta disks to their source: what --vsphere-collapse merges.
+GROWS_SOURCE = frozenset(name for name, kind in CLONE_TYPES_BY_NAME.items() if kind.grows_source)
 
 
 #: How long deleting a kept clone's leftover guest command files may retry.
@@ -24,10 +30,22 @@ _GUEST_CLEANUP_SECONDS = 10.0
 
 
 class Janitor:
-    """Destroys clones (honouring keep), sweeps leftovers, collapses sources at the end."""
+    """Destroys clones (honouring each clone's keep), sweeps leftovers, collapses sources at the end.
 
-    def __init__(self, run: VSphereRun) -> None:
-        self.run = run
+    Its dependencies are passed in: the process's connection holder, the run's ledger, the reporter,
+    the template catalog (for collapse), pytest's hook caller (``before_destroy``) and the run's
+    settings (defaults for clones that carry none of their own).
+    """
+
+    def __init__(self, holder: ConnectionHolder, ledger: Ledger, reporter: Reporter, templates: TemplateCatalog,
+                 hook: Any, *, run_id: str, defaults: Settings) -> None:
+        self.holder = holder
+        self.ledger = ledger
+        self.reporter = reporter
+        self.templates = templates
+        self.hook = hook
+        self.run_id = run_id
+        self.defaults = defaults
         self._lock = threading.Lock()
         self.kept: list[str] = []
         self.errors: list[str] = []
@@ -43,11 +61,11 @@ class Janitor:
         # The clone's own settings: a factory or named-fixture override wins over the run's.
         keep = self._settings(clone).keep
         wanted = keep == "always" or (keep == "on-failure" and clone.failed)
-        hook_keep = self.run.config.hook.pytest_vsphere_clone_before_destroy(clone=clone, failed=clone.failed)
+        hook_keep = self.hook.pytest_vsphere_clone_before_destroy(clone=clone, failed=clone.failed)
         if wanted or hook_keep:
             self._mark_kept(clone)
             self._clean_guest_files(clone)
-            self.run.ledger.kept(clone.name)
+            self.ledger.kept(clone.name)
             with self._lock:
                 self.kept.append(clone.name)
             return
@@ -55,7 +73,7 @@ class Janitor:
             self.destroy(clone, reason="scope ended")
 
     def _settings(self, clone: Clone) -> Settings:
-        return clone._settings or self.run.settings
+        return clone._settings or self.defaults
 
     def _clean_guest_files(self, clone: Clone) -> None:
         """Delete what guest commands left for later in a kept clone: it outlives the run, and no
@@ -80,7 +98,7 @@ class Janitor:
         from ..client.marker import set_marker
 
         try:
-            set_marker(self.run.connection(), clone.vm, replace(clone.marker, pid=0))
+            set_marker(self.holder.connection(), clone.vm, replace(clone.marker, pid=0))
         except _teardown_errors() as exc:
             self._error(f"kept {clone.name}, but could not mark it as kept (the next run may reap it): {_why(exc)}")
 
@@ -92,14 +110,14 @@ class Janitor:
 
         clone.close()
         try:
-            conn = self.run.connection()
+            conn = self.holder.connection()
             forget_leftovers(conn, clone.moref)
-            destroy(conn, conn.ref("VirtualMachine", clone.moref), waiter=self.run.waiter(),
+            destroy(conn, conn.ref("VirtualMachine", clone.moref), waiter=self.holder.waiter(),
                     timeout=self._settings(clone).clone_timeout)
         except _teardown_errors() as exc:
             self._error(f"could not destroy {clone.name} ({reason}): {_why(exc)}")
             return
-        self.run.ledger.destroyed(clone.name)
+        self.ledger.destroyed(clone.name)
 
     def sweep(self, entries: list[LedgerEntry], reason: str) -> int:
         """Destroy every clone the ledger lists as possibly alive; returns how many were destroyed.
@@ -121,7 +139,7 @@ class Janitor:
 
         from ..client.teardown import destroy
 
-        conn = self.run.connection()
+        conn = self.holder.connection()
         unnamed = [e for e in entries if e.moref is None]
         lookup: _Lookup | None = _Lookup()
         if unnamed:
@@ -146,13 +164,13 @@ class Janitor:
                                 f"{lookup.unsettled[entry.name]}")
                     continue
             try:
-                if vm is not None and destroy(conn, vm, waiter=self.run.waiter(),
-                                              timeout=self.run.settings.clone_timeout):
+                if vm is not None and destroy(conn, vm, waiter=self.holder.waiter(),
+                                              timeout=self.defaults.clone_timeout):
                     count += 1
             except _teardown_errors() as exc:
                 self._error(f"could not destroy {entry.name} ({reason}): {_why(exc)}")
                 continue
-            self.run.ledger.destroyed(entry.name)
+            self.ledger.destroyed(entry.name)
         return count
 
     def _find_unnamed(self, entries: list[LedgerEntry]) -> _Lookup:
@@ -168,7 +186,7 @@ class Janitor:
         from ..client.teardown import list_marked
         from ..client.waiter import TasksStillRunning, poll_tasks, task_finished
 
-        conn = self.run.connection()
+        conn = self.holder.connection()
         names = {e.name for e in entries}
         # The task of each entry whose key the ledger has; for an entry without one (the clone call's
         # answer was lost, or its process died before writing it), every clone task in flight on its
@@ -183,7 +201,7 @@ class Janitor:
             what = (f"the clone task(s) of {', '.join(sorted(names))} "
                     f"({', '.join(sorted(t._moId for t in tasks))}) to end")
             try:
-                infos = poll_tasks(conn, tasks, self.run.settings.clone_timeout, what,
+                infos = poll_tasks(conn, tasks, self.defaults.clone_timeout, what,
                                    hint="if the task makes the clone later, the next run from this machine or "
                                         "`vsphere-clone reap` destroys it (it carries the marker)")
             except TasksStillRunning as exc:
@@ -193,7 +211,7 @@ class Janitor:
                     if any(not task_finished(infos.get(t)) for t in related):
                         unsettled[entry.name] = str(exc)
         found = {marked.name: marked.ref for marked in list_marked(conn, include_extra_config=True)
-                 if marked.name in names and marked.marker.run_id == self.run.run_id}
+                 if marked.name in names and marked.marker.run_id == self.run_id}
         for name, task in own.items():
             info = infos.get(task)
             if name not in found and info is not None and str(info.state) == "success" and \
@@ -206,7 +224,7 @@ class Janitor:
         from ..client import props
         from ..client.waiter import read_task_infos, task_finished
 
-        conn = self.run.connection()
+        conn = self.holder.connection()
         manager = conn.content.taskManager
         if manager is None:
             return []
@@ -228,7 +246,7 @@ class Janitor:
         grown: dict[str, set[str]] = {}
         alive: set[str] = set()
         for entry in entries:
-            if entry.clone_type == "instant" and entry.collapse != "none":
+            if entry.clone_type in GROWS_SOURCE and entry.collapse != "none":
                 grown.setdefault(entry.template, set()).add(entry.collapse)
             if entry.state == "kept" or entry.live:
                 alive.add(entry.template)
@@ -237,16 +255,16 @@ class Janitor:
             # snapshot collapse would, so it wins.
             mode = "promote" if "promote" in grown[name] else "snapshot"
             if name in alive:
-                self.run.warn(f"did not collapse {name} ({mode}): clones of it were kept and still use its delta "
+                self.reporter.warn(f"did not collapse {name} ({mode}): clones of it were kept and still use its delta "
                               f"disks; run `vsphere-clone collapse {name}` once they are gone")
                 continue
             try:
-                template = self.run.provisioner.template(name)
-                collapse(self.run.connection(), template.ref, mode, timeout=self.run.settings.clone_timeout)
+                template = self.templates.template(name)
+                collapse(self.holder.connection(), template.ref, mode, timeout=self.defaults.clone_timeout)
             except _teardown_errors() as exc:
                 self._error(f"could not collapse {name} ({mode}): {_why(exc)}")
             else:
-                self.run.progress(f"collapsed the delta disks of {name} ({mode})")
+                self.reporter.progress(f"collapsed the delta disks of {name} ({mode})")
 
     def _error(self, message: str) -> None:
         log.error("%s", message)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..client.clone_types import CLONE_TYPES, COLLAPSE_MODES
+
 #: Groups in the order the help and the docs show them.
 GROUPS = ("connection", "placement", "clone", "guest", "discovery", "time", "teardown", "embedded")
 
@@ -66,7 +68,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("template", "clone", "Source VM or template, by name or inventory path; repeat to run the tests "
            "once per template.", repeatable=True),
     Option("clone-type", "clone", "How to clone.", kind="choice", default="linked",
-           choices=("linked", "instant", "full")),
+           choices=CLONE_TYPES),
     Option("snapshot", "clone", "Snapshot to branch linked clones from (default: the current one)."),
     Option("scope", "clone", "One clone per xdist worker, per run, per module or per test.", kind="choice",
            default="worker", choices=("worker", "session", "module", "function")),
@@ -109,7 +111,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("keep", "teardown", "Keep clones after the run.", kind="choice", default="never",
            choices=("never", "on-failure", "always")),
     Option("collapse", "teardown", "Collapse the source's delta disks at the end of the run (after every clone "
-           "of it is gone).", kind="choice", default="none", choices=("none", "snapshot", "promote")),
+           "of it is gone).", kind="choice", default="none", choices=COLLAPSE_MODES),
     Option("ttl", "teardown", "How long a clone may live before `vsphere-clone reap` destroys it (e.g. 2h, "
            "90m; at least 1 minute).", kind="duration", default="2h", minimum=60),
     # embedded

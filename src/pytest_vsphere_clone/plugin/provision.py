@@ -10,7 +10,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +21,13 @@ from .options import OPTIONS
 from .shared_address import check_unique_address
 
 if TYPE_CHECKING:
-    from ..client.inventory import Inventory, TemplateInfo
-    from .run import VSphereRun
+    from ..client.inventory import TemplateInfo
+    from .connection_holder import ConnectionHolder
+    from .janitor import Janitor
+    from .ledger import Ledger
+    from .reporter import Reporter
     from .settings import Settings
+    from .templates import TemplateCatalog
 
 log = logging.getLogger(__name__)
 
@@ -57,28 +61,28 @@ class NotTheSourceFilter(AddressFilter):
 
 
 class Provisioner:
-    """Creates clones for one process of the run."""
+    """Creates clones for one process of the run.
 
-    def __init__(self, run: VSphereRun) -> None:
-        self.run = run
-        self._templates: dict[str, TemplateInfo] = {}
-        self._inventory: Inventory | None = None
+    Its dependencies are passed in: the process's connection holder, the run's ledger (written before
+    each clone task starts), the reporter, the janitor (which destroys a half-made clone), the template
+    catalog, pytest's hook caller, the run's identity, and ``for_os``, which gives a clone's settings
+    for its guest family (the bundled simulator's Windows guests have an account of their own).
+    """
+
+    def __init__(self, holder: ConnectionHolder, ledger: Ledger, reporter: Reporter, janitor: Janitor,
+                 templates: TemplateCatalog, hook: Any, *, run_id: str, worker_id: str,
+                 for_os: Callable[[Settings, str], Settings] = lambda settings, _os: settings) -> None:
+        self.holder = holder
+        self.ledger = ledger
+        self.reporter = reporter
+        self.janitor = janitor
+        self.templates = templates
+        self.hook = hook
+        self.run_id = run_id
+        self.worker_id = worker_id
+        self.for_os = for_os
         self._privileges_checked: set[str] = set()
         self._counter = 0
-
-    def inventory(self) -> Inventory:
-        """The inventory, read once per process (templates and placement targets do not move mid-run)."""
-        from ..client.inventory import Inventory
-
-        if self._inventory is None:
-            self._inventory = Inventory.load(self.run.connection())
-        return self._inventory
-
-    def template(self, name: str) -> TemplateInfo:
-        """The template called ``name`` (looked up once per process)."""
-        if name not in self._templates:
-            self._templates[name] = self.inventory().find_template(name)
-        return self._templates[name]
 
     def check_source(self, name: str, settings: Settings) -> None:
         """Raise now what every clone of ``name`` with ``settings`` would fail with.
@@ -89,18 +93,20 @@ class Provisioner:
         on folders, pools or datastores the clone only reaches later.
         """
         from ..client.clone import LinkedClone, require_vcenter
+        from ..client.clone_types import clone_type
         from ..client.errors import InvalidInstantSource
         from ..client.privileges import check_privileges
 
-        require_vcenter(self.run.connection(), settings.clone_type)  # a direct ESXi connection cannot clone
-        template = self.template(name)
-        if settings.clone_type == "instant" and template.power_state != "poweredOn":
+        require_vcenter(self.holder.connection(), settings.clone_type)  # a direct ESXi connection cannot clone
+        template = self.templates.template(name)
+        kind = clone_type(settings.clone_type)
+        if kind.needs_running_source and template.power_state != "poweredOn":
             raise InvalidInstantSource(template.name, template.power_state)
-        if settings.clone_type == "linked" or (settings.clone_type == "full" and settings.snapshot):
+        if kind.uses_snapshot(settings.snapshot):
             LinkedClone().snapshot(template, settings.snapshot)
         self.check_host_key_policy(name, settings)
         if name not in self._privileges_checked:
-            check_privileges(self.run.connection(), [template.ref], [CLONE_PRIVILEGE], f"template {name!r}")
+            check_privileges(self.holder.connection(), [template.ref], [CLONE_PRIVILEGE], f"template {name!r}")
             self._check_tools_installed(template)
             self._privileges_checked.add(name)
 
@@ -114,7 +120,7 @@ class Provisioner:
         """
         from ..client import props
 
-        status = props.read(self.run.connection(), template.ref, ["guest.toolsVersionStatus2"]) \
+        status = props.read(self.holder.connection(), template.ref, ["guest.toolsVersionStatus2"]) \
             .get("guest.toolsVersionStatus2")
         if status == "guestToolsNotInstalled":
             raise ProvisionError(
@@ -127,7 +133,7 @@ class Provisioner:
         """Raise now when the SSH host-key policy cannot work for clones of ``name`` (Linux guests only)."""
         from ..connection.ssh import OTHER_POLICIES, known_hosts_path, read_known_hosts
 
-        template = self.template(name)
+        template = self.templates.template(name)
         if (settings.os if settings.os != "auto" else template.os_family) != "linux":
             return  # no SSH: Windows clones are reached over WinRM
         policy = settings.ssh_host_key_policy
@@ -138,7 +144,7 @@ class Provisioner:
             elif not settings.guest_password:
                 why = (f"guest user {settings.guest_user!r} has no --vsphere-guest-password, and Guest Operations "
                        f"log in with one")
-            elif self.run.connection().content.guestOperationsManager is None:
+            elif self.holder.connection().content.guestOperationsManager is None:
                 # ServiceContent.guestOperationsManager is optional: unset where the server offers none.
                 why = "this vCenter offers no Guest Operations (its guestOperationsManager is unset)"
             if why:
@@ -159,7 +165,7 @@ class Provisioner:
 
     def next_name(self, settings: Settings) -> str:
         self._counter += 1
-        return f"{settings.name_prefix}-{self.run.run_id}-{self.run.worker_id}-{self._counter}"
+        return f"{settings.name_prefix}-{self.run_id}-{self.worker_id}-{self._counter}"
 
     def create(self, settings: Settings, template_name: str, scope: str, request: Any = None) -> Clone:
         """A ready clone of ``template_name``; raises VSphereCloneError with a one-line reason."""
@@ -171,55 +177,56 @@ class Provisioner:
         from ..client.inventory import PlacementSettings
         from ..client.marker import Marker
 
-        conn = self.run.connection()
-        template = self.template(template_name)
+        conn = self.holder.connection()
+        template = self.templates.template(template_name)
         # A factory's or named fixture's own policy: refused before a clone exists, as at the start.
         self.check_host_key_policy(template_name, settings)
-        placement = self.inventory().resolve_placement(template, PlacementSettings(
+        placement = self.templates.inventory().resolve_placement(template, PlacementSettings(
             **{o.attr: getattr(settings, o.attr) for o in OPTIONS if o.group == "placement"}))
         name = self.next_name(settings)
-        marker = Marker.new(self.run.run_id, self.run.worker_id, settings.ttl, template.name)
+        marker = Marker.new(self.run_id, self.worker_id, settings.ttl, template.name)
 
         def customize(spec: Any) -> None:
-            self.run.config.hook.pytest_vsphere_clone_spec(request=request, template=template_name, spec=spec)
+            self.hook.pytest_vsphere_clone_spec(request=request, template=template_name, spec=spec)
 
-        self.run.ledger.creating(name, self.run.worker_id, template_name, scope, settings.clone_type,
+        self.ledger.creating(name, self.worker_id, template_name, scope, settings.clone_type,
                                  settings.collapse)
-        self.run.progress(f"{name}: cloning {template_name} ({settings.clone_type})")
+        self.reporter.progress(f"{name}: cloning {template_name} ({settings.clone_type})")
         # If this fails, whether the task made the VM is not always known (its wait may have failed):
         # the ledger entry stays "creating" with the clone task's key, and the end of the run polls that
         # task to its end, then looks for the name, with our marker, to destroy it.
 
         def started(task: Any) -> None:
-            self.run.ledger.task(name, str(task._moId))
+            self.ledger.task(name, str(task._moId))
 
         result = clone_vm(conn, CloneRequest(template=template, name=name, clone_type=settings.clone_type,
                                              snapshot=settings.snapshot, placement=placement, marker=marker,
                                              timeout=settings.clone_timeout, customize=customize, on_task=started,
                                              # One task instead of two: a task round trip saved per clone.
                                              power_on_in_clone_task=True),
-                          waiter=self.run.waiter())
-        self.run.ledger.created(name, result.moref)
+                          waiter=self.holder.waiter())
+        self.ledger.created(name, result.moref)
         for warning in result.warnings:
-            self.run.warn(warning)
+            self.reporter.warn(warning)
         os_family = settings.os if settings.os != "auto" else template.os_family
-        settings = self.run.settings_for_os(settings, os_family)
+        settings = self.for_os(settings, os_family)
         clone = Clone(name=name, moref=result.moref, ip="", os=os_family, template=template_name,
                       clone_type=settings.clone_type, timings=dict(result.timings), marker=marker, _conn=conn,
                       _settings=settings)
         try:
             # One filter on the clone for its whole life: its Tools, power-off and destroy waits share it.
-            self.run.waiter().watch(result.vm)
+            self.holder.waiter().watch(result.vm)
             self._ensure_running(clone, result.vm, settings)
             self._discover(clone, settings, result.vm, template.ref)
-            check_unique_address(self.run, clone, template.ref)  # never connect to an address two VMs answer
+            # Never connect to an address two VMs answer.
+            check_unique_address(self.ledger, self.holder.connection(), clone, template.ref)
             self._connect(clone)
         except BaseException:
-            self.run.janitor.destroy(clone, reason="set-up failed")
+            self.janitor.destroy(clone, reason="set-up failed")
             raise
-        self.run.ledger.ready(clone)
-        self.run.progress(f"{name}: ready at {clone.ip} ({_timings(clone)})")
-        self.run.config.hook.pytest_vsphere_clone_ready(clone=clone)
+        self.ledger.ready(clone)
+        self.reporter.progress(f"{name}: ready at {clone.ip} ({_timings(clone)})")
+        self.hook.pytest_vsphere_clone_ready(clone=clone)
         return clone
 
     def _ensure_running(self, clone: Clone, vm: Any, settings: Settings) -> None:
@@ -231,16 +238,17 @@ class Provisioner:
         """
         from ..client.clone import power_on
 
-        waiter = self.run.waiter()
+        waiter = self.holder.waiter()
         if waiter.watched_power_state(vm, settings.clone_timeout) != "poweredOff":
             return
-        self.run.warn(f"{clone.name}: still powered off after its clone task (CloneSpec.powerOn not honoured); "
+        self.reporter.warn(f"{clone.name}: still powered off after its clone task (CloneSpec.powerOn not honoured); "
                       f"powered it on")
         started = time.monotonic()
-        power_on(self.run.connection(), waiter, vm, f"power-on of {clone.name}", settings.clone_timeout)
+        power_on(self.holder.connection(), waiter, vm, f"power-on of {clone.name}", settings.clone_timeout)
         clone.timings["power_on"] = time.monotonic() - started
 
     def _discover(self, clone: Clone, settings: Settings, vm: Any, source: Any) -> None:
+        from ..client.clone_types import clone_type
         from ..client.discovery import ActiveDiscovery, ToolsDiscovery
         from ..client.nic_refresh import (
             check_linux_prelude,
@@ -250,22 +258,24 @@ class Provisioner:
             windows_prelude,
         )
 
-        conn = self.run.connection()
+        conn = self.holder.connection()
         started = time.monotonic()
+        kind = clone_type(settings.clone_type)
         address_filter = AddressFilter(settings.ip_family, settings.ip_network)
-        if settings.clone_type == "instant":
+        if kind.resumes_running:
             # An instant clone resumes with its source's network state, so VMware Tools first report
             # the source's address; taking it would send SSH/WinRM to the source and hang until
             # connect-timeout. Addresses reported before the NIC refresh are never the clone's own.
             address_filter = NotTheSourceFilter(settings.ip_family, settings.ip_network,
                                                  stale=_tools_reported(conn, [vm, source]))
-        tools = ToolsDiscovery(conn, vm, self.run.waiter(), address_filter, vm_name=clone.name)
+        tools = ToolsDiscovery(conn, vm, self.holder.waiter(), address_filter, vm_name=clone.name)
         guest = clone.guest_operations() if settings.guest_user else None
-        if guest is not None and settings.clone_type != "instant":
+        if guest is not None and not kind.resumes_running:
             # Guest Operations answer GuestOperationsUnavailable until the Tools run: waiting for them
             # through the property collector costs two requests however long the boot, where retrying
-            # guest calls would cost more the longer it is. (An instant clone's Tools run already.)
-            self.run.waiter().wait_for_property(vm, "guest.toolsRunningStatus", lambda v: v == "guestToolsRunning",
+            # guest calls would cost more the longer it is. (A clone that resumes its source's running
+            # guest has them running already.)
+            self.holder.waiter().wait_for_property(vm, "guest.toolsRunningStatus", lambda v: v == "guestToolsRunning",
                                                 settings.ip_timeout, f"VMware Tools in {clone.name} to run")
 
         # The Tools wait, the NIC refresh and discovery share one ip-timeout.
@@ -281,8 +291,8 @@ class Provisioner:
         check: Any = None
         defaults = settings.discovery == "active" and not settings.network_refresh_command \
             and not settings.discovery_command
-        if settings.clone_type == "instant" and guest is not None:
-            self.run.progress(f"{clone.name}: refreshing the guest NIC")
+        if kind.needs_nic_refresh and guest is not None:
+            self.reporter.progress(f"{clone.name}: refreshing the guest NIC")
             if defaults and clone.os == "linux":
                 prelude, check = linux_prelude(), functools.partial(check_linux_prelude, guest)
             elif defaults and clone.os == "windows":

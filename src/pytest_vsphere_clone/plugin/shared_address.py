@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..client.clone_types import clone_type
 from ..client.errors import VSphereCloneError
 
 if TYPE_CHECKING:
+    from ..client.session import VSphereConnection
     from .clone import Clone
-    from .run import VSphereRun
+    from .ledger import Ledger
 
 #: What a ledger entry's state is while its clone exists with its address.
 _ALIVE = ("created", "kept")
@@ -41,21 +43,21 @@ class AddressShared(VSphereCloneError):
                          f"would reach either VM: {cause}")
 
 
-def check_unique_address(run: VSphereRun, clone: Clone, source: Any) -> None:
+def check_unique_address(ledger: Ledger, conn: VSphereConnection, clone: Clone, source: Any) -> None:
     """Raise :class:`AddressShared` when ``clone.ip`` is a live clone's of this run or ``source``'s own.
 
     The run's clones are read from its ledger (every worker's, with the addresses they reached).
     An instant clone's source is left out: discovery never takes the address its source reports.
     """
-    for entry in run.ledger.entries().values():
+    for entry in ledger.entries().values():
         if entry.name != clone.name and entry.ip == clone.ip and entry.state in _ALIVE:
             raise AddressShared(clone, f"{entry.name} (another clone of this run, from {entry.template})")
-    if clone.clone_type == "instant":
+    if clone_type(clone.clone_type).resumes_running:
         return
     from ..client import props
     from ..client.discovery import tools_addresses
 
-    values = props.read(run.connection(), source, ["runtime.powerState", "guest.net", "guest.ipAddress"])
+    values = props.read(conn, source, ["runtime.powerState", "guest.net", "guest.ipAddress"])
     if values.get("runtime.powerState") != "poweredOn":
         return
     if any(a.address == clone.ip for a in tools_addresses(values.get("guest.net"), values.get("guest.ipAddress"))):
