@@ -140,8 +140,9 @@ def test_windows_wrapper_in_the_cmd_dialect(tmp_path: Path) -> None:
     out = r"C:\Users\Administrator\AppData\Local\Temp\vmware1.out"
     err = r"C:\Users\Administrator\AppData\Local\Temp\vmware2.err"
     program, arguments = wrap_command("echo hello& echo oops 1>&2& exit /b 3", out, err, "windows")
-    run = subprocess.run([sys.executable, "-m", "pytest_vsphere_clone.simulator.guests.cmd_shell", "--disk-root",
-                          str(tmp_path), program, arguments], capture_output=True, text=True, check=False)
+    cli = "pytest_vsphere_clone.simulator.guests.windows.cmd.shell"
+    run = subprocess.run([sys.executable, "-m", cli, "--disk-root", str(tmp_path), program, arguments],
+                         capture_output=True, text=True, check=False)
     assert run.returncode == 3
     temp = tmp_path / "C" / "Users" / "Administrator" / "AppData" / "Local" / "Temp"
     assert (temp / "vmware1.out").read_bytes() == b"hello\r\n"

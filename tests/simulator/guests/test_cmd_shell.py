@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from pytest_vsphere_clone.client.discovery import windows_wait_command
-from pytest_vsphere_clone.simulator.guests.cmd_context import (
+from pytest_vsphere_clone.simulator.guests.windows.cmd.shell import CmdShell
+from pytest_vsphere_clone.simulator.guests.windows.context import (
     DnsConfig,
     IpAddress,
     NetInterface,
     NetworkError,
     WindowsGuestContext,
 )
-from pytest_vsphere_clone.simulator.guests.cmd_shell import CmdShell
 
 CRLF = "\r\n"
 NOT_RECOGNIZED = (

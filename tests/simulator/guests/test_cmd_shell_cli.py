@@ -1,4 +1,4 @@
-"""The cmd_shell CLI (what Guest Operations run) against the real network namespace of this host."""
+"""The cmd.exe dialect's CLI (what Guest Operations run) against the real network namespace of this host."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vsphere_clone.simulator.guests import cmd_shell
-from pytest_vsphere_clone.simulator.guests.cmd_context import LinuxNetwork
+import pytest_vsphere_clone
 from pytest_vsphere_clone.simulator.guests.host.host_registry import NAME_PREFIX
+from pytest_vsphere_clone.simulator.guests.windows.context import LinuxNetwork
 
 pytestmark = pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's ip")
 
-SRC = Path(cmd_shell.__file__).resolve().parents[3]
+SRC = Path(pytest_vsphere_clone.__file__).resolve().parents[1]
 
 
 def run_cli(
@@ -28,7 +28,7 @@ def run_cli(
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
     }
-    argv = [sys.executable, "-m", "pytest_vsphere_clone.simulator.guests.cmd_shell", "--disk-root", str(disk)]
+    argv = [sys.executable, "-m", "pytest_vsphere_clone.simulator.guests.windows.cmd.shell", "--disk-root", str(disk)]
     argv += ["--hostname", "win-cli", "--user", "tester", *extra, program, *arguments]
     return subprocess.run(argv, capture_output=True, env=env, timeout=30, check=False)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vsphere_clone.simulator.guests.cmd_context import WindowsGuestContext
-from pytest_vsphere_clone.simulator.guests.cmd_shell import CmdShell
+from pytest_vsphere_clone.simulator.guests.windows.cmd.shell import CmdShell
+from pytest_vsphere_clone.simulator.guests.windows.context import WindowsGuestContext
 
 TOOLS = r"C:\Program Files\VMware\VMware Tools"
 CRLF = "\r\n"

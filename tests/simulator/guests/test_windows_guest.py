@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
@@ -17,14 +16,7 @@ from pytest_vsphere_clone.simulator.guests import (
     GuestProgramNotFound,
 )
 
-pytestmark = [
-    pytest.mark.guests,
-    pytest.mark.skipif(
-        importlib.util.find_spec("pytest_vsphere_clone.simulator.guests.winrm_server") is None
-        or importlib.util.find_spec("pytest_vsphere_clone.simulator.guests.cmd_shell") is None,
-        reason="the WinRM server / cmd shell modules are not available",
-    ),
-]
+pytestmark = pytest.mark.guests
 
 USER = "Administrator"
 CMD = r"C:\Windows\System32\cmd.exe"

@@ -24,12 +24,12 @@ import winrm
 import xmltodict
 from winrm.exceptions import InvalidCredentialsError, WSManFaultError
 
-from pytest_vsphere_clone.simulator.guests import winrm_server
-from pytest_vsphere_clone.simulator.guests.cmd_context import LinuxNetwork, WindowsGuestContext
-from pytest_vsphere_clone.simulator.guests.winrm_auth import ENCRYPTED_CONTENT_TYPE
-from pytest_vsphere_clone.simulator.guests.winrm_server import WinRMServer
+import pytest_vsphere_clone
+from pytest_vsphere_clone.simulator.guests.windows.context import LinuxNetwork, WindowsGuestContext
+from pytest_vsphere_clone.simulator.guests.windows.winrm.auth import ENCRYPTED_CONTENT_TYPE
+from pytest_vsphere_clone.simulator.guests.windows.winrm.server import WinRMServer
 
-SRC = Path(winrm_server.__file__).resolve().parents[3]
+SRC = Path(pytest_vsphere_clone.__file__).resolve().parents[1]
 USER, PASSWORD, HOSTNAME = "vagrant", "S3cret pass:word!", "win-rm01"
 NOT_RECOGNIZED = (
     b"'foo' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
@@ -48,7 +48,7 @@ def start_server(disk: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
     }
-    argv = [sys.executable, "-m", "pytest_vsphere_clone.simulator.guests.winrm_server", "--port", "0"]
+    argv = [sys.executable, "-m", "pytest_vsphere_clone.simulator.guests.windows.winrm.server", "--port", "0"]
     argv += ["--bind", "127.0.0.1", "--user", USER, "--password", PASSWORD, "--hostname", HOSTNAME]
     argv += ["--disk-root", str(disk), *extra]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -14,7 +14,7 @@ from ..paths import DHCP_RENEW, DRIVES_ROOT
 from .host_tools import tool
 from .namespace import GuestNamespace
 
-WINRM_MODULE = "pytest_vsphere_clone.simulator.guests.winrm_server"
+WINRM_MODULE = "pytest_vsphere_clone.simulator.guests.windows.winrm.server"
 # The directory holding pytest_vsphere_clone/ (named from the package, not this file's depth in it).
 PACKAGE_ROOT = Path(pytest_vsphere_clone.__file__).resolve().parents[1]
 _TCP_LISTEN = "0A"

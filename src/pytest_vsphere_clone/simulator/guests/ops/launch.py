@@ -27,7 +27,7 @@ from ..host.daemons import python_env, windows_context_args
 from ..host.namespace import GuestNamespace
 from ..paths import home_dir, temp_dir, to_view
 
-CMD_SHELL_MODULE = "pytest_vsphere_clone.simulator.guests.cmd_shell"
+CMD_SHELL_MODULE = "pytest_vsphere_clone.simulator.guests.windows.cmd.shell"
 
 # Runs as the user inside the guest: checks as that user, then becomes the program (exec keeps
 # the pid VMware reports: the process's pid in the guest). $1 program, $2 working directory,

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from .accounts import is_elevated_by_guest_operations
-from .paths import BACKDOOR_SOCKET
+from ..accounts import is_elevated_by_guest_operations
+from ..paths import BACKDOOR_SOCKET
 
 __all__ = [
     "Adapter",
@@ -340,7 +340,7 @@ class WindowsGuestContext:
         for name in TOOLS_PROGRAM_FILES:
             program = self.host_path(f"{VMWARE_TOOLS_DIR}\\{name}")
             if not program.exists():
-                program.write_text("emulated by pytest_vsphere_clone.simulator.guests.cmd_tools\n")
+                program.write_text("emulated by pytest_vsphere_clone.simulator.guests.windows.cmd.vmware_tools\n")
 
     # -- paths --------------------------------------------------------------------------------
 

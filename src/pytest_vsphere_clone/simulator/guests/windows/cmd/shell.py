@@ -8,7 +8,7 @@ runs a fixed set of commands, some of which act on the real network namespace (`
 
 CLI, used by Guest Operations::
 
-    python -m pytest_vsphere_clone.simulator.guests.cmd_shell --disk-root DIR [options] \\
+    python -m pytest_vsphere_clone.simulator.guests.windows.cmd.shell --disk-root DIR [options] \\
         C:\\Windows\\System32\\cmd.exe "/c ipconfig > C:\\Users\\x\\out.txt"
 """
 
@@ -26,8 +26,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import cmd_builtins, cmd_network, cmd_powershell, cmd_tools
-from .cmd_base import (
+from ..context import (
+    FILE_NOT_FOUND,
+    PATH_NOT_FOUND,
+    WindowsGuestContext,
+    WindowsPathError,
+    add_context_arguments,
+    context_from_args,
+)
+from ..powershell import program as powershell_program
+from . import builtin, ipconfig_netsh, vmware_tools
+from .base import (
     CRLF,
     BufferSink,
     CallbackSink,
@@ -39,27 +48,19 @@ from .cmd_base import (
     Program,
     Sink,
 )
-from .cmd_context import (
-    FILE_NOT_FOUND,
-    PATH_NOT_FOUND,
-    WindowsGuestContext,
-    WindowsPathError,
-    add_context_arguments,
-    context_from_args,
-)
 
 __all__ = ["CmdResult", "CmdShell", "WindowsGuestContext", "main"]
 
 #: cmd.exe built-ins, recognised even when glued to their arguments (``echo.``, ``cd..``, ``dir/b``).
-INTERNAL: dict[str, Program] = dict(cmd_builtins.INTERNAL)
+INTERNAL: dict[str, Program] = dict(builtin.INTERNAL)
 
 #: Programs "installed" on the guest, found by base name with or without a path and ``.exe``.
 PROGRAMS: dict[str, Program] = {
-    **cmd_builtins.PROGRAMS,
-    "ipconfig": cmd_network.ipconfig,
-    "netsh": cmd_network.netsh,
-    "powershell": cmd_powershell.powershell,
-    **cmd_tools.PROGRAMS,
+    **builtin.PROGRAMS,
+    "ipconfig": ipconfig_netsh.ipconfig,
+    "netsh": ipconfig_netsh.netsh,
+    "powershell": powershell_program.powershell,
+    **vmware_tools.PROGRAMS,
 }
 
 #: The only built-ins that reset ERRORLEVEL to 0 on success; the others (echo, type, cd, ...)
@@ -577,7 +578,7 @@ class CmdShell:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: run one program the way StartProgramInGuest does, inside the namespace."""
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_vsphere_clone.simulator.guests.cmd_shell",
+        prog="python -m pytest_vsphere_clone.simulator.guests.windows.cmd.shell",
         description="Run a program on a simulated Windows guest (cmd.exe dialect).",
     )
     add_context_arguments(parser)

@@ -7,7 +7,7 @@ dialect of :mod:`.cmd_shell`.
 
 CLI (foreground; prints ``READY port=N`` once listening; exits cleanly on SIGTERM/SIGINT)::
 
-    python -m pytest_vsphere_clone.simulator.guests.winrm_server --port 5985 --bind 0.0.0.0 \\
+    python -m pytest_vsphere_clone.simulator.guests.windows.winrm.server --port 5985 --bind 0.0.0.0 \\
         --user U --password P --hostname H --disk-root DIR [--dhcp-command "..."] [--interface eth0]
 """
 
@@ -26,9 +26,9 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
-from .cmd_context import WindowsGuestContext, add_context_arguments, context_from_args
-from .winrm_auth import ENCRYPTED_CONTENT_TYPE, AuthConfig, AuthError, ConnectionAuth
-from .winrm_wsman import WsmanService
+from ..context import WindowsGuestContext, add_context_arguments, context_from_args
+from .auth import ENCRYPTED_CONTENT_TYPE, AuthConfig, AuthError, ConnectionAuth
+from .wsman import WsmanService
 
 __all__ = ["WinRMServer", "main"]
 
@@ -194,7 +194,7 @@ def _password(args: argparse.Namespace) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_vsphere_clone.simulator.guests.winrm_server",
+        prog="python -m pytest_vsphere_clone.simulator.guests.windows.winrm.server",
         description="Serve WinRM for a simulated Windows guest (run inside its network namespace).",
     )
     parser.add_argument("--port", type=int, default=5985)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .cmd_shell import CmdShell
+    from .shell import CmdShell
 
 __all__ = [
     "CRLF",

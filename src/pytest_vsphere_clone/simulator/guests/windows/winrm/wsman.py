@@ -19,8 +19,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
-from .cmd_context import WindowsGuestContext, WindowsPathError
-from .cmd_shell import CmdShell
+from ..cmd.shell import CmdShell
+from ..context import WindowsGuestContext, WindowsPathError
 
 __all__ = ["WsmanFault", "WsmanService"]
 

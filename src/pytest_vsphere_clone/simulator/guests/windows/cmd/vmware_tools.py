@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 
-from .cmd_base import CTRL_C_EXIT, Invocation, Program
+from .base import CTRL_C_EXIT, Invocation, Program
 
 __all__ = ["PROGRAMS", "send_rpc"]
 

@@ -8,8 +8,8 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-from .cmd_base import CRLF, CTRL_C_EXIT, Invocation, Program
-from .cmd_context import FILE_NOT_FOUND, PATH_NOT_FOUND, WindowsPathError
+from ..context import FILE_NOT_FOUND, PATH_NOT_FOUND, WindowsPathError
+from .base import CRLF, CTRL_C_EXIT, Invocation, Program
 
 __all__ = ["INTERNAL", "PROGRAMS"]
 

@@ -24,9 +24,9 @@ import random
 import re
 from collections.abc import Iterator
 
-from .cmd_base import CRLF, CTRL_C_EXIT, BufferSink, Invocation, Sink, split_args
-from .cmd_context import Adapter, IpAddress, WindowsPathError
-from .ps_language import (
+from ..cmd.base import CRLF, CTRL_C_EXIT, BufferSink, Invocation, Sink, split_args
+from ..context import Adapter, IpAddress, WindowsPathError
+from .language import (
     COMPARISONS,
     Break,
     ExitScript,

@@ -7,8 +7,8 @@ import ipaddress
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from .cmd_base import CRLF, Invocation
-from .cmd_context import Adapter, IpAddress, NetworkError, WindowsGuestContext
+from ..context import Adapter, IpAddress, NetworkError, WindowsGuestContext
+from .base import CRLF, Invocation
 
 __all__ = ["ipconfig", "netsh", "render_ipconfig"]
 

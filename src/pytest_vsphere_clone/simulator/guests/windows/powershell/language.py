@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-from .cmd_base import CRLF
+from ..cmd.base import CRLF
 
 
 class Stopwatch:

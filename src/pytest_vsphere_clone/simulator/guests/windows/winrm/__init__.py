@@ -1,0 +1,1 @@
+"""The WinRM service of a Windows guest: WS-Management remote shells over HTTP, Basic and NTLM."""
