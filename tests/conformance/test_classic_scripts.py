@@ -115,7 +115,7 @@ def test_list_inventory(scripts: Scripts) -> None:
     run = scripts.ok("list_inventory.py")
     run.line(r"^Connected to VMware vCenter Server .* VirtualCenter")
     run.line(r"^Datacenter: dc1 vmFolder=vm hostFolder=host$")
-    run.line(r"^Cluster: cluster1 hosts=2 .* drs=True pool=Resources$")
+    run.line(r"^Cluster: cluster1 hosts=2 .* drs=True ha=False pool=Resources$")
     for host in ("esx1", "esx2"):
         run.line(rf"^Host: {host} parent=cluster1 state=connected power=poweredOn .* cores=\d+ threads=\d+ "
                  rf"memory_gb=[1-9]\d* product='VMware ESXi 8")

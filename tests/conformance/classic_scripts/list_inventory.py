@@ -38,7 +38,8 @@ def main() -> int:
         summary = cluster.summary
         print(f"Cluster: {cluster.name} hosts={summary.numHosts} cores={summary.numCpuCores} "
               f"cpu_mhz={summary.totalCpu} memory_gb={summary.totalMemory // GB} "
-              f"drs={cluster.configurationEx.drsConfig.enabled} pool={cluster.resourcePool.name}")
+              f"drs={cluster.configurationEx.drsConfig.enabled} ha={cluster.configuration.dasConfig.enabled} "
+              f"pool={cluster.resourcePool.name}")
     view.DestroyView()
 
     view = pchelper.container_view(content, [vim.HostSystem])

@@ -292,18 +292,26 @@ class ClusterComputeResource(Unmodelled, ManagedEntity):
                 seen.setdefault(net.mo_id, net.ref)
         return list(seen.values())
 
+    @staticmethod
+    def _das_drs() -> dict[str, Any]:
+        # A cluster as vCenter creates it by default: DRS on, fully automated; HA off.
+        return {"dasConfig": vim.cluster.DasConfigInfo(enabled=False, vmMonitoring="vmMonitoringDisabled",
+                                                       hostMonitoring="enabled", failoverLevel=1,
+                                                       admissionControlEnabled=True),
+                "drsConfig": vim.cluster.DrsConfigInfo(enabled=True, enableVmBehaviorOverrides=True,
+                                                       defaultVmBehavior="fullyAutomated", vmotionRate=3)}
+
     def prop_configurationEx(self) -> Any:
         # ComputeResource.configurationEx: "For a cluster this property will return a
-        # ClusterConfigInfoEx object", whose dasConfig and drsConfig are required. A cluster as
-        # created by default in vCenter: DRS on, fully automated; HA and DPM off.
-        return vim.cluster.ConfigInfoEx(
-            dasConfig=vim.cluster.DasConfigInfo(enabled=False, vmMonitoring="vmMonitoringDisabled",
-                                                hostMonitoring="enabled", failoverLevel=1,
-                                                admissionControlEnabled=True),
-            drsConfig=vim.cluster.DrsConfigInfo(enabled=True, enableVmBehaviorOverrides=True,
-                                                defaultVmBehavior="fullyAutomated", vmotionRate=3),
-            dpmConfigInfo=vim.cluster.DpmConfigInfo(enabled=False, defaultDpmBehavior="automated"),
-            vmSwapPlacement="vmDirectory")
+        # ClusterConfigInfoEx object", whose dasConfig and drsConfig are required.
+        return vim.cluster.ConfigInfoEx(**self._das_drs(), vmSwapPlacement="vmDirectory",
+                                        dpmConfigInfo=vim.cluster.DpmConfigInfo(enabled=False,
+                                                                                defaultDpmBehavior="automated"))
+
+    def prop_configuration(self) -> Any:
+        # ClusterComputeResource.configuration (deprecated for configurationEx, still a required
+        # property that older scripts read): the same HA and DRS settings.
+        return vim.cluster.ConfigInfo(**self._das_drs())
 
     def total_cpu_mhz(self) -> int:
         return sum(h.hardware.cores * h.hardware.cpu_mhz for h in self.hosts)
