@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 from go_build import GoBuild, GoClientError, build_go_client
+from go_toolchain import session_go_dir
 from vcsim_fixtures import guest_sshd, vcsim_build, vcsim_certificate, vcsim_tier  # noqa: F401 (plugin vs vcsim)
 
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
@@ -18,11 +18,8 @@ from pytest_vsphere_clone.simulator.guests import guest_support_problem
 @pytest.fixture(scope="session")
 def go_client(tmp_path_factory: pytest.TempPathFactory) -> GoBuild:
     """The Go conformance client, built once per session (xdist workers share their session's directory)."""
-    session_dir = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        session_dir = session_dir.parent  # pytest-N/popen-gwK: pytest-N is this session's
     try:
-        return build_go_client(session_dir / "go-client")
+        return build_go_client(session_go_dir(tmp_path_factory))
     except GoClientError as exc:
         pytest.fail(str(exc), pytrace=False)  # a missing capability fails, never skips
 

@@ -8,19 +8,16 @@ scenario that needs the harness to act prints ``WAIT <action>`` and reads a line
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from go_toolchain import GoBinary, GoToolchainError, build
+
 SOURCE_DIR = Path(__file__).parent / "go_client"
-#: Where Debian's golang-github-vmware-govmomi-dev puts the govmomi sources.
-GOCODE = Path("/usr/share/gocode")
 BINARY_NAME = "govmomi-conformance"
 
 
@@ -28,39 +25,15 @@ class GoClientError(RuntimeError):
     """The Go client could not be built; the message says what is missing."""
 
 
-@dataclass(frozen=True)
-class GoBuild:
-    """A built client and what the build cost."""
-
-    binary: Path
-    seconds: float  # 0.0 when another xdist worker built it
+GoBuild = GoBinary
 
 
 def build_go_client(shared_dir: Path) -> GoBuild:
-    """``shared_dir/govmomi-conformance`` built from SOURCE_DIR, once for every xdist worker sharing the dir."""
-    go = shutil.which("go")
-    if go is None or not (GOCODE / "src/github.com/vmware/govmomi/find").is_dir():
-        raise GoClientError("the Go conformance client needs golang-go and golang-github-vmware-govmomi-dev "
-                            "(.ci/setup installs them)")
-    shared_dir.mkdir(parents=True, exist_ok=True)
-    binary = shared_dir / BINARY_NAME
-    with open(shared_dir / f"{BINARY_NAME}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker builds, the others wait and reuse
-        if binary.exists():
-            return GoBuild(binary, 0.0)
-        work = shared_dir / "go-build"
-        env = {**os.environ, "GOPATH": f"{work / 'gopath'}:{GOCODE}", "GO111MODULE": "off",
-               "GOCACHE": str(work / "gocache"), "GOFLAGS": "", "GOTOOLCHAIN": "local"}
-        start = time.monotonic()
-        done = subprocess.run([go, "build", "-o", str(binary) + ".tmp", "."], cwd=SOURCE_DIR, env=env,
-                              capture_output=True, text=True, timeout=900)
-        seconds = time.monotonic() - start
-        # The compiled packages serve this one build only.
-        shutil.rmtree(work, ignore_errors=True)
-        if done.returncode != 0:
-            raise GoClientError(f"go build of {SOURCE_DIR} failed:\n{done.stderr}")
-        os.replace(str(binary) + ".tmp", binary)
-        return GoBuild(binary, seconds)
+    """The conformance client built from SOURCE_DIR into ``shared_dir`` (see go_toolchain.build)."""
+    try:
+        return build(SOURCE_DIR, BINARY_NAME, shared_dir, needs="find")
+    except GoToolchainError as exc:
+        raise GoClientError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,16 @@ A missing capability (no Go, no govmomi sources, not root) fails the test, never
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from go_toolchain import session_go_dir
 from local_sshd import SshdGuest, sshd_guest
 from plugin_run import UserShell
 from vcsim_nudge import nudging
-from vcsim_server import SOURCE_DIR, Vcsim, VcsimBuild, VcsimError, build_vcsim, make_certificate, run_vcsim
+from vcsim_server import Vcsim, VcsimBuild, VcsimError, build_vcsim, make_certificate, run_vcsim
 from vcsim_tools import ToolsPlayer, playing_tools
 
 
@@ -30,18 +30,11 @@ class VcsimTier:
     shell: UserShell
 
 
-def _source_digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted(SOURCE_DIR.glob("*.go")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 @pytest.fixture(scope="session")
 def vcsim_build(tmp_path_factory: pytest.TempPathFactory) -> VcsimBuild:
     """vcsim built once per session (the directory is shared by xdist workers and keyed by the source)."""
     try:
-        return build_vcsim(tmp_path_factory.getbasetemp().parent / f"vcsim-{_source_digest()}")
+        return build_vcsim(session_go_dir(tmp_path_factory))
     except VcsimError as exc:
         pytest.fail(str(exc), pytrace=False)
 

@@ -10,7 +10,6 @@ through the vSphere API (rename, power off, snapshot), as an administrator would
 from __future__ import annotations
 
 import datetime
-import fcntl
 import ipaddress
 import os
 import re
@@ -26,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from go_toolchain import GoBinary, GoToolchainError, build
 from local_sshd import die_with_parent
 
 SOURCE_DIR = Path(__file__).parent / "vcsim"
-#: Where Debian's golang-github-vmware-govmomi-dev puts the govmomi sources.
-GOCODE = Path("/usr/share/gocode")
 TEMPLATE = "conformance-template"
 NO_SNAPSHOT_TEMPLATE = "conformance-nosnap"
 SNAPSHOT = "base"
@@ -45,41 +43,15 @@ class VcsimError(RuntimeError):
 # --- build ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VcsimBuild:
-    """The built server and what the build cost."""
-
-    binary: Path
-    seconds: float  # 0.0 when another xdist worker (or an earlier session) built it
+VcsimBuild = GoBinary
 
 
 def build_vcsim(shared_dir: Path) -> VcsimBuild:
-    """``shared_dir/vcsim-conformance`` built from SOURCE_DIR, once for every xdist worker sharing the dir.
-
-    GOPATH mode against Debian's sources, with a private GOCACHE that is removed after the build.
-    """
-    go = shutil.which("go")
-    if go is None or not (GOCODE / "src/github.com/vmware/govmomi/simulator").is_dir():
-        raise VcsimError("the conformance tier builds vcsim from source: install golang-go and "
-                         "golang-github-vmware-govmomi-dev (.ci/setup does)")
-    shared_dir.mkdir(parents=True, exist_ok=True)
-    binary = shared_dir / "vcsim-conformance"
-    with open(shared_dir / "vcsim-conformance.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker builds, the others wait and reuse
-        if binary.exists():
-            return VcsimBuild(binary, 0.0)
-        work = shared_dir / "vcsim-build"
-        env = {**os.environ, "GOPATH": f"{work / 'gopath'}:{GOCODE}", "GO111MODULE": "off",
-               "GOCACHE": str(work / "gocache"), "GOFLAGS": "", "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
-        started = time.monotonic()
-        done = subprocess.run([go, "build", "-o", f"{binary}.tmp", "."], cwd=SOURCE_DIR, env=env,
-                              capture_output=True, text=True, timeout=900)
-        seconds = time.monotonic() - started
-        shutil.rmtree(work, ignore_errors=True)  # the compiled packages serve this one build only
-        if done.returncode != 0:
-            raise VcsimError(f"go build of {SOURCE_DIR} failed:\n{done.stderr}")
-        os.replace(f"{binary}.tmp", binary)
-        return VcsimBuild(binary, seconds)
+    """vcsim built from SOURCE_DIR into ``shared_dir`` (see go_toolchain.build)."""
+    try:
+        return build(SOURCE_DIR, "vcsim-conformance", shared_dir, needs="simulator")
+    except GoToolchainError as exc:
+        raise VcsimError(str(exc)) from None
 
 
 def make_certificate(workdir: Path) -> tuple[Path, Path]:
