@@ -140,7 +140,7 @@ def test_windows_wrapper_in_the_cmd_dialect(tmp_path: Path) -> None:
     out = r"C:\Users\Administrator\AppData\Local\Temp\vmware1.out"
     err = r"C:\Users\Administrator\AppData\Local\Temp\vmware2.err"
     program, arguments = wrap_command("echo hello& echo oops 1>&2& exit /b 3", out, err, "windows")
-    cli = "pytest_vsphere_clone.simulator.guests.windows.cmd.shell"
+    cli = "pytest_vsphere_clone.simulator.guests.windows.cmd.cli"
     run = subprocess.run([sys.executable, "-m", cli, "--disk-root", str(tmp_path), program, arguments],
                          capture_output=True, text=True, check=False)
     assert run.returncode == 3

@@ -13,13 +13,8 @@ import pytest
 
 from pytest_vsphere_clone.client.discovery import windows_wait_command
 from pytest_vsphere_clone.simulator.guests.windows.cmd.shell import CmdShell
-from pytest_vsphere_clone.simulator.guests.windows.context import (
-    DnsConfig,
-    IpAddress,
-    NetInterface,
-    NetworkError,
-    WindowsGuestContext,
-)
+from pytest_vsphere_clone.simulator.guests.windows.context import WindowsGuestContext
+from pytest_vsphere_clone.simulator.guests.windows.network import DnsConfig, IpAddress, NetInterface, NetworkError
 
 CRLF = "\r\n"
 NOT_RECOGNIZED = (

@@ -14,7 +14,7 @@ import pytest
 
 import pytest_vsphere_clone
 from pytest_vsphere_clone.simulator.guests.host.host_registry import NAME_PREFIX
-from pytest_vsphere_clone.simulator.guests.windows.context import LinuxNetwork
+from pytest_vsphere_clone.simulator.guests.windows.network import LinuxNetwork
 
 pytestmark = pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2's ip")
 
@@ -28,7 +28,7 @@ def run_cli(
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
     }
-    argv = [sys.executable, "-m", "pytest_vsphere_clone.simulator.guests.windows.cmd.shell", "--disk-root", str(disk)]
+    argv = [sys.executable, "-m", "pytest_vsphere_clone.simulator.guests.windows.cmd.cli", "--disk-root", str(disk)]
     argv += ["--hostname", "win-cli", "--user", "tester", *extra, program, *arguments]
     return subprocess.run(argv, capture_output=True, env=env, timeout=30, check=False)
 

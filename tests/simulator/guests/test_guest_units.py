@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import struct
@@ -19,11 +20,18 @@ from pytest_vsphere_clone.simulator.guests.accounts import (
     parse_shadow,
     verify_password,
 )
+from pytest_vsphere_clone.simulator.guests.host.daemons import WINRM_MODULE
 from pytest_vsphere_clone.simulator.guests.host.host_registry import Allocation, Registry, index_of, tag_for
 from pytest_vsphere_clone.simulator.guests.host.linkwatch import link_went_down
-from pytest_vsphere_clone.simulator.guests.ops.launch import command_line, parse_env
+from pytest_vsphere_clone.simulator.guests.ops.launch import CMD_SHELL_MODULE, command_line, parse_env
 from pytest_vsphere_clone.simulator.guests.ops.programs import exit_code
 from pytest_vsphere_clone.simulator.guests.paths import from_view, to_view
+
+
+@pytest.mark.parametrize("module", [CMD_SHELL_MODULE, WINRM_MODULE])
+def test_programs_guests_run_by_module_name_exist(module: str) -> None:
+    """Windows guests start these with ``python -m``: a moved module would only fail when a guest starts."""
+    assert callable(importlib.import_module(module).main)
 
 
 def _spec(**kw: object) -> GuestSpec:

@@ -25,7 +25,8 @@ import xmltodict
 from winrm.exceptions import InvalidCredentialsError, WSManFaultError
 
 import pytest_vsphere_clone
-from pytest_vsphere_clone.simulator.guests.windows.context import LinuxNetwork, WindowsGuestContext
+from pytest_vsphere_clone.simulator.guests.windows.context import WindowsGuestContext
+from pytest_vsphere_clone.simulator.guests.windows.network import LinuxNetwork
 from pytest_vsphere_clone.simulator.guests.windows.winrm.auth import ENCRYPTED_CONTENT_TYPE
 from pytest_vsphere_clone.simulator.guests.windows.winrm.server import WinRMServer
 

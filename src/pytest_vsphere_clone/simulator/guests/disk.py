@@ -258,7 +258,7 @@ class GuestDisk:
             program = self.drive_c / rel
             if not program.exists():
                 program.parent.mkdir(parents=True, exist_ok=True)
-                program.write_text("emulated by pytest_vsphere_clone.simulator.guests.windows.cmd.shell\n")
+                program.write_text("emulated by pytest_vsphere_clone.simulator.guests.windows.cmd.cli\n")
 
 
 def _write(path: Path, text: str, mode: int, uid: int = 0, gid: int = 0) -> None:

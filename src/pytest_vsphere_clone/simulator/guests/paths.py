@@ -1,13 +1,13 @@
 """Paths as a guest sees them, and the mapping of Windows paths into a guest's view.
 
 A guest sees the host's file system through copy-on-write overlays whose upper
-layers are on the VM disk (/, /etc, host submounts: see namespace.py), except for
-what its mount namespace replaces: /run, /tmp and /dev/shm (private tmpfs), /home,
+layers are on the VM disk (/, /etc, host submounts: see host/namespace.py), except
+for what its mount namespace replaces: /run, /tmp and /dev/shm (private tmpfs), /home,
 /root and /var/lib/dhcp (from the VM disk), /proc, /dev/pts and /dev/mqueue (the
 guest's own). The VMware Tools shims are installed in the disk's /usr/bin.
 A Windows guest's drives are the disk's ``drives`` directory, mounted at /mnt:
-drive C: is /mnt/C (the layout the cmd_shell and winrm_server modules expect as
-``--disk-root``).
+drive C: is /mnt/C (the ``--disk-root`` layout the Windows programs expect:
+windows/cmd/cli.py and windows/winrm/server.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from .models import GuestFamily
 TOOLS_DIR = "/run/vmware-tools"  # shims' bin directory and the backdoor socket
 BACKDOOR_SOCKET = f"{TOOLS_DIR}/backdoor.sock"
 DHCP_RENEW = f"{TOOLS_DIR}/libexec/dhcp-renew"  # restarts the guest's DHCP client on an interface
-GUEST_INIT = f"{TOOLS_DIR}/libexec/init"  # pid 1 of the guest (see namespace.py)
-EXIT_CODES_DIR = f"{TOOLS_DIR}/exit"  # cmd_shell's exact exit codes (may exceed 255)
+GUEST_INIT = f"{TOOLS_DIR}/libexec/init"  # pid 1 of the guest (see host/namespace.py)
+EXIT_CODES_DIR = f"{TOOLS_DIR}/exit"  # the cmd shell's exact exit codes (may exceed 255)
 DRIVES_ROOT = "/mnt"  # drive X: is /mnt/X
 _WIN_ABS_RE = re.compile(r"^([A-Za-z]):[\\/]")
 

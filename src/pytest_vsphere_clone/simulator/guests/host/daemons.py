@@ -58,7 +58,7 @@ def start_dhclient(ns: GuestNamespace, log: Path, delay: float = 0.0) -> subproc
 
 
 def windows_context_args(user: str, hostname: str, powershell_start: tuple[float, float] = (0.0, 0.0)) -> list[str]:
-    """Options cmd_shell and winrm_server share: who and where the emulated Windows is."""
+    """Options the Windows programs (cmd/cli.py, winrm/server.py) share: who and where the emulated Windows is."""
     return [
         "--user", user,
         "--hostname", hostname,

@@ -3,7 +3,7 @@
 Linux (open-vm-tools): the command line is ``"<program>" <arguments>`` run by
 ``/bin/sh -c`` as the user, in the working directory (default: the user's home),
 stdin/stdout/stderr on /dev/null. The program path must exist (FileNotFound).
-Windows: the emulated command shell runs the program (cmd_shell module).
+Windows: the emulated command shell runs the program (windows/cmd/cli.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..host.daemons import python_env, windows_context_args
 from ..host.namespace import GuestNamespace
 from ..paths import home_dir, temp_dir, to_view
 
-CMD_SHELL_MODULE = "pytest_vsphere_clone.simulator.guests.windows.cmd.shell"
+CMD_SHELL_MODULE = "pytest_vsphere_clone.simulator.guests.windows.cmd.cli"
 
 # Runs as the user inside the guest: checks as that user, then becomes the program (exec keeps
 # the pid VMware reports: the process's pid in the guest). $1 program, $2 working directory,

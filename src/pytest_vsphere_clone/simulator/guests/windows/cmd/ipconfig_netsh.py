@@ -7,7 +7,8 @@ import ipaddress
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from ..context import Adapter, IpAddress, NetworkError, WindowsGuestContext
+from ..context import WindowsGuestContext
+from ..network import Adapter, IpAddress, NetworkError
 from .base import CRLF, Invocation
 
 __all__ = ["ipconfig", "netsh", "render_ipconfig"]

@@ -1,28 +1,20 @@
-"""A small cmd.exe dialect for simulated Windows guests.
+"""The cmd.exe of simulated Windows guests: :class:`CmdShell` runs command lines and programs.
 
-Guest Operations (StartProgramInGuest) and the WinRM server run programs through :class:`CmdShell`.
-It parses command lines the way cmd.exe does (``%VAR%`` expansion first, then ``&``, ``&&``, ``||``,
-``|``, parentheses, ``^`` escapes, quotes and ``>``/``>>``/``2>``/``2>&1``/``<`` redirections) and
-runs a fixed set of commands, some of which act on the real network namespace (``ipconfig``,
-``netsh``).  Output uses CRLF line endings.
-
-CLI, used by Guest Operations::
-
-    python -m pytest_vsphere_clone.simulator.guests.windows.cmd.shell --disk-root DIR [options] \\
-        C:\\Windows\\System32\\cmd.exe "/c ipconfig > C:\\Users\\x\\out.txt"
+Guest Operations (StartProgramInGuest, through cli.py) and the WinRM server run programs through
+:class:`CmdShell`. A line is expanded (``%VAR%``), parsed (parser.py) and run against a fixed set
+of built-ins and programs, some of which act on the real network namespace (``ipconfig``,
+``netsh``). Output uses CRLF line endings.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ntpath
 import random
 import re
-import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -31,8 +23,6 @@ from ..context import (
     PATH_NOT_FOUND,
     WindowsGuestContext,
     WindowsPathError,
-    add_context_arguments,
-    context_from_args,
 )
 from ..powershell import program as powershell_program
 from . import builtin, ipconfig_netsh, vmware_tools
@@ -48,8 +38,9 @@ from .base import (
     Program,
     Sink,
 )
+from .parser import Chain, CmdSyntaxError, Group, Pipeline, Redirect, Sequence, Simple, parse
 
-__all__ = ["CmdResult", "CmdShell", "WindowsGuestContext", "main"]
+__all__ = ["INTERNAL", "PROGRAMS", "CmdResult", "CmdShell"]
 
 #: cmd.exe built-ins, recognised even when glued to their arguments (``echo.``, ``cd..``, ``dir/b``).
 INTERNAL: dict[str, Program] = dict(builtin.INTERNAL)
@@ -70,13 +61,6 @@ _CLEARS_ERRORLEVEL = frozenset({"set", "dir"})
 #: Characters that end a built-in command name.
 _NAME_DELIMITERS = ' \t,;=/.(+\\[]:"'
 
-_UNEXPECTED = "{} was unexpected at this time."
-_SYNTAX = "The syntax of the command is incorrect."
-
-
-class CmdSyntaxError(Exception):
-    """The command line does not parse; cmd.exe prints the message and sets ERRORLEVEL 255."""
-
 
 class _Exit(Exception):
     """``exit`` / ``exit /b``: stop the whole line."""
@@ -84,190 +68,6 @@ class _Exit(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
-
-
-# -- syntax tree ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Redirect:
-    handle: int
-    op: str  # ">", ">>", "<", ">&", "<&"
-    target: str
-
-
-@dataclass
-class _Simple:
-    text: str
-    redirects: list[_Redirect] = field(default_factory=list)
-
-
-@dataclass
-class _Group:
-    body: _Sequence
-    redirects: list[_Redirect] = field(default_factory=list)
-
-
-@dataclass
-class _Pipeline:
-    parts: list[_Simple | _Group]
-
-
-@dataclass
-class _Chain:
-    first: _Pipeline
-    rest: list[tuple[str, _Pipeline]] = field(default_factory=list)
-
-
-@dataclass
-class _Sequence:
-    items: list[_Chain]
-
-
-class _Parser:
-    """Recursive descent over cmd.exe's operators.  Simple commands keep their raw text (minus
-    redirections and ``^``), because commands like ``echo`` print it verbatim, trailing spaces included."""
-
-    def __init__(self, text: str) -> None:
-        self.s = text
-        self.i = 0
-
-    def parse(self) -> _Sequence:
-        return self._sequence(0)
-
-    def _at(self, token: str) -> bool:
-        return self.s.startswith(token, self.i)
-
-    def _skip_ws(self) -> None:
-        while self.i < len(self.s) and self.s[self.i] in " \t":
-            self.i += 1
-
-    def _sequence(self, depth: int) -> _Sequence:
-        items: list[_Chain] = []
-        while True:
-            chain = self._chain(depth)
-            if chain is not None:
-                items.append(chain)
-            if self._at("&") and not self._at("&&"):
-                if chain is None:
-                    raise CmdSyntaxError(_UNEXPECTED.format("&"))
-                self.i += 1
-                continue
-            return _Sequence(items)
-
-    def _chain(self, depth: int) -> _Chain | None:
-        first = self._pipeline(depth)
-        rest: list[tuple[str, _Pipeline]] = []
-        while self._at("&&") or self._at("||"):
-            op = self.s[self.i : self.i + 2]
-            self.i += 2
-            following = self._pipeline(depth)
-            if first is None or following is None:
-                raise CmdSyntaxError(_UNEXPECTED.format(op))
-            rest.append((op, following))
-        return None if first is None else _Chain(first, rest)
-
-    def _pipeline(self, depth: int) -> _Pipeline | None:
-        parts = [self._unit(depth)]
-        while self._at("|") and not self._at("||"):
-            self.i += 1
-            parts.append(self._unit(depth))
-        if any(part is None for part in parts):
-            if len(parts) == 1:
-                return None
-            raise CmdSyntaxError(_UNEXPECTED.format("|"))
-        return _Pipeline([part for part in parts if part is not None])
-
-    def _unit(self, depth: int) -> _Simple | _Group | None:
-        self._skip_ws()
-        if self._at("@"):
-            self.i += 1
-            self._skip_ws()
-        if self._at("("):
-            self.i += 1
-            body = self._sequence(depth + 1)
-            if not self._at(")"):
-                raise CmdSyntaxError(_SYNTAX)
-            self.i += 1
-            tail = self._simple(depth)
-            if tail.text.strip():
-                raise CmdSyntaxError(_UNEXPECTED.format(tail.text.split()[0]))
-            return _Group(body, tail.redirects)
-        simple = self._simple(depth)
-        if not simple.text.strip() and not simple.redirects:
-            return None
-        return simple
-
-    def _simple(self, depth: int) -> _Simple:
-        s = self.s
-        buf: list[str] = []
-        redirects: list[_Redirect] = []
-        plain_digit = -1  # index in buf of the last digit that was neither quoted nor escaped
-        quoted = False
-        while self.i < len(s):
-            ch = s[self.i]
-            if quoted:
-                buf.append(ch)
-                quoted = ch != '"'
-                self.i += 1
-            elif ch == '"':
-                buf.append(ch)
-                quoted = True
-                self.i += 1
-            elif ch == "^":
-                if self.i + 1 < len(s):
-                    buf.append(s[self.i + 1])
-                self.i += 2
-            elif ch in "&|" or (ch == ")" and depth > 0):
-                break
-            elif ch in "<>":
-                # cmd.exe takes a digit right before '>' as the handle, even in "echo x2>f".
-                handle = None
-                if buf and plain_digit == len(buf) - 1:
-                    handle = int(buf.pop())
-                redirects.append(self._redirect(handle, depth))
-            else:
-                if ch.isdigit():
-                    plain_digit = len(buf)
-                buf.append(ch)
-                self.i += 1
-        return _Simple("".join(buf), redirects)
-
-    def _redirect(self, handle: int | None, depth: int) -> _Redirect:
-        s = self.s
-        if s[self.i] == ">":
-            op = ">>" if self._at(">>") else ">"
-            default = 1
-        else:
-            op, default = "<", 0
-        self.i += len(op)
-        if self._at("&"):
-            self.i += 1
-            self._skip_ws()
-            if self.i < len(s) and s[self.i].isdigit():
-                self.i += 1
-                return _Redirect(default if handle is None else handle, op[0] + "&", s[self.i - 1])
-            raise CmdSyntaxError(_UNEXPECTED.format("&"))
-        self._skip_ws()
-        target: list[str] = []
-        quoted = False
-        while self.i < len(s):
-            ch = s[self.i]
-            if ch == '"':
-                quoted = not quoted
-            elif quoted:
-                target.append(ch)
-            elif ch == "^" and self.i + 1 < len(s):
-                self.i += 1
-                target.append(s[self.i])
-            elif ch in " \t<>&|" or (ch == ")" and depth > 0):
-                break
-            else:
-                target.append(ch)
-            self.i += 1
-        if not target:
-            raise CmdSyntaxError(_SYNTAX)
-        return _Redirect(default if handle is None else handle, op, "".join(target))
 
 
 @dataclass
@@ -360,7 +160,7 @@ class CmdShell:
         # cmd.exe /c stops at the first line break.
         line = command_line.split("\n", 1)[0].replace("\r", "")
         try:
-            tree = _Parser(self._expand(line)).parse()
+            tree = parse(self._expand(line))
         except CmdSyntaxError as exc:
             err.write(str(exc) + CRLF)
             self.errorlevel = 255
@@ -455,20 +255,20 @@ class CmdShell:
 
         return re.sub(r"%([^%\s][^%]*)%", replace, line)
 
-    def _sequence(self, seq: _Sequence, io: _IO) -> int:
+    def _sequence(self, seq: Sequence, io: _IO) -> int:
         status = 0
         for chain in seq.items:
             status = self._chain(chain, io)
         return status
 
-    def _chain(self, chain: _Chain, io: _IO) -> int:
+    def _chain(self, chain: Chain, io: _IO) -> int:
         status = self._pipeline(chain.first, io)
         for op, pipeline in chain.rest:
             if (op == "&&") == (status == 0):
                 status = self._pipeline(pipeline, io)
         return status
 
-    def _pipeline(self, pipeline: _Pipeline, io: _IO) -> int:
+    def _pipeline(self, pipeline: Pipeline, io: _IO) -> int:
         if len(pipeline.parts) == 1:
             return self._unit(pipeline.parts[0], io)
         stdin = io.stdin
@@ -483,7 +283,7 @@ class CmdShell:
         except _Exit as exc:
             return exc.code
 
-    def _unit(self, unit: _Simple | _Group, io: _IO) -> int:
+    def _unit(self, unit: Simple | Group, io: _IO) -> int:
         opened: list[FileSink] = []
         try:
             try:
@@ -493,14 +293,14 @@ class CmdShell:
                 io.err.write(message + CRLF)
                 self.errorlevel = 1
                 return 1
-            if isinstance(unit, _Group):
+            if isinstance(unit, Group):
                 return self._sequence(unit.body, redirected)
             return self._simple(unit.text, redirected)
         finally:
             for sink in opened:
                 sink.close()
 
-    def _redirect(self, redirects: list[_Redirect], io: _IO, opened: list[FileSink]) -> _IO:
+    def _redirect(self, redirects: list[Redirect], io: _IO, opened: list[FileSink]) -> _IO:
         stdin, outputs = io.stdin, {1: io.out, 2: io.err}
         for redirect in redirects:
             if redirect.op in (">", ">>"):
@@ -573,50 +373,3 @@ class CmdShell:
     def raise_exit(self, code: int) -> None:
         """Used by ``exit``: abandon the rest of the line."""
         raise _Exit(code)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: run one program the way StartProgramInGuest does, inside the namespace."""
-    parser = argparse.ArgumentParser(
-        prog="python -m pytest_vsphere_clone.simulator.guests.windows.cmd.shell",
-        description="Run a program on a simulated Windows guest (cmd.exe dialect).",
-    )
-    add_context_arguments(parser)
-    parser.add_argument("--cwd", default=None, help="Windows working directory (default: the user's profile)")
-    parser.add_argument(
-        "--exit-code-file",
-        type=Path,
-        default=None,
-        help="also write the exit code here: process exit statuses lose codes above 255 (e.g. 9009)",
-    )
-    parser.add_argument("program", help=r"program path, e.g. C:\Windows\System32\cmd.exe")
-    parser.add_argument(
-        "arguments", nargs=argparse.REMAINDER, help="raw argument string (joined with spaces when split)"
-    )
-    args = parser.parse_args(argv)
-    context = context_from_args(args)
-    context.prepare_disk()
-    out, err = sys.stdout.buffer, sys.stderr.buffer
-
-    def write(stream: str, text: str) -> None:
-        target = out if stream == "stdout" else err
-        target.write(text.encode("utf-8", "surrogateescape"))
-        target.flush()
-
-    try:
-        shell = CmdShell(context, cwd=args.cwd, on_output=write)
-        if not context.host_path(shell.cwd).is_dir():
-            raise WindowsPathError("The directory name is invalid.")
-    except WindowsPathError as exc:
-        err.write(f"{exc}{CRLF}".encode())
-        code = 267  # ERROR_DIRECTORY, what CreateProcess reports for a bad working directory
-    else:
-        code = shell.run_program(args.program, " ".join(args.arguments)).exit_code
-    if args.exit_code_file is not None:
-        args.exit_code_file.write_text(f"{code}\n")
-    # Keep a failure a failure when the code does not fit an exit status (256 would read as 0).
-    return (code & 0xFF) or (1 if code else 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

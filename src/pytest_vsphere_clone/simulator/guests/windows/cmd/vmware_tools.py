@@ -83,5 +83,5 @@ def rpctool(inv: Invocation) -> int:
 
 
 #: Found by base name like every program of the dialect; the files exist in the Tools directory
-#: (cmd_context.TOOLS_PROGRAM_FILES) so StartProgramInGuest's existence check passes.
+#: (context.TOOLS_PROGRAM_FILES) so StartProgramInGuest's existence check passes.
 PROGRAMS: dict[str, Program] = {"vmtoolsd": vmtoolsd, "rpctool": rpctool}

@@ -1,5 +1,5 @@
 """The PowerShell language of the simulated Windows guest: statements, tokens, values, conditions
-and error records, apart from the commands that run them (:mod:`.cmd_powershell`)."""
+and error records, apart from the commands that run them (:mod:`.program`)."""
 
 from __future__ import annotations
 

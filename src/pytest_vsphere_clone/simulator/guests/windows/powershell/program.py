@@ -25,7 +25,8 @@ import re
 from collections.abc import Iterator
 
 from ..cmd.base import CRLF, CTRL_C_EXIT, BufferSink, Invocation, Sink, split_args
-from ..context import Adapter, IpAddress, WindowsPathError
+from ..context import WindowsPathError
+from ..network import Adapter, IpAddress
 from .language import (
     COMPARISONS,
     Break,

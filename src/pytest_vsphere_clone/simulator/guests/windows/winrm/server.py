@@ -3,7 +3,7 @@
 Runs inside a guest's network namespace and serves ``POST /wsman`` like the Windows Remote
 Management service: HTTP Basic and NTLM/Negotiate authentication (with NTLM message sealing, as
 pywinrm uses over plain HTTP), the remote-shell actions, and commands executed by the cmd.exe
-dialect of :mod:`.cmd_shell`.
+dialect (windows/cmd/).
 
 CLI (foreground; prints ``READY port=N`` once listening; exits cleanly on SIGTERM/SIGINT)::
 
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             auth_methods=methods,
         )
     except (OSError, ValueError) as exc:
-        print(f"winrm_server: {exc}", file=sys.stderr)
+        print(f"winrm server: {exc}", file=sys.stderr)
         return 1
 
     stop = threading.Event()
