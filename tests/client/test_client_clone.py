@@ -12,6 +12,7 @@ from client_helpers import FAST_RETRY
 from pyVmomi import vim
 
 from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm, strategy_for
+from pytest_vsphere_clone.client.disks import disk_chain_lengths
 from pytest_vsphere_clone.client.errors import (
     CloneFailed,
     InvalidInstantSource,
@@ -23,7 +24,7 @@ from pytest_vsphere_clone.client.errors import (
 from pytest_vsphere_clone.client.inventory import Inventory, PlacementSettings
 from pytest_vsphere_clone.client.marker import FIELD_NAME, Marker, field_key
 from pytest_vsphere_clone.client.session import VSphereConnection
-from pytest_vsphere_clone.client.teardown import disk_chain_lengths, list_marked
+from pytest_vsphere_clone.client.teardown import list_marked
 from pytest_vsphere_clone.simulator import Simulator
 
 Connect = Callable[..., VSphereConnection]

@@ -11,6 +11,7 @@ from client_helpers import FAST_RETRY
 from pyVmomi import vim
 
 from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
+from pytest_vsphere_clone.client.disks import disk_chain_lengths
 from pytest_vsphere_clone.client.errors import CollapseRefused, VSphereCloneError
 from pytest_vsphere_clone.client.inventory import Inventory
 from pytest_vsphere_clone.client.marker import Marker
@@ -19,7 +20,6 @@ from pytest_vsphere_clone.client.teardown import (
     collapse,
     destroy,
     destroy_many,
-    disk_chain_lengths,
     list_marked,
     reap,
     select_for_reaping,

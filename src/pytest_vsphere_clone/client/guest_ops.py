@@ -36,7 +36,7 @@ from .errors import (
     WaitTimeout,
 )
 from .result import CommandResult
-from .retry import RetryPolicy, retry_call
+from .retry import NO_RETRY, RetryPolicy, retry_call
 from .secret import Secret
 
 if TYPE_CHECKING:
@@ -386,6 +386,58 @@ class GuestOperations:
                                   "pass a longer timeout")
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, poll_max or _POLL_MAX)
+
+    def start_command(self, command: str, *, stderr_path: str) -> int:
+        """Start ``command`` in the guest's shell without waiting for it; returns its pid.
+
+        Its stderr goes to the guest file ``stderr_path``, which the command deletes when it
+        succeeds: read it when it fails. For commands whose end is awaited some other way
+        (:meth:`wait_exit_or`), e.g. one that returns only after the VM was frozen and resumed.
+        """
+        if self.os_family == "windows":
+            path = quote_windows(stderr_path)
+            # cmd /c strips the outer quotes, leaving a quoted program path as the first token.
+            return self.start(WINDOWS_SHELL, f'/c "{command} 2>{path} && del {path}"')
+        path = shlex.quote(stderr_path)
+        return self.start(LINUX_SHELL, "-c " + shlex.quote(f"{command} 2>{path} && rm -f {path}"))
+
+    def wait_exit_or(self, pid: int, event: Callable[[float], bool], timeout: float, *,
+                     check_every: float = 1.0) -> int | None:
+        """Wait until ``event`` happens (None) or process ``pid`` ends (its exit code), whichever is first.
+
+        ``event(seconds)`` waits at most that long for something outside the guest (e.g. a
+        property through a Waiter) and says whether it happened; after each such wait the process
+        is looked at once (see :meth:`exit_code`). Raises :class:`WaitTimeout` after ``timeout``,
+        leaving the process running (unlike :meth:`wait_exit`, which terminates it).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(f"process {pid} in VM {self.vm_name!r}", timeout, f"pid {pid} still running")
+            if event(min(check_every, remaining)):
+                return None
+            status = self.exit_code(pid)
+            if status is not None:
+                return status
+
+    def exit_code(self, pid: int) -> int | None:
+        """The exit code of ``pid`` if it ended; None while it runs or when the guest cannot say.
+
+        One ListProcessesInGuest, never retried: a guest that is busy (e.g. freezing) answers
+        GuestOperationsUnavailable, which only means "look again later".
+        """
+        processes, _ = self._managers()
+        try:
+            infos = self.conn.call(processes.ListProcessesInGuest, self.vm, self._auth(), [pid],
+                                   what="ListProcessesInGuest", policy=NO_RETRY) or []
+        except Exception as exc:  # any answer but an exit code means "not ended as far as is known"
+            log.debug("cannot look at pid %s in VM %s: %s", pid, self.vm_name, faults.describe(exc))
+            return None
+        info = next((p for p in infos if p.pid == pid), None)
+        if info is None or info.endTime is None or info.exitCode is None:
+            return None
+        return int(info.exitCode)
 
     def _terminate(self, processes: Any, pid: int) -> None:
         try:

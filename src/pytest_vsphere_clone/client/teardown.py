@@ -1,4 +1,7 @@
-"""Teardown: destroy clones (idempotently), collapse a source's delta disks, find and reap marked VMs."""
+"""Teardown: destroy clones (idempotently), collapse a source's delta disks, find and reap marked VMs.
+
+Reading disk chains (their lengths, the VMs that share them) is client/disks.py's.
+"""
 
 from __future__ import annotations
 
@@ -162,22 +165,6 @@ def _snapshot_trees(info: Any) -> Iterable[Any]:
         tree = stack.pop()
         yield tree
         stack.extend(tree.childSnapshotList or ())
-
-
-def disk_chain_lengths(conn: VSphereConnection, vm: Any) -> list[int]:
-    """For each virtual disk of ``vm``, how many files its backing chain has (1: no deltas)."""
-    from pyVmomi import vim
-
-    hardware = props.read(conn, vm, ["config.hardware"]).get("config.hardware")
-    lengths = []
-    for device in (hardware.device if hardware else None) or ():
-        if isinstance(device, vim.vm.device.VirtualDisk):
-            length, backing = 0, device.backing
-            while backing is not None:
-                length += 1
-                backing = getattr(backing, "parent", None)
-            lengths.append(length)
-    return lengths
 
 
 # --- finding and reaping marked VMs ---------------------------------------------------------

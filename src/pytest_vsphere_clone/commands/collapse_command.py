@@ -46,8 +46,9 @@ def _lengths(lengths: list[int]) -> str:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     from ..client import faults
+    from ..client.disks import disk_chain_lengths
     from ..client.inventory import find_template
-    from ..client.teardown import collapse, disk_chain_lengths
+    from ..client.teardown import collapse
 
     settings = connection_settings(args)
     with settings.connect() as conn:
@@ -76,7 +77,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 def _check(conn: VSphereConnection, info: TemplateInfo, mode: str, snapshots: list[str], force: bool) -> None:
     """Refuse what would hurt (or what vSphere would refuse) with a line naming the way out."""
-    users = dependents(conn, info)
+    from ..client.disks import disk_sharers
+
+    users = disk_sharers(conn, info.ref)
     if users and not force:
         shown = ", ".join(users[:8]) + (f", ... ({len(users) - 8} more)" if len(users) > 8 else "")
         one = len(users) == 1
@@ -95,27 +98,3 @@ def _check(conn: VSphereConnection, info: TemplateInfo, mode: str, snapshots: li
     elif snapshots:
         raise CommandError(f"{info.name} has snapshots ({listed}), and vSphere cannot promote the disks of a VM with "
                            f"snapshots: use --mode snapshot --force (deletes them), or remove them first")
-
-
-def dependents(conn: VSphereConnection, info: TemplateInfo) -> list[str]:
-    """Names of the other VMs whose disk chains share a file with the source's (its linked and instant clones)."""
-    from pyVmomi import vim
-
-    from ..client import props
-
-    found = props.container_contents(conn, {vim.VirtualMachine: ["name", "config.hardware"]})
-    files: dict[Any, set[str]] = {}
-    for vm in found:
-        hardware = vm.get("config.hardware")
-        names: set[str] = set()
-        for device in (hardware.device if hardware else None) or ():
-            if isinstance(device, vim.vm.device.VirtualDisk):
-                backing: Any = device.backing
-                while backing is not None:
-                    if getattr(backing, "fileName", None):
-                        names.add(str(backing.fileName))
-                    backing = getattr(backing, "parent", None)
-        files[vm.ref] = names
-    own = files.get(info.ref, set())
-    return sorted(str(vm.get("name", vm.ref._moId)) for vm in found
-                  if vm.ref != info.ref and own & files.get(vm.ref, set()))

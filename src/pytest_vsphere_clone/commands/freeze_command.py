@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -138,7 +137,7 @@ def _freeze(conn: VSphereConnection, waiter: Waiter, info: TemplateInfo, credent
             deadline: float, timeout: float) -> None:
     from ..client import props
     from ..client.errors import GuestOperationFailed, WaitTimeout
-    from ..client.guest_ops import WINDOWS_SHELL, GuestOperations, quote_windows
+    from ..client.guest_ops import GuestOperations
 
     ops = GuestOperations(conn, info.ref, credentials.user, credentials.password, os_family=info.os_family,
                           vm_name=info.name)
@@ -146,69 +145,36 @@ def _freeze(conn: VSphereConnection, waiter: Waiter, info: TemplateInfo, credent
     try:
         # stderr goes to a file read if the freeze fails; each clone deletes it when its vmtoolsd returns.
         stderr_path = ops.temp_file(prefix=STDERR_PREFIX, suffix=".err")
-        if ops.os_family == "windows":
-            # cmd /c strips the outer quotes, leaving the quoted program path as the first token.
-            path = quote_windows(stderr_path)
-            pid = ops.start(WINDOWS_SHELL, f'/c "{command} 2>{path} && del {path}"')
-        else:
-            path = shlex.quote(stderr_path)
-            pid = ops.start("/bin/sh", "-c " + shlex.quote(f"{command} 2>{path} && rm -f {path}"))
+        pid = ops.start_command(command, stderr_path=stderr_path)
     except GuestOperationFailed as exc:
         where = WINDOWS_VMTOOLSD if ops.os_family == "windows" else "vmtoolsd on the PATH"
         raise CommandError(f"{exc}: check that VMware Tools are installed in the guest ({where})") from None
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise CommandError(f"timed out after {timeout:g} s waiting for {info.name} to freeze (runtime."
-                               f"instantCloneFrozen stayed false, `{command}` is still "
-                               f"running as pid {pid}): check the VM's events in the vSphere Client, or raise "
-                               f"--timeout")
+
+    def frozen(seconds: float) -> bool:
         try:
-            waiter.wait_for_property(info.ref, "runtime.instantCloneFrozen", bool, min(_CHECK_EVERY, remaining),
-                                     f"{info.name} to freeze")
-            break
+            waiter.wait_for_property(info.ref, "runtime.instantCloneFrozen", bool, seconds, f"{info.name} to freeze")
+            return True
         except WaitTimeout:
-            pass
-        status = _exit_status(conn, ops, credentials, pid)
-        if status is not None:
-            detail = _read_and_delete(ops, stderr_path)
-            tools = (f"VMware Tools ({WINDOWS_VMTOOLSD})" if ops.os_family == "windows"
-                     else "VMware Tools (open-vm-tools)")
-            raise CommandError(f"`{command}` exited with status {status} in {info.name} "
-                               f"before the VM froze{' (' + detail + ')' if detail else ''}: check that {tools} "
-                               f"are installed and running in the guest and that guest user "
-                               f"{credentials.user!r} may run vmtoolsd")
+            return False
+
+    try:
+        status = ops.wait_exit_or(pid, frozen, deadline - time.monotonic(), check_every=_CHECK_EVERY)
+    except WaitTimeout:
+        raise CommandError(f"timed out after {timeout:g} s waiting for {info.name} to freeze (runtime."
+                           f"instantCloneFrozen stayed false, `{command}` is still "
+                           f"running as pid {pid}): check the VM's events in the vSphere Client, or raise "
+                           f"--timeout") from None
+    if status is not None:
+        detail = _read_and_delete(ops, stderr_path)
+        tools = f"VMware Tools ({WINDOWS_VMTOOLSD})" if ops.os_family == "windows" else "VMware Tools (open-vm-tools)"
+        raise CommandError(f"`{command}` exited with status {status} in {info.name} "
+                           f"before the VM froze{' (' + detail + ')' if detail else ''}: check that {tools} "
+                           f"are installed and running in the guest and that guest user "
+                           f"{credentials.user!r} may run vmtoolsd")
     values = props.read(conn, info.ref, ["runtime.instantCloneFrozen", "runtime.powerState"])
     if not values.get("runtime.instantCloneFrozen"):
         raise CommandError(f"{info.name} did not stay frozen (power state {values.get('runtime.powerState')}): "
                            f"run `vsphere-clone freeze {info.name}` again and check the VM's events")
-
-
-def _exit_status(conn: VSphereConnection, ops: GuestOperations, credentials: GuestCredentials,
-                 pid: int) -> int | None:
-    """The exit status of guest process ``pid`` if it ended; None while it runs or when the guest cannot say.
-
-    Asked once, without retries: a guest that is freezing answers GuestOperationsUnavailable,
-    which only means "keep waiting". (GuestOperations.wait_exit would terminate the process.)
-    """
-    from pyVmomi import vim
-
-    from ..client.retry import NO_RETRY
-
-    try:
-        manager = conn.content.guestOperationsManager
-        assert manager is not None
-        processes: Any = conn.call(lambda: manager.processManager, what="GuestOperationsManager.processManager")
-        auth = vim.vm.guest.NamePasswordAuthentication(
-            username=credentials.user, password=credentials.password.reveal(), interactiveSession=False)
-        infos = conn.call(processes.ListProcessesInGuest, ops.vm, auth, [pid], what="ListProcessesInGuest",
-                          policy=NO_RETRY) or []
-    except Exception:
-        return None
-    info = next((p for p in infos if p.pid == pid), None)
-    if info is None or info.endTime is None or info.exitCode is None:
-        return None
-    return int(info.exitCode)
 
 
 def _read_and_delete(ops: GuestOperations, path: str) -> str:
