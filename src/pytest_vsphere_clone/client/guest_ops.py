@@ -3,7 +3,8 @@
 A command runs as ``/bin/sh -c`` (Linux) or ``cmd.exe /c`` (Windows) with its output
 redirected to files with random names in the guest's temp directory; they come back over
 HTTPS from InitiateFileTransferFromGuest and are deleted afterwards: at once, or (for callers
-that ask, such as discovery) by the next command run in that guest, which costs no request.
+that ask, such as discovery) by the next command run in that guest, which costs no request
+(client/leftovers.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import secrets
 import shlex
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -55,10 +55,6 @@ _FIRST_POLL, _POLL_START, _POLL_MAX = 0.03, 0.05, 0.5
 #: longest gap between such checks later: a command killed before it wrote its result fails within
 #: seconds, and most commands (discovery's rounds included) end before any check is made.
 _PROCESS_CHECK, _PROCESS_CHECK_MAX = 4.0, 16.0
-#: Result files read but not yet deleted, per VM, in the connection's facts: shared by every
-#: GuestOperations on that VM, so whichever runs the next command deletes them.
-_LEFTOVERS = "guest_leftovers"
-_LEFTOVERS_LOCK = threading.Lock()
 #: The line run_merged appends to a Windows command's output: its success (0) or failure (1).
 _STATUS_LINE = "pytest-vsphere-clone-status: "
 #: Where Linux commands leave their result: world-writable and sticky on every distribution.
@@ -115,12 +111,6 @@ def delete_command(paths: tuple[str, ...] | list[str], os_family: str) -> str:
     if os_family == "windows":
         return f"(del /f /q {' '.join(quote_windows(p) for p in paths)} >nul 2>&1) & "
     return f"rm -f -- {' '.join(shlex.quote(p) for p in paths)} 2>/dev/null\n"
-
-
-def forget_leftovers(conn: VSphereConnection, moref: str) -> None:
-    """Drop the record of result files left in VM ``moref``: it is being destroyed, and they with it."""
-    with _LEFTOVERS_LOCK:
-        conn.facts.get(_LEFTOVERS, {}).pop(moref, None)
 
 
 class GuestOperations:
@@ -498,25 +488,19 @@ class GuestOperations:
 
     @property
     def leftovers(self) -> tuple[str, ...]:
-        """Result files left for the next command in this guest to delete."""
-        with _LEFTOVERS_LOCK:
-            return tuple(self._leftovers())
+        """Result files left for the next command in this guest to delete (see client/leftovers.py)."""
+        return self.conn.leftover_files.left(self._moref)
 
-    def _leftovers(self) -> list[str]:
-        registry: dict[str, list[str]] = self.conn.facts.setdefault(_LEFTOVERS, {})
-        return registry.setdefault(str(getattr(self.vm, "_moId", self.vm)), [])
+    @property
+    def _moref(self) -> str:
+        return str(getattr(self.vm, "_moId", self.vm))
 
     def _take_leftovers(self) -> list[str]:
-        with _LEFTOVERS_LOCK:
-            paths = self._leftovers()
-            taken = list(paths)
-            paths.clear()
-            return taken
+        return self.conn.leftover_files.take(self._moref)
 
     def _leave(self, paths: list[str]) -> None:
         """Leave ``paths`` for the next command in this guest to delete."""
-        with _LEFTOVERS_LOCK:
-            self._leftovers().extend(paths)
+        self.conn.leftover_files.leave(self._moref, paths)
 
     def _start_deleting(self, program: str, arguments: str, stale: list[str]) -> int:
         try:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from . import faults
 from .errors import ConnectionFailed, LoginFailed, RetriesExhausted, TlsVerificationFailed, VSphereCloneError
+from .leftovers import LeftoverFiles
 from .retry import RetryPolicy, retry_call
 from .secret import Secret
 
@@ -176,6 +177,8 @@ class VSphereConnection:
         self._login_lock = threading.Lock()
         #: Facts that never change for a vCenter (e.g. the Guest Operations managers), read once.
         self.facts: dict[str, Any] = {}
+        #: Result files guest commands left in VMs for the next command there to delete.
+        self.leftover_files = LeftoverFiles()
 
     def __repr__(self) -> str:
         state = "connected" if self._si is not None else "not connected"

@@ -105,13 +105,12 @@ class Janitor:
     def destroy(self, clone: Clone, reason: str) -> None:
         """Destroy ``clone`` now (already gone is fine) and record it."""
 
-        from ..client.guest_ops import forget_leftovers
         from ..client.teardown import destroy
 
         clone.close()
         try:
             conn = self.holder.connection()
-            forget_leftovers(conn, clone.moref)
+            conn.leftover_files.forget(clone.moref)
             destroy(conn, conn.ref("VirtualMachine", clone.moref), waiter=self.holder.waiter(),
                     timeout=self._settings(clone).clone_timeout)
         except _teardown_errors() as exc:
