@@ -219,7 +219,8 @@ class Provisioner:
             self._ensure_running(clone, result.vm, settings)
             self._discover(clone, settings, result.vm, template.ref)
             # Never connect to an address two VMs answer.
-            check_unique_address(self.ledger, self.holder.connection(), clone, template.ref)
+            check_unique_address(self.ledger, self.holder.connection(), clone, template.ref,
+                                 source_may_run=template.power_state == "poweredOn")
             self._connect(clone)
         except BaseException:
             self.janitor.destroy(clone, reason="set-up failed")

@@ -43,16 +43,19 @@ class AddressShared(VSphereCloneError):
                          f"would reach either VM: {cause}")
 
 
-def check_unique_address(ledger: Ledger, conn: VSphereConnection, clone: Clone, source: Any) -> None:
+def check_unique_address(ledger: Ledger, conn: VSphereConnection, clone: Clone, source: Any, *,
+                         source_may_run: bool = True) -> None:
     """Raise :class:`AddressShared` when ``clone.ip`` is a live clone's of this run or ``source``'s own.
 
     The run's clones are read from its ledger (every worker's, with the addresses they reached).
-    An instant clone's source is left out: discovery never takes the address its source reports.
+    An instant clone's source is left out: discovery never takes the address its source reports;
+    so is a source that was powered off when the run looked it up (``source_may_run`` False): a
+    template is not started mid-run, and its read would cost a request per clone.
     """
     for entry in ledger.entries().values():
         if entry.name != clone.name and entry.ip == clone.ip and entry.state in _ALIVE:
             raise AddressShared(clone, f"{entry.name} (another clone of this run, from {entry.template})")
-    if clone_type(clone.clone_type).resumes_running:
+    if clone_type(clone.clone_type).resumes_running or not source_may_run:
         return
     from ..client import props
     from ..client.discovery import tools_addresses
