@@ -11,8 +11,9 @@ from pyVmomi import vim
 
 from pytest_vsphere_clone.client.errors import WaitTimeout
 from pytest_vsphere_clone.client.inventory import find_template
+from pytest_vsphere_clone.client.pacing import TaskPace
 from pytest_vsphere_clone.client.session import VSphereConnection
-from pytest_vsphere_clone.client.waiter import TaskPace, TasksStillRunning, Waiter, poll_tasks, task_finished
+from pytest_vsphere_clone.client.waiter import TasksStillRunning, Waiter, poll_tasks, task_finished
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 
 Connect = Callable[..., VSphereConnection]

@@ -30,6 +30,7 @@ from .errors import (
     WaitTimeout,
 )
 from .guest_ops import GuestOperations
+from .pacing import WAITING_BEAT
 from .result import CommandResult
 
 if TYPE_CHECKING:
@@ -48,9 +49,6 @@ GUEST_WAIT_SECONDS = 3.0
 #: Get-NetIPAddress, a CIM query).
 _GUEST_TICK = 0.025
 _WINDOWS_GUEST_TICK = 0.05
-#: The beat of looks for a waiting command's result: the address is known at most this plus one guest
-#: tick and one Guest Operations call after the guest has it, at about three requests per second of waiting.
-_WAITING_POLL_MAX = 0.3
 #: Exit statuses of "command not found" (sh, cmd.exe): retrying cannot help.
 _NOT_FOUND_STATUSES = (126, 127, 9009)
 #: cmd.exe's "command not found", for output whose exit status is only success or failure.
@@ -358,7 +356,7 @@ class ActiveDiscovery:
         round with a prelude (a NIC refresh), end when the address appears; others are looked at
         as any command is."""
         waits = self.prelude is not None or not self.command
-        return _WAITING_POLL_MAX if waits else None
+        return WAITING_BEAT if waits else None
 
     def discover(self, timeout: float, *, deadline: float | None = None) -> DiscoveryResult:
         """A usable address within ``timeout``; NoUsableAddress with everything seen otherwise.

@@ -4,7 +4,7 @@ A command runs as ``/bin/sh -c`` (Linux) or ``cmd.exe /c`` (Windows) with its ou
 redirected to files with random names in the guest's temp directory; they come back over
 HTTPS from InitiateFileTransferFromGuest and are deleted afterwards: at once, or (for callers
 that ask, such as discovery) by the next command run in that guest, which costs no request
-(client/leftovers.py).
+(client/leftovers.py). When the client looks for a command's end is client/pacing.py's.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from . import faults, props
+from . import faults, pacing, props
 from .errors import (
     EsxiHostUnreachable,
     EsxiTlsVerificationFailed,
@@ -50,11 +50,6 @@ WINDOWS_SHELL = r"C:\Windows\System32\cmd.exe"
 #: Faults that mean "Tools are not ready yet" (e.g. right after power-on): retried.
 _GUEST_TRANSIENT = ("GuestOperationsUnavailable", "ToolsUnavailable", "GuestComponentsOutOfDate")
 DEFAULT_GUEST_RETRY = RetryPolicy(attempts=8, base_delay=0.25, max_delay=4.0)
-_FIRST_POLL, _POLL_START, _POLL_MAX = 0.03, 0.05, 0.5
-#: When a command's result poll first asks whether its process still lives (seconds), and the
-#: longest gap between such checks later: a command killed before it wrote its result fails within
-#: seconds, and most commands (discovery's rounds included) end before any check is made.
-_PROCESS_CHECK, _PROCESS_CHECK_MAX = 4.0, 16.0
 #: The line run_merged appends to a Windows command's output: its success (0) or failure (1).
 _STATUS_LINE = "pytest-vsphere-clone-status: "
 #: Where Linux commands leave their result: world-writable and sticky on every distribution.
@@ -358,9 +353,8 @@ class GuestOperations:
         property to wait on, so this polls with short, growing sleeps)."""
         processes, _ = self._managers()
         deadline = time.monotonic() + timeout
-        pause = _POLL_START
-        # Most commands (ip, ipconfig) end within this: asking later saves a round trip.
-        time.sleep(min(_FIRST_POLL, timeout))
+        pause = pacing.LOOK_START
+        time.sleep(min(pacing.FIRST_LOOK, timeout))  # see client/pacing.py
         while True:
             infos = self._call(processes.ListProcessesInGuest, self.vm, self._auth(), [pid],
                                what="ListProcessesInGuest") or []
@@ -375,7 +369,7 @@ class GuestOperations:
                 raise WaitTimeout(f"{what} in VM {self.vm_name!r}", timeout, f"pid {pid} still running",
                                   "pass a longer timeout")
             time.sleep(min(pause, remaining))
-            pause = min(pause * 2, poll_max or _POLL_MAX)
+            pause = min(pause * 2, poll_max or pacing.LOOK_MAX)
 
     def start_command(self, command: str, *, stderr_path: str) -> int:
         """Start ``command`` in the guest's shell without waiting for it; returns its pid.
@@ -439,11 +433,10 @@ class GuestOperations:
             clean_up_later: bool = False) -> CommandResult:
         """Run ``command`` in the guest's shell; returns its exit status, stdout and stderr.
 
-        ``poll_max`` caps the pause between looks for the command's end (default 0.5 s): a
-        command that waits for something in the guest is noticed that much sooner, at the cost of
-        more requests. ``clean_up_later`` leaves the result files for the next command run in this
-        guest to delete as it starts (no request of their own; :meth:`clean_up` deletes what is
-        left, and a destroyed VM takes them with it). On Windows the command runs inside
+        ``poll_max``: the beat of looks for a command that waits for something in the guest (see
+        client/pacing.py); None looks soon, then less and less often. ``clean_up_later`` leaves
+        the result files for the next command run in this guest to delete as it starts
+        (client/leftovers.py; :meth:`clean_up` deletes what is left). On Windows the command runs inside
         parentheses, so an unbalanced ``)`` must be escaped as ``^)`` as in any cmd.exe block.
         """
         if self.os_family != "windows":
@@ -553,27 +546,16 @@ class GuestOperations:
     def _await_result(self, path: str, pid: int, deadline: float, timeout: float, command: str,
                       poll_max: float | None) -> bytes:
         """The result file's content once it exists; the process is checked now and then, so one
-        that died without writing it fails at once instead of at the deadline."""
+        that died without writing it fails within seconds instead of at the deadline."""
         processes, _ = self._managers()
-        # A command that waits in the guest (poll_max given) is looked at on a fixed beat, every
-        # poll_max from one look's start to the next, the first half a beat in: what it waits for
-        # is then known at most one beat and one call after it happens, with the fewest looks for
-        # that bound (a pause after each answer would add the call's own time to the beat).
-        # Other commands are looked at soon (most end within _FIRST_POLL), then less and less often.
-        pause = _POLL_START
-        check_gap = _PROCESS_CHECK
-        next_check = time.monotonic() + check_gap
-        next_look = time.monotonic() + (poll_max / 2 if poll_max else _FIRST_POLL)
+        looks = pacing.ResultLooks(poll_max, time.monotonic())  # the schedule: see client/pacing.py
         while True:
-            time.sleep(max(0.0, min(next_look - time.monotonic(), deadline - time.monotonic())))
+            time.sleep(max(0.0, min(looks.next_look - time.monotonic(), deadline - time.monotonic())))
             look_started = time.monotonic()
             data = self.read_file_if_exists(path)
             if data is not None:
                 return data
-            now = time.monotonic()
-            if now >= next_check:
-                check_gap = min(check_gap * 2, _PROCESS_CHECK_MAX)
-                next_check = now + check_gap
+            if looks.check_due(time.monotonic()):
                 infos = self._call(processes.ListProcessesInGuest, self.vm, self._auth(), [pid],
                                    what="ListProcessesInGuest") or []
                 info = next((p for p in infos if p.pid == pid), None)
@@ -591,11 +573,7 @@ class GuestOperations:
                     self._delete_quietly(leftover)
                 raise WaitTimeout(f"command {command!r} in VM {self.vm_name!r}", timeout,
                                   f"pid {pid} still running, no result yet", "pass a longer timeout")
-            if poll_max:
-                next_look = look_started + poll_max
-            else:
-                next_look = time.monotonic() + pause
-                pause = min(pause * 1.5, _POLL_MAX)
+            looks.missed(look_started)
 
     def _temp_directory(self) -> str:
         """The guest's temp directory, learned once from a temporary file made (and dropped) for it."""

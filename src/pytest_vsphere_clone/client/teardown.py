@@ -58,8 +58,7 @@ def destroy(conn: VSphereConnection, vm: Any, *, waiter: Waiter | None = None, t
     watched = vm if waiter.watching(vm) else None
     try:
         try:
-            # Paced: a teardown's latency matters little, so its tasks are looked at when they usually end
-            # (one WaitForUpdatesEx each, instead of one for the start and one for the end).
+            # Paced (client/pacing.py): a teardown's latency matters little.
             _run_task(conn, waiter, vm.PowerOffVM_Task, timeout, f"power-off of {name}", on=watched,
                       paced="power-off")
         except Exception as exc:

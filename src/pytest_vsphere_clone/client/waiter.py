@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import statistics
 import threading
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import faults
 from .errors import WaitTimeout
+from .pacing import TaskPace
 
 if TYPE_CHECKING:
     from .session import VSphereConnection
@@ -42,36 +42,6 @@ _MAX_RETIRED_FILTERS = 16
 _FINISHED = ("success", "error")
 
 States = dict[Any, dict[str, Any]]
-#: How many recent waits of one kind of task the first-look pace remembers, and the longest it
-#: puts a first look off (a kind that once took long must not stall the waits after it).
-_PACE_WINDOW = 15
-_PACE_MAX = 10.0
-
-
-class TaskPace:
-    """How long the waits for each kind of task took: a wait's first look comes when half of them
-    had ended, so that one WaitForUpdatesEx reports the task's start and end together.
-
-    Without it the first look always answers at once (the task appearing is a change) and a second
-    waits for the end: two requests per task. A wait whose first look found the task done records
-    that look's time, an upper bound; so the pace settles at (or a little above) the median.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: dict[str, deque[float]] = {}
-
-    def first_look(self, kind: str) -> float:
-        """Seconds to wait before the first look at a new task of ``kind`` (0 while none was seen)."""
-        with self._lock:
-            seen = self._seen.get(kind)
-            return min(statistics.median(seen), _PACE_MAX) if seen else 0.0
-
-    def record(self, kind: str, seconds: float) -> None:
-        with self._lock:
-            self._seen.setdefault(kind, deque(maxlen=_PACE_WINDOW)).append(seconds)
-
-
 def _short(value: Any, limit: int = 160) -> str:
     text = " ".join(repr(value).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -234,8 +204,7 @@ class Waiter:
 
         ``on``: the watched VM the task acts on (its watch tells when the VM is gone); ``destroys``:
         the task destroys that VM, so the VM leaving its watch is the task's success. ``paced``: a
-        kind of task (any label) whose first look waits as long as half of this kind's earlier waits
-        took (see :class:`TaskPace`): a request saved for about half the tasks, for waits where a
+        kind of task (any label) whose first look is paced (client/pacing.py), for waits where a
         little latency is cheap.
         """
         return self.wait_for_tasks([task], timeout, what, on=on, destroys=destroys, paced=paced)[0]
