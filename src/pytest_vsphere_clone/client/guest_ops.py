@@ -15,7 +15,6 @@ import errno
 import http.client
 import logging
 import ntpath
-import posixpath
 import secrets
 import shlex
 import socket
@@ -75,27 +74,20 @@ def _unreachable_reason(exc: OSError, timeout: float) -> str:
     return faults.describe(exc)
 
 
-def _join(directory: str, name: str, windows: bool) -> str:
-    return ntpath.join(directory, name) if windows else posixpath.join(directory, name)
-
-
 def quote_windows(path: str) -> str:
     """A path in double quotes for cmd.exe (paths cannot contain quotes on Windows)."""
     return f'"{path}"'
 
 
-def wrap_command(command: str, stdout_path: str, stderr_path: str, os_family: str,
-                 delete_first: tuple[str, ...] | list[str] = ()) -> tuple[str, str]:
-    """(programPath, arguments) that run ``command`` with its output redirected to the two files,
-    after deleting the files ``delete_first`` (quietly: a missing one is no error)."""
-    before = delete_command(delete_first, os_family)
-    if os_family == "windows":
-        # /s: strip exactly the outer quotes; the parentheses send every part of "a & b" to the files.
-        inner = f"{before}({command}) 1> {quote_windows(stdout_path)} 2> {quote_windows(stderr_path)}"
-        return WINDOWS_SHELL, f'/s /c "{inner}"'
-    # The braces (with a newline, so a trailing comment cannot eat them) redirect "a; b" as a whole.
-    inner = f"{before}{{ {command}\n}} >{shlex.quote(stdout_path)} 2>{shlex.quote(stderr_path)}"
-    return LINUX_SHELL, "-c " + shlex.quote(inner)
+def wrap_windows_command(command: str, stdout_path: str, stderr_path: str,
+                         delete_first: tuple[str, ...] | list[str] = ()) -> tuple[str, str]:
+    """(programPath, arguments) that run ``command`` in cmd.exe with its output redirected to the
+    two files, after deleting the files ``delete_first`` (quietly: a missing one is no error).
+    Linux commands need no such wrapper: see :meth:`GuestOperations._run_linux`."""
+    before = delete_command(delete_first, "windows")
+    # /s: strip exactly the outer quotes; the parentheses send every part of "a & b" to the files.
+    inner = f"{before}({command}) 1> {quote_windows(stdout_path)} 2> {quote_windows(stderr_path)}"
+    return WINDOWS_SHELL, f'/s /c "{inner}"'
 
 
 def delete_command(paths: tuple[str, ...] | list[str], os_family: str) -> str:
@@ -441,7 +433,7 @@ class GuestOperations:
         """
         if self.os_family != "windows":
             return self._run_linux(command, timeout, poll_max, clean_up_later)
-        return self._run_two_files(command, timeout, poll_max, clean_up_later)
+        return self._run_windows(command, timeout, poll_max, clean_up_later)
 
     def run_merged(self, command: str, timeout: float = 120.0, *, poll_max: float | None = None,
                    clean_up_later: bool = False) -> CommandResult:
@@ -576,11 +568,10 @@ class GuestOperations:
             looks.missed(look_started)
 
     def _temp_directory(self) -> str:
-        """The guest's temp directory, learned once from a temporary file made (and dropped) for it."""
+        """The Windows guest's temp directory, learned once from a temporary file made (and dropped) for it."""
         if self._temp_dir is None:
             learned = self.temp_file(suffix=".out")
-            windows = self.os_family == "windows"
-            self._temp_dir = ntpath.dirname(learned) if windows else posixpath.dirname(learned)
+            self._temp_dir = ntpath.dirname(learned)
             self._discard(learned, later=True)
         return self._temp_dir
 
@@ -600,18 +591,17 @@ class GuestOperations:
                 return
             log.warning("could not delete %s in VM %s: %s", path, self.vm_name, faults.describe(exc))
 
-    def _run_two_files(self, command: str, timeout: float, poll_max: float | None = None,
-                       clean_up_later: bool = False) -> CommandResult:
-        """Windows: stdout and stderr in two files of the guest's temp directory, named by the client
+    def _run_windows(self, command: str, timeout: float, poll_max: float | None = None,
+                     clean_up_later: bool = False) -> CommandResult:
+        """stdout and stderr in two files of the guest's temp directory, named by the client
         (random names): two guest operations fewer per command than CreateTemporaryFileInGuest."""
-        windows = self.os_family == "windows"
         token = secrets.token_hex(16)
         directory = self._temp_directory()
-        stdout_path = _join(directory, f"pytest-vsphere-clone-{token}.out", windows)
-        stderr_path = _join(directory, f"pytest-vsphere-clone-{token}.err", windows)
+        stdout_path = ntpath.join(directory, f"pytest-vsphere-clone-{token}.out")
+        stderr_path = ntpath.join(directory, f"pytest-vsphere-clone-{token}.err")
         try:
             stale = self._take_leftovers()
-            program, arguments = wrap_command(command, stdout_path, stderr_path, self.os_family, stale)
+            program, arguments = wrap_windows_command(command, stdout_path, stderr_path, stale)
             pid = self._start_deleting(program, arguments, stale)
             status = self.wait_exit(pid, timeout, f"command {command!r}", poll_max)
             stdout = self.read_file(stdout_path)
@@ -619,9 +609,6 @@ class GuestOperations:
         finally:
             for path in (stdout_path, stderr_path):
                 self._discard(path, clean_up_later)
-        encoding = "utf-8"
-        text_out = stdout.decode(encoding, "replace")
-        text_err = stderr.decode(encoding, "replace")
-        if windows:
-            text_out, text_err = text_out.replace("\r\n", "\n"), text_err.replace("\r\n", "\n")
+        text_out = stdout.decode("utf-8", "replace").replace("\r\n", "\n")
+        text_err = stderr.decode("utf-8", "replace").replace("\r\n", "\n")
         return CommandResult(status, text_out, text_err)
