@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from pathlib import Path
 
@@ -31,6 +33,12 @@ def test_winrm_answers_on_the_dhcp_address(make_guest: MakeGuest) -> None:
     result = _winrm(guest.wait_for_ip()).run_cmd("hostname")
     assert (result.status_code, result.std_out) == (0, b"win01\r\n")
     assert guest.check_login(USER, PASSWORD) and not guest.check_login(USER, "wrong")
+    # The WinRM server's NTLM accounts: a private file of NT hashes in the guest's runtime directory,
+    # named in the server's environment only (see windows/winrm/accounts.py).
+    accounts = guest.runtime_dir / "tools" / "winrm" / "accounts"
+    assert stat.S_IMODE(accounts.stat().st_mode) == 0o600
+    assert PASSWORD not in accounts.read_text()
+    assert "NTLM_USER_FILE" not in os.environ
 
 
 def test_programs_and_files_with_windows_paths(make_guest: MakeGuest) -> None:

@@ -27,6 +27,7 @@ from winrm.exceptions import InvalidCredentialsError, WSManFaultError
 import pytest_vsphere_clone
 from pytest_vsphere_clone.simulator.guests.windows.context import WindowsGuestContext
 from pytest_vsphere_clone.simulator.guests.windows.network import LinuxNetwork
+from pytest_vsphere_clone.simulator.guests.windows.winrm.accounts import ACCOUNT_FILE_ENV, write_account_file
 from pytest_vsphere_clone.simulator.guests.windows.winrm.auth import ENCRYPTED_CONTENT_TYPE
 from pytest_vsphere_clone.simulator.guests.windows.winrm.server import WinRMServer
 
@@ -45,12 +46,15 @@ class Endpoint:
 
 
 def start_server(disk: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
+    accounts = disk.parent / f"{disk.name}-accounts"
+    write_account_file(accounts, USER, PASSWORD, HOSTNAME)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+        ACCOUNT_FILE_ENV: str(accounts),  # the server's own environment only, as the guest runtime does
     }
     argv = [sys.executable, "-m", "pytest_vsphere_clone.simulator.guests.windows.winrm.server", "--port", "0"]
-    argv += ["--bind", "127.0.0.1", "--user", USER, "--password", PASSWORD, "--hostname", HOSTNAME]
+    argv += ["--bind", "127.0.0.1", "--user", USER, "--hostname", HOSTNAME]
     argv += ["--disk-root", str(disk), *extra]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     ready: list[str] = []
@@ -293,8 +297,10 @@ def test_sigint_shuts_down_cleanly(tmp_path: Path) -> None:
 
 
 def test_in_process_server_codepages_and_ctrl_c(tmp_path: Path) -> None:
-    context = WindowsGuestContext(HOSTNAME, tmp_path, USER, network=LinuxNetwork())
-    with WinRMServer(context, username=USER, password=PASSWORD, port=0).start() as server:
+    context = WindowsGuestContext(HOSTNAME, tmp_path / "disk", USER, network=LinuxNetwork())
+    write_account_file(tmp_path / "accounts", USER, PASSWORD, HOSTNAME)
+    server = WinRMServer(context, username=USER, account_file=tmp_path / "accounts", port=0, auth_methods=["basic"])
+    with server.start():
         protocol = winrm.Session(
             f"http://127.0.0.1:{server.port}/wsman", auth=(USER, PASSWORD), transport="basic", proxy=None,
             ca_trust_path=None,

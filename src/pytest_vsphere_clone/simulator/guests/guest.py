@@ -200,8 +200,8 @@ class Guest:
             service = start_sshd(ns, service_log)
             port, what, timeout = 22, "sshd", _SSHD_TIMEOUT
         else:
-            service = start_winrm(ns, service_log, spec.winrm_port, spec.user, spec.password, self._hostname,
-                                  spec.powershell_start)
+            service = start_winrm(ns, service_log, tools, spec.winrm_port, spec.user, spec.password,
+                                  self._hostname, spec.powershell_start)
             port, what, timeout = spec.winrm_port, "WinRM server", _WINRM_TIMEOUT
         self._services.append(service)
         if resume is None:  # a resumed clone has no DHCP client until the guest runs one

@@ -23,6 +23,7 @@ BACKDOOR_SOCKET = f"{TOOLS_DIR}/backdoor.sock"
 DHCP_RENEW = f"{TOOLS_DIR}/libexec/dhcp-renew"  # restarts the guest's DHCP client on an interface
 GUEST_INIT = f"{TOOLS_DIR}/libexec/init"  # pid 1 of the guest (see host/namespace.py)
 EXIT_CODES_DIR = f"{TOOLS_DIR}/exit"  # the cmd shell's exact exit codes (may exceed 255)
+WINRM_ACCOUNTS = f"{TOOLS_DIR}/winrm/accounts"  # the WinRM server's account file (NT hashes, 0600)
 DRIVES_ROOT = "/mnt"  # drive X: is /mnt/X
 _WIN_ABS_RE = re.compile(r"^([A-Za-z]):[\\/]")
 

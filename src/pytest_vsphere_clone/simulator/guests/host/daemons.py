@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest_vsphere_clone
 
 from ..errors import GuestHostError
-from ..paths import DHCP_RENEW, DRIVES_ROOT
+from ..paths import DHCP_RENEW, DRIVES_ROOT, TOOLS_DIR, WINRM_ACCOUNTS
+from ..windows.winrm.accounts import ACCOUNT_FILE_ENV, write_account_file
 from .host_tools import tool
 from .namespace import GuestNamespace
 
@@ -70,16 +72,23 @@ def windows_context_args(user: str, hostname: str, powershell_start: tuple[float
 
 
 def start_winrm(
-    ns: GuestNamespace, log: Path, port: int, user: str, password: str, hostname: str,
+    ns: GuestNamespace, log: Path, tools_dir: Path, port: int, user: str, password: str, hostname: str,
     powershell_start: tuple[float, float] = (0.0, 0.0),
 ) -> subprocess.Popen[bytes]:
-    """The WinRM server standing in for a Windows guest's remote management."""
+    """The WinRM server standing in for a Windows guest's remote management.
+
+    Its account file (the user's NT hash, never the password) is written to the guest's tools
+    directory (``tools_dir`` on the host, TOOLS_DIR in the guest), which is new at every boot, and
+    named by ``NTLM_USER_FILE`` in the server's environment: see windows/winrm/accounts.py.
+    """
+    accounts = tools_dir / os.path.relpath(WINRM_ACCOUNTS, TOOLS_DIR)
+    accounts.parent.mkdir(mode=0o700)
+    write_account_file(accounts, user, password, hostname)
     argv = [
         sys.executable, "-m", WINRM_MODULE, "--port", str(port), "--bind", "0.0.0.0",
         *windows_context_args(user, hostname, powershell_start),
     ]  # fmt: skip
-    # The password travels in the environment: unlike argv, not readable by other guest users.
-    return _spawn(ns, argv, log, python_env({"VSPHERE_CLONE_WINRM_PASSWORD": password}))
+    return _spawn(ns, argv, log, python_env({ACCOUNT_FILE_ENV: WINRM_ACCOUNTS}))
 
 
 def _listening(pid: int, port: int) -> bool:

@@ -5,27 +5,32 @@ or ``NTLM``), later requests on the same keep-alive connection carry no credenti
 bodies are usually sealed with the session key (MS-WSMV "multipart/encrypted"; pywinrm does this
 over plain HTTP).  :class:`ConnectionAuth` holds that per-connection state.
 
-pyspnego's NTLM acceptor looks users up in the file named by ``NTLM_USER_FILE``; a process-wide
-:class:`_NtlmUserFile` maintains it, holding password hashes only, in a private temp directory.
+Accounts come from the server's account file (accounts.py): the user's NT hash, which Basic
+checks passwords against and which pyspnego's NTLM acceptor reads through ``NTLM_USER_FILE``.
+Only pyspnego's public API is used: ``spnego.server`` and ``wrap_winrm``/``unwrap_winrm``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import logging
-import os
 import re
 import struct
-import tempfile
-import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import spnego
 import spnego.exceptions
+
+from .accounts import (
+    ACCOUNT_FILE_ENV,
+    BAD_USER_CHARS,
+    account_file_in_environment,
+    read_nt_hash,
+    verify_password,
+)
 
 __all__ = ["ENCRYPTED_CONTENT_TYPE", "AuthConfig", "AuthError", "AuthResult", "ConnectionAuth"]
 
@@ -35,97 +40,42 @@ _PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 ENCRYPTED_CONTENT_TYPE = f'multipart/encrypted;protocol="{_PROTOCOL}";boundary="Encrypted Boundary"'
 _BOUNDARY = b"--Encrypted Boundary"
 _OCTET_STREAM = b"\tContent-Type: application/octet-stream\r\n"
-#: Characters Windows forbids in user names; ':' would also corrupt the NTLM user file.
-_BAD_USER_CHARS = set('"/\\[]:;|=,+*?<>')
 
 
 class AuthError(Exception):
     """A request cannot be authenticated or decrypted."""
 
 
-class _NtlmUserFile:
-    """The ``NTLM_USER_FILE`` pyspnego's acceptor reads, shared by every server in the process."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[int, list[str]] = {}
-        self._next = 0
-        self._directory: tempfile.TemporaryDirectory[str] | None = None
-
-    def register(self, lines: list[str]) -> int:
-        with self._lock:
-            self._next += 1
-            self._entries[self._next] = lines
-            self._write()
-            return self._next
-
-    def unregister(self, handle: int) -> None:
-        with self._lock:
-            if self._entries.pop(handle, None) is not None:
-                self._write()
-
-    def _write(self) -> None:
-        if not self._entries:
-            if self._directory is not None:
-                self._directory.cleanup()
-                self._directory = None
-            os.environ.pop("NTLM_USER_FILE", None)
-            return
-        if self._directory is None:
-            self._directory = tempfile.TemporaryDirectory(prefix="winrm-ntlm-")
-        path = os.path.join(self._directory.name, "users")
-        staging = path + ".new"
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for lines in self._entries.values():
-                handle.writelines(line + "\n" for line in lines)
-        os.replace(staging, path)
-        os.environ["NTLM_USER_FILE"] = path
-
-
-_USER_FILE = _NtlmUserFile()
-
-
-def _ntlm_lines(username: str, password: str, domains: Iterable[str]) -> list[str]:
-    """smbpasswd-format lines (hashes, no clear text), one per domain a client may name."""
-    try:
-        from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
-    except ImportError:  # pragma: no cover - layout of a future pyspnego
-        return [f"{domain}:{username}:{password}" for domain in domains]
-    lm, nt = lmowfv1(password).hex().upper(), ntowfv1(password).hex().upper()
-    lines = []
-    for domain in domains:
-        account = f"{domain}\\{username}" if domain else username
-        lines.append(f"{account}:0:{lm}:{nt}:[U]:LCT-00000000")
-    return lines
-
-
 @dataclass
 class AuthConfig:
-    """Who may log on, and how.  ``methods``: "basic" and/or "negotiate" (NTLM)."""
+    """Who may log on, and how.  ``methods``: "basic" and/or "negotiate" (NTLM).
+
+    ``account_file`` holds ``username``'s NT hash (accounts.write_account_file). NTLM also needs
+    this process to have been started with ``NTLM_USER_FILE`` naming that file: pyspnego's
+    acceptor reads accounts from nowhere else (see accounts.py).
+    """
 
     username: str
-    password: str = field(repr=False)
+    account_file: Path
     hostname: str = "localhost"
     methods: frozenset[str] = frozenset({"basic", "negotiate"})
+    _nt_hash: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.username or _BAD_USER_CHARS & set(self.username):
+        if not self.username or BAD_USER_CHARS & set(self.username):
             raise ValueError(f"invalid Windows user name: {self.username!r}")
         unknown = set(self.methods) - {"basic", "negotiate"}
         if unknown:
             raise ValueError(f"unsupported auth methods: {', '.join(sorted(unknown))}")
-        self._ntlm_handle: int | None = None
-        if "negotiate" in self.methods:
-            short = self.hostname.split(".", 1)[0]
-            # Local accounts answer to no domain, ".", the machine name and the default workgroup.
-            domains = dict.fromkeys(["", ".", short.upper(), short, "WORKGROUP"])
-            self._ntlm_handle = _USER_FILE.register(_ntlm_lines(self.username, self.password, domains))
-
-    def close(self) -> None:
-        if self._ntlm_handle is not None:
-            _USER_FILE.unregister(self._ntlm_handle)
-            self._ntlm_handle = None
+        hashed = read_nt_hash(self.account_file, self.username)
+        if hashed is None:
+            raise ValueError(f"{self.account_file} holds no account {self.username!r}")
+        self._nt_hash = hashed
+        if "negotiate" in self.methods and not account_file_in_environment(self.account_file):
+            raise ValueError(
+                f"NTLM needs this process started with {ACCOUNT_FILE_ENV}={self.account_file} "
+                "(pyspnego's NTLM acceptor reads its accounts from that file only)"
+            )
 
     def challenge_headers(self) -> list[tuple[str, str]]:
         headers = []
@@ -145,7 +95,8 @@ class AuthConfig:
         return domain_ok and user.casefold() == self.username.casefold()
 
     def check_password(self, password: str) -> bool:
-        return hmac.compare_digest(password.encode("utf-8"), self.password.encode("utf-8"))
+        """Whether ``password`` is the account's (compared as NT hashes, like a Windows logon)."""
+        return verify_password(password, self._nt_hash)
 
 
 @dataclass
@@ -214,7 +165,7 @@ class ConnectionAuth:
             return AuthResult("challenge", headers)
         principal = self._context.client_principal or ""
         if not self._config.is_user(principal):
-            # The user file is process-wide: another server's account must not log on here.
+            # Only the configured account logs on here, whatever else an account file may hold.
             return self._fail(f"unknown principal {principal!r}")
         self._session, self._context = self._context, None
         self.user = self._config.username
@@ -228,11 +179,8 @@ class ConnectionAuth:
 
     # -- message encryption (MS-WSMV 2.2.9.1) ---------------------------------------------------
 
-    @property
-    def can_seal(self) -> bool:
-        return self._session is not None
-
     def decrypt(self, body: bytes) -> bytes:
+        """The SOAP message of a multipart/encrypted body, unsealed with the connection's session."""
         if self._session is None:
             raise AuthError("encrypted message on a connection without an NTLM session")
         parts = [part for part in body.split(_BOUNDARY + b"\r\n") if part]
@@ -246,12 +194,13 @@ class ConnectionAuth:
             payload = payload.removesuffix(_BOUNDARY + b"--\r\n").removeprefix(_OCTET_STREAM)
             if len(payload) < 4:
                 raise AuthError("truncated encrypted part")
+            # Each part: the signature's length (4 bytes, little-endian), the signature, the sealed data.
             (signature_length,) = struct.unpack("<I", payload[:4])
-            if signature_length != 16:
-                raise AuthError("unexpected signature length")
+            if not 0 < signature_length <= len(payload) - 4:
+                raise AuthError("bad signature length")
+            signature, sealed = payload[4 : 4 + signature_length], payload[4 + signature_length :]
             try:
-                # NTLM's wrap token is the 16-byte signature followed by the sealed data.
-                plain = self._session.unwrap(payload[4:]).data
+                plain = self._session.unwrap_winrm(signature, sealed)
             except spnego.exceptions.SpnegoError as exc:
                 raise AuthError(f"cannot unseal message: {exc}") from exc
             if len(plain) != int(match.group(1)):
@@ -260,9 +209,10 @@ class ConnectionAuth:
         return message
 
     def encrypt(self, message: bytes) -> bytes:
+        """``message`` sealed with the connection's session, as a multipart/encrypted body."""
         if self._session is None:
             raise AuthError("no NTLM session to seal with")
-        sealed = self._session.wrap(message, encrypt=True).data
+        wrapped = self._session.wrap_winrm(message)
         return (
             _BOUNDARY
             + b"\r\n\tContent-Type: "
@@ -273,8 +223,9 @@ class ConnectionAuth:
             + _BOUNDARY
             + b"\r\n"
             + _OCTET_STREAM
-            + struct.pack("<I", 16)
-            + sealed
+            + struct.pack("<I", len(wrapped.header))
+            + wrapped.header
+            + wrapped.data
             + _BOUNDARY
             + b"--\r\n"
         )

@@ -7,8 +7,11 @@ dialect (windows/cmd/).
 
 CLI (foreground; prints ``READY port=N`` once listening; exits cleanly on SIGTERM/SIGINT)::
 
-    python -m pytest_vsphere_clone.simulator.guests.windows.winrm.server --port 5985 --bind 0.0.0.0 \\
-        --user U --password P --hostname H --disk-root DIR [--dhcp-command "..."] [--interface eth0]
+    NTLM_USER_FILE=ACCOUNTS python -m pytest_vsphere_clone.simulator.guests.windows.winrm.server \\
+        --port 5985 --bind 0.0.0.0 --user U --hostname H --disk-root DIR [--dhcp-command "..."] [--interface eth0]
+
+``ACCOUNTS`` is the account file (accounts.write_account_file: NT hashes, no password), named in
+the environment the server starts with because pyspnego's NTLM acceptor reads it from there.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 from ..context import WindowsGuestContext, add_context_arguments, context_from_args
+from .accounts import ACCOUNT_FILE_ENV
 from .auth import ENCRYPTED_CONTENT_TYPE, AuthConfig, AuthError, ConnectionAuth
 from .wsman import WsmanService
 
@@ -142,20 +146,16 @@ class WinRMServer(ThreadingHTTPServer):
         context: WindowsGuestContext,
         *,
         username: str,
-        password: str,
+        account_file: Path,
         bind: str = "127.0.0.1",
         port: int = 5985,
         auth_methods: Iterable[str] = ("basic", "negotiate"),
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-        self.auth = AuthConfig(username, password, context.hostname, frozenset(auth_methods))
+        self.auth = AuthConfig(username, account_file, context.hostname, frozenset(auth_methods))
         self.service = WsmanService(context)
         self._thread: threading.Thread | None = None
-        try:
-            super().__init__((bind, port), _Handler)
-        except BaseException:
-            self.auth.close()
-            raise
+        super().__init__((bind, port), _Handler)
 
     @property
     def port(self) -> int:
@@ -168,28 +168,19 @@ class WinRMServer(ThreadingHTTPServer):
         return self
 
     def close(self) -> None:
-        """Stop serving, cancel running commands and forget the NTLM credentials."""
+        """Stop serving and cancel running commands."""
         if self._thread is not None:
             self.shutdown()
             self._thread.join()
             self._thread = None
         self.server_close()
         self.service.close()
-        self.auth.close()
 
     def __enter__(self) -> WinRMServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _password(args: argparse.Namespace) -> str | None:
-    if args.password is not None:
-        return str(args.password)
-    if args.password_file is not None:
-        return Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-    return os.environ.get("VSPHERE_CLONE_WINRM_PASSWORD")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,11 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=5985)
     parser.add_argument("--bind", default="0.0.0.0")
-    secret = parser.add_mutually_exclusive_group()
-    secret.add_argument(
-        "--password", default=None, help="Windows password (visible in ps; prefer --password-file)"
-    )
-    secret.add_argument("--password-file", default=None, help="file holding the password")
     parser.add_argument(
         "--auth", default="basic,negotiate", help="comma-separated: basic, negotiate (NTLM) [default: both]"
     )
@@ -212,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    password = _password(args)
-    if password is None:
-        parser.error("a password is required (--password, --password-file or VSPHERE_CLONE_WINRM_PASSWORD)")
+    account_file = os.environ.get(ACCOUNT_FILE_ENV)
+    if not account_file:
+        parser.error(f"{ACCOUNT_FILE_ENV} must name the account file (see windows/winrm/accounts.py)")
     context = context_from_args(args)
     context.prepare_disk()
     methods = [m.strip().lower() for m in args.auth.split(",") if m.strip()]
@@ -223,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         server = WinRMServer(
             context,
             username=args.user,
-            password=password,
+            account_file=Path(account_file),
             bind=args.bind,
             port=args.port,
             auth_methods=methods,
