@@ -1,7 +1,18 @@
 """Real guests behind simulated VMs: network namespaces with sshd, DHCP, WinRM.
 
 A ``GuestHost`` (one per simulator) owns a bridge with a DHCP server (dnsmasq);
-each powered-on VM is a ``Guest`` on it. Design, in brief:
+each powered-on VM is a ``Guest`` on it. Layout:
+
+- this package: ``guest_host`` (GuestHost), ``guest`` (Guest), the VM disk (``disk``,
+  ``os_image``, ``accounts``), the guest's view of paths (``paths``), ``models``, ``errors``;
+- ``host/``: the Linux host plumbing that makes a guest (namespaces, init, veth NIC, link
+  watching, DHCP server, /proc, guest services, ownership registry and sweeping);
+- ``ops/``: Guest Operations inside a guest (starting and listing programs, file operations);
+- ``vmtools/``: the simulated VMware Tools (guest shims and the host side of their backdoor);
+- ``windows/``: what a Windows-family guest runs instead of Linux programs (cmd.exe dialect,
+  PowerShell, WinRM server), started in the guest with ``python -m``.
+
+Design, in brief:
 
 - **Isolation.** A guest is a named network namespace whose eth0 (a veth, with the
   VM's MAC) is plugged into the bridge, plus its own PID, IPC, mount and UTS
@@ -9,7 +20,7 @@ each powered-on VM is a ``Guest`` on it. Design, in brief:
   host processes the guest knows by other pids (its own namespace's, which Guest
   Operations report); membership is by PID namespace, which is how they are
   listed, frozen and killed. A guest sees and signals only its own processes.
-  See namespace.py and paths.py for the file view, docs/simulator.md for what a
+  See host/namespace.py and paths.py for the file view, docs/simulator.md for what a
   guest can and cannot touch.
 - **File system.** A guest's / is a copy-on-write overlay of the host's /, its
   upper layer on the VM disk (``rootfs/``): package installs, /usr/local, /opt,

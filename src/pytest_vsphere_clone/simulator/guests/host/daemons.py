@@ -60,7 +60,10 @@ def start_dhclient(ns: GuestNamespace, log: Path, delay: float = 0.0) -> subproc
 
 
 def windows_context_args(user: str, hostname: str, powershell_start: tuple[float, float] = (0.0, 0.0)) -> list[str]:
-    """Options the Windows programs (cmd/cli.py, winrm/server.py) share: who and where the emulated Windows is."""
+    """Who and where the emulated Windows is: options the Windows programs share.
+
+    (windows/cmd/cli.py and windows/winrm/server.py; see windows/context.py.)
+    """
     return [
         "--user", user,
         "--hostname", hostname,
