@@ -18,58 +18,38 @@ updates. It costs the plugin nothing and is invisible to it except as foreign ta
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from typing import Any
 
+from vcsim_loop import VcsimLoop
 from vcsim_server import Vcsim, vm_properties, wait_task
 
 #: A stock VM of vcsim's VPX model that the tier neither clones nor lists as a clone.
 NUDGED_VM = "DC0_C0_RP0_VM1"
 
 
-class CollectorNudge:
+class CollectorNudge(VcsimLoop):
     """A thread that causes one harmless inventory change every ``interval`` seconds."""
 
+    name = "vcsim-collector-nudge"
+
     def __init__(self, server: Vcsim, interval: float = 0.5) -> None:
-        self.server = server
-        self.interval = interval
+        super().__init__(server, interval)
         self.count = 0
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vcsim-collector-nudge", daemon=True)
+        self._vm: Any = None
 
-    def start(self) -> CollectorNudge:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        from pyVim.connect import Disconnect
-        from pyVmomi import vim
-
-        si = self.server.connect()
-        try:
-            vm = self._find(si)
-            while not self._stop.wait(self.interval):
-                try:
-                    wait_task(vm.ReconfigVM_Task(vim.vm.ConfigSpec()), timeout=30)
-                except Exception as exc:  # a stopped nudge would look like a plugin hang
-                    self.errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                self.count += 1
-        finally:
-            Disconnect(si)
-
-    @staticmethod
-    def _find(si: Any) -> Any:
+    def prepare(self, si: Any) -> None:
         for vm, props in vm_properties(si, ["name"]).items():
             if props["name"] == NUDGED_VM:
-                return vm
+                self._vm = vm
+                return
         raise LookupError(f"vcsim has no VM {NUDGED_VM}")
+
+    def step(self, si: Any) -> None:
+        from pyVmomi import vim
+
+        wait_task(self._vm.ReconfigVM_Task(vim.vm.ConfigSpec()), timeout=30)
+        self.count += 1
 
 
 @contextlib.contextmanager

@@ -15,48 +15,28 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
+from vcsim_loop import VcsimLoop
 from vcsim_server import Vcsim, vm_properties, wait_task
 
 log = logging.getLogger(__name__)
 
 
-class ToolsPlayer:
+class ToolsPlayer(VcsimLoop):
     """A thread that "boots" every powered-on VM whose name starts with ``prefix``."""
 
+    name = "vcsim-tools-player"
+
     def __init__(self, server: Vcsim, address: str, prefix: str = "pytest-", interval: float = 0.1) -> None:
-        self.server = server
+        super().__init__(server, interval)
         self.address = address
         self.prefix = prefix
-        self.interval = interval
         self.booted: list[str] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vcsim-tools-player", daemon=True)
 
-    def start(self) -> ToolsPlayer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        from pyVim.connect import Disconnect
-
-        si = self.server.connect()
-        try:
-            while not self._stop.wait(self.interval):
-                try:
-                    self._boot_new(si)
-                except Exception as exc:  # a dead player would look like a plugin hang
-                    self.errors.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            Disconnect(si)
+    def step(self, si: Any) -> None:
+        self._boot_new(si)
 
     def _boot_new(self, si: Any) -> None:
         from pyVmomi import vmodl
