@@ -1,7 +1,6 @@
 """Guest Operations, active discovery and NIC refresh against the simulator's real guests.
 
-These need ``SimulatorConfig(guests=True)`` (network namespaces, sshd, DHCP: root) and skip
-with the reason where that is not available yet.
+These need ``SimulatorConfig(guests=True)`` (network namespaces, sshd, DHCP: root).
 """
 
 from __future__ import annotations
@@ -37,14 +36,10 @@ GUEST_RETRY = RetryPolicy(attempts=20, base_delay=0.1, max_delay=0.5)
 
 
 def _credentials(sim: Simulator, os_family: str) -> tuple[str, str]:
-    """Guest user and password from the simulator's published facts."""
+    """Guest user and password from the simulator's published facts (a simulator with guests has both)."""
     facts = sim.connection_facts()
-    prefix = "WINDOWS_" if os_family == "windows" else "LINUX_"
-    for user_key, password_key in ((f"{prefix}GUEST_USER", f"{prefix}GUEST_PASSWORD"),
-                                   ("GUEST_USER", "GUEST_PASSWORD")):
-        if user_key in facts and password_key in facts:
-            return facts[user_key], facts[password_key]
-    pytest.skip(f"the simulator publishes no guest credentials (facts: {sorted(facts)})")
+    prefix = "WINDOWS_" if os_family == "windows" else ""
+    return facts[f"{prefix}GUEST_USER"], facts[f"{prefix}GUEST_PASSWORD"]
 
 
 def _running_clone(conn: VSphereConnection, template: str, name: str, clone_type: str = "linked") -> Any:
