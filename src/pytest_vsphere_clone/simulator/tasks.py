@@ -13,6 +13,7 @@ from pyVmomi import VmomiSupport, vim, vmodl
 
 from .objects.base import ManagedEntity, SimObject, vmomi_method
 from .objects.events import post_task_event, set_current_task
+from .objects.task_descriptions import description_id, task_description
 from .provisioning_limits import ResourceLimits
 
 if TYPE_CHECKING:
@@ -76,14 +77,7 @@ class TaskManager(SimObject):
         return 32
 
     def prop_description(self) -> Any:
-        # The serializer refuses these required arrays empty: describe the states and reasons tasks use.
-        def describe(key: str, label: str) -> Any:
-            return vim.ElementDescription(key=key, label=label, summary=label)
-
-        states = [describe(s, s.capitalize()) for s in ("queued", "running", "success", "error")]
-        return vim.TaskDescription(methodInfo=[describe("VirtualMachine.clone", "Clone virtual machine")],
-                                   state=states,
-                                   reason=[vim.TypeDescription(key=vim.TaskReasonUser, label="User", summary="User")])
+        return task_description()
 
 
 class TaskRunner:
@@ -130,14 +124,13 @@ class TaskRunner:
             mo_id = vc.new_id("task")
             entity_name = getattr(entity, "name", None)
             managed_method = VmomiSupport.GetWsdlMethod("urn:vim25", method)
-            vmodl_name = managed_method.info.name[:1].lower() + managed_method.info.name[1:]
             info = vim.TaskInfo(
                 key=mo_id,
                 task=vim.Task(mo_id),
                 name=managed_method,
-                # As a vCenter names them: the entity's type and the vmodl method ("VirtualMachine.clone"
-                # for CloneVM_Task, "VirtualMachine.powerOn" for PowerOnVM_Task).
-                descriptionId=description or f"{type(entity).__name__}.{vmodl_name}",
+                # As a vCenter names them: the vmodl type and method ("VirtualMachine.clone" for
+                # CloneVM_Task, "vm.Snapshot.remove" for RemoveSnapshot_Task; see task_descriptions).
+                descriptionId=description or description_id(entity.vim_type, method),
                 entity=entity.ref,
                 entityName=entity_name,
                 state="queued",

@@ -195,7 +195,7 @@ class HostDatastoreBrowser(Unmodelled):
         entity = ds if ds is not None else next(iter(self.datastores()), None)
         if entity is None:
             raise vim.fault.InvalidDatastore(msg="This browser has no datastores.", name=path)
-        return self.vc.tasks.start(ctx, entity, method, "browse", search, description="HostDatastoreBrowser.search")
+        return self.vc.tasks.start(ctx, entity, method, "browse", search)
 
     @staticmethod
     def _query_kinds(spec: Any) -> set[str] | None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from .base import ManagedEntity, SimObject, vmomi_method
+from .task_descriptions import task_label
 from .unmodelled import Unmodelled
 
 if TYPE_CHECKING:
@@ -87,7 +88,9 @@ def format_message(event: Any) -> str:
         if value is not None:
             fields[name] = value
     if isinstance(event, vim.event.TaskEvent):
-        fields["task"] = event.info.descriptionId
+        # TaskEvent's fullFormat is "Task: {info.descriptionId}", which a vCenter writes as the task's
+        # label in TaskManager.description.methodInfo: "Task: Power On virtual machine".
+        fields["task"] = task_label(event.info.descriptionId)
     return template.format_map(fields)
 
 
