@@ -40,6 +40,8 @@ PRIVILEGES = (
     "VirtualMachine.Config.Rename",
     "VirtualMachine.Config.Annotation",
     "VirtualMachine.Config.Settings",
+    "VirtualMachine.Config.CpuCount",
+    "VirtualMachine.Config.Memory",
     "VirtualMachine.State.CreateSnapshot",
     "VirtualMachine.State.RemoveSnapshot",
     "VirtualMachine.State.RevertToSnapshot",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim, vmodl
@@ -71,6 +72,7 @@ class CloneMethods(SnapshotMethods):
         clone.extra_config = dict(self.extra_config)
         clone.annotation = self.annotation
         clone.tools_installed = self.tools_installed
+        clone.hot_plug = replace(self.hot_plug)  # the source's configuration, CPU and memory hot plug included
         for source_nic, nic in zip(self.nics, clone.nics, strict=True):
             nic.start_connected = source_nic.start_connected
         # A vCenter never hands out an assigned MAC twice; random ones collide after a few thousand clones.

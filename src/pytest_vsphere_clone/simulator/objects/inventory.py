@@ -11,6 +11,7 @@ from pyVmomi import vim, vmodl
 
 from .base import ManagedEntity, SimObject, vmomi_method
 from .datastore_browser import HostDatastoreBrowser
+from .environment_browser import EnvironmentBrowser
 from .host import (
     HostHardware,
     build_config_managers,
@@ -216,6 +217,11 @@ class HostSystem(Unmodelled, ManagedEntity):
 
         return [vm.ref for vm in self.vc.of_type(VirtualMachine) if vm.host is self]
 
+    def compute_resource(self) -> ClusterComputeResource:
+        """The cluster this host belongs to."""
+        assert isinstance(self.parent, ClusterComputeResource)
+        return self.parent
+
     def prop_datastore(self) -> list[Any]:
         return [d.ref for d in self.datastores]
 
@@ -268,6 +274,8 @@ class ClusterComputeResource(Unmodelled, ManagedEntity):
         self.hosts: list[HostSystem] = []
         self.root_pool = ResourcePool(vc, vc.new_id("resgroup"), "Resources", self, self)
         vc.add(self.root_pool)
+        self.environment_browser = EnvironmentBrowser(vc, vc.new_id("envbrowser"), self)
+        vc.add(self.environment_browser)
 
     def children(self) -> list[ManagedEntity]:
         return [*self.hosts, self.root_pool]
@@ -277,6 +285,11 @@ class ClusterComputeResource(Unmodelled, ManagedEntity):
 
     def prop_resourcePool(self) -> Any:
         return self.root_pool.ref
+
+    def prop_environmentBrowser(self) -> Any:
+        # ComputeResource.environmentBrowser: "The environment browser object that identifies the
+        # environments that are supported on this compute resource."
+        return self.environment_browser.ref
 
     def prop_datastore(self) -> list[Any]:
         seen: dict[str, Any] = {}

@@ -16,6 +16,7 @@ from .base import vmomi_method
 from .cloning import CloneMethods
 from .disks import DiskLayer
 from .events import post_vm_event
+from .hot_plug import HotPlug, check_running_change
 from .relocation import RelocateMethods
 from .snapshots import SnapshotNode
 from .vm_state import DISK_KEY, NIC_KEY_BASE, Nic, ToolsState, new_mac, utc
@@ -34,6 +35,23 @@ GUEST_IDS: dict[str, tuple[str, str]] = {
     "windows2019srvNext_64Guest": ("windowsGuest", "Microsoft Windows Server 2022 (64-bit)"),
     "windows9Server64Guest": ("windowsGuest", "Microsoft Windows Server 2016 (64-bit)"),
 }
+
+
+def vm_capability() -> Any:
+    """VirtualMachineCapability of a vmx-21 VM on an ESXi 8 host (the EnvironmentBrowser offers the same)."""
+    return vim.vm.Capability(snapshotOperationsSupported=True, multipleSnapshotsSupported=True,
+                             snapshotConfigSupported=True, poweredOffSnapshotsSupported=True,
+                             memorySnapshotsSupported=True, revertToSnapshotSupported=True,
+                             quiescedSnapshotsSupported=True, disableSnapshotsSupported=False,
+                             lockSnapshotsSupported=False, consolePreferencesSupported=False,
+                             cpuFeatureMaskSupported=True, s1AcpiManagementSupported=True,
+                             settingScreenResolutionSupported=False, toolsAutoUpdateSupported=False,
+                             vmNpivWwnSupported=True, npivWwnOnNonRdmVmSupported=True,
+                             swapPlacementSupported=True, toolsSyncTimeSupported=True,
+                             virtualMmuUsageSupported=True, diskSharesSupported=True,
+                             bootOptionsSupported=True, settingVideoRamSizeSupported=True)
+
+
 class VirtualMachine(CloneMethods, RelocateMethods):
     """vim.VirtualMachine."""
 
@@ -68,6 +86,7 @@ class VirtualMachine(CloneMethods, RelocateMethods):
         self.change_version = 0
         self.tools = ToolsState()
         self.tools_installed = True
+        self.hot_plug = HotPlug()
         self.snapshot_roots: list[SnapshotNode] = []
         self.current_snapshot: SnapshotNode | None = None
         #: The state an inventory file asks for; the simulator brings the VM there at start.
@@ -134,6 +153,7 @@ class VirtualMachine(CloneMethods, RelocateMethods):
             extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in sorted(self.extra_config.items())],
             createDate=utc(self.created),
             tools=vim.vm.ToolsConfigInfo(toolsVersion=12389 if self.tools_installed else 0),
+            **self.hot_plug.config_fields(),
         )
 
     def prop_runtime(self) -> Any:
@@ -228,17 +248,13 @@ class VirtualMachine(CloneMethods, RelocateMethods):
         return [n.ref for n in self.networks]
 
     def prop_capability(self) -> Any:
-        return vim.vm.Capability(snapshotOperationsSupported=True, multipleSnapshotsSupported=True,
-                                 snapshotConfigSupported=True, poweredOffSnapshotsSupported=True,
-                                 memorySnapshotsSupported=True, revertToSnapshotSupported=True,
-                                 quiescedSnapshotsSupported=True, disableSnapshotsSupported=False,
-                                 lockSnapshotsSupported=False, consolePreferencesSupported=False,
-                                 cpuFeatureMaskSupported=True, s1AcpiManagementSupported=True,
-                                 settingScreenResolutionSupported=False, toolsAutoUpdateSupported=False,
-                                 vmNpivWwnSupported=True, npivWwnOnNonRdmVmSupported=True,
-                                 swapPlacementSupported=True, toolsSyncTimeSupported=True,
-                                 virtualMmuUsageSupported=True, diskSharesSupported=True,
-                                 bootOptionsSupported=True, settingVideoRamSizeSupported=True)
+        return vm_capability()
+
+    def prop_environmentBrowser(self) -> Any:
+        # VirtualMachine.environmentBrowser (required): "The current virtual machine's environment
+        # browser object. This contains information on all the configurations that can be used on the
+        # virtual machine." A vCenter answers with the browser of the VM's compute resource.
+        return self.host.compute_resource().environment_browser.ref
 
     # --- power -----------------------------------------------------------------------
 
@@ -406,6 +422,11 @@ class VirtualMachine(CloneMethods, RelocateMethods):
             (spec.deviceChange, "VirtualMachine.Config.EditDevice"),
             (spec.annotation is not None, "VirtualMachine.Config.Annotation"),
             (spec.name, "VirtualMachine.Config.Rename"),
+            # ConfigSpec's "Reconfigure privilege" of numCPUs and the CPU hot plug flags, and of
+            # memoryMB and memoryHotAddEnabled.
+            (spec.numCPUs or spec.cpuHotAddEnabled is not None or spec.cpuHotRemoveEnabled is not None,
+             "VirtualMachine.Config.CpuCount"),
+            (spec.memoryMB or spec.memoryHotAddEnabled is not None, "VirtualMachine.Config.Memory"),
         ]
         with self.vc.lock:
             for present, privilege in checks:
@@ -417,6 +438,8 @@ class VirtualMachine(CloneMethods, RelocateMethods):
             with self.vc.lock:
                 if not self.alive:
                     raise vmodl.fault.ManagedObjectNotFound(msg="The object has already been deleted", obj=self.ref)
+                if self.power_state != "poweredOff":
+                    check_running_change(self, spec)  # CPU and memory only as far as hot plug allows
                 nic_changes = self.apply_config_spec(spec)
                 self.changed()
                 # vCenter records every reconfiguration: VmReconfiguredEvent, "Reconfigured {vm} on
@@ -440,6 +463,7 @@ class VirtualMachine(CloneMethods, RelocateMethods):
             self.num_cpu = spec.numCPUs
         if spec.memoryMB:
             self.memory_mb = spec.memoryMB
+        self.hot_plug.apply(spec)
         for option in spec.extraConfig or ():
             if option.value in (None, ""):
                 self.extra_config.pop(option.key, None)

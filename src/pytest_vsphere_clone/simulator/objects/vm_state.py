@@ -11,6 +11,7 @@ from pyVmomi import vim
 
 from .base import ManagedEntity
 from .disks import DiskLayer
+from .hot_plug import HotPlug
 
 if TYPE_CHECKING:
     from .inventory import Datastore, Folder, HostSystem, Network, ResourcePool
@@ -85,9 +86,11 @@ class VmState(ManagedEntity):
     created: float
     tools: ToolsState
     tools_installed: bool
+    hot_plug: HotPlug
 
     if TYPE_CHECKING:
         def folder(self) -> Folder: ...
+        def require_power(self, state: str) -> None: ...
         def _guests(self) -> Any: ...
         def start_guest(self) -> None: ...
         def stop_guest(self) -> None: ...
