@@ -342,3 +342,19 @@ def test_progress_lines_reach_the_terminal_without_s(inner: Inner, plugin_sim: S
     assert re.search(r"^vsphere-clone: pytest-\w+-master-1: cloning linux-template", outcome.out, re.MULTILINE), \
         outcome.out
     assert re.search(r"^vsphere-clone: pytest-\w+-master-1: ready at ", outcome.out, re.MULTILINE), outcome.out
+
+
+def test_an_instant_clone_whose_refresh_round_fails_retries_it_instead_of_trusting_tools(
+        inner: Inner, plugin_sim: SimHandle) -> None:
+    # The first discovery round carries the NIC refresh; if it fails before running, the Tools'
+    # report would keep naming the source's address: the round is tried again instead.
+    inner.pytester.makepyfile(test_instant="def test_one(vsphere_vm):\n"
+                                           "    assert vsphere_vm.run('true').exit_status == 0\n")
+    plugin_sim.sim.inject_fault("StartProgramInGuest", "SystemError", count=1)
+    try:
+        outcome = inner.run("--vsphere-template=linux-frozen", "--vsphere-clone-type=instant",
+                            "--vsphere-ip-timeout=45", sim=plugin_sim)
+    finally:
+        plugin_sim.sim.clear_faults()
+    assert outcome.ret == 0, outcome.out
+    assert plugin_sim.clones() == []

@@ -407,7 +407,17 @@ class ActiveDiscovery:
                 if not _guest_op_failure(exc):
                     raise
                 seen.append(f"guest operations failed: {faults.describe(exc)}")
-                if self.fallback is not None:
+                # A round that carried the NIC refresh (an instant clone's) and failed before it could
+                # have run gives no reason to trust the Tools' report: it would name the source's
+                # address until the refresh runs. Only a transfer that cannot reach the host (the
+                # refresh ran; its output cannot be fetched) falls back with the refresh pending.
+                refresh_pending = self.prelude is not None and not isinstance(exc, EsxiHostUnreachable)
+                if self.fallback is not None and not refresh_pending and \
+                        not isinstance(exc, GuestOperationsUnsupported | EsxiHostUnreachable) and attempts < 2:
+                    # A passing hiccup on the first round: one more round before giving up on it.
+                    time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+                    continue
+                if self.fallback is not None and not refresh_pending:
                     # A host the runner cannot reach stays so for every clone on it: say why discovery
                     # got slower, where a passing hiccup is only worth an info line.
                     level = logging.WARNING if isinstance(exc, EsxiHostUnreachable) else logging.INFO
