@@ -125,8 +125,8 @@ def test_doctor_checks_guest_credentials(cli: Run, guest_sim: Simulator, guest_c
     status, detail = checks["instant source runner"]
     assert status == "WARN" and "running but not frozen" in detail and "`vsphere-clone freeze runner`" in detail
     assert checks["VMware Tools in runner"] == ("OK", "running (version 12389)")
-    assert checks["guest login to runner"] == ("OK", "guest user 'root' can run programs (`true` through Guest "
-                                                     "Operations)")
+    assert checks["guest login to runner"] == ("OK", "guest user 'root' (from VSPHERE_GUEST_USER) can run programs "
+                                                     "(`true` through Guest Operations)")
     assert checks["guest login to linux-frozen"][0] == "SKIP"
     assert result.out.splitlines()[-1].endswith("1 WARN, 2 SKIP")
     wrong = cli(guest_sim, "doctor", "--clone-type", "instant", "--template", "runner",
@@ -134,7 +134,7 @@ def test_doctor_checks_guest_credentials(cli: Run, guest_sim: Simulator, guest_c
     assert wrong.status == 1
     assert lines_of(wrong.out)["guest login to runner"] == (
         "FAIL", "guest OS of VM 'runner' rejected the login of guest user 'root': check --guest-user and "
-                "--guest-password")
+                "--guest-password (guest user from VSPHERE_GUEST_USER)")
 
 
 @pytest.mark.guests
@@ -142,11 +142,24 @@ def test_doctor_checks_windows_guest_credentials(cli: Run, guest_sim: Simulator,
                                                  guest_conn: VSphereConnection) -> None:
     make_clone(guest_conn, "win", "windows-template", clone_type="full", power_on=True)
     facts = guest_sim.connection_facts()
-    result = cli(guest_sim, "doctor", "--clone-type", "full", "--template", "win",
-                 env={"VSPHERE_GUEST_USER": facts["WINDOWS_GUEST_USER"]})
+    # The simulator's Linux account (its GUEST_USER, root) as every template's guest user: said, and why it fails.
+    as_root = cli(guest_sim, "doctor", "--clone-type", "full", "--template", "win")
+    assert as_root.status == 1
+    checks = lines_of(as_root.out)
+    status, detail = checks["guest user for win"]
+    assert status == "WARN" and detail.startswith("guest user 'root' (from VSPHERE_GUEST_USER) is a Linux account, "
+                                                  "but win runs Windows")
+    assert "`vsphere-clone doctor --template win --guest-user USER`" in detail and "WINDOWS_GUEST_USER" in detail
+    status, detail = checks["guest login to win"]
+    assert status == "FAIL" and "guest user 'root'" in detail and "(guest user from VSPHERE_GUEST_USER)" in detail
+    # The advice, followed: the Windows account (the simulator's WINDOWS_GUEST_USER) logs in.
+    result = cli(guest_sim, "doctor", "--clone-type", "full", "--template", "win", "--guest-user",
+                 facts["WINDOWS_GUEST_USER"], env={"VSPHERE_GUEST_PASSWORD": facts["WINDOWS_GUEST_PASSWORD"]})
     assert result.status == 0, result.out
-    assert lines_of(result.out)["guest login to win"] == (
-        "OK", "guest user 'Administrator' can run programs (`exit 0` through Guest Operations)")
+    checks = lines_of(result.out)
+    assert "guest user for win" not in checks
+    assert checks["guest login to win"] == (
+        "OK", "guest user 'Administrator' (from --guest-user) can run programs (`exit 0` through Guest Operations)")
 
 
 def test_doctor_connection_problems(cli: Run, sim: Simulator) -> None:
@@ -191,3 +204,50 @@ def test_doctor_vms_without_tools(cli: Run, tmp_path: Path) -> None:
     assert status == "FAIL" and detail.startswith("not installed: install open-vm-tools (Linux)")
     status, detail = checks["VMware Tools in bare-on"]
     assert status == "FAIL" and "not running (toolsRunningStatus=guestToolsNotRunning after waiting 0.5 s)" in detail
+
+
+def test_doctor_says_which_guest_user_it_checks_for_a_windows_template(cli: Run, sim: Simulator) -> None:
+    guest = {"VSPHERE_GUEST_USER": "root", "VSPHERE_GUEST_PASSWORD": "guest-pw-1"}
+    result = cli(sim, "doctor", "--template", "windows-template", "--template", "linux-template", env=guest,
+                 secrets=("guest-pw-1",))
+    assert result.status == 0, result.out
+    checks = lines_of(result.out)
+    status, detail = checks["guest user for windows-template"]
+    assert status == "WARN"
+    assert detail == ("guest user 'root' (from VSPHERE_GUEST_USER) is a Linux account, but windows-template runs "
+                      "Windows and the guest user is one for every template: check it with `vsphere-clone doctor "
+                      "--template windows-template --guest-user USER` and give pytest the same USER for it "
+                      "(VSPHERE_GUEST_USER), USER being a Windows account (the bundled simulator's "
+                      "WINDOWS_GUEST_USER)")
+    assert checks["guest login to windows-template"] == (
+        "SKIP", "cannot be tried while windows-template is poweredOff; the clones will use guest user 'root' (from "
+                "VSPHERE_GUEST_USER)")
+    assert "guest user for linux-template" not in checks  # root fits Linux
+    given = cli(sim, "doctor", "--template", "linux-template", "--guest-user", "Administrator", env=guest,
+                secrets=("guest-pw-1",))
+    status, detail = lines_of(given.out)["guest user for linux-template"]
+    assert status == "WARN" and detail.startswith("guest user 'Administrator' (from --guest-user) is a Windows "
+                                                  "account, but linux-template runs Linux")
+    assert "(the bundled simulator's GUEST_USER)" in detail
+
+
+def test_doctor_json(cli: Run, sim: Simulator) -> None:
+    result = cli(sim, "doctor", "--json", "--template", "linux-template", "--template", "linux-templat",
+                 env={"VSPHERE_GUEST_USER": "root", "VSPHERE_GUEST_PASSWORD": "guest-pw-1"}, secrets=("guest-pw-1",))
+    assert result.status == 1 and result.err == ""  # exit status as without --json
+    report = json.loads(result.out)
+    checks = {check["name"]: check for check in report["checks"]}
+    assert set(report["checks"][0]) == {"name", "verdict", "detail"}
+    assert checks["login"] == {"name": "login", "verdict": "ok", "detail": "logged in as 'administrator@vsphere.local'"}
+    assert checks["template linux-templat"]["verdict"] == "fail"
+    assert "did you mean 'linux-template'" in checks["template linux-templat"]["detail"]
+    assert checks["guest login to linux-template"]["verdict"] == "skip"
+    assert report["counts"] == {"ok": sum(c["verdict"] == "ok" for c in report["checks"]), "warn": 0, "fail": 1,
+                                "skip": 1}
+    assert report["exit_status"] == 1
+    assert "guest-pw-1" not in result.out and sim.password not in result.out
+    clean = cli(sim, "doctor", "--json")
+    assert clean.status == 0 and json.loads(clean.out)["exit_status"] == 0
+    unreachable = cli(sim, "doctor", "--json", env={"VSPHERE_PASSWORD": "wrong-vc-pw"}, secrets=("wrong-vc-pw",))
+    assert unreachable.status == 1
+    assert [c["verdict"] for c in json.loads(unreachable.out)["checks"]] == ["ok", "ok", "fail"]

@@ -6,6 +6,7 @@ full clone of linux-template rather than a template of the inventory.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -151,3 +152,21 @@ def test_freeze_a_windows_vm_reports_a_failing_freeze_command(cli: Run, guest_si
     ops = GuestOperations(guest_conn, vm, facts["WINDOWS_GUEST_USER"], facts["WINDOWS_GUEST_PASSWORD"],
                           retry=FAST_RETRY)
     assert ops.run(r'dir /b "%TEMP%\vsphere-clone-freeze-*" 2>nul').stdout.strip() == ""
+
+
+def test_freeze_json(cli: Run, guest_sim: Simulator, guest_conn: VSphereConnection) -> None:
+    make_clone(guest_conn, "jsongold", clone_type="full", power_on=False)
+    result = cli(guest_sim, "freeze", "jsongold", "--json")
+    assert result.status == 0, result.err
+    assert json.loads(result.out) == {"vm": "jsongold", "outcome": "frozen", "frozen": True, "powered_on": True,
+                                      "command": 'vmtoolsd --cmd "instantclone.freeze"'}  # no progress lines
+    assert guest_sim.find_vm("jsongold").frozen
+    again = cli(guest_sim, "freeze", "jsongold", "--json")
+    assert again.status == 0
+    assert json.loads(again.out) == {"vm": "jsongold", "outcome": "already frozen", "frozen": True,
+                                     "powered_on": False, "command": None}
+    wrong = cli(guest_sim, "freeze", "linux-template", "--json", env={"VSPHERE_GUEST_PASSWORD": "wrong-guest-pw"},
+                secrets=("wrong-guest-pw",))
+    assert wrong.status == 1
+    [line] = wrong.error_lines
+    assert json.loads(wrong.out) == {"error": line.removeprefix("vsphere-clone freeze: error: "), "exit_status": 1}

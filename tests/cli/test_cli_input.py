@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from importlib import metadata
 
 import pytest
 from cli_helpers import Run, run_subprocess, sim_env
@@ -39,6 +40,42 @@ def test_top_level_help_lists_the_commands(cli: Run) -> None:
     assert result.status == 0
     for command in COMMANDS:
         assert command in result.out
+    # argparse wraps the description (at a hyphen, too): compare without the white space
+    assert f"(pytest-vsphere-clone{metadata.version('pytest-vsphere-clone')})." in "".join(result.out.split())
+
+
+def test_version(cli: Run) -> None:
+    result = cli(None, "--version")
+    assert result.status == 0 and result.err == ""
+    assert result.out == f"vsphere-clone {metadata.version('pytest-vsphere-clone')}\n"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_takes_the_verbosity_the_errors_advise(cli: Run, command: str) -> None:
+    """Errors say "rerun with -vv": every command takes it, after the command or before it."""
+    assert cli(None, command, "-vv", "--help").status == 0
+    assert cli(None, "-vv", command, "--help").status == 0
+    assert "-v, --verbose" in cli(None, command, "--help").out
+
+
+def test_an_unexpected_error_advises_a_vv_that_works(cli: Run, sim: Simulator) -> None:
+    sim.inject_fault("RetrievePropertiesEx", "InvalidArgument", count=-1, message="boom")
+    result = cli(sim, "collapse", "linux-frozen")
+    assert result.status == 1
+    line = one_error_line(result.err)
+    assert "(rerun with -vv for a traceback)" in line
+    for argv in (("collapse", "linux-frozen", "-vv"), ("-vv", "collapse", "linux-frozen")):
+        verbose = cli(sim, *argv)
+        assert verbose.status == 1 and "Traceback (most recent call last)" in verbose.err, argv
+
+
+def test_simulator_help_describes_it(cli: Run) -> None:
+    result = cli(None, "simulator", "--help")
+    assert result.status == 0
+    text = " ".join(result.out.split())
+    assert "Run the bundled vCenter simulator in the foreground" in text
+    for default in ("(default: 127.0.0.1)", "(default: fast)", "(default: 1.0)", "(default: a fresh random one)"):
+        assert default in text
 
 
 def test_no_command_or_an_unknown_one_is_a_usage_error(cli: Run) -> None:

@@ -123,3 +123,40 @@ def test_reap_reports_what_it_could_not_destroy(cli: Run, sim: Simulator, conn: 
     assert line.startswith("vsphere-clone reap: error: could not destroy 1 VM (stuck)")
     assert "run `vsphere-clone reap` again" in line
     assert set(sim.vm_names()) == TEMPLATES | {"stuck"}
+
+
+def test_reap_json(cli: Run, sim: Simulator, conn: VSphereConnection) -> None:
+    populate(conn)
+    dry = cli(sim, "reap", "--dry-run", "--json")
+    assert dry.status == 0 and dry.err == ""
+    report = json.loads(dry.out)
+    assert report["dry_run"] is True and report["selection"] == "expired-or-orphaned"
+    assert report["selected"] == 2 and report["destroyed"] == [] and report["error"] is None
+    vms = {vm["name"]: vm for vm in report["vms"]}
+    assert set(vms) == {"expired-1", "orphan-1"}
+    assert vms["expired-1"]["action"] == "would destroy" and vms["expired-1"]["expired"] is True
+    assert vms["expired-1"]["reason"] == "run run-b, worker gw0; expired 2m ago"
+    assert vms["orphan-1"]["orphaned"] is True and "orphaned: its process" in vms["orphan-1"]["reason"]
+    assert set(sim.vm_names()) >= {"expired-1", "orphan-1"}
+    done = json.loads(cli(sim, "reap", "--run", "run-a", "--json").out)
+    assert done["dry_run"] is False and done["selection"] == "run" and done["run_id"] == "run-a"
+    assert done["destroyed"] == ["live-1", "live-2"]
+    assert [(vm["name"], vm["action"], vm["reason"]) for vm in done["vms"]] == [
+        ("live-1", "destroyed", "run run-a, worker gw0"), ("live-2", "destroyed", "run run-a, worker gw1")]
+    assert not {"live-1", "live-2"} & set(sim.vm_names())
+    none = json.loads(cli(sim, "reap", "--run", "run-zzz", "--json").out)
+    assert none["selected"] == 0 and none["vms"] == []
+
+
+def test_reap_json_reports_what_it_could_not_destroy(cli: Run, sim: Simulator, conn: VSphereConnection) -> None:
+    make_clone(conn, "stuck", marker=Marker.new("run-s", ttl=-60))
+    sim.inject_fault("Destroy_Task", "InvalidState", count=-1, mo_id=sim.find_vm("stuck").mo_id,
+                     message="the VM is locked")
+    result = cli(sim, "reap", "--json")
+    assert result.status == 1
+    report = json.loads(result.out)  # one document, the failure inside it
+    [vm] = report["vms"]
+    assert vm["name"] == "stuck" and vm["action"] == "failed" and "InvalidState" in vm["error"]
+    assert report["failed"] == ["stuck"] and report["destroyed"] == []
+    assert result.error_lines == [f"vsphere-clone reap: error: {report['error']}"]
+    assert report["error"].startswith("could not destroy 1 VM (stuck)")

@@ -8,6 +8,7 @@ that merely contain one.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 
 import pytest
@@ -66,3 +67,15 @@ def test_doctor_with_a_password_that_is_part_of_words(monkeypatch: pytest.Monkey
     # which a scrub cannot tell from the verb.)
     assert not re.search(r"\w\*\*\*|\*\*\*\w", out + err), out + err
     assert "logged in as 'short@vsphere.local'" in out
+
+
+def test_json_output_is_scrubbed_before_encoding(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # JSON escapes a quote or backslash in a password: scrubbing the encoded text would miss it.
+    monkeypatch.delenv("VSPHERE_PASSWORD", raising=False)
+    monkeypatch.delenv("VSPHERE_GUEST_PASSWORD", raising=False)
+    secret = 'se"cr\\et-1'
+    console(secret).json({"detail": f"login with {secret} failed", secret: [secret, 1, None]})
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"detail": "login with *** failed", "***": ["***", 1, None]}
+    assert "cr" not in out

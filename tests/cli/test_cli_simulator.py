@@ -100,6 +100,26 @@ def test_simulator_uses_the_given_password_and_port() -> None:
     assert status == 0, err
 
 
+def test_simulator_json_prints_the_facts_as_one_object_on_its_first_line() -> None:
+    proc = start("--no-guests", "--json")
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "no facts from the simulator"
+        facts = json.loads(proc.stdout.readline())
+        assert tuple(facts) == BASE_KEYS
+        assert facts["URL"] == f"https://{facts['HOST']}/sdk" and len(facts["PASSWORD"]) >= 12
+        check_serving(facts)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert rest == b""  # nothing after the JSON line: no KEY= lines
+
+
 @pytest.mark.guests
 def test_simulator_with_guests_stops_on_sigterm_and_leaves_nothing() -> None:
     reason = guest_support_problem()

@@ -10,6 +10,7 @@ which replaces a password only where it stands as a whole value, never inside a 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -73,11 +74,23 @@ def _help(option: str) -> str:
 # --- options --------------------------------------------------------------------------------------
 
 
+def add_verbose_option(parser: argparse.ArgumentParser, what: str = "what the client does") -> None:
+    """``-v``/``-vv`` as every subcommand (and the top level) takes it: the advice "rerun with -vv" always works."""
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help=f"log {what} (-vv: debug, with tracebacks of unexpected errors)")
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--json``: one JSON document on stdout instead of lines (errors stay one line on stderr)."""
+    parser.add_argument("--json", action="store_true",
+                        help=f"print {what} as one JSON object on stdout instead of lines (no passwords; a failure "
+                             f"prints {{\"error\": LINE}} there, and the line on stderr)")
+
+
 def common_parent() -> argparse.ArgumentParser:
     """Options every vCenter-facing subcommand has: -v and the connection."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log what the client does (-vv: debug, with tracebacks of unexpected errors)")
+    add_verbose_option(parent)
     group = parent.add_argument_group("vCenter connection (options win over the environment)")
     group.add_argument("--host", metavar="HOST", help=_help("host"))
     group.add_argument("--user", metavar="USER", help=_help("user"))
@@ -200,8 +213,11 @@ def connection_settings(args: argparse.Namespace) -> ConnectionSettings:
 
 @dataclass(frozen=True)
 class GuestCredentials:
+    """Guest user and password; ``source`` says where the user came from (``--guest-user`` or the variable)."""
+
     user: str
     password: Secret = field(repr=False)
+    source: str = "--guest-user"
 
 
 def guest_credentials(args: argparse.Namespace, required: bool) -> GuestCredentials | None:
@@ -211,7 +227,8 @@ def guest_credentials(args: argparse.Namespace, required: bool) -> GuestCredenti
     user = from_env(args, "guest-user")
     password = from_env(args, "guest-password")
     if user is not None and password is not None:
-        return GuestCredentials(user, Secret(password))
+        source = "--guest-user" if getattr(args, "guest_user", None) is not None else env_name("guest-user")
+        return GuestCredentials(user, Secret(password), source)
     if not required and user is None and password is None:
         return None
     missing = " and ".join(what for what, value in (
@@ -268,11 +285,28 @@ class Console:
     def err(self, text: str) -> None:
         print(self.scrub(text), file=sys.stderr, flush=True)
 
+    def one_line(self, message: str) -> str:
+        """``message`` on one line, naming the command's options, secrets scrubbed."""
+        return self.scrub(" ".join(cli_spelling(message, self.renames).split()))
+
     def error(self, message: str) -> None:
         """``vsphere-clone COMMAND: error: MESSAGE`` on one line."""
-        one_line = " ".join(cli_spelling(message, self.renames).split())
         prefix = f"{PROG} {self.command}" if self.command else PROG
-        self.err(f"{prefix}: error: {one_line}")
+        self.err(f"{prefix}: error: {self.one_line(message)}")
+
+    def json(self, document: Any) -> None:
+        """``document`` as JSON on stdout. Every string is scrubbed *before* encoding: a password with a
+        quote or backslash in it would be escaped by the encoder and slip past a scrub of the encoded text."""
+        print(json.dumps(self._scrubbed(document), indent=2), file=sys.stdout, flush=True)
+
+    def _scrubbed(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, Mapping):
+            return {self.scrub(str(key)): self._scrubbed(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._scrubbed(item) for item in value]
+        return value
 
 
 class _ConsoleLogHandler(logging.Handler):

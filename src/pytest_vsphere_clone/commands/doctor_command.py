@@ -4,7 +4,11 @@ Connection, TLS, login, privileges for the whole flow (HasPrivilegeOnEntities on
 objects each privilege is checked on by vCenter), and each template's readiness for the
 clone type: it exists, a snapshot (linked), powered on and preferably frozen (instant),
 VMware Tools, and the guest credentials (a no-op command through Guest Operations).
-Every FAIL line names the fix; the exit status is 1 if any check failed.
+The guest user is one for every template, as the plugin's --vsphere-guest-user is (only
+``pytest --vsphere-simulator`` gives Windows templates the simulator's own Windows account):
+each guest line names it and where it came from, and a WARN says when it does not fit a
+template's guest OS (``root`` for Windows). Every FAIL line names the fix; the exit status
+is 1 if any check failed. ``--json`` prints the checks as one JSON object instead.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ._common import (
     GuestCredentials,
     UsageError,
     add_guest_options,
+    add_json_option,
     cli_spelling,
     common_parent,
     connection_settings,
@@ -44,6 +49,11 @@ GUEST_PRIVILEGES = ("VirtualMachine.GuestOperations.Execute", "VirtualMachine.Gu
                     "VirtualMachine.GuestOperations.Modify")
 #: A no-op per guest OS family, run to prove the guest credentials.
 NO_OP = {"linux": "true", "windows": "exit 0"}
+#: Account names that exist on one guest OS family only (lower case): a guest user among
+#: them cannot log in to the other family's templates.
+ONLY_ON = {"linux": {"root"}, "windows": {"administrator"}}
+#: The bundled simulator's fact naming each family's guest account (`vsphere-clone simulator` prints them).
+SIMULATOR_FACT = {"linux": "GUEST_USER", "windows": "WINDOWS_GUEST_USER"}
 
 
 def register(commands: Any) -> None:
@@ -67,6 +77,7 @@ def register(commands: Any) -> None:
                         help="how long to wait for VMware Tools in a running template that is still booting "
                              "(default 15)")
     add_guest_options(parser)
+    add_json_option(parser, "the checks (each with name, verdict ok/warn/fail/skip and detail) and their counts")
     parser.set_defaults(run=lambda args: run_command(args, run))
 
 
@@ -75,15 +86,19 @@ def register(commands: Any) -> None:
 
 @dataclass
 class Report:
-    """Prints each check as it completes and counts the outcomes."""
+    """Prints each check as it completes (or, as JSON, all of them at the end) and counts the outcomes."""
 
     console: Console
+    as_json: bool = False
     counts: dict[str, int] = field(default_factory=lambda: {"OK": 0, "WARN": 0, "FAIL": 0, "SKIP": 0})
+    checks: list[dict[str, str]] = field(default_factory=list)
 
     def line(self, status: str, label: str, detail: str) -> None:
         self.counts[status] += 1
         detail = " ".join(cli_spelling(detail).split())
-        self.console.out(f"{status:<4}  {label}: {detail}")
+        self.checks.append({"name": label, "verdict": status.lower(), "detail": detail})
+        if not self.as_json:
+            self.console.out(f"{status:<4}  {label}: {detail}")
 
     def ok(self, label: str, detail: str) -> None:
         self.line("OK", label, detail)
@@ -98,8 +113,14 @@ class Report:
         self.line("SKIP", label, detail)
 
     def finish(self) -> int:
-        self.console.out("doctor: " + ", ".join(f"{n} {status}" for status, n in self.counts.items() if n))
-        return 1 if self.counts["FAIL"] else 0
+        status = 1 if self.counts["FAIL"] else 0
+        if self.as_json:
+            self.console.json({"checks": self.checks,
+                               "counts": {verdict.lower(): n for verdict, n in self.counts.items()},
+                               "exit_status": status})
+        else:
+            self.console.out("doctor: " + ", ".join(f"{n} {verdict}" for verdict, n in self.counts.items() if n))
+        return status
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -141,7 +162,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     settings = connection_settings(args)
     plan = plan_of(args)
-    report = Report(console)
+    report = Report(console, as_json=args.json)
     try:
         conn = VSphereConnection(settings.host, settings.user, settings.password, insecure=settings.insecure,
                                  ca_bundle=settings.ca_bundle, timeout=settings.timeout)
@@ -234,6 +255,7 @@ def _check_all(conn: VSphereConnection, plan: Plan, report: Report) -> None:
         _check_privileges(conn, inventory, info, plan, report, field_defined)
         _check_source(info, plan, report)
         tools_running = _check_tools(conn, info, plan, report)
+        _check_guest_user(info, plan, report)
         _check_guest_login(conn, info, plan, report, tools_running)
 
 
@@ -414,6 +436,36 @@ def _wait_for_tools(conn: VSphereConnection, info: TemplateInfo, timeout: float)
             return None
 
 
+def guest_user_misfit(user: str, os_family: str) -> str | None:
+    """The guest OS family ``user`` belongs to when that is not ``os_family`` (None: it may fit)."""
+    name = user.rsplit("\\", 1)[-1].lower()  # DOMAIN\Administrator is still the Administrator
+    for family, names in ONLY_ON.items():
+        if family != os_family and name in names:
+            return family
+    return None
+
+
+def _check_guest_user(info: TemplateInfo, plan: Plan, report: Report) -> None:
+    """WARN when the one guest user of the run is an account of the other guest OS family."""
+    if plan.guest is None:
+        return
+    family = info.os_family
+    other = guest_user_misfit(plan.guest.user, family)
+    if other is None:
+        return
+    system = {"linux": "Linux", "windows": "Windows"}
+    report.warn(f"guest user for {info.name}",
+                f"{_who(plan.guest)} is a {system[other]} account, but {info.name} runs {system[family]} and the "
+                f"guest user is one for every template: check it with `vsphere-clone doctor --template {info.name} "
+                f"--guest-user USER` and give pytest the same USER for it ({env_name('guest-user')}), USER being a "
+                f"{system[family]} account (the bundled simulator's {SIMULATOR_FACT[family]})")
+
+
+def _who(guest: GuestCredentials) -> str:
+    """``guest user 'root' (from VSPHERE_GUEST_USER)``: which user is checked, and why that one."""
+    return f"guest user {guest.user!r} (from {guest.source})"
+
+
 def _check_guest_login(conn: VSphereConnection, info: TemplateInfo, plan: Plan, report: Report,
                        tools_running: bool) -> None:
     from ..client.guest_ops import GuestOperations
@@ -423,11 +475,11 @@ def _check_guest_login(conn: VSphereConnection, info: TemplateInfo, plan: Plan, 
         report.warn(label, f"no guest credentials given: pass --guest-user and set {env_name('guest-password')} "
                            f"to check them (active IP discovery and guest_run need them)")
         return
+    who = _who(plan.guest)
     if not tools_running:
         state = "frozen" if info.frozen else info.power_state if info.power_state != "poweredOn" else \
             "without running VMware Tools"
-        report.skip(label, f"cannot be tried while {info.name} is {state}; the clones will use "
-                           f"guest user {plan.guest.user!r}")
+        report.skip(label, f"cannot be tried while {info.name} is {state}; the clones will use {who}")
         return
     command = NO_OP[info.os_family]
     ops = GuestOperations(conn, info.ref, plan.guest.user, plan.guest.password, os_family=info.os_family,
@@ -435,14 +487,14 @@ def _check_guest_login(conn: VSphereConnection, info: TemplateInfo, plan: Plan, 
     try:
         result = ops.run(command, timeout=60.0)
     except Exception as exc:
-        report.fail(label, describe_exception(exc))
+        report.fail(label, f"{describe_exception(exc)} (guest user from {plan.guest.source})")
         return
     if result.exit_status != 0:
-        report.fail(label, f"`{command}` exited with status {result.exit_status} as guest user {plan.guest.user!r} "
+        report.fail(label, f"`{command}` exited with status {result.exit_status} as {who} "
                            f"(stderr: {' '.join(result.stderr.split())[:200] or 'empty'}): check the guest OS "
                            f"family and the user's shell")
         return
-    report.ok(label, f"guest user {plan.guest.user!r} can run programs (`{command}` through Guest Operations)")
+    report.ok(label, f"{who} can run programs (`{command}` through Guest Operations)")
     if info.os_family == "linux":
         _check_machine_id(ops, info, report)
 

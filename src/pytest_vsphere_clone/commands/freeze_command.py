@@ -21,6 +21,7 @@ from ._common import (
     Console,
     GuestCredentials,
     add_guest_options,
+    add_json_option,
     common_parent,
     connection_settings,
     describe_exception,
@@ -54,6 +55,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--timeout", metavar="SECONDS", type=positive_float, default=300.0,
                         help="overall seconds for power-on, VMware Tools and the freeze (default 300)")
     add_guest_options(parser)
+    add_json_option(parser, "the outcome (vm, outcome: frozen or already frozen, powered_on, command)")
     parser.set_defaults(run=lambda args: run_command(args, run), option_renames={"template": "TEMPLATE"})
 
 
@@ -64,9 +66,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     credentials = guest_credentials(args, required=True)
     assert credentials is not None
     settings = connection_settings(args)
+    say = (lambda text: None) if args.json else console.out  # under --json, stdout holds only the document
     with settings.connect() as conn, Waiter(conn) as waiter:
         info = find_template(conn, args.template)
         if info.frozen:
+            if args.json:
+                console.json(outcome(info.name, "already frozen"))
+                return 0
             console.out(f"{info.name} is already frozen (runtime.instantCloneFrozen is true): nothing to do")
             return 0
         if info.is_template:
@@ -77,22 +83,30 @@ def run(args: argparse.Namespace, console: Console) -> int:
         powered_on = False
         try:
             if info.power_state != "poweredOn":
-                console.out(f"powering on {info.name} ({info.power_state}) ...")
+                say(f"powering on {info.name} ({info.power_state}) ...")
                 _power_on(conn, waiter, info, _remaining(deadline, args.timeout, f"the power-on of {info.name}"))
                 powered_on = True
-            console.out(f"waiting for VMware Tools in {info.name} ...")
+            say(f"waiting for VMware Tools in {info.name} ...")
             _wait_for_tools(waiter, info, deadline, args.timeout)
             command = freeze_command_text(info.os_family)
-            console.out(f"running `{command}` in {info.name} through Guest Operations ...")
+            say(f"running `{command}` in {info.name} through Guest Operations ...")
             _freeze(conn, waiter, info, credentials, deadline, args.timeout)
         except Exception as exc:
             if not powered_on:
                 raise
             raise CommandError(f"{describe_exception(exc)} ({info.name} was powered on by this command and left "
                                f"running)") from exc
+    if args.json:
+        console.json(outcome(info.name, "frozen", powered_on=powered_on, command=command))
+        return 0
     console.out(f"{info.name} is frozen (runtime.instantCloneFrozen is true): instant clones of it start running, "
                 f"e.g. `pytest --vsphere-template={info.name} --vsphere-clone-type=instant`")
     return 0
+
+
+def outcome(name: str, what: str, *, powered_on: bool = False, command: str | None = None) -> dict[str, Any]:
+    """The --json document of a freeze that succeeded (``what``: frozen, or already frozen)."""
+    return {"vm": name, "outcome": what, "frozen": True, "powered_on": powered_on, "command": command}
 
 
 def freeze_command_text(os_family: str) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._common import (
     CommandError,
     Console,
+    add_json_option,
     common_parent,
     connection_settings,
     duration,
@@ -16,10 +17,10 @@ from ._common import (
     run_command,
     span,
 )
-from .list_command import add_extra_config_option
+from .list_command import add_extra_config_option, as_json
 
 if TYPE_CHECKING:
-    from ..client.teardown import MarkedVM
+    from ..client.teardown import MarkedVM, ReapReport
 
 
 def register(commands: Any) -> None:
@@ -38,6 +39,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--timeout", metavar="SECONDS", type=positive_float, default=300.0,
                         help="seconds to wait for the power-off and destroy tasks (default 300)")
     add_extra_config_option(parser)
+    add_json_option(parser, "what was (or, with --dry-run, would be) destroyed and why")
     parser.set_defaults(run=lambda args: run_command(args, run))
 
 
@@ -66,8 +68,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
     with settings.connect() as conn:
         report = reap(conn, run_id=args.run_id, older_than=args.older_than, dry_run=args.dry_run,
                       include_extra_config=args.extra_config, timeout=args.timeout)
-        if not report.selected:
+        if not report.selected and not args.json:
             total = len(list_marked(conn, include_extra_config=args.extra_config))
+    failure = _failure(report)
+    if args.json:
+        console.json(_document(report, args, now, failure))
+        if failure is None:
+            return 0
+        console.error(failure)  # the JSON says it too; a script checking only the status sees 1
+        return 1
     if not report.selected:
         if args.run_id is not None:
             console.out(f"nothing to reap: no marked VM belongs to run {args.run_id!r} ({total} marked in total)")
@@ -91,9 +100,34 @@ def run(args: argparse.Namespace, console: Console) -> int:
         elif vm.name in report.failed:
             console.out(f"FAILED to destroy {vm.name} ({reason(vm, args, now)}): {report.failed[vm.name]}")
     console.out(f"reaped {len(destroyed)} of {len(chosen)} selected VM{'s' if len(chosen) != 1 else ''}")
-    if report.failed:
-        names = ", ".join(sorted(report.failed))
-        raise CommandError(f"could not destroy {len(report.failed)} VM{'s' if len(report.failed) != 1 else ''} "
-                           f"({names}); see the lines above, then run `vsphere-clone reap` again (their markers "
-                           f"keep them findable)")
+    if failure is not None:
+        raise CommandError(failure)
     return 0
+
+
+def _failure(report: ReapReport) -> str | None:
+    """The error line when some VMs could not be destroyed (None when all went)."""
+    if not report.failed:
+        return None
+    names = ", ".join(sorted(report.failed))
+    return (f"could not destroy {len(report.failed)} VM{'s' if len(report.failed) != 1 else ''} ({names}); see "
+            f"the report above, then run `vsphere-clone reap` again (their markers keep them findable)")
+
+
+def _document(report: ReapReport, args: argparse.Namespace, now: float, failure: str | None) -> dict[str, Any]:
+    """The --json report: each chosen VM (as `list --json` shows it) with why it was chosen and what happened."""
+    destroyed = set(report.destroyed)
+    vms = []
+    for vm in sorted(report.selected, key=lambda vm: vm.name):
+        if report.dry_run:
+            action, error = "would destroy", None
+        elif vm.name in destroyed:
+            action, error = "destroyed", None
+        else:
+            action, error = "failed", report.failed.get(vm.name, "not destroyed")
+        vms.append({**as_json(vm, now), "reason": reason(vm, args, now), "action": action, "error": error})
+    selection = ("run" if args.run_id is not None else "older-than" if args.older_than is not None
+                 else "expired-or-orphaned")
+    return {"dry_run": report.dry_run, "selection": selection, "run_id": args.run_id,
+            "older_than_seconds": args.older_than, "selected": len(vms),
+            "destroyed": sorted(destroyed), "failed": sorted(report.failed), "vms": vms, "error": failure}
