@@ -14,6 +14,7 @@ import pytest
 from . import hookspecs
 from .fixtures import named_fixtures_plugin, vsphere_service_instance, vsphere_template, vsphere_vm, vsphere_vm_factory
 from .keys import CONTROLLER_PLUGIN, RUN_PLUGIN, SETTINGS_KEY, XDIST_PLUGIN
+from .marker import MARKER, MARKER_HELP
 from .options import GROUPS, OPTIONS
 from .testinfra_host import vsphere_testinfra_host
 
@@ -76,6 +77,8 @@ def _nothing_configured(cli: dict[str, object], ini: dict[str, object], config: 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # Registered whether the plugin is in use or not: `pytest --markers` lists it, --strict-markers accepts it.
+    config.addinivalue_line("markers", MARKER_HELP)
     cli, ini = _raw_values(config)
     if _nothing_configured(cli, ini, config):
         return  # the usual case for a project that has the plugin installed but not in use
@@ -121,6 +124,21 @@ def _start_run(config: pytest.Config, settings: Settings, named: dict[str, Setti
     config.pluginmanager.register(controller, CONTROLLER_PLUGIN)
     if controller.identity.controls_workers:
         config.pluginmanager.register(XdistController(controller), XDIST_PLUGIN)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test's @pytest.mark.vsphere is checked at collection (an error naming it), and its vsphere_vm and
+    vsphere_template parametrized; several --vsphere-template make the template matrix."""
+    if "vsphere_template" not in metafunc.fixturenames and metafunc.definition.get_closest_marker(MARKER) is None:
+        return
+    from .marker import generate_tests
+    from .settings import Settings
+
+    run = metafunc.config.pluginmanager.get_plugin(RUN_PLUGIN)
+    if run is not None:
+        generate_tests(metafunc, run.settings, run.settings.template)
+    else:  # idle: markers are still checked, against the settings given (or the defaults)
+        generate_tests(metafunc, metafunc.config.stash.get(SETTINGS_KEY, None) or Settings(), ())
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -8,17 +8,22 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .keys import RUN_PLUGIN, SETTINGS_KEY
-from .options import BY_NAME, PYTEST_SCOPES
+from .options import PYTEST_SCOPES
 
 if TYPE_CHECKING:
     from .clone import Clone
+    from .marker import VmMarker
     from .run import VSphereRun
     from .settings import Settings
 
-def current_run(config: pytest.Config) -> VSphereRun:
+def current_run(config: pytest.Config, marker: VmMarker | None = None) -> VSphereRun:
     """The run object, or a one-line failure saying how to configure the plugin."""
     run = config.pluginmanager.get_plugin(RUN_PLUGIN)
     if run is None:
+        if marker is not None:
+            pytest.fail(f"{marker!r} needs the plugin switched on, and this run has no vSphere template: pass "
+                        f"--vsphere-template=NAME (with --vsphere-host) or --vsphere-simulator; the marker's settings "
+                        f"then replace the run's for its tests", pytrace=False)
         pytest.fail("vSphere fixtures need a template: pass --vsphere-template=NAME (with --vsphere-host) or "
                     "--vsphere-simulator", pytrace=False)
     return run
@@ -30,11 +35,14 @@ def vm_scope(fixture_name: str, config: pytest.Config) -> str:
     return PYTEST_SCOPES[settings.scope if settings is not None else "worker"]
 
 
-@pytest.fixture(scope=vm_scope)  # type: ignore[arg-type]
+# Session scope, whatever --vsphere-scope says: a string that only a parameter changes (the template
+# matrix, a marker's template), and vsphere_vm may be session-scoped for a marked test whatever its
+# own scope (pytest checks a request against the requested fixture's defined scope).
+@pytest.fixture(scope="session")
 def vsphere_template(request: pytest.FixtureRequest) -> str:
     """The template this test runs against (parametrized when several are configured)."""
     param = getattr(request, "param", None)
-    if param is not None:
+    if param:  # the template matrix, or a @pytest.mark.vsphere's template ("" when neither names one)
         return str(param)
     run = current_run(request.config)
     if not run.settings.template:
@@ -44,9 +52,14 @@ def vsphere_template(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope=vm_scope)  # type: ignore[arg-type]
 def vsphere_vm(request: pytest.FixtureRequest, vsphere_template: str) -> Clone:
-    """A ready clone of the configured template, for the configured scope."""
-    run = current_run(request.config)
-    return run.clone_for(request, run.settings, vsphere_template, run.settings.scope)
+    """A ready clone of the configured template, for the configured scope.
+
+    A test's ``@pytest.mark.vsphere(**settings)`` (or its class's or module's) gives it a clone made
+    with those settings, shared by the tests whose effective settings are equal (see marker.py).
+    """
+    marker: VmMarker | None = getattr(request, "param", None)  # set by the marker's parametrization
+    run = current_run(request.config, marker)
+    return run.vm_for(request, vsphere_template, marker)
 
 
 @pytest.fixture
@@ -68,26 +81,14 @@ def vsphere_vm_factory(request: pytest.FixtureRequest) -> Iterator[Callable[...,
 
 def _with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
     """``settings`` with the factory's overrides, each checked like the same setting on the command line."""
-    from .settings import SettingsError, _convert, check_clone_settings
+    from .settings import SettingsError, check_clone_settings, overrides_from
 
-    changes: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if key == "scope":
-            raise SettingsError("vsphere_vm_factory: scope cannot be overridden: the factory's clones live until "
-                                "the test ends; for a longer-lived clone declare a named fixture in ini "
-                                "vsphere_fixtures (e.g. 'web: template=T scope=module') or set --vsphere-scope")
-        option = BY_NAME.get(key.replace("_", "-"))
-        if option is None or option.group in ("connection", "embedded"):
-            raise SettingsError(f"vsphere_vm_factory: {key!r} is not a clone, placement, guest, discovery, time "
-                                f"or teardown setting")
-        shown = "***" if option.secret else value
-        if value is None and option.kind not in ("str", "path", "cidr"):
-            raise SettingsError(f"vsphere_vm_factory: {key}=None: {key} needs a value")
-        try:
-            changes[option.attr] = None if value is None else _convert(option, value)
-        except ValueError as exc:
-            raise SettingsError(f"vsphere_vm_factory: invalid {key}={shown!r}: {exc}") from None
-    changed = settings.replace(**changes)
+    if "scope" in overrides:
+        raise SettingsError("vsphere_vm_factory: scope cannot be overridden: the factory's clones live until "
+                            "the test ends; for a longer-lived clone declare a named fixture in ini "
+                            "vsphere_fixtures (e.g. 'web: template=T scope=module'), mark the test with "
+                            "@pytest.mark.vsphere(scope=...) for its vsphere_vm, or set --vsphere-scope")
+    changed = settings.replace(**overrides_from(overrides, "vsphere_vm_factory"))
     check_clone_settings(changed, "vsphere_vm_factory: ")
     return changed
 

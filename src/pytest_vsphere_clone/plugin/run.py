@@ -20,14 +20,15 @@ from .connection_holder import ConnectionHolder
 from .embedded import Facts, for_os
 from .janitor import Janitor
 from .ledger import Ledger
-from .options import PYTEST_SCOPES
 from .provision import Provisioner
 from .reporter import Reporter
 from .templates import TemplateCatalog
+from .vm_clones import VmClones, VmKey
 
 if TYPE_CHECKING:
     from .clone import Clone
     from .identity import RunIdentity
+    from .marker import VmMarker
     from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,18 +54,12 @@ class VSphereRun:
                                        config.hook, run_id=identity.run_id, worker_id=identity.worker_id,
                                        for_os=for_os(facts))
         self.used_templates: set[str] = set()
+        self.vm_clones = VmClones(self._make_vm, self.janitor.release)
+        #: (template, settings) whose source was checked as at the run's start.
+        self._sources_checked: set[tuple[str, Settings]] = set()
         self._previous_sigterm: Any = None
 
     # --- hooks ------------------------------------------------------------------------
-
-    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "vsphere_template" not in metafunc.fixturenames:
-            return
-        templates = list(self.settings.template)
-        if len(templates) > 1:
-            # ids are template names: identical in every xdist worker (never IPs).
-            metafunc.parametrize("vsphere_template", templates, ids=templates, indirect=True,
-                                 scope=PYTEST_SCOPES[self.settings.scope])  # type: ignore[arg-type]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -106,39 +101,85 @@ class VSphereRun:
 
     # --- clones for fixtures -------------------------------------------------------------
 
+    @property
+    def shares_session(self) -> bool:
+        """True when scope=session means one clone for several processes (xdist); else it is the worker's."""
+        return self.identity.is_worker or self.identity.controls_workers
+
+    def vm_for(self, request: pytest.FixtureRequest, template: str, marker: VmMarker | None) -> Clone:
+        """``vsphere_vm``'s clone: the run's, or the one for the test's marker; shared by equal requests
+        within its scope and released when that scope ends (see vm_clones.py)."""
+        settings = marker.settings if marker is not None else self.settings
+        scope = settings.scope
+        if scope == "session" and not self.shares_session:
+            scope = "worker"  # one process: the same clone as worker scope
+        return self.vm_clones.get(request, template, settings, scope)
+
+    def _make_vm(self, request: pytest.FixtureRequest, key: VmKey) -> Clone:
+        """A new clone for ``key``; raises VSphereCloneError with a one-line reason."""
+        if key.settings != self.settings.replace(template=(key.template,)):
+            # A marker's settings: its source is checked once, as the run's were at the start.
+            self._check_source(key.template, key.settings)
+        return self._new_clone(request, key.settings, key.template, key.scope, key.digest())
+
+    def _check_source(self, template: str, settings: Settings) -> None:
+        from pyVmomi import vmodl
+
+        from ..client import faults
+        from ..client.errors import VSphereCloneError
+
+        if (template, settings) in self._sources_checked:
+            return
+        try:
+            self.provisioner.check_source(template, settings)
+        except vmodl.MethodFault as fault:  # one line, as at the start, not a traceback
+            raise VSphereCloneError(f"checking template {template!r} on the vCenter failed: "
+                                    f"{faults.describe(fault)}") from None
+        self._sources_checked.add((template, settings))
+
     def clone_for(self, request: pytest.FixtureRequest, settings: Settings, template: str, scope: str) -> Clone:
         """A clone for a fixture; released (kept or destroyed) when the fixture's scope ends."""
         from ..client.errors import VSphereCloneError
 
-        if scope == "session" and (self.identity.is_worker or self.identity.controls_workers):
-            return self.shared_clone(request, settings, template)
+        # Tells a named fixture's session clone from another's, or from vsphere_vm's, with other settings.
+        shared_key = VmKey(template, settings.replace(template=(template,)), scope, "").digest()
         try:
-            clone = self.provisioner.create(settings, template, scope, request)
+            clone = self._new_clone(request, settings, template, scope, shared_key)
         except VSphereCloneError as exc:
             failure = str(exc)
         else:
             failure = ""
         if failure:
             pytest.fail(failure, pytrace=False)
-        self.used_templates.add(template)
         request.addfinalizer(lambda: self.janitor.release(clone))
         return clone
 
-    def shared_clone(self, request: pytest.FixtureRequest, settings: Settings, template: str) -> Clone:
-        """The run's one clone of ``template`` shared by every worker (scope=session under xdist)."""
+    def _new_clone(self, request: pytest.FixtureRequest, settings: Settings, template: str, scope: str,
+                   shared_key: str) -> Clone:
+        """A ready clone, or under xdist with scope=session the run's shared one; raises VSphereCloneError."""
+        if scope == "session" and self.shares_session:
+            return self._shared_clone(request, settings, template, shared_key)
+        clone = self.provisioner.create(settings, template, scope, request)
+        self.used_templates.add(template)
+        return clone
+
+    def _shared_clone(self, request: pytest.FixtureRequest, settings: Settings, template: str, key: str) -> Clone:
+        """The run's one clone of ``template`` with these settings, shared by every worker (scope=session
+        under xdist): the first worker makes it, the others read it from the run directory. ``key``
+        tells settings apart (a marker's from the run's); the same in every worker."""
         from filelock import FileLock
 
         from ..client.errors import VSphereCloneError
         from ..client.marker import Marker
         from .clone import Clone
 
-        safe = "".join(c if c.isalnum() else "_" for c in template)
+        safe = "".join(c if c.isalnum() else "_" for c in template) + f"-{key}"
         info_file = self.identity.run_dir / f"session-{safe}.json"
         with FileLock(str(self.identity.run_dir / f"session-{safe}.lock")):
             if info_file.exists():
                 info = json.loads(info_file.read_text())
                 if "error" in info:
-                    pytest.fail(info["error"], pytrace=False)
+                    raise VSphereCloneError(info["error"])
                 clone = Clone(name=info["name"], moref=info["moref"], ip=info["ip"], os=info["os"],
                               template=template, clone_type=info["clone_type"], timings=info["timings"],
                               host_keys=tuple(info["host_keys"]), owned=False,
@@ -149,11 +190,7 @@ class VSphereRun:
                     clone = self.provisioner.create(settings, template, "session", request)
                 except VSphereCloneError as exc:
                     info_file.write_text(json.dumps({"error": str(exc)}))
-                    failure = str(exc)
-                else:
-                    failure = ""
-                if failure:
-                    pytest.fail(failure, pytrace=False)
+                    raise
                 # Made here, destroyed by the controller once every worker is done.
                 clone.owned = False
                 info_file.write_text(json.dumps({
@@ -161,5 +198,4 @@ class VSphereRun:
                     "clone_type": clone.clone_type, "timings": clone.timings, "host_keys": list(clone.host_keys),
                     "marker": clone.marker.encode() if clone.marker else None}))
         # Each worker's release is a vote on --vsphere-keep; the controller destroys it otherwise.
-        request.addfinalizer(lambda: self.janitor.release(clone))
         return clone

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .options import BY_NAME, OPTIONS, Option
+from .options import BY_NAME, GROUPS, OPTIONS, Option
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -244,6 +244,47 @@ def check_clone_settings(settings: Settings, where: str = "") -> None:
                 f"--vsphere-ip-family={settings.ip_family} accepts only IPv{wanted} addresses, so no address "
                 f"could ever match: pass --vsphere-ip-family=ipv{network.version} (or any), or an IPv{wanted} "
                 f"--vsphere-ip-network")
+
+
+#: Setting groups that belong to the run, not to one clone: one vCenter connection, one embedded simulator,
+#: one run report. Every other group (a new one such as hardware too, once options.GROUPS lists it) may be
+#: set per clone by a factory call, a named fixture or @pytest.mark.vsphere.
+RUN_GROUPS = ("connection", "embedded", "reporting")
+CLONE_GROUPS = tuple(group for group in GROUPS if group not in RUN_GROUPS)
+
+
+def overrides_from(overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Settings attributes and values for one clone's overrides (setting names with underscores, e.g.
+    ``clone_type="instant"``), each checked like the same setting on the command line.
+
+    ``where`` starts every message, e.g. ``"vsphere_vm_factory"``; a secret's value is never shown.
+    """
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        option = BY_NAME.get(key.replace("_", "-"))
+        if option is None or option.group not in CLONE_GROUPS:
+            raise SettingsError(f"{where}: {key!r} is not a {_clone_groups_text()} setting{_did_you_mean(key)}")
+        shown = "***" if option.secret else value
+        if value is None and (option.repeatable or option.kind not in ("str", "path", "cidr")):
+            raise SettingsError(f"{where}: {key}=None: {key} needs a value")
+        try:
+            changes[option.attr] = None if value is None else _convert(option, value)
+        except ValueError as exc:
+            raise SettingsError(f"{where}: invalid {key}={shown!r}: {exc}") from None
+    return changes
+
+
+def _clone_groups_text() -> str:
+    """``clone, placement, guest, discovery, time or teardown``: the groups a clone may set."""
+    return f"{', '.join(CLONE_GROUPS[:-1])} or {CLONE_GROUPS[-1]}"
+
+
+def _did_you_mean(key: str) -> str:
+    import difflib  # only for a message
+
+    names = [o.attr for o in OPTIONS if o.group in CLONE_GROUPS]
+    close = difflib.get_close_matches(key.replace("-", "_"), names, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def parse_named_fixtures(lines: list[str], base: Settings) -> dict[str, Settings]:
