@@ -180,3 +180,22 @@ def test_refused_connections_are_retried_through_an_outage_beyond_the_attempts()
         retry_call(call, policy=RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, outage_seconds=0.0),
                    sleep=lambda _: None)
     assert len(calls) == 3
+
+
+def test_a_vcenter_gone_for_good_is_waited_for_once_then_calls_fail_fast(connect: Connect) -> None:
+    import time
+
+    from pytest_vsphere_clone.simulator import Simulator
+
+    sim = Simulator().start()
+    conn = connect(sim, retry=RetryPolicy(attempts=2, base_delay=0.05, max_delay=0.1, outage_seconds=3.0))
+    root = conn.content.rootFolder
+    sim.stop()  # connections refused from now on
+    started = time.monotonic()
+    with pytest.raises(RetriesExhausted):
+        conn.call(lambda: root.name, what="root folder name")
+    assert time.monotonic() - started >= 2.5  # the outage was waited out once...
+    started = time.monotonic()
+    with pytest.raises(RetriesExhausted):
+        conn.call(lambda: root.name, what="root folder name")
+    assert time.monotonic() - started < 2.0  # ...then the vCenter is taken for gone

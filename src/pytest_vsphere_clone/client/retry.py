@@ -3,7 +3,7 @@
 Transient: a dropped or reset connection, HTTP 502/503/504, and the vSphere faults
 GuestOperationsUnavailable, TaskInProgress and HostCommunication (see :mod:`.faults`); for
 idempotent calls also SystemError, the server's own failure. A refused connection (a vCenter
-restarting) is retried for up to ``outage_seconds`` whatever the number of attempts.
+restarting) is retried for up to ``outage_seconds`` (30 s) whatever the number of attempts.
 
 Non-idempotent calls (a clone, a snapshot, starting a guest program) are marked by the
 caller with ``idempotent=False``. For those, only failures that prove the server did
@@ -43,7 +43,7 @@ class RetryPolicy:
     max_delay: float = 5.0
     deadline: float | None = None
     #: How long refused connections (the vCenter down or restarting) are retried beyond ``attempts``.
-    outage_seconds: float = 60.0
+    outage_seconds: float = 30.0
 
     def delay(self, retry_number: int) -> float:
         """Seconds to sleep before retry ``retry_number`` (0-based)."""

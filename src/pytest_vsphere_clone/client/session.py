@@ -6,6 +6,7 @@ The plugin keeps one :class:`VSphereConnection` per process; this module provide
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -174,6 +175,8 @@ class VSphereConnection:
         self._soap_stub: Any = None
         self._session_manager_id = "SessionManager"
         self._generation = 0
+        #: The last call exhausted its retries against refused connections (see call()).
+        self._unreachable = False
         self._login_lock = threading.Lock()
         #: Facts that never change for a vCenter (e.g. the Guest Operations managers), read once.
         self.facts: dict[str, Any] = {}
@@ -392,4 +395,16 @@ class VSphereConnection:
         Mark calls that must not run twice (clones, snapshots, guest programs) with
         ``idempotent=False``; see :mod:`.retry`.
         """
-        return retry_call(fn, *args, policy=policy or self.retry_policy, idempotent=idempotent, what=what)
+        policy = policy or self.retry_policy
+        if self._unreachable:
+            # An outage already ridden out in full: the vCenter is taken for gone until a call
+            # succeeds, so each later call (teardown, the sweep) fails fast instead of waiting again.
+            policy = dataclasses.replace(policy, outage_seconds=0.0)
+        try:
+            result = retry_call(fn, *args, policy=policy, idempotent=idempotent, what=what)
+        except RetriesExhausted as exc:
+            if exc.__cause__ is not None and faults.request_not_sent(exc.__cause__):
+                self._unreachable = True
+            raise
+        self._unreachable = False
+        return result
