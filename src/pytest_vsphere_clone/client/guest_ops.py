@@ -165,8 +165,9 @@ class GuestOperations:
         from pyVmomi import vim, vmodl
 
         try:
-            return retry_call(fn, *args, policy=self.retry, idempotent=idempotent, what=what,
-                              extra_transient=faults.fault_types(_GUEST_TRANSIENT))
+            # Through the connection: a vCenter already taken for gone fails fast here too.
+            return self.conn.call(fn, *args, policy=self.retry, idempotent=idempotent, what=what,
+                                  extra_transient=faults.fault_types(_GUEST_TRANSIENT))
         except vim.fault.FileNotFound as fault:
             if missing_ok:
                 return None

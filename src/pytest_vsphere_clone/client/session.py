@@ -389,7 +389,7 @@ class VSphereConnection:
     # --- calls -------------------------------------------------------------------------
 
     def call(self, fn: Callable[..., T], *args: object, idempotent: bool = True, what: str | None = None,
-             policy: RetryPolicy | None = None) -> T:
+             policy: RetryPolicy | None = None, extra_transient: tuple[type[BaseException], ...] = ()) -> T:
         """Call ``fn(*args)`` (a pyVmomi method or any function making calls) with transient-fault retries.
 
         Mark calls that must not run twice (clones, snapshots, guest programs) with
@@ -401,7 +401,8 @@ class VSphereConnection:
             # succeeds, so each later call (teardown, the sweep) fails fast instead of waiting again.
             policy = dataclasses.replace(policy, outage_seconds=0.0)
         try:
-            result = retry_call(fn, *args, policy=policy, idempotent=idempotent, what=what)
+            result = retry_call(fn, *args, policy=policy, idempotent=idempotent, what=what,
+                                extra_transient=extra_transient)
         except RetriesExhausted as exc:
             if exc.__cause__ is not None and faults.request_not_sent(exc.__cause__):
                 self._unreachable = True

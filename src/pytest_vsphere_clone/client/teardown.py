@@ -15,7 +15,7 @@ from . import faults, props
 from .clone_types import COLLAPSE_MODES
 from .errors import CollapseRefused, VSphereCloneError
 from .marker import EXTRA_CONFIG_KEY, FIELD_NAME, Marker, find_marker
-from .retry import NO_RETRY, RetryPolicy, retry_call
+from .retry import NO_RETRY, RetryPolicy
 from .waiter import Waiter
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ def _run_task(conn: VSphereConnection, waiter: Waiter, start: Any, timeout: floa
         task = conn.call(start, what=what, policy=NO_RETRY)  # the loop around this one retries
         return waiter.wait_for_task(task, timeout, what, on=on, destroys=destroys, paced=paced)
 
-    return retry_call(once, policy=_TASK_RETRY, what=what)
+    # Through the connection: a vCenter already taken for gone fails fast (see VSphereConnection.call).
+    return conn.call(once, policy=_TASK_RETRY, what=what)
 
 
 def destroy(conn: VSphereConnection, vm: Any, *, waiter: Waiter | None = None, timeout: float = 300.0) -> bool:
