@@ -95,6 +95,7 @@ def limits(sim: Simulator, row: Row, vm_id: str) -> dict[str, float]:
     adds the one Guest Operations call that must follow the address (reading it), an instant
     clone's refresh also the call that starts it (at the profile's mean). Connecting (SSH/WinRM)
     is not one of the seeds' phases: it is shown, but not limited."""
+    from pytest_vsphere_clone.client.waiter import task_method
     from pytest_vsphere_clone.simulator.objects.virtual_machine import VirtualMachine
     from pytest_vsphere_clone.simulator.tasks import Task
 
@@ -105,10 +106,11 @@ def limits(sim: Simulator, row: Row, vm_id: str) -> dict[str, float]:
     tasks = list(sim.vc.of_type(Task))
     clone = next(t for t in tasks if getattr(t.info.result, "_moId", None) == vm_id)
     on_vm = [t for t in tasks if t.info.entity is not None and t.info.entity._moId == vm_id]
-    power_on = next((t for t in on_vm if str(t.info.descriptionId).endswith("PowerOnVM_Task")), None)
+    # By the method that made each task (a vCenter's descriptionId reads "VirtualMachine.powerOn").
+    power_on = next((t for t in on_vm if task_method(t.info) == "PowerOnVM_Task"), None)
     # A running source's instant clone is made with its NICs disconnected (it must not show up
     # with the source's network identity) and reconnected by a reconfigure: vSphere's time too.
-    reconnect = sum(t.drawn for t in on_vm if str(t.info.descriptionId).endswith("ReconfigVM_Task"))
+    reconnect = sum(t.drawn for t in on_vm if task_method(t.info) == "ReconfigVM_Task")
     guest_op = profile.mean("guest_op")
     if row.clone_type == "instant":
         return {"clone": clone.drawn + reconnect, "power_on": 0.0, "boot": 0.0,
