@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..client.clone_types import CLONE_TYPES, COLLAPSE_MODES
+from ..clone_types import CLONE_TYPES, COLLAPSE_MODES
 
 #: Groups in the order the help and the docs show them.
 GROUPS = ("connection", "placement", "clone", "guest", "discovery", "time", "teardown", "embedded")
