@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -97,3 +99,29 @@ def orphan_marker(run_id: str, ttl: float = 3600.0) -> Marker:
     """A marker as a process on this machine that has died would have left it."""
     fresh = Marker.new(run_id, "gw0", ttl=ttl)
     return Marker(fresh.run_id, fresh.worker, fresh.host, dead_pid(), fresh.created, fresh.expiry)
+
+
+# --- the standalone simulator command -------------------------------------------------------
+
+
+def start(*argv: str) -> subprocess.Popen[bytes]:
+    """`vsphere-clone simulator ARGV...` in the background, without VSPHERE_* from the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VSPHERE_")}
+    return subprocess.Popen([sys.executable, "-m", "pytest_vsphere_clone.cli", "simulator", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def read_facts(proc: subprocess.Popen[bytes], keys: tuple[str, ...], timeout: float = 30.0) -> dict[str, str]:
+    """The KEY=value lines the simulator prints, once all ``keys`` are there."""
+    assert proc.stdout is not None
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        facts = dict(line.split("=", 1) for line in buffer.decode().splitlines() if "=" in line)
+        if all(key in facts for key in keys) and buffer.endswith(b"\n"):
+            return facts
+        remaining = deadline - time.monotonic()
+        assert remaining > 0 and proc.poll() is None, f"no facts from the simulator (got {buffer!r})"
+        ready, _, _ = select.select([proc.stdout], [], [], remaining)
+        if ready:
+            buffer += os.read(proc.stdout.fileno(), 65536)

@@ -7,12 +7,10 @@ import os
 import select
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import FAST_RETRY
+from cli_helpers import FAST_RETRY, read_facts, start
 
 from pytest_vsphere_clone.client.inventory import find_template
 from pytest_vsphere_clone.client.session import VSphereConnection
@@ -21,28 +19,6 @@ from pytest_vsphere_clone.simulator.guests import guest_support_problem
 BASE_KEYS = ("URL", "HOST", "USER", "PASSWORD", "CA_FILE", "THUMBPRINT")
 GUEST_KEYS = ("GUEST_USER", "GUEST_PASSWORD", "GUEST_KEY", "WINDOWS_GUEST_USER", "WINDOWS_GUEST_PASSWORD")
 REGISTRY = Path("/run/pytest-vsphere-clone-sim")
-
-
-def start(*argv: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VSPHERE_")}
-    return subprocess.Popen([sys.executable, "-m", "pytest_vsphere_clone.cli", "simulator", *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-
-
-def read_facts(proc: subprocess.Popen[bytes], keys: tuple[str, ...], timeout: float = 30.0) -> dict[str, str]:
-    """The KEY=value lines the simulator prints, once all ``keys`` are there."""
-    assert proc.stdout is not None
-    buffer = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        facts = dict(line.split("=", 1) for line in buffer.decode().splitlines() if "=" in line)
-        if all(key in facts for key in keys) and buffer.endswith(b"\n"):
-            return facts
-        remaining = deadline - time.monotonic()
-        assert remaining > 0 and proc.poll() is None, f"no facts from the simulator (got {buffer!r})"
-        ready, _, _ = select.select([proc.stdout], [], [], remaining)
-        if ready:
-            buffer += os.read(proc.stdout.fileno(), 65536)
 
 
 def stop(proc: subprocess.Popen[bytes], signum: int) -> tuple[int, str]:

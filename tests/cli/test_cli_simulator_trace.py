@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import select
 import signal
 import ssl
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import read_facts, start
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
@@ -25,24 +22,11 @@ LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (?P<method>\S+) (?P<this>\S+) (?P<out
 
 
 def _start(*argv: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VSPHERE_")}
-    return subprocess.Popen([sys.executable, "-m", "pytest_vsphere_clone.cli", "simulator", "--no-guests", *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    return start("--no-guests", *argv)
 
 
 def _facts(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> dict[str, str]:
-    assert proc.stdout is not None
-    buffer = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        facts = dict(line.split("=", 1) for line in buffer.decode().splitlines() if "=" in line)
-        if all(key in facts for key in KEYS) and buffer.endswith(b"\n"):
-            return facts
-        remaining = deadline - time.monotonic()
-        assert remaining > 0 and proc.poll() is None, f"no facts from the simulator (got {buffer!r})"
-        ready, _, _ = select.select([proc.stdout], [], [], remaining)
-        if ready:
-            buffer += os.read(proc.stdout.fileno(), 65536)
+    return read_facts(proc, KEYS, timeout)
 
 
 @pytest.fixture
