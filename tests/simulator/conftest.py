@@ -16,6 +16,7 @@ import pytest
 from sim_helpers import close, connect
 
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
+from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,23 @@ def si(sim: Simulator) -> Iterator[Any]:
     service_instance = connect(sim)
     yield service_instance
     close(service_instance)
+
+
+@pytest.fixture(scope="module")
+def gsim() -> Iterator[Simulator]:
+    """A simulator with real guests shared by one module's tests (skipped only where guests cannot run)."""
+    reason = guest_support_problem()
+    if reason:
+        pytest.skip(reason)
+    with Simulator(SimulatorConfig(guests=True)) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def gsi(gsim: Simulator) -> Iterator[Any]:
+    si = connect(gsim)
+    yield si
+    close(si)
 
 
 @pytest.fixture

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim, vmodl
-from sim_helpers import close, connect, linked_clone_spec, vm_by_name, wait, wait_fault
+from sim_helpers import linked_clone_spec, vm_by_name, wait, wait_fault
 
-from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
-from pytest_vsphere_clone.simulator.guests import guest_support_problem
+from pytest_vsphere_clone.simulator import Simulator
 from pytest_vsphere_clone.simulator.guests.ops import programs
 
 pytestmark = pytest.mark.guests
@@ -74,22 +73,6 @@ class Vm:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
-@pytest.fixture(scope="module")
-def gsim() -> Iterator[Simulator]:
-    reason = guest_support_problem()
-    if reason:
-        pytest.skip(reason)
-    with Simulator(SimulatorConfig(guests=True)) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def gsi(gsim: Simulator) -> Iterator[Any]:
-    si = connect(gsim)
-    yield si
-    close(si)
 
 
 def _running_clone(si: Any, template_name: str, name: str) -> Any:

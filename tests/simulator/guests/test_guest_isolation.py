@@ -21,10 +21,9 @@ import paramiko
 import pytest
 from guest_helpers import ssh, ssh_run
 from pyVmomi import vim
-from sim_helpers import close, connect, linked_clone_spec, vm_by_name, wait
+from sim_helpers import linked_clone_spec, vm_by_name, wait
 
-from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
-from pytest_vsphere_clone.simulator.guests import guest_support_problem
+from pytest_vsphere_clone.simulator import Simulator
 
 pytestmark = pytest.mark.guests
 
@@ -81,22 +80,6 @@ class Vm:
     def shell(self, command: str) -> tuple[int, str]:
         with self.ssh() as client:
             return ssh_run(client, command)
-
-
-@pytest.fixture(scope="module")
-def gsim() -> Iterator[Simulator]:
-    reason = guest_support_problem()
-    if reason:
-        pytest.skip(reason)
-    with Simulator(SimulatorConfig(guests=True)) as simulator:
-        yield simulator
-
-
-@pytest.fixture(scope="module")
-def gsi(gsim: Simulator) -> Iterator[Any]:
-    si = connect(gsim)
-    yield si
-    close(si)
 
 
 @pytest.fixture
