@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..clone_types import CLONE_TYPES, COLLAPSE_MODES
 
 #: Groups in the order the help and the docs show them.
-GROUPS = ("connection", "placement", "clone", "guest", "discovery", "time", "teardown", "embedded")
+GROUPS = ("connection", "placement", "clone", "guest", "discovery", "time", "teardown", "reporting", "embedded")
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,11 @@ OPTIONS: tuple[Option, ...] = (
            "of it is gone).", kind="choice", default="none", choices=COLLAPSE_MODES),
     Option("ttl", "teardown", "How long a clone may live before `vsphere-clone reap` destroys it (e.g. 2h, "
            "90m; at least 1 minute).", kind="duration", default="2h", minimum=60),
+    # reporting
+    Option("report", "reporting", "Write a JSON run report here at the end of the run (clones, phases, tests, "
+           "outcomes; see docs/reports.md).", kind="path"),
+    Option("artifacts", "reporting", "Directory for failure evidence such as a failed test's console screenshots "
+           "(default: vsphere-artifacts under pytest's basetemp).", kind="path"),
     # embedded
     Option("simulator", "embedded", "Start the bundled vCenter simulator and point everything at it.",
            kind="bool", default=False),

@@ -65,6 +65,9 @@ class Settings:
     keep: str = "never"
     collapse: str = "none"
     ttl: float = 7200.0
+    #: Reporting settings belong to the run, not to a clone: they never tell two clones apart.
+    report: Path | None = field(default=None, compare=False)
+    artifacts: Path | None = field(default=None, compare=False)
     simulator: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     #: Environment variables that --vsphere-simulator set aside (names only, never values).
@@ -308,7 +311,7 @@ def parse_named_fixtures(lines: list[str], base: Settings) -> dict[str, Settings
         for pair in rest.split():
             key, eq, raw = pair.partition("=")
             option = BY_NAME.get(key.replace("_", "-"))
-            if not eq or option is None or option.group in ("connection", "embedded"):
+            if not eq or option is None or option.group in RUN_GROUPS:
                 raise SettingsError(f"vsphere_fixtures: {name}: {pair!r} is not KEY=VALUE with KEY a clone, "
                                     f"placement, guest, discovery, time or teardown setting")
             try:
