@@ -3,11 +3,11 @@
 A ``GuestHost`` (one per simulator) owns a bridge with a DHCP server (dnsmasq);
 each powered-on VM is a ``Guest`` on it. Layout:
 
-- this package: ``guest_host`` (GuestHost), ``guest`` (Guest), the VM disk (``disk``,
-  ``os_image``, ``accounts``), the guest's view of paths (``paths``), ``models``, ``errors``;
+- this package: ``guest_host`` (GuestHost), ``guest`` (Guest: power, NIC, freeze), the VM disk
+  (``disk``, ``os_image``, ``accounts``), the guest's view of paths (``paths``), ``models``, ``errors``;
 - ``host/``: the Linux host plumbing that makes a guest (namespaces, init, veth NIC, link
   watching, DHCP server, /proc, guest services, ownership registry and sweeping);
-- ``ops/``: Guest Operations inside a guest (starting and listing programs, file operations);
+- ``ops/``: Guest Operations inside a guest (``Guest``'s logins, programs, file operations);
 - ``vmtools/``: the simulated VMware Tools (guest shims and the host side of their backdoor);
 - ``windows/``: what a Windows-family guest runs instead of Linux programs (cmd.exe dialect,
   PowerShell, WinRM server), started in the guest with ``python -m``.
