@@ -180,3 +180,38 @@ def test_registry_claims_distinct_subnets_and_sweeps_dead_owners(tmp_path: Path)
     registry.release(third)
     assert not list((tmp_path / "reg").glob("*.json"))
     assert os.path.exists(tmp_path / "reg" / "lock")
+
+
+def test_a_host_tool_start_that_fails_with_efault_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen once in about four full runs: exec of /usr/sbin/ip failed with EFAULT and a guest never booted.
+
+    EFAULT cannot be provoked on purpose, so the failure is injected (subprocess.run patched for
+    its first call only); the second call runs the real ``ip``.
+    """
+    from pytest_vsphere_clone.simulator.guests.host import host_tools
+
+    real_run = subprocess.run
+    calls: list[object] = []
+
+    def flaky_run(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        if len(calls) == 1:
+            raise OSError(14, "Bad address", "/usr/sbin/ip")
+        return real_run(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", flaky_run)
+    assert "ip utility" in host_tools.run(["ip", "-V"])
+    assert len(calls) == 2
+
+
+def test_a_host_tool_that_cannot_start_is_one_guest_host_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any other start failure is not repeated and names the tool (not a bare OSError from deep inside)."""
+    from pytest_vsphere_clone.simulator.guests.errors import GuestHostError
+    from pytest_vsphere_clone.simulator.guests.host import host_tools
+
+    def refused(*args: object, **kwargs: object) -> object:
+        raise PermissionError(13, "Permission denied", "/usr/sbin/ip")
+
+    monkeypatch.setattr(subprocess, "run", refused)
+    with pytest.raises(GuestHostError, match="could not start ip: Permission denied"):
+        host_tools.run(["ip", "-V"])

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
+from typing import TypeVar
 
 from ..errors import GuestHostError
+
+T = TypeVar("T")
 
 # Everything the runtime executes on the host side; the Linux family also needs sshd.
 REQUIRED_TOOLS = ("ip", "bridge", "nsenter", "unshare", "setpriv", "mount", "pivot_root", "dnsmasq", "dhclient")
 LINUX_GUEST_TOOLS = ("sshd",)
 
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Starting a fixed, existing program cannot legitimately fail with EFAULT, yet once in
+# about four full test runs the exec of /usr/sbin/ip in this many-threaded process did
+# ("[Errno 14] Bad address"; CPython starts it with vfork). A guest whose boot hit it
+# stayed on without an OS until the caller's timeout, so such a start is tried again.
+_EXEC_ATTEMPTS = 3
+
+
+def start_retrying_efault(start: Callable[[], T]) -> T:
+    """``start()`` (a process start), tried again when the exec fails with EFAULT."""
+    for _ in range(_EXEC_ATTEMPTS - 1):
+        try:
+            return start()
+        except OSError as exc:
+            if exc.errno != errno.EFAULT:
+                raise
+    return start()
 
 
 @cache
@@ -39,15 +60,13 @@ def missing_tools(names: Sequence[str] = REQUIRED_TOOLS + LINUX_GUEST_TOOLS) -> 
 
 def run(argv: Sequence[str], *, input: str | None = None, timeout: float = 30.0, check: bool = True) -> str:
     """Run a host command and return its stdout; raise GuestHostError with stderr on failure."""
+    command = [tool(argv[0]), *argv[1:]]
     try:
-        proc = subprocess.run(
-            [tool(argv[0]), *argv[1:]],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+        proc = start_retrying_efault(
+            lambda: subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout, check=False)
         )
+    except OSError as exc:
+        raise GuestHostError(f"could not start {argv[0]}: {exc.strerror}") from exc
     except subprocess.TimeoutExpired as exc:
         raise GuestHostError(f"{' '.join(argv)} timed out after {timeout} s") from exc
     if check and proc.returncode != 0:

@@ -21,6 +21,8 @@ import threading
 from functools import cache
 from typing import Any
 
+from .host_tools import start_retrying_efault
+
 _CLONE_NEWPID = 0x20000000
 
 
@@ -55,7 +57,7 @@ def spawn(argv: list[str], pidns: str | None, **popen_kwargs: Any) -> subprocess
                     _check(_libc().setns(fd, _CLONE_NEWPID), f"setns({pidns})")
                 finally:
                     os.close(fd)
-            procs.append(subprocess.Popen(argv, **popen_kwargs))
+            procs.append(start_retrying_efault(lambda: subprocess.Popen(argv, **popen_kwargs)))
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
 
