@@ -4,236 +4,57 @@ Actions on ``.../windows/shell/cmd``: Create, Command, Receive, Send, Signal and
 WS-Man Identify request.  Commands run through the cmd.exe dialect on their own thread; Receive
 long-polls for output (up to the request's OperationTimeout, then the ``w:TimedOut`` fault that
 clients retry on) and returns it base64-encoded in chunks bounded by MaxEnvelopeSize.
+This module is the service (dispatch, quotas, the actions); the wire format is protocol.py's, the
+shells' and commands' state shells.py's.
 """
 
 from __future__ import annotations
 
 import base64
-import codecs
 import logging
-import re
 import threading
 import time
 import uuid
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
 from ..cmd.shell import CmdShell
 from ..context import WindowsGuestContext, WindowsPathError
+from .protocol import (
+    ACTION_COMMAND,
+    ACTION_CREATE,
+    ACTION_DELETE,
+    ACTION_RECEIVE,
+    ACTION_SEND,
+    ACTION_SIGNAL,
+    ANONYMOUS,
+    CODE_SCHEMA_VALIDATION,
+    CODE_SHELL_NOT_FOUND,
+    CODE_TIMED_OUT,
+    NS_IDENTITY,
+    NS_SHELL,
+    NS_SOAP,
+    NS_TRANSFER,
+    NS_WSMAN,
+    RESOURCE_CMD,
+    SIGNAL_CTRL_BREAK,
+    SIGNAL_CTRL_C,
+    SIGNAL_TERMINATE,
+    STATE_DONE,
+    STATE_RUNNING,
+    WsmanFault,
+    WsmanRequest,
+    duration_seconds,
+    envelope,
+    fault_envelope,
+)
+from .shells import RemoteCommand, RemoteShell, codepage_encoding
 
-__all__ = ["WsmanFault", "WsmanService"]
+__all__ = ["WsmanService"]
 
 log = logging.getLogger(__name__)
 
-NS_SOAP = "http://www.w3.org/2003/05/soap-envelope"
-NS_ADDRESSING = "http://schemas.xmlsoap.org/ws/2004/08/addressing"
-NS_TRANSFER = "http://schemas.xmlsoap.org/ws/2004/09/transfer"
-NS_WSMAN = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
-NS_SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
-NS_FAULT = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault"
-NS_IDENTITY = "http://schemas.dmtf.org/wbem/wsman/identity/1/wsmanidentity.xsd"
-
-RESOURCE_CMD = f"{NS_SHELL}/cmd"
-ACTION_CREATE = f"{NS_TRANSFER}/Create"
-ACTION_DELETE = f"{NS_TRANSFER}/Delete"
-ACTION_COMMAND = f"{NS_SHELL}/Command"
-ACTION_RECEIVE = f"{NS_SHELL}/Receive"
-ACTION_SEND = f"{NS_SHELL}/Send"
-ACTION_SIGNAL = f"{NS_SHELL}/Signal"
-SIGNAL_TERMINATE = f"{NS_SHELL}/signal/terminate"
-SIGNAL_CTRL_C = f"{NS_SHELL}/signal/ctrl_c"
-SIGNAL_CTRL_BREAK = f"{NS_SHELL}/signal/ctrl_break"
-STATE_DONE = f"{NS_SHELL}/CommandState/Done"
-STATE_RUNNING = f"{NS_SHELL}/CommandState/Running"
-ANONYMOUS = f"{NS_ADDRESSING}/role/anonymous"
-
-#: WSManFault codes clients act on (pywinrm retries 2150858793; the Ruby gem reopens on 2150858843).
-CODE_TIMED_OUT = 2150858793
-CODE_SCHEMA_VALIDATION = 2150858817
-CODE_SHELL_NOT_FOUND = 2150858843
-
-_NAMESPACES = (
-    f'xmlns:s="{NS_SOAP}" xmlns:a="{NS_ADDRESSING}" xmlns:x="{NS_TRANSFER}" '
-    f'xmlns:w="{NS_WSMAN}" xmlns:rsp="{NS_SHELL}" xmlns:p="http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd"'
-)
-
-#: Windows' defaults: 30 shells per user, and Receive never blocks longer than a minute.
+#: Windows' default: 30 shells per user.
 MAX_SHELLS = 30
-MAX_OPERATION_TIMEOUT = 60.0
-_CHUNK = 8192
-
-
-class WsmanFault(Exception):
-    """A SOAP fault to send back; ``status`` is the HTTP status code."""
-
-    def __init__(
-        self,
-        subcode: str,
-        reason: str,
-        *,
-        code: str = "s:Sender",
-        wsman_code: int | None = None,
-        status: int = 500,
-    ) -> None:
-        super().__init__(reason)
-        self.subcode = subcode
-        self.reason = reason
-        self.code = code
-        self.wsman_code = wsman_code
-        self.status = status
-
-
-def _duration(text: str | None, default: float) -> float:
-    """Seconds in an xs:duration such as ``PT20S``, ``PT60.000S`` or ``P0DT1H``."""
-    match = re.fullmatch(
-        r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d*)?)S)?)?", (text or "").strip()
-    )
-    if not text or not match:
-        return default
-    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return days * 86400 + hours * 3600 + minutes * 60 + seconds
-
-
-def _encoding(codepage: str | None) -> str:
-    if codepage is None or codepage.strip() == "65001":
-        return "utf-8"
-    try:
-        return codecs.lookup(f"cp{int(codepage)}").name
-    except (ValueError, LookupError):
-        return "utf-8"
-
-
-@dataclass
-class _Request:
-    action: str
-    message_id: str
-    resource_uri: str
-    selectors: dict[str, str]
-    options: dict[str, str]
-    operation_timeout: float
-    max_envelope: int
-    body: ET.Element
-
-    @classmethod
-    def parse(cls, payload: bytes) -> _Request:
-        # Entity declarations serve no purpose in WS-Man and invite entity-expansion attacks.
-        if b"<!DOCTYPE" in payload or b"<!ENTITY" in payload:
-            raise WsmanFault(
-                "w:SchemaValidationError",
-                "DTDs are not allowed.",
-                wsman_code=CODE_SCHEMA_VALIDATION,
-                status=400,
-            )
-        try:
-            root = ET.fromstring(payload)
-        except ET.ParseError as exc:
-            raise WsmanFault(
-                "w:SchemaValidationError",
-                f"The SOAP XML in the message is not well-formed: {exc}.",
-                wsman_code=CODE_SCHEMA_VALIDATION,
-                status=400,
-            ) from exc
-        header = root.find(f"{{{NS_SOAP}}}Header")
-        body = root.find(f"{{{NS_SOAP}}}Body")
-        if root.tag != f"{{{NS_SOAP}}}Envelope" or body is None:
-            raise WsmanFault(
-                "w:SchemaValidationError",
-                "The message is not a SOAP 1.2 envelope.",
-                wsman_code=CODE_SCHEMA_VALIDATION,
-                status=400,
-            )
-
-        def text(path: str) -> str:
-            node = header.find(path) if header is not None else None
-            return (node.text or "").strip() if node is not None else ""
-
-        selectors = {
-            node.get("Name", ""): (node.text or "").strip()
-            for node in (header.iterfind("{*}SelectorSet/{*}Selector") if header is not None else ())
-        }
-        options = {
-            node.get("Name", "").upper(): (node.text or "").strip()
-            for node in (header.iterfind("{*}OptionSet/{*}Option") if header is not None else ())
-        }
-        max_envelope = text("{*}MaxEnvelopeSize")
-        return cls(
-            action=text("{*}Action"),
-            message_id=text("{*}MessageID"),
-            resource_uri=text("{*}ResourceURI"),
-            selectors=selectors,
-            options=options,
-            operation_timeout=min(_duration(text("{*}OperationTimeout"), 60.0), MAX_OPERATION_TIMEOUT),
-            max_envelope=int(max_envelope) if max_envelope.isdigit() else 153600,
-            body=body,
-        )
-
-
-class _Command:
-    """A running (or finished) command and the output not yet received."""
-
-    def __init__(self, command_id: str, encoding: str) -> None:
-        self.id = command_id
-        self.encoding = encoding
-        self.cancel = threading.Event()
-        self._cond = threading.Condition()
-        self._pending: list[tuple[str, bytearray]] = []
-        self.exit_code: int | None = None
-
-    def feed(self, stream: str, text: str) -> None:
-        try:
-            data = text.encode(self.encoding, "surrogateescape")
-        except UnicodeEncodeError:
-            data = text.encode(self.encoding, "replace")
-        with self._cond:
-            # Consecutive writes to one stream coalesce; stream order is preserved otherwise.
-            if self._pending and self._pending[-1][0] == stream:
-                self._pending[-1][1].extend(data)
-            else:
-                self._pending.append((stream, bytearray(data)))
-            self._cond.notify_all()
-
-    def finish(self, exit_code: int) -> None:
-        with self._cond:
-            self.exit_code = exit_code
-            self._cond.notify_all()
-
-    def take(self, budget: int, timeout: float) -> tuple[list[tuple[str, bytes]], int | None] | None:
-        """Wait for output or completion; None when ``timeout`` passes with neither."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not self._pending and self.exit_code is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-            chunks: list[tuple[str, bytes]] = []
-            while self._pending and budget > 0:
-                stream, data = self._pending[0]
-                piece = bytes(data[: min(_CHUNK, budget)])
-                del data[: len(piece)]
-                if not data:
-                    self._pending.pop(0)
-                chunks.append((stream, piece))
-                budget -= len(piece)
-            done = self.exit_code if not self._pending else None
-            return chunks, done
-
-
-@dataclass
-class _Shell:
-    id: str
-    owner: str
-    client_ip: str
-    encoding: str
-    working_directory: str | None
-    environment: dict[str, str]
-    idle_timeout: float
-    input_streams: str
-    output_streams: str
-    created: float = field(default_factory=time.time)
-    last_used: float = field(default_factory=time.monotonic)
-    commands: dict[str, _Command] = field(default_factory=dict)
 
 
 class WsmanService:
@@ -242,7 +63,7 @@ class WsmanService:
     def __init__(self, context: WindowsGuestContext, *, max_shells: int = MAX_SHELLS) -> None:
         self.context = context
         self.max_shells = max_shells
-        self._shells: dict[str, _Shell] = {}
+        self._shells: dict[str, RemoteShell] = {}
         self._lock = threading.Lock()
 
     # -- entry point ----------------------------------------------------------------------------
@@ -251,14 +72,14 @@ class WsmanService:
         """Process one SOAP request; returns the HTTP status and the response envelope."""
         message_id = ""
         try:
-            request = _Request.parse(payload)
+            request = WsmanRequest.parse(payload)
             message_id = request.message_id
             if not request.action and request.body.find(f"{{{NS_IDENTITY}}}Identify") is not None:
                 return 200, self.identify()
             action, body = self._dispatch(request, user, client_ip)
-            return 200, self._envelope(action, message_id, body)
+            return 200, envelope(action, message_id, body)
         except WsmanFault as fault:
-            return fault.status, self._fault(fault, message_id)
+            return fault.status, fault_envelope(fault, message_id, self.context.hostname)
         except Exception:  # the service must outlive any single bad request
             log.exception("internal error handling a WS-Man request")
             internal = WsmanFault(
@@ -266,7 +87,7 @@ class WsmanService:
                 "The WS-Management service encountered an internal error.",
                 code="s:Receiver",
             )
-            return internal.status, self._fault(internal, message_id)
+            return internal.status, fault_envelope(internal, message_id, self.context.hostname)
 
     def close(self) -> None:
         """Stop every running command (server shutdown)."""
@@ -278,7 +99,7 @@ class WsmanService:
 
     # -- actions --------------------------------------------------------------------------------
 
-    def _dispatch(self, request: _Request, user: str, client_ip: str) -> tuple[str, str]:
+    def _dispatch(self, request: WsmanRequest, user: str, client_ip: str) -> tuple[str, str]:
         handlers = {
             ACTION_CREATE: self._create,
             ACTION_COMMAND: self._command,
@@ -301,7 +122,7 @@ class WsmanService:
             )
         return handler(request, user, client_ip)
 
-    def _shell(self, request: _Request, user: str) -> _Shell:
+    def _shell(self, request: WsmanRequest, user: str) -> RemoteShell:
         shell_id = request.selectors.get("ShellId", "")
         with self._lock:
             shell = self._shells.get(shell_id.upper())
@@ -323,7 +144,7 @@ class WsmanService:
             if idle > shell.idle_timeout and not running:
                 del self._shells[shell_id]
 
-    def _create(self, request: _Request, user: str, client_ip: str) -> tuple[str, str]:
+    def _create(self, request: WsmanRequest, user: str, client_ip: str) -> tuple[str, str]:
         spec = request.body.find("{*}Shell")
         if spec is None:
             raise WsmanFault(
@@ -341,14 +162,14 @@ class WsmanService:
         environment = {
             node.get("Name", ""): node.text or "" for node in spec.iterfind("{*}Environment/{*}Variable")
         }
-        shell = _Shell(
+        shell = RemoteShell(
             id=str(uuid.uuid4()).upper(),
             owner=user,
             client_ip=client_ip,
-            encoding=_encoding(request.options.get("WINRS_CODEPAGE")),
+            encoding=codepage_encoding(request.options.get("WINRS_CODEPAGE")),
             working_directory=working_directory,
             environment={k: v for k, v in environment.items() if k},
-            idle_timeout=_duration(spec.findtext("{*}IdleTimeOut"), 7200.0),
+            idle_timeout=duration_seconds(spec.findtext("{*}IdleTimeOut"), 7200.0),
             input_streams=(spec.findtext("{*}InputStreams") or "stdin").strip(),
             output_streams=(spec.findtext("{*}OutputStreams") or "stdout stderr").strip(),
         )
@@ -386,7 +207,7 @@ class WsmanService:
         log.debug("shell %s created for %s from %s", shell.id, user, client_ip)
         return f"{NS_TRANSFER}/CreateResponse", body
 
-    def _command(self, request: _Request, user: str, client_ip: str) -> tuple[str, str]:
+    def _command(self, request: WsmanRequest, user: str, client_ip: str) -> tuple[str, str]:
         shell = self._shell(request, user)
         spec = request.body.find("{*}CommandLine")
         program = (spec.findtext("{*}Command") or "").strip() if spec is not None else ""
@@ -400,7 +221,7 @@ class WsmanService:
         # Some clients (the Ruby winrm gem) choose the CommandId themselves.
         command_id = (spec.get("CommandId") or str(uuid.uuid4())).upper()
         skip_cmd = request.options.get("WINRS_SKIP_CMD_SHELL", "FALSE").upper() == "TRUE"
-        command = _Command(command_id, shell.encoding)
+        command = RemoteCommand(command_id, shell.encoding)
         with self._lock:
             shell.commands[command_id] = command
         thread = threading.Thread(
@@ -416,7 +237,7 @@ class WsmanService:
         )
 
     def _execute(
-        self, shell: _Shell, command: _Command, program: str, arguments: str, skip_cmd: bool
+        self, shell: RemoteShell, command: RemoteCommand, program: str, arguments: str, skip_cmd: bool
     ) -> None:
         exit_code = 1
         try:
@@ -438,7 +259,7 @@ class WsmanService:
         finally:
             command.finish(exit_code)
 
-    def _find_command(self, shell: _Shell, command_id: str | None) -> _Command:
+    def _find_command(self, shell: RemoteShell, command_id: str | None) -> RemoteCommand:
         with self._lock:
             command = shell.commands.get((command_id or "").upper())
         if command is None:
@@ -449,7 +270,7 @@ class WsmanService:
             )
         return command
 
-    def _receive(self, request: _Request, user: str, client_ip: str) -> tuple[str, str]:
+    def _receive(self, request: WsmanRequest, user: str, client_ip: str) -> tuple[str, str]:
         shell = self._shell(request, user)
         desired = request.body.find("{*}Receive/{*}DesiredStream")
         command = self._find_command(shell, desired.get("CommandId") if desired is not None else None)
@@ -485,14 +306,14 @@ class WsmanService:
             parts
         ) + "</rsp:ReceiveResponse>"
 
-    def _send(self, request: _Request, user: str, client_ip: str) -> tuple[str, str]:
+    def _send(self, request: WsmanRequest, user: str, client_ip: str) -> tuple[str, str]:
         shell = self._shell(request, user)
         stream = request.body.find("{*}Send/{*}Stream")
         self._find_command(shell, stream.get("CommandId") if stream is not None else None)
         # No program of this dialect reads interactive input; accepting it keeps clients going.
         return f"{NS_SHELL}/SendResponse", "<rsp:SendResponse/>"
 
-    def _signal(self, request: _Request, user: str, client_ip: str) -> tuple[str, str]:
+    def _signal(self, request: WsmanRequest, user: str, client_ip: str) -> tuple[str, str]:
         shell = self._shell(request, user)
         signal = request.body.find("{*}Signal")
         command = self._find_command(shell, signal.get("CommandId") if signal is not None else None)
@@ -508,46 +329,13 @@ class WsmanService:
             raise WsmanFault("w:InvalidParameter", f"Unsupported signal code {code or '(none)'}.")
         return f"{NS_SHELL}/SignalResponse", "<rsp:SignalResponse/>"
 
-    def _delete(self, request: _Request, user: str, client_ip: str) -> tuple[str, str]:
+    def _delete(self, request: WsmanRequest, user: str, client_ip: str) -> tuple[str, str]:
         shell = self._shell(request, user)
         with self._lock:
             self._shells.pop(shell.id, None)
         for command in shell.commands.values():
             command.cancel.set()
         return f"{NS_TRANSFER}/DeleteResponse", ""
-
-    # -- envelopes ------------------------------------------------------------------------------
-
-    def _envelope(self, action: str, relates_to: str, body: str) -> bytes:
-        relates = f"<a:RelatesTo>{escape(relates_to)}</a:RelatesTo>" if relates_to else ""
-        return (
-            f'<s:Envelope xml:lang="en-US" {_NAMESPACES}>'
-            "<s:Header>"
-            f"<a:Action>{escape(action)}</a:Action>"
-            f"<a:MessageID>uuid:{str(uuid.uuid4()).upper()}</a:MessageID>"
-            f"<a:To>{ANONYMOUS}</a:To>"
-            f"{relates}"
-            "</s:Header>"
-            f"<s:Body>{body}</s:Body>"
-            "</s:Envelope>"
-        ).encode()
-
-    def _fault(self, fault: WsmanFault, relates_to: str) -> bytes:
-        detail = ""
-        if fault.wsman_code is not None:
-            detail = (
-                f'<s:Detail><f:WSManFault xmlns:f="{NS_FAULT}" Code="{fault.wsman_code}" '
-                f"Machine={quoteattr(self.context.hostname)}><f:Message>{escape(fault.reason)} </f:Message>"
-                "</f:WSManFault></s:Detail>"
-            )
-        body = (
-            "<s:Fault>"
-            f"<s:Code><s:Value>{fault.code}</s:Value><s:Subcode><s:Value>{fault.subcode}</s:Value></s:Subcode></s:Code>"
-            f'<s:Reason><s:Text xml:lang="en-US">{escape(fault.reason)} </s:Text></s:Reason>'
-            f"{detail}"
-            "</s:Fault>"
-        )
-        return self._envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", relates_to, body)
 
     def identify(self) -> bytes:
         """The answer to a WS-Man Identify request (also served unauthenticated)."""
