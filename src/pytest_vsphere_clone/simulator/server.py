@@ -1,4 +1,5 @@
-"""The simulator's HTTPS front: /sdk (SOAP), guest file transfers and the admin endpoint."""
+"""The simulator's HTTPS front: /sdk (SOAP), guest file transfers, datastore files (/folder) and the admin
+endpoint."""
 
 from __future__ import annotations
 
@@ -182,10 +183,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, soap.service_versions_xml())
         elif path.startswith("/guestFile"):
             self._guest_file("GET")
+        elif path == "/folder" or path.startswith("/folder/"):
+            self._datastore_file()
         elif path.startswith("/admin/"):
             self._admin("GET", path)
         else:
             self._reply(404, b"not found", "text/plain")
+
+    def _datastore_file(self) -> None:
+        """A datastore file over HTTPS, with the session's cookie (see datastore_http.py)."""
+        from . import datastore_http
+
+        status, body, content_type = datastore_http.serve(self.server.vc, self._session_key(), self.path)
+        self._reply(status, body, content_type)
 
     def do_PUT(self) -> None:
         if urlsplit(self.path).path.startswith("/guestFile"):

@@ -86,6 +86,9 @@ def _vm_files(vm: VirtualMachine) -> list[DatastoreFile]:
         files.append(DatastoreFile("vmware.log", "log", 256 * 1024, booted, vm=vm))
         files.append(DatastoreFile(f"{name}-{vm.uuid[:8]}.vswp", "other", vm.memory_mb * 1024**2, booted, vm=vm))
         files.append(DatastoreFile(f"vmx-{name}-{vm.uuid[:8]}.vswp", "other", 100 * 1024**2, booted, vm=vm))
+    # Screenshots (CreateScreenshot_Task) stay in the VM's folder until the VM is destroyed.
+    files.extend(DatastoreFile(file_name, "other", len(stored.data), stored.created, vm=vm)
+                 for file_name, stored in vm.stored_files().items())
     for node in vm.all_snapshots():
         files.append(DatastoreFile(f"{name}-Snapshot{node.snapshot_id}.vmsn", "snapshot",
                                    32 * 1024 + (vm.memory_mb * 1024**2 if node.power_state == "poweredOn" else 0),

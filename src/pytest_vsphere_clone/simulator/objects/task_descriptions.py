@@ -48,6 +48,8 @@ METHOD_DESCRIPTIONS: dict[str, tuple[str, str]] = {
                                           "Remove all the snapshots associated with this virtual machine"),
     "VirtualMachine.revertToCurrentSnapshot": ("Revert to current snapshot",
                                                "Reverts the virtual machine to the current snapshot"),
+    "VirtualMachine.createScreenshot": ("Take virtual machine screenshot",
+                                        "Take a screenshot of a virtual machine's guest OS console"),
     "VirtualMachine.consolidateDisks": ("Consolidate virtual machine disk files",
                                         "Consolidate disk files of this virtual machine"),
     "vm.Snapshot.remove": ("Remove snapshot", "Remove snapshot and delete its associated storage"),

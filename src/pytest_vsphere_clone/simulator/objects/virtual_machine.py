@@ -18,6 +18,7 @@ from .disks import DiskLayer
 from .events import post_vm_event
 from .hot_plug import HotPlug, check_running_change
 from .relocation import RelocateMethods
+from .screenshots import ScreenshotMethods
 from .snapshots import SnapshotNode
 from .vm_state import DISK_KEY, NIC_KEY_BASE, Nic, ToolsState, new_mac, utc
 
@@ -52,7 +53,7 @@ def vm_capability() -> Any:
                              bootOptionsSupported=True, settingVideoRamSizeSupported=True)
 
 
-class VirtualMachine(CloneMethods, RelocateMethods):
+class VirtualMachine(CloneMethods, RelocateMethods, ScreenshotMethods):
     """vim.VirtualMachine."""
 
     vim_type = vim.VirtualMachine
