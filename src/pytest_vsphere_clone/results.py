@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CommandResult:
-    """Outcome of a command run in a guest, over SSH, WinRM or Guest Operations."""
+    """Outcome of a command run in a guest, over SSH, WinRM or Guest Operations.
+
+    Attributes:
+        exit_status: The command's exit status (0: success).
+        stdout: Its standard output, decoded as UTF-8 (undecodable bytes replaced).
+        stderr: Its standard error, decoded likewise.
+    """
 
     exit_status: int
     stdout: str
@@ -15,6 +21,7 @@ class CommandResult:
 
     @property
     def ok(self) -> bool:
+        """True when the exit status is 0."""
         return self.exit_status == 0
 
     def check(self, what: str = "command") -> CommandResult:

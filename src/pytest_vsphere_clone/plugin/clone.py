@@ -21,11 +21,21 @@ PHASES = ("clone", "power_on", "ip", "connect")
 
 @dataclass(eq=False)
 class Clone:
-    """A disposable VM made for this run.
+    """A disposable VM made for this run: what ``vsphere_vm`` and ``vsphere_vm_factory`` give.
 
-    ``timings`` maps each phase (clone, power_on, ip, connect) to seconds.
     ``ssh()`` / ``winrm()`` give connections, ``run()`` runs a command over
     whichever fits the guest OS, ``guest_run()`` goes through VMware Tools.
+    The plugin destroys the VM when its scope ends (unless ``keep`` says otherwise).
+
+    Attributes:
+        name: The VM's name in the vCenter inventory (``PREFIX-RUNID-WORKER-N``).
+        moref: Its managed object id, e.g. ``vm-1234``.
+        ip: The address found by discovery, filtered by ``--vsphere-ip-family`` and ``--vsphere-ip-network``.
+        os: ``linux`` or ``windows`` (``--vsphere-os``, or the guest family VMware Tools report).
+        template: The source VM or template it was cloned from, as configured.
+        clone_type: ``linked``, ``instant`` or ``full``.
+        timings: Seconds per phase: ``clone``, ``power_on``, ``ip``, ``connect``.
+        host_keys: The guest's SSH host keys (``"type base64"`` each), read through Guest Operations.
     """
 
     name: str
@@ -79,7 +89,10 @@ class Clone:
                                os_family=self.os, vm_name=self.name)
 
     def guest_run(self, cmd: str, timeout: float | None = None) -> CommandResult:
-        """Run ``cmd`` through VMware Tools Guest Operations (needs no network)."""
+        """Run ``cmd`` through VMware Tools Guest Operations as the guest user (needs no network).
+
+        Linux runs it in a shell, Windows in ``cmd.exe``; ``timeout`` (seconds) defaults to 120.
+        """
         return self.guest_operations().run(cmd, timeout=timeout or 120.0)
 
     # --- connections ------------------------------------------------------------------
@@ -112,7 +125,11 @@ class Clone:
             return self._winrm
 
     def run(self, cmd: str, timeout: float | None = None) -> CommandResult:
-        """Run ``cmd`` over SSH (Linux) or WinRM (Windows)."""
+        """Run ``cmd`` over SSH (Linux, in the guest user's shell) or WinRM (Windows, ``cmd.exe``).
+
+        Returns the exit status and the whole output; a non-zero status is not an error
+        (``run(cmd).check()`` makes it one). Over SSH, ``timeout`` (seconds) bounds each wait for output.
+        """
         if self.os == "windows":
             from ..connection import winrm_session
 

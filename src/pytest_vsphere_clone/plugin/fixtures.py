@@ -54,8 +54,9 @@ def vsphere_template(request: pytest.FixtureRequest) -> str:
 def vsphere_vm(request: pytest.FixtureRequest, vsphere_template: str) -> Clone:
     """A ready clone of the configured template, for the configured scope.
 
+    Several ``--vsphere-template`` options parametrize the tests over the templates (ids = template names).
     A test's ``@pytest.mark.vsphere(**settings)`` (or its class's or module's) gives it a clone made
-    with those settings, shared by the tests whose effective settings are equal (see marker.py).
+    with those settings, shared by the tests whose effective settings are equal.
     """
     marker: VmMarker | None = getattr(request, "param", None)  # set by the marker's parametrization
     run = current_run(request.config, marker)
@@ -66,7 +67,9 @@ def vsphere_vm(request: pytest.FixtureRequest, vsphere_template: str) -> Clone:
 def vsphere_vm_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Clone]]:
     """``factory(**overrides) -> Clone``: more clones, destroyed when the test ends.
 
-    Overrides are setting names with underscores, e.g. ``template="win2022", clone_type="instant"``.
+    Overrides are setting names with underscores, e.g. ``template="win2022", clone_type="instant"``,
+    checked like the same settings on the command line; the rest comes from the run's settings.
+    ``scope`` cannot be overridden.
     """
     run = current_run(request.config)
 

@@ -20,9 +20,17 @@ def pytest_vsphere_clone_spec(request: Any, template: str, spec: Any) -> None:
 
 @hookspec
 def pytest_vsphere_clone_ready(clone: Any) -> None:
-    """Called once a clone is up: IP found and (SSH/WinRM) connection checked."""
+    """Called once a clone is up: IP found and (SSH/WinRM) connection checked.
+
+    ``clone`` is the ``Clone`` the test will get; under xdist the hook runs in the worker
+    that made it.
+    """
 
 
 @hookspec(firstresult=True)
 def pytest_vsphere_clone_before_destroy(clone: Any, failed: bool) -> bool | None:
-    """Called before a clone is destroyed; return True to keep it (then it is reported as kept)."""
+    """Called before a clone is destroyed; return True to keep it (then it is reported as kept).
+
+    ``failed`` says whether a test that used the clone failed. True keeps the clone whatever
+    ``--vsphere-keep`` says; None or False leaves the decision to ``--vsphere-keep``.
+    """
