@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from client_helpers import FAST_RETRY
 
-from pytest_vsphere_clone.client import guest_ops
+from pytest_vsphere_clone.client import guest_files
 from pytest_vsphere_clone.client.discovery import ActiveDiscovery, ToolsDiscovery
 from pytest_vsphere_clone.client.errors import EsxiHostUnreachable, EsxiTlsVerificationFailed
 from pytest_vsphere_clone.client.guest_ops import GuestOperations
@@ -135,7 +135,7 @@ def test_an_unreachable_esxi_host_is_named_in_one_line(tsim: Simulator, guest: G
 
 def test_a_host_that_never_answers_is_named_within_the_connect_timeout(
         tsim: Simulator, guest: GuestOperations, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(guest_ops, "TRANSFER_CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(guest_files, "TRANSFER_CONNECT_TIMEOUT", 0.5)
     tsim.host_unreachable("esx1", mode="drop")
     with pytest.raises(EsxiHostUnreachable) as raised:
         guest.read_file("/etc/hostname")

@@ -198,6 +198,53 @@ class EsxiTlsVerificationFailed(GuestOperationFailed):
                          f"hosts' certificates (usually the vCenter's VMCA root), or --vsphere-insecure")
 
 
+class FileTransferFailed(VSphereCloneError):
+    """A file could not be copied to or from a guest (``Clone.put``/``Clone.get``).
+
+    ``path`` is the path at fault (the guest's, or the local one when ``local`` is true) and
+    ``reason`` one word for programs: ``not-found``, ``exists``, ``denied``, ``not-a-file``,
+    ``invalid``, ``incomplete`` or ``failed``.
+    """
+
+    def __init__(self, message: str, path: str = "", reason: str = "failed", local: bool = False) -> None:
+        self.path = path
+        self.reason = reason
+        self.local = local
+        super().__init__(message)
+
+    @classmethod
+    def in_guest(cls, operation: str, vm: str, path: str, route: str, reason: str, user: str = "",
+                 detail: str = "") -> FileTransferFailed:
+        """The one line for a guest path at fault: ``operation`` is ``put`` or ``get``, ``route`` how
+        the bytes went (``SFTP``, ``Guest Operations``)."""
+        writing = operation == "put"
+        where = f"{operation} of {path} {'to' if writing else 'from'} VM {vm!r} over {route} failed"
+        if reason == "not-found":
+            why = ("its directory does not exist in the guest: create it first (e.g. vm.run('mkdir -p DIR'))"
+                   if writing else "no such file in the guest: check the path (absolute, as the guest spells it)")
+        elif reason == "exists":
+            why = "the file exists in the guest: pass overwrite=True to replace it"
+        elif reason == "denied":
+            who = f"guest user {user!r}" if user else "the guest user"
+            verb = "write" if writing else "read"
+            why = f"{who} may not {verb} it: choose a path that user may {verb}, or another --vsphere-guest-user"
+        elif reason == "not-a-file":
+            why = "it is a directory or not a regular file in the guest: name a file (e.g. DIR/name)"
+        elif reason == "invalid":
+            why = "the guest refused the path: pass an absolute guest path"
+        else:
+            why = "see the cause"
+        return cls(f"{where}: {why}{f' ({detail})' if detail else ''}", path, reason)
+
+    @classmethod
+    def local_path(cls, operation: str, path: str, problem: str) -> FileTransferFailed:
+        """The one line for a local path at fault (missing, a directory, unreadable, ...)."""
+        fix = ("pass an existing local file, or bytes" if operation == "put"
+               else "pass a local path whose directory exists and is writable, or local=None for bytes")
+        reason = "not-found" if "does not exist" in problem else "failed"
+        return cls(f"{operation}: local path {path} {problem}: {fix}", path, reason, local=True)
+
+
 class NoUsableAddress(VSphereCloneError):
     """No IP address that passes the filters appeared in time."""
 

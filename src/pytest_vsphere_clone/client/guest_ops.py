@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import errno
-import http.client
+import io
 import logging
 import ntpath
 import secrets
 import shlex
-import socket
-import ssl
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-from . import faults, pacing, props
+from . import faults, guest_files, pacing, props
 from .errors import (
-    EsxiHostUnreachable,
-    EsxiTlsVerificationFailed,
     GuestLoginFailed,
     GuestOperationFailed,
     GuestOperationsUnsupported,
@@ -53,25 +47,6 @@ DEFAULT_GUEST_RETRY = RetryPolicy(attempts=8, base_delay=0.25, max_delay=4.0)
 _STATUS_LINE = "pytest-vsphere-clone-status: "
 #: Where Linux commands leave their result: world-writable and sticky on every distribution.
 LINUX_RESULT_DIR = "/tmp"
-#: Seconds to connect to the ESXi host of a transfer (TCP and TLS handshake), and attempts when the
-#: host refuses: a host the runner cannot reach is named within seconds, not after the request timeout.
-TRANSFER_CONNECT_TIMEOUT = 15.0
-TRANSFER_CONNECT_ATTEMPTS = 3
-
-
-def _unreachable_reason(exc: OSError, timeout: float) -> str:
-    """Why a host could not be reached, in a few words."""
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g} s"
-    if isinstance(exc, socket.gaierror):
-        return f"name not resolved: {exc.strerror or exc}"
-    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return "no route to host"
-    if isinstance(exc, ssl.SSLError | ConnectionError):
-        return f"connection cut during the TLS handshake: {faults.describe(exc)}"
-    return faults.describe(exc)
 
 
 def quote_windows(path: str) -> str:
@@ -159,9 +134,11 @@ class GuestOperations:
             self._managers_cache = cached
         return self._managers_cache
 
-    def _call(self, fn: Any, *args: object, what: str, idempotent: bool = True, missing_ok: bool = False) -> Any:
+    def _call(self, fn: Any, *args: object, what: str, idempotent: bool = True, missing_ok: bool = False,
+              fault_error: Callable[[Any], Exception] | None = None) -> Any:
         """One guest operation: transient faults retried, credentials and Tools faults made clear;
-        with ``missing_ok`` a FileNotFound answer returns None."""
+        with ``missing_ok`` a FileNotFound answer returns None; ``fault_error`` makes the error of a
+        file fault, a guest permission fault or an InvalidArgument (a path's own faults)."""
         from pyVmomi import vim, vmodl
 
         try:
@@ -171,6 +148,8 @@ class GuestOperations:
         except vim.fault.FileNotFound as fault:
             if missing_ok:
                 return None
+            if fault_error is not None:
+                raise fault_error(fault) from None
             raise GuestOperationFailed(f"{what} in VM {self.vm_name!r} failed: {faults.describe(fault)}") from None
         except vim.fault.InvalidGuestLogin:
             raise GuestLoginFailed(self.vm_name, self.username) from None
@@ -180,7 +159,13 @@ class GuestOperations:
             raise GuestOperationsUnsupported(
                 f"{what} in VM {self.vm_name!r} is not supported by the server ({faults.describe(fault)}): use a "
                 f"vCenter and VM with Guest Operations, or --vsphere-discovery=tools") from None
-        except (vim.fault.GuestOperationsFault, vim.fault.FileFault) as fault:
+        except (vim.fault.GuestOperationsFault, vim.fault.FileFault, vmodl.fault.InvalidArgument) as fault:
+            path_fault = isinstance(fault, vim.fault.FileFault | vim.fault.GuestPermissionDenied
+                                    | vmodl.fault.InvalidArgument)
+            if fault_error is not None and path_fault:
+                raise fault_error(fault) from None
+            if isinstance(fault, vmodl.fault.InvalidArgument):
+                raise
             # File faults (e.g. FileNotFound) are what a missing guest path answers.
             raise GuestOperationFailed(f"{what} in VM {self.vm_name!r} failed: {faults.describe(fault)}") from None
 
@@ -222,24 +207,13 @@ class GuestOperations:
                               what="InitiateFileTransferFromGuest", missing_ok=missing_ok)
             if info is None:
                 return None
-            return self._http("GET", str(info.url), None, f"download of {path}")
+            return bytes(guest_files.request(self, "GET", str(info.url), f"download of {path}"))
 
         return self._transfer(once, f"download of {path}")
 
     def write_file(self, path: str, data: bytes, overwrite: bool = True) -> None:
         """Write ``data`` to ``path`` in the guest (InitiateFileTransferToGuest + HTTPS PUT)."""
-        from pyVmomi import vim
-
-        _, files = self._managers()
-        attributes = (vim.vm.guest.FileManager.WindowsFileAttributes() if self.os_family == "windows"
-                      else vim.vm.guest.FileManager.PosixFileAttributes())
-
-        def once() -> None:
-            url = self._call(files.InitiateFileTransferToGuest, self.vm, self._auth(), path, attributes, len(data),
-                             overwrite, what="InitiateFileTransferToGuest")
-            self._http("PUT", str(url), data, f"upload to {path}")
-
-        self._transfer(once, f"upload to {path}", idempotent=overwrite)
+        guest_files.upload(self, path, io.BytesIO(data), len(data), overwrite=overwrite, path_errors=False)
 
     def _transfer(self, once: Callable[[], T], what: str, idempotent: bool = True) -> T:
         """One transfer (a fresh URL, then its GET or PUT), repeated whole when the connection to the
@@ -249,83 +223,8 @@ class GuestOperations:
         return retry_call(once, policy=self.retry, what=what, idempotent=idempotent)
 
     def transfer_url(self, url: str) -> str:
-        """The transfer URL with a ``*`` host (a direct ESXi connection's "the host you asked")
-        replaced by the endpoint this connection talks to, its port included (as govmomi does, so
-        a port-forwarded ESXi works). Through a vCenter the URL names the VM's ESXi host and is
-        used as it is."""
-        parts = urlsplit(url)
-        if parts.hostname not in ("*", None):
-            return url
-        host = f"[{self.conn.host}]" if ":" in self.conn.host else self.conn.host
-        return urlunsplit((parts.scheme or "https", f"{host}:{self.conn.port}", parts.path, parts.query,
-                           parts.fragment))
-
-    def _http(self, method: str, url: str, body: bytes | None, what: str) -> bytes:
-        """One GET or PUT of a transfer URL. A host that cannot be reached is named in one line
-        (:class:`EsxiHostUnreachable`); a connection lost mid-request is raised as it is, for
-        :meth:`_transfer` to start over with a new URL."""
-        target = urlsplit(self.transfer_url(url))
-        connection = self._connect_host(target.hostname or self.conn.host, target.port or 443, method)
-        try:
-            path = target.path + (f"?{target.query}" if target.query else "")
-            connection.request(method, path, body=body, headers={"Content-Length": str(len(body or b""))})
-            response = connection.getresponse()
-            payload = response.read()
-        finally:
-            connection.close()
-        if response.status in faults.TRANSIENT_HTTP_STATUSES:
-            raise http.client.HTTPException(f"{response.status} {response.reason}")
-        if response.status >= 300:
-            hint = " (the transfer URL was used already, expired, or the VM was powered off)" \
-                if response.status == 404 else ""
-            detail = payload[:200].decode("utf-8", "replace").strip()
-            raise GuestOperationFailed(f"{what} in VM {self.vm_name!r} failed: HTTP {response.status} "
-                                       f"{response.reason}{f': {detail}' if detail else ''}{hint}")
-        return payload
-
-    def _connect_host(self, host: str, port: int, method: str) -> http.client.HTTPSConnection:
-        """An HTTPS connection to the host serving a transfer (TCP and TLS handshake done).
-
-        The connect phase is bounded by TRANSFER_CONNECT_TIMEOUT, not the request timeout: a host
-        behind a firewall that drops its traffic is named within seconds. A refused or unroutable
-        connection is tried again a few times (a restarting host agent), a silent one is not.
-        """
-        timeout = min(self.conn.timeout, TRANSFER_CONNECT_TIMEOUT)
-        attempts = max(1, min(self.retry.attempts, TRANSFER_CONNECT_ATTEMPTS))
-        endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        for attempt in range(1, attempts + 1):
-            connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=self.conn.ssl_context)
-            try:
-                connection.connect()
-                if connection.sock is not None:
-                    connection.sock.settimeout(self.conn.timeout)  # the transfer itself may take long
-                return connection
-            except ssl.SSLCertVerificationError as exc:
-                connection.close()
-                raise EsxiTlsVerificationFailed(self.vm_name, self._esxi_name(host), endpoint,
-                                                exc.verify_message or str(exc)) from None
-            except OSError as exc:  # refused, no route, no answer, name not resolved, handshake cut
-                connection.close()
-                if attempt < attempts and not isinstance(exc, TimeoutError):
-                    log.info("ESXi host %s refused a guest file transfer (%s); retry %d/%d", endpoint,
-                             faults.describe(exc), attempt, attempts - 1)
-                    time.sleep(self.retry.delay(attempt - 1))
-                    continue
-                direction = "to" if method == "PUT" else "from"
-                raise EsxiHostUnreachable(self.vm_name, direction, self._esxi_name(host), endpoint, port,
-                                          _unreachable_reason(exc, timeout)) from None
-        raise AssertionError("unreachable")  # the loop returns or raises
-
-    def _esxi_name(self, address: str) -> str:
-        """The inventory name of the ESXi host that runs this VM, for errors ("" if unknown)."""
-        try:
-            host = props.read(self.conn, self.vm, ["runtime.host"]).get("runtime.host")
-            if host is None:
-                return ""
-            return str(props.read(self.conn, host, ["name"]).get("name") or "")
-        except Exception as exc:  # only an error message needs it
-            log.debug("cannot read the ESXi host of %s: %s", self.vm_name, faults.describe(exc))
-            return ""
+        """The transfer URL as this client uses it (see :func:`guest_files.transfer_url`)."""
+        return guest_files.transfer_url(self, url)
 
     # --- commands -------------------------------------------------------------------------
 
