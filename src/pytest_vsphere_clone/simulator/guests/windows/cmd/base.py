@@ -22,6 +22,7 @@ __all__ = [
     "NullSink",
     "Program",
     "Sink",
+    "leading_int",
     "split_args",
     "text_to_crlf",
 ]
@@ -166,6 +167,12 @@ def split_args(text: str) -> list[str]:
     if in_arg:
         args.append("".join(current))
     return args
+
+
+def leading_int(text: str, default: int) -> int:
+    """The integer ``text`` starts with (after blanks), else ``default``: how ``exit`` and ``timeout`` read theirs."""
+    match = re.match(r"[+-]?\d+", text.strip())
+    return int(match.group()) if match else default
 
 
 def text_to_crlf(text: str) -> str:

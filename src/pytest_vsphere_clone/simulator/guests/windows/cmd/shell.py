@@ -25,7 +25,7 @@ from ..context import (
     WindowsPathError,
 )
 from ..powershell import program as powershell_program
-from . import builtin, ipconfig_netsh, vmware_tools
+from . import builtin, ipconfig_netsh, system_programs, vmware_tools
 from .base import (
     CRLF,
     BufferSink,
@@ -47,7 +47,7 @@ INTERNAL: dict[str, Program] = dict(builtin.INTERNAL)
 
 #: Programs "installed" on the guest, found by base name with or without a path and ``.exe``.
 PROGRAMS: dict[str, Program] = {
-    **builtin.PROGRAMS,
+    **system_programs.PROGRAMS,
     "ipconfig": ipconfig_netsh.ipconfig,
     "netsh": ipconfig_netsh.netsh,
     "powershell": powershell_program.powershell,
