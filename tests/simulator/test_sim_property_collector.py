@@ -447,7 +447,7 @@ def test_versions_of_another_collector_are_unknown(si: Any) -> None:
 
 
 def test_old_versions_expire_after_the_kept_window(si: Any) -> None:
-    from pytest_vsphere_clone.simulator.objects.property_collector import KEPT_VERSIONS
+    from pytest_vsphere_clone.simulator.objects.collector_state import KEPT_VERSIONS
 
     _, pc, _ = _watched_clone(si, "window")
     oldest = pc.WaitForUpdatesEx(version="", options=PC.WaitOptions(maxWaitSeconds=0)).version

@@ -240,7 +240,7 @@ class VCenter:
         ctx.require(privilege, entity)
 
     def _fetch(self, ctx: CallContext, target: SimObject, prop: str) -> tuple[Any, Any]:
-        from .objects.property_collector import property_type, read_path
+        from .objects.property_reading import property_type, read_path
 
         value = read_path(target, prop)
         return property_type(target, prop), value
