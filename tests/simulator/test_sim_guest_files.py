@@ -7,11 +7,14 @@ Windows-family emulation whose drive C: is a directory of the VM's disk).
 
 from __future__ import annotations
 
+import http.client
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pyVmomi import vim, vmodl
@@ -240,6 +243,41 @@ def test_directories_and_listings_windows(windows: Vm) -> None:
     files.DeleteDirectoryInGuest(vm, auth, temp, False)
     with pytest.raises(vim.fault.FileNotFound):
         files.DeleteDirectoryInGuest(vm, auth, base, True)
+
+
+def test_uploads_windows(gsim: Simulator, windows: Vm) -> None:
+    # A Windows guest takes WindowsFileAttributes; the file lands on drive C: as cmd.exe's type sees it.
+    files, vm, auth = windows.files, windows.vm, windows.auth
+    attributes = vim.vm.guest.FileManager.WindowsFileAttributes()
+    path = "C:\\pvcs-upload.txt"
+    data = b"uploaded to windows\r\n"
+    url = files.InitiateFileTransferToGuest(vm, auth, path, attributes, len(data), False)
+    assert _https(gsim, str(url), "PUT", data)[0] == 200
+    with pytest.raises(vim.fault.FileAlreadyExists):
+        files.InitiateFileTransferToGuest(vm, auth, path, attributes, 1, False)
+    with pytest.raises(vim.fault.FileNotFound):
+        files.InitiateFileTransferToGuest(vm, auth, "C:\\no-such-dir\\x.txt", attributes, 1, True)
+    out = files.CreateTemporaryFileInGuest(vm, auth, "type", ".out")
+    info = windows.run("C:\\Windows\\System32\\cmd.exe", f'/c type "{path}" > "{out}"')
+    assert info.exitCode == 0
+    typed = files.InitiateFileTransferFromGuest(vm, auth, out)
+    assert _https(gsim, typed.url) == (200, data)
+    files.DeleteFileInGuest(vm, auth, out)
+    files.DeleteFileInGuest(vm, auth, path)
+
+
+def _https(sim: Simulator, url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
+    """One request for a transfer URL, as a client sends it (the simulator's CA trusted)."""
+    parts = urlsplit(url)
+    context = ssl.create_default_context(cafile=str(sim.ca_file))
+    connection = http.client.HTTPSConnection(parts.hostname or "", parts.port or 443, timeout=30, context=context)
+    try:
+        connection.request(method, f"{parts.path}?{parts.query}", body=body,
+                           headers={"Content-Length": str(len(body or b""))})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
 def test_environment_variables_windows(windows: Vm) -> None:

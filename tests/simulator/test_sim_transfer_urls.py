@@ -296,3 +296,35 @@ def test_without_the_privilege_for_443_each_host_serves_on_a_free_port(tmp_path:
     assert all(port != 443 for port in report["ports"]) and report["statuses"] == [404, 404]
     assert len(set(report["addresses"])) == 2 and "127.0.0.1" not in report["addresses"]
     assert any("needs root or CAP_NET_BIND_SERVICE" in w for w in report["warnings"]), report["warnings"]
+
+
+def test_an_upload_is_checked_when_initiated_and_sized_when_put(tsim: Simulator, tsi: Any) -> None:
+    # InitiateFileTransferToGuest checks the path before any byte moves, as VMware Tools does; the
+    # PUT must carry fileSize bytes; GuestPosixFileAttributes.permissions are chmod(2) bits, 0644 unset.
+    files, vm, auth = _files(tsi), vm_by_name(tsi, "run1"), _auth(tsim)
+
+    def initiate(path: str, size: int, overwrite: bool, permissions: int | None = None) -> str:
+        attributes = vim.vm.guest.FileManager.PosixFileAttributes(permissions=permissions)
+        return str(files.InitiateFileTransferToGuest(vm, auth, path, attributes, size, overwrite))
+
+    assert _https(tsim, initiate("/tmp/upload-checks", 5, True), "PUT", b"first")[0] == 200
+    with pytest.raises(vim.fault.FileAlreadyExists) as exists:
+        initiate("/tmp/upload-checks", 6, False)
+    assert exists.value.file == "/tmp/upload-checks"
+    with pytest.raises(vim.fault.NotAFile):
+        initiate("/tmp", 1, True)  # "It cannot be a path to a directory or a symbolic link"
+    with pytest.raises(vim.fault.FileNotFound):
+        initiate("/tmp/no-such-directory/file", 1, True)
+    status, body = _https(tsim, initiate("/tmp/upload-checks", 6, True), "PUT", b"short")
+    assert status == 400 and b"5 bytes" in body and b"announced 6" in body
+    assert _https(tsim, _download_url(tsim, tsi, "run1", "/tmp/upload-checks")) == (200, b"first")  # untouched
+    assert _https(tsim, initiate("/tmp/upload-private", 6, True, 0o600), "PUT", b"secret")[0] == 200
+    listing = files.ListFilesInGuest(vm, auth, "/tmp", matchPattern=r"^upload-(checks|private)$").files
+    modes = {f.path: f.attributes.permissions & 0o777 for f in listing}
+    assert modes == {"upload-checks": 0o644, "upload-private": 0o600}
+    # A replaced file takes the new attributes ("the old file attributes are not preserved").
+    assert _https(tsim, initiate("/tmp/upload-private", 2, True), "PUT", b"ok")[0] == 200
+    [replaced] = files.ListFilesInGuest(vm, auth, "/tmp/upload-private").files
+    assert (replaced.size, replaced.attributes.permissions & 0o777) == (2, 0o644)
+    for path in ("/tmp/upload-checks", "/tmp/upload-private"):
+        files.DeleteFileInGuest(vm, auth, path)

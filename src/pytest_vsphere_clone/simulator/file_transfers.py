@@ -33,6 +33,8 @@ class _Transfer:
     vm_id: str = ""
     #: The MoRef id of the ESXi host whose /guestFile service serves it ("" = any).
     host_id: str = ""
+    #: An upload's permissions (GuestPosixFileAttributes.permissions; None: 0644).
+    mode: int | None = None
 
 
 class FileTransfers:
@@ -65,10 +67,23 @@ class FileTransfers:
         return self._offer(transfer), len(content)
 
     def offer_upload(self, guest: Any, user: str, path: str, size: int, overwrite: bool, vm_id: str = "",
-                     host_id: str = "") -> str:
-        """A ticket to PUT ``size`` bytes to ``path``."""
+                     host_id: str = "", mode: int | None = None) -> str:
+        """A ticket to PUT ``size`` bytes to ``path`` (``mode``: the file's permissions, 0644 if None).
+
+        The path is checked now, as VMware Tools checks it before the URL is handed out: an existing
+        file without ``overwrite`` is FileAlreadyExists, a directory or link NotAFile, a missing
+        directory FileNotFound, one the user may not write GuestPermissionDenied.
+        """
+        from .guest_runtime import faults_of
+
+        if size < 0:
+            from pyVmomi import vmodl
+
+            raise vmodl.fault.InvalidArgument(msg="fileSize must not be negative", invalidProperty="fileSize")
+        with faults_of(path):
+            guest.check_write(user, path, overwrite)
         return self._offer(_Transfer(guest, user, path, True, time.time() + TRANSFER_TTL, overwrite, size,
-                                     vm_id=vm_id, host_id=host_id))
+                                     vm_id=vm_id, host_id=host_id, mode=mode))
 
     def invalidate_vm(self, vm_id: str) -> int:
         """Drop every ticket of VM ``vm_id`` (it was powered off or destroyed); returns how many."""
@@ -102,9 +117,15 @@ class FileTransfers:
             return 404, b"unknown or expired transfer"
         if transfer.upload != (method == "PUT"):
             return 405, b"wrong method for this transfer"
+        if transfer.upload and len(body) != transfer.size:
+            # The reference does not say what ESXi does with a body of another size than
+            # InitiateFileTransferToGuest's fileSize ("Size of the file to transfer to the guest in
+            # bytes"); the simulator refuses it and writes nothing, so a client's mistake shows.
+            return 400, (f"the request body has {len(body)} bytes, InitiateFileTransferToGuest announced "
+                         f"{transfer.size}").encode()
         try:
             if transfer.upload:
-                transfer.guest.write_file(transfer.user, transfer.path, body, transfer.overwrite)
+                transfer.guest.write_file(transfer.user, transfer.path, body, transfer.overwrite, transfer.mode)
                 return 200, b""
             if transfer.content is not None:
                 return 200, transfer.content

@@ -164,9 +164,15 @@ class GuestFileManager(_GuestOpsBase):
     @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
     def InitiateFileTransferToGuest(self, ctx: CallContext, vm: Any, auth: Any, guestFilePath: str,
                                     fileAttributes: Any, fileSize: int, overwrite: bool) -> str:
+        # GuestPosixFileAttributes.permissions: "in chmod(2) format ... If this property is not
+        # specified ... the file will be created with 0644 permissions." Other attribute types
+        # (the base GuestFileAttributes, Windows') leave the default.
+        mode = getattr(fileAttributes, "permissions", None) \
+            if isinstance(fileAttributes, vim.vm.guest.FileManager.PosixFileAttributes) else None
         with self.latency():
             sim_vm, guest = self._ready_guest(vm, auth)
-            return self.runtime().offer_upload(sim_vm, guest, auth.username, guestFilePath, fileSize, overwrite)
+            return self.runtime().offer_upload(sim_vm, guest, auth.username, guestFilePath, fileSize, overwrite,
+                                               mode)
 
     @vmomi_method("VirtualMachine.GuestOperations.Modify", on="vm")
     def DeleteFileInGuest(self, ctx: CallContext, vm: Any, auth: Any, filePath: str) -> None:

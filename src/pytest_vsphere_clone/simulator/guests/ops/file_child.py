@@ -26,6 +26,7 @@ from typing import Any
 _CLONE_NEWNS = 0x00020000
 _ERROR_STATUS = 3
 _DIR_MODE = 0o700  # what VMware Tools gives a directory it creates (and each missing parent)
+_FILE_MODE = 0o644  # a file transferred to the guest without permissions (GuestPosixFileAttributes)
 
 
 class _KindError(OSError):
@@ -70,7 +71,12 @@ def _perform(request: dict[str, Any]) -> None:
     elif op == "write":
         mode = os.O_TRUNC if request["overwrite"] else os.O_EXCL
         with os.fdopen(_open_regular(path, os.O_WRONLY | os.O_CREAT | mode), "wb") as dst:
+            # GuestPosixFileAttributes.permissions: chmod(2) bits, 0644 when unset; a replaced
+            # file's old attributes are not preserved (vSphere Automation API, Transfers).
+            os.fchmod(dst.fileno(), int(request.get("mode") or _FILE_MODE) & 0o7777)
             shutil.copyfileobj(sys.stdin.buffer, dst)
+    elif op == "check-write":
+        _check_write(path, bool(request["overwrite"]))
     elif op == "delete":
         if stat.S_ISDIR(os.lstat(path).st_mode):
             raise OSError(errno.EISDIR, "is a directory")
@@ -89,6 +95,27 @@ def _perform(request: dict[str, Any]) -> None:
         json.dump(_list(path), sys.stdout)
     else:
         raise ValueError(f"unknown operation {op!r}")
+
+
+def _check_write(path: str, overwrite: bool) -> None:
+    """What InitiateFileTransferToGuest checks before it hands out the URL, as VMware Tools does:
+    the path is a regular file or new ("It cannot be a path to a directory or a symbolic link"),
+    an existing file needs ``overwrite``, and the user may write the file or its directory."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(path) or "/"
+        if not stat.S_ISDIR(os.stat(parent).st_mode):  # a missing parent raises ENOENT itself
+            raise OSError(errno.ENOENT, "no such directory") from None
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise OSError(errno.EACCES, "permission denied") from None
+        return
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EISDIR, "not a regular file")
+    if not overwrite:
+        raise OSError(errno.EEXIST, "file exists")
+    if not os.access(path, os.W_OK):
+        raise OSError(errno.EACCES, "permission denied")
 
 
 def _make_directory(path: str, parents: bool) -> None:

@@ -174,9 +174,13 @@ class GuestOperations:
         """InitiateFileTransferFromGuest: the file's content, read as ``user``."""
         return self._fileop(user, "read", path)
 
-    def write_file(self, user: str, path: str, data: bytes, overwrite: bool = False) -> None:
-        """InitiateFileTransferToGuest: create (or with ``overwrite`` replace) a file as ``user``."""
-        self._fileop(user, "write", path, data, overwrite=overwrite)
+    def write_file(self, user: str, path: str, data: bytes, overwrite: bool = False, mode: int | None = None) -> None:
+        """A transfer's PUT: create (or with ``overwrite`` replace) a file as ``user`` (``mode``: 0644 if None)."""
+        self._fileop(user, "write", path, data, overwrite=overwrite, mode=mode)
+
+    def check_write(self, user: str, path: str, overwrite: bool) -> None:
+        """InitiateFileTransferToGuest's checks of ``path`` as ``user``, before any byte is sent."""
+        self._fileop(user, "check-write", path, overwrite=overwrite)
 
     def delete_file(self, user: str, path: str) -> None:
         """DeleteFileInGuest (files only; a directory raises GuestNotAFile)."""
