@@ -1,10 +1,14 @@
-"""EventManager and EventHistoryCollector: the vCenter's event history.
+"""EventManager: the vCenter's event history, and the hooks that post to it.
 
 Events are posted by the simulated operations (a task's TaskEvent, VM creation,
 cloning, power changes, removal, logins). Each carries the reference's fields:
 ``key`` (increasing), ``chainId`` (the key of the TaskEvent that opened the
 chain, so a task and what it caused share it: TaskInfo.eventChainId),
 ``createdTime``, ``userName`` and ``fullFormattedMessage``.
+
+This module is the EventManager (posting, queries, collectors' creation) and the posting hooks the
+operations call; messages are event_formats.py's, filters event_filters.py's, the collectors
+event_history_collector.py's.
 """
 
 from __future__ import annotations
@@ -12,14 +16,15 @@ from __future__ import annotations
 import copy
 import threading
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from .base import ManagedEntity, SimObject, vmomi_method
-from .task_descriptions import task_label
+from .event_filters import EventFilter, EventRecord, presented
+from .event_formats import EVENT_FORMATS, format_message
+from .event_history_collector import EventHistoryCollector
 from .unmodelled import Unmodelled
 
 if TYPE_CHECKING:
@@ -29,79 +34,13 @@ if TYPE_CHECKING:
 HISTORY_LIMIT = 20000
 #: QueryEvents answers at most this many events (the latest), as a vCenter does; collectors page further.
 QUERY_LIMIT = 1000
-#: HistoryCollector pages: the default "viewable latest page" size and the largest page a read may ask for.
-DEFAULT_PAGE_SIZE = 10
-MAX_PAGE_SIZE = 1000
 #: EventManager.maxCollector: "For each client, the maximum number of event collectors that can exist
 #: simultaneously."
 MAX_COLLECTORS = 32
 
-#: Event type -> (category, description, full format). The formats are vCenter's EventDescription
-#: fullFormat strings, with Python's {field} placeholders.
-EVENT_FORMATS: dict[str, tuple[str, str, str]] = {
-    "TaskEvent": ("info", "Task event", "Task: {task}"),
-    "UserLoginSessionEvent": ("info", "User login", "User {userName}@{ipAddress} logged in as {userAgent}"),
-    "UserLogoutSessionEvent": ("info", "User logout",
-                               "User {userName}@{ipAddress} logged out (login time: {loginTime}, number of API "
-                               "invocations: {callCount}, user agent: {userAgent})"),
-    "GeneralUserEvent": ("user", "User logged event", "User logged event: {message}"),
-    "VmCreatedEvent": ("info", "VM created", "Created virtual machine {vm} on {host} in {datacenter}"),
-    "VmRegisteredEvent": ("info", "VM registered", "Registered {vm} on {host} in {datacenter}"),
-    "VmBeingClonedEvent": ("info", "VM being cloned",
-                           "Cloning {vm} on host {host} in {datacenter} to {destName} on host {destHost}"),
-    "VmClonedEvent": ("info", "VM clone completed", "Clone of {sourceVm} completed"),
-    "VmStartingEvent": ("info", "VM starting", "{vm} on host {host} in {datacenter} is starting"),
-    "VmPoweredOnEvent": ("info", "VM powered on", "{vm} on {host} in {datacenter} is powered on"),
-    "VmStoppingEvent": ("info", "VM stopping", "{vm} on host {host} in {datacenter} is stopping"),
-    "VmPoweredOffEvent": ("info", "VM powered off", "{vm} on {host} in {datacenter} is powered off"),
-    "VmResettingEvent": ("info", "VM resetting", "{vm} on {host} in {datacenter} is reset"),
-    "VmGuestShutdownEvent": ("info", "Guest OS shut down",
-                             "Guest OS shut down for {vm} on {host} in {datacenter}"),
-    "VmGuestRebootEvent": ("info", "Guest reboot", "Guest OS reboot for {vm} on {host} in {datacenter}"),
-    "VmReconfiguredEvent": ("info", "VM reconfigured", "Reconfigured {vm} on {host} in {datacenter}"),
-    "VmRenamedEvent": ("info", "VM renamed", "Renamed {vm} from {oldName} to {newName} in {datacenter}"),
-    "VmRemovedEvent": ("info", "VM removed", "Removed {vm} on {host} from {datacenter}"),
-}
 _ARGUMENTS = {"datacenter": "datacenter", "computeResource": "computeResource", "host": "host", "vm": "vm",
               "ds": "datastore", "net": "network"}
 _current = threading.local()
-
-
-class _Fields(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
-def _name(argument: Any) -> str:
-    return getattr(argument, "name", "") or ""
-
-
-def format_message(event: Any) -> str:
-    """The event's fullFormattedMessage, from its type's format."""
-    kind = VmomiSupport.GetWsdlName(type(event))
-    template = EVENT_FORMATS.get(kind, ("info", kind, kind))[2]
-    fields = _Fields(userName=event.userName)
-    for name in ("datacenter", "computeResource", "host", "vm", "ds", "net", "destHost", "sourceVm"):
-        fields[name] = _name(getattr(event, name, None))
-    for name in ("destName", "ipAddress", "userAgent", "callCount", "loginTime", "message", "oldName", "newName"):
-        value = getattr(event, name, None)
-        if value is not None:
-            fields[name] = value
-    if isinstance(event, vim.event.TaskEvent):
-        # TaskEvent's fullFormat is "Task: {info.descriptionId}", which a vCenter writes as the task's
-        # label in TaskManager.description.methodInfo: "Task: Power On virtual machine".
-        fields["task"] = task_label(event.info.descriptionId)
-    return template.format_map(fields)
-
-
-@dataclass
-class EventRecord:
-    """A posted event and the entities it concerns (kept after those entities are gone)."""
-
-    event: Any
-    primary: str | None  # the mo_id of the entity the event is about
-    parents: set[str] = field(default_factory=set)  # that entity's direct containers
-    ancestors: set[str] = field(default_factory=set)  # every container above it
 
 
 def _ancestry(entity: SimObject | None) -> tuple[set[str], set[str]]:
@@ -251,25 +190,25 @@ class EventManager(Unmodelled):
 
     def matching(self, spec: Any) -> list[EventRecord]:
         """The kept events that ``spec`` selects, oldest first."""
-        check = _FilterCheck(self.vc, spec)
+        check = EventFilter(self.vc, spec)
         return [record for record in self.history if check(record)]
 
     @vmomi_method()
     def QueryEvents(self, ctx: CallContext, filter: Any) -> list[Any]:
         with self.vc.lock:
-            _FilterCheck(self.vc, filter)  # validates the filter
+            EventFilter(self.vc, filter)  # validates the filter
             limit = filter.maxCount if filter.maxCount else QUERY_LIMIT
             if not 0 < limit <= QUERY_LIMIT:
                 raise vmodl.fault.InvalidArgument(msg=f"maxCount must be between 1 and {QUERY_LIMIT}",
                                                   invalidProperty="filter.maxCount")
             found = self.matching(filter)[-limit:]
             # Newest first, as a collector's latest page: the order govc and PowerCLI read them in.
-            return [_presented(r.event, filter) for r in reversed(found)]
+            return [presented(r.event, filter) for r in reversed(found)]
 
     @vmomi_method()
     def CreateCollectorForEvents(self, ctx: CallContext, filter: Any) -> Any:
         with self.vc.lock:
-            _FilterCheck(self.vc, filter)
+            EventFilter(self.vc, filter)
             session = ctx.session.key if ctx.session else None
             for stale in list(self.collectors):
                 if not stale.alive or (stale.session_key is not None
@@ -322,177 +261,6 @@ class EventManager(Unmodelled):
             return []
         return [vim.event.EventDescription.EventArgDesc(name=p.name, type=VmomiSupport.GetWsdlName(p.type))
                 for p in kind._GetPropertyList() if issubclass(p.type, vim.event.EventArgument)]
-
-
-def _presented(event: Any, spec: Any) -> Any:
-    # EventFilterSpec.disableFullMessage: "Flag to specify whether or not to prepare the full formatted
-    # message for each event." Messages are sent unless the flag is true, as a vCenter does.
-    if spec is not None and spec.disableFullMessage:
-        event = copy.copy(event)
-        event.fullFormattedMessage = None
-    return event
-
-
-class _FilterCheck:
-    """An EventFilterSpec, validated, as a predicate on EventRecords."""
-
-    def __init__(self, vc: VCenter, spec: Any) -> None:
-        if spec is None:
-            raise vmodl.fault.InvalidArgument(msg="The filter is required.", invalidProperty="filter")
-        self.spec = spec
-        self.entity: str | None = None
-        self.recursion = "all"
-        if spec.entity is not None:
-            self.entity = vc.lookup_as(spec.entity.entity, ManagedEntity).mo_id
-            self.recursion = spec.entity.recursion or "all"
-            if self.recursion not in ("self", "children", "all"):
-                raise vmodl.fault.InvalidArgument(msg=f"Unknown recursion {self.recursion}",
-                                                  invalidProperty="filter.entity.recursion")
-        if spec.eventTypeId and spec.type:
-            # EventFilterSpec.eventTypeId: "if both eventTypeId and type are specified, an exception may
-            # be thrown by CreateCollectorForEvents".
-            raise vmodl.fault.InvalidArgument(msg="Set eventTypeId or type, not both.",
-                                              invalidProperty="filter.eventTypeId")
-        self.type_ids = set(spec.eventTypeId or ())
-        self.types = tuple(spec.type or ())
-        self.categories = set(spec.category or ())
-
-    def __call__(self, record: EventRecord) -> bool:
-        spec, event = self.spec, record.event
-        if self.entity is not None:
-            if self.recursion == "self":
-                related = {record.primary}
-            elif self.recursion == "children":
-                related = {record.primary, *record.parents}
-            else:
-                related = {record.primary, *record.ancestors}
-            if self.entity not in related:
-                return False
-        if spec.time is not None:
-            if spec.time.beginTime is not None and event.createdTime < spec.time.beginTime:
-                return False
-            if spec.time.endTime is not None and event.createdTime > spec.time.endTime:
-                return False
-        if spec.userName is not None:
-            users = set(spec.userName.userList or ())
-            system = not event.userName
-            if not ((system and spec.userName.systemUser) or (not system and event.userName in users)):
-                return False
-        if spec.eventChainId is not None and event.chainId != spec.eventChainId:
-            return False
-        if spec.alarm is not None or spec.scheduledTask is not None:
-            return False  # the simulator has no alarms nor scheduled tasks, so no events of theirs
-        kind = VmomiSupport.GetWsdlName(type(event))
-        if self.type_ids:
-            type_id = event.eventTypeId if isinstance(event, vim.event.EventEx) else kind
-            if type_id not in self.type_ids:
-                return False
-        if self.types and not isinstance(event, self.types):
-            return False
-        category = getattr(event, "severity", None) or EVENT_FORMATS.get(kind, ("info",))[0]
-        return not (self.categories and category not in self.categories)
-
-
-class EventHistoryCollector(Unmodelled):
-    """vim.event.EventHistoryCollector: a session's pages over the events its filter selects.
-
-    The "scrollable view" is a cursor between event keys: ReadNextEvents reads forward from it,
-    ReadPreviousEvents backward; RewindCollector puts it before the oldest event (the default),
-    ResetCollector just before the latest page (HistoryCollector).
-    """
-
-    vim_type = vim.event.EventHistoryCollector
-
-    def __init__(self, vc: VCenter, mo_id: str, manager: EventManager, spec: Any, session_key: str | None) -> None:
-        super().__init__(vc, mo_id)
-        self.manager = manager
-        self.spec = spec
-        self.check = _FilterCheck(vc, spec)
-        self.session_key = session_key
-        self.page_size = DEFAULT_PAGE_SIZE
-        self.cursor = 0  # events with a key above it are "next", at or below it "previous"
-
-    def matches(self, record: EventRecord) -> bool:
-        return self.check(record)
-
-    def _events(self) -> list[Any]:
-        return [r.event for r in self.manager.history if self.check(r)]
-
-    def _latest(self) -> list[Any]:
-        return self._events()[-self.page_size:] if self.page_size else []
-
-    def prop_filter(self) -> Any:
-        return self.spec
-
-    def prop_initialized(self) -> bool:
-        return True  # the collector fills its page when it is created (EventFilterSpec.delayedInit unset)
-
-    def prop_latestPage(self) -> list[Any]:
-        return [_presented(e, self.spec) for e in reversed(self._latest())]
-
-    def _own(self, ctx: CallContext) -> None:
-        # CreateCollectorForEvents: "Event collectors do not persist beyond the current client session."
-        if self.session_key is not None and (ctx.session is None or ctx.session.key != self.session_key):
-            raise vmodl.fault.ManagedObjectNotFound(msg="The object has already been deleted or has not been "
-                                                        "completely created", obj=self.ref)
-
-    @staticmethod
-    def _count(count: int, what: str) -> int:
-        if not 0 < count <= MAX_PAGE_SIZE:
-            raise vmodl.fault.InvalidArgument(msg=f"{what} must be between 1 and {MAX_PAGE_SIZE}",
-                                              invalidProperty="maxCount")
-        return count
-
-    @vmomi_method()
-    def ReadNextEvents(self, ctx: CallContext, maxCount: int) -> list[Any]:
-        with self.vc.lock:
-            self._own(ctx)
-            page = [e for e in self._events() if e.key > self.cursor][: self._count(maxCount, "maxCount")]
-            if page:
-                self.cursor = page[-1].key
-            return [_presented(e, self.spec) for e in page]
-
-    @vmomi_method()
-    def ReadPreviousEvents(self, ctx: CallContext, maxCount: int) -> list[Any]:
-        with self.vc.lock:
-            self._own(ctx)
-            older = [e for e in self._events() if e.key <= self.cursor]
-            page = older[-self._count(maxCount, "maxCount"):]
-            if page:
-                self.cursor = page[0].key - 1
-            # readPrev: items come "from the newest item to the oldest item".
-            return [_presented(e, self.spec) for e in reversed(page)]
-
-    @vmomi_method()
-    def RewindCollector(self, ctx: CallContext) -> None:
-        with self.vc.lock:
-            self._own(ctx)
-            self.cursor = 0
-
-    @vmomi_method()
-    def ResetCollector(self, ctx: CallContext) -> None:
-        with self.vc.lock:
-            self._own(ctx)
-            latest = self._latest()
-            events = self._events()
-            self.cursor = latest[0].key - 1 if latest else (events[-1].key if events else 0)
-
-    @vmomi_method()
-    def SetCollectorPageSize(self, ctx: CallContext, maxCount: int) -> None:
-        with self.vc.lock:
-            self._own(ctx)
-            if not 0 <= maxCount <= MAX_PAGE_SIZE:
-                raise vmodl.fault.InvalidArgument(msg=f"maxCount must be between 0 and {MAX_PAGE_SIZE}",
-                                                  invalidProperty="maxCount")
-            self.page_size = maxCount
-            self.changed()
-
-    @vmomi_method()
-    def DestroyCollector(self, ctx: CallContext) -> None:
-        with self.vc.lock:
-            self._own(ctx)
-            self.manager.collectors.discard(self)
-            self.vc.remove(self)
 
 
 def post_vm_event(vm: SimObject, kind: type, **fields: Any) -> None:
