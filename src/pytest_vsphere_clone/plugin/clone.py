@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from ..client.guest_ops import GuestOperations
     from ..client.session import VSphereConnection
+    from .files import LocalSource, LocalTarget
     from .settings import Settings
 
 PHASES = ("clone", "power_on", "ip", "connect")
@@ -24,7 +25,8 @@ class Clone:
     """A disposable VM made for this run: what ``vsphere_vm`` and ``vsphere_vm_factory`` give.
 
     ``ssh()`` / ``winrm()`` give connections, ``run()`` runs a command over
-    whichever fits the guest OS, ``guest_run()`` goes through VMware Tools.
+    whichever fits the guest OS, ``guest_run()`` goes through VMware Tools,
+    ``put()`` / ``get()`` copy files (SFTP on Linux, Guest Operations on Windows).
     The plugin destroys the VM when its scope ends (unless ``keep`` says otherwise).
 
     Attributes:
@@ -94,6 +96,27 @@ class Clone:
         Linux runs it in a shell, Windows in ``cmd.exe``; ``timeout`` (seconds) defaults to 120.
         """
         return self.guest_operations().run(cmd, timeout=timeout or 120.0)
+
+    # --- files ----------------------------------------------------------------------------
+
+    def put(self, local: LocalSource, remote: str, *, via: str | None = None, overwrite: bool = True) -> None:
+        """Copy ``local`` to the guest path ``remote``.
+
+        ``local``: bytes (the content) or a local file's path (str or os.PathLike; streamed).
+        ``via``: None picks SFTP on Linux and Guest Operations on Windows; ``"sftp"`` (or ``"ssh"``)
+        and ``"guest"`` force one. ``overwrite=False`` refuses an existing file. See docs/files.md.
+        """
+        from . import files
+
+        files.put(self, local, remote, via=via, overwrite=overwrite)
+
+    def get(self, remote: str, local: LocalTarget = None, *,
+            via: str | None = None) -> bytes | None:
+        """Copy the guest path ``remote`` to the local path ``local`` (returns None), or return its
+        content as bytes when ``local`` is None. ``via`` as for :meth:`put`."""
+        from . import files
+
+        return files.get(self, remote, local, via=via)
 
     # --- connections ------------------------------------------------------------------
 
