@@ -39,8 +39,9 @@ def render() -> str:
     lines += ["", "## Named fixtures", "", "The ini key `vsphere_fixtures` declares extra clone fixtures, one per line:",
               "", "```ini", "vsphere_fixtures =", "    web: template=ubuntu24-frozen clone_type=instant scope=function",
               "    dc:  template=win2022 os=windows scope=session", "```", "",
-              "Each line is `NAME: key=value ...` with keys from the clone, placement, guest, discovery, time and",
-              "teardown groups above; the rest comes from the run's settings.", ""]
+              "Each line is `NAME: key=value ...` with keys from the clone, placement, guest, hardware, discovery,",
+              "time and teardown groups above (quote a value with spaces: `networks=\"VM Network,VM Network 2\"`);",
+              "the rest comes from the run's settings.", ""]
     return "\n".join(lines)
 
 

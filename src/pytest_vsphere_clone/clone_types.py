@@ -33,6 +33,9 @@ class CloneType:
     needs_nic_refresh: bool
     #: Privileges on the clone's folder beyond the common ones.
     extra_privileges: tuple[str, ...] = ()
+    #: The clone spec may set CPUs, memory and new devices (CloneSpec.config, a VirtualMachineConfigSpec).
+    #: An InstantCloneSpec may not: only extraConfig pairs and edits of existing NICs (docs/hardware.md).
+    configurable_hardware: bool = True
 
     def uses_snapshot(self, named_snapshot: str | None) -> bool:
         """Whether a clone with the ``--vsphere-snapshot`` setting ``named_snapshot`` clones from a snapshot."""
@@ -43,7 +46,8 @@ LINKED = CloneType("linked", "CloneVM_Task", "VirtualMachine.clone", snapshot_al
                    needs_running_source=False, resumes_running=False, grows_source=False, needs_nic_refresh=False)
 INSTANT = CloneType("instant", "InstantClone_Task", "VirtualMachine.instantClone", snapshot_always=False,
                     snapshot_when_named=False, needs_running_source=True, resumes_running=True, grows_source=True,
-                    needs_nic_refresh=True, extra_privileges=("VirtualMachine.Config.EditDevice",))
+                    needs_nic_refresh=True, extra_privileges=("VirtualMachine.Config.EditDevice",),
+                    configurable_hardware=False)
 FULL = CloneType("full", "CloneVM_Task", "VirtualMachine.clone", snapshot_always=False, snapshot_when_named=True,
                  needs_running_source=False, resumes_running=False, grows_source=False, needs_nic_refresh=False)
 

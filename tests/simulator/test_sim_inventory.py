@@ -45,7 +45,7 @@ def test_default_inventory_shape(shared_si: Any) -> None:
     assert sorted(h.name for h in cluster.host) == ["esx1", "esx2"]
     assert all(h.runtime.connectionState == "connected" for h in cluster.host)
     assert [d.name for d in dc.datastore] == ["datastore1"]
-    assert [n.name for n in dc.network] == ["VM Network"]
+    assert [n.name for n in dc.network] == ["VM Network", "VM Network 2"]
     assert dc.datastore[0].summary.capacity > dc.datastore[0].summary.freeSpace > 0
     assert isinstance(cluster.resourcePool, vim.ResourcePool)
 

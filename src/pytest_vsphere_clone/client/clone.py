@@ -26,6 +26,7 @@ from .errors import (
     OutcomeUnknown,
     VSphereCloneError,
 )
+from .hardware import HardwareError, HardwarePlan, ResolvedHardware, network_backing
 from .inventory import Placement, TemplateInfo
 from .marker import Marker, find_marker, marker_option, set_marker
 from .retry import RetryPolicy
@@ -93,6 +94,8 @@ class CloneRequest:
     timeout: float = 600.0
     #: Called with the clone spec just before the clone task starts (the plugin's hook).
     customize: Callable[[Any], None] | None = None
+    #: CPUs, memory, NICs' port groups, extra disks and extraConfig (client/hardware.py); None: the source's.
+    hardware: ResolvedHardware | None = None
     #: Called with each clone task as soon as it started, before it is awaited: the plugin's ledger
     #: records its key, so the end of the run can learn the task's outcome even if no wait works.
     on_task: Callable[[Any], None] | None = None
@@ -345,32 +348,46 @@ def _nic_devices(conn: VSphereConnection, vm: Any) -> list[Any]:
             if isinstance(d, vim.vm.device.VirtualEthernetCard)]
 
 
-def _network_backing(conn: VSphereConnection, network: Any, name: str | None) -> Any:
-    from pyVmomi import vim
+def _hardware(conn: VSphereConnection, request: CloneRequest, *,
+              instant: bool) -> tuple[HardwarePlan | None, list[Any] | None]:
+    """The hardware plan and the source's devices (read once), or (None, None) when nothing is asked."""
+    from .hardware import instant_problem, plan_hardware, source_devices
 
-    if isinstance(network, vim.dvs.DistributedVirtualPortgroup):
-        values = props.read(conn, network, ["key", "config.distributedVirtualSwitch"])
-        switch = values.get("config.distributedVirtualSwitch")
-        uuid = props.read(conn, switch, ["uuid"]).get("uuid") if switch is not None else None
-        port = vim.dvs.PortConnection(portgroupKey=values.get("key"), switchUuid=uuid)
-        return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(port=port)
-    return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=name, network=network)
+    hardware = request.hardware
+    if hardware is None or hardware.request.empty:
+        return None, None
+    devices = source_devices(conn, request.template.ref)
+    problem = instant_problem(hardware, devices, request.template.name) if instant else None
+    if problem:
+        raise HardwareError(problem)
+    datastore = request.placement.datastore if request.placement is not None else None
+    return plan_hardware(conn, hardware, devices, datastore=datastore), devices
 
 
-def _nic_edits(conn: VSphereConnection, request: CloneRequest, *, disconnect: bool) -> list[Any]:
-    """deviceChange edits of the source's NICs: a new network (placement) and/or disconnected NICs."""
+def _nic_edits(conn: VSphereConnection, request: CloneRequest, *, disconnect: bool,
+               plan: HardwarePlan | None = None, devices: list[Any] | None = None) -> list[Any]:
+    """deviceChange edits of the source's NICs: a new network (placement or --vsphere-networks) and/or
+    disconnected NICs."""
     from pyVmomi import vim
 
     placement = request.placement
     retarget = placement is not None and placement.network is not None
-    if not retarget and not disconnect:
+    moves = plan.nic_edits if plan is not None else {}
+    if not retarget and not disconnect and not moves:
         return []
-    backing = _network_backing(conn, placement.network, placement.network_name) \
+    backing = network_backing(conn, placement.network, placement.network_name) \
         if placement is not None and retarget else None
+    named = plan.named_nics if plan is not None else set()
+    nics = _nic_devices(conn, request.template.ref) if devices is None else \
+        [d for d in devices if isinstance(d, vim.vm.device.VirtualEthernetCard)]
     edits = []
-    for nic in _nic_devices(conn, request.template.ref):
-        if backing is not None:
-            nic.backing = backing
+    for nic in nics:
+        # --vsphere-networks decides the NICs it names; --vsphere-network the others.
+        new = moves.get(nic.key) if nic.key in named else backing
+        if new is None and not disconnect:
+            continue
+        if new is not None:
+            nic.backing = new
         if disconnect:
             # Down in the clone until the guest is told about its new MAC, then reconnected.
             nic.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
@@ -379,13 +396,18 @@ def _nic_edits(conn: VSphereConnection, request: CloneRequest, *, disconnect: bo
     return edits
 
 
-def _config_spec(request: CloneRequest) -> Any:
-    """The marker as the clone's annotation (Notes), so even a clone whose SetField never ran is marked."""
+def _config_spec(request: CloneRequest, plan: HardwarePlan | None = None) -> Any:
+    """The marker as the clone's annotation (Notes), so even a clone whose SetField never ran is marked;
+    and the hardware: CPUs, memory, new NICs and disks, extraConfig."""
     from pyVmomi import vim
 
-    if request.marker is None:
+    if request.marker is None and plan is None:
         return None
-    return vim.vm.ConfigSpec(annotation=request.marker.annotation())
+    annotation = request.marker.annotation() if request.marker is not None else None
+    if plan is None:
+        return vim.vm.ConfigSpec(annotation=annotation)
+    return vim.vm.ConfigSpec(annotation=annotation, numCPUs=plan.cpus, memoryMB=plan.memory_mb,
+                             deviceChange=plan.device_adds, extraConfig=plan.extra_config)
 
 
 # --- strategies ------------------------------------------------------------------------------------
@@ -412,12 +434,13 @@ class LinkedClone(CloneStrategy):
         from pyVmomi import vim
 
         snapshot = self.snapshot(request.template, request.snapshot)
+        plan, devices = _hardware(conn, request, instant=False)
         location = _relocate_spec(request)
         location.diskMoveType = "createNewChildDiskBacking"
-        location.deviceChange = _nic_edits(conn, request, disconnect=False)
+        location.deviceChange = _nic_edits(conn, request, disconnect=False, plan=plan, devices=devices)
         return vim.vm.CloneSpec(location=location, snapshot=snapshot, template=False,
                                 powerOn=request.power_on and request.power_on_in_clone_task,
-                                config=_config_spec(request))
+                                config=_config_spec(request, plan))
 
     def start(self, request: CloneRequest, spec: Any) -> Any:
         return request.template.ref.CloneVM_Task(folder=self.target_folder(request), name=request.name, spec=spec)
@@ -432,11 +455,12 @@ class FullClone(LinkedClone):
         from pyVmomi import vim
 
         snapshot = self.snapshot(request.template, request.snapshot) if request.snapshot else None
+        plan, devices = _hardware(conn, request, instant=False)
         location = _relocate_spec(request)
-        location.deviceChange = _nic_edits(conn, request, disconnect=False)
+        location.deviceChange = _nic_edits(conn, request, disconnect=False, plan=plan, devices=devices)
         return vim.vm.CloneSpec(location=location, snapshot=snapshot, template=False,
                                 powerOn=request.power_on and request.power_on_in_clone_task,
-                                config=_config_spec(request))
+                                config=_config_spec(request, plan))
 
 
 class InstantClone(CloneStrategy):
@@ -468,8 +492,13 @@ class InstantClone(CloneStrategy):
             warnings.append(message)
         location = _relocate_spec(request, with_host=False)
         location.folder = self.target_folder(request)
-        location.deviceChange = _nic_edits(conn, request, disconnect=running)
+        plan, devices = _hardware(conn, request, instant=True)
+        location.deviceChange = _nic_edits(conn, request, disconnect=running, plan=plan, devices=devices)
         config = [marker_option(request.marker)] if request.marker is not None else []
+        if plan is not None:
+            # InstantCloneSpec.config: "key value pairs that will be passed to the destination VM ... queryable
+            # via destination VM's extraConfig"; guestinfo.* ones reach the guest (vmware-rpctool info-get).
+            config += plan.extra_config
         return vim.vm.InstantCloneSpec(name=request.name, location=location, config=config)
 
     def start(self, request: CloneRequest, spec: Any) -> Any:

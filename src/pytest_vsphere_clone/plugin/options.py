@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from ..clone_types import CLONE_TYPES, COLLAPSE_MODES
 
 #: Groups in the order the help and the docs show them.
-GROUPS = ("connection", "placement", "clone", "guest", "discovery", "time", "teardown", "reporting", "embedded")
+GROUPS = ("connection", "placement", "clone", "guest", "hardware", "discovery", "time", "teardown", "reporting",
+          "embedded")
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Option:
     name: str
     group: str
     help: str
-    kind: str = "str"  # str | int | port | float | bool | choice | duration | cidr | path
+    kind: str = "str"  # str | int | port | float | bool | choice | duration | cidr | path | keyvalue
     default: object = None
     choices: tuple[str, ...] = ()
     secret: bool = False
@@ -29,6 +30,10 @@ class Option:
     metavar: str | None = None
     #: Smallest allowed value (seconds for durations).
     minimum: float | None = None
+    #: Whole numbers only: the value must be a multiple of this (memory in MB: 4).
+    step: int | None = None
+    #: How an environment variable's (or a marker's string) value splits into items (repeatable options).
+    separator: str = r"[,\s]+"
 
     @property
     def cli(self) -> str:
@@ -90,6 +95,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("winrm-transport", "guest", "WinRM authentication transport.", kind="choice", default="ntlm",
            choices=("ntlm", "basic", "kerberos", "credssp")),
     Option("winrm-ssl", "guest", "Use HTTPS for WinRM.", kind="bool", default=False),
+    # hardware (see docs/hardware.md; what each clone type can take is checked at the start)
+    Option("cpus", "hardware", "Virtual CPUs of each clone (default: the template's; linked and full clones).",
+           kind="int", minimum=1),
+    Option("memory-mb", "hardware", "Memory of each clone in MB, a multiple of 4 (default: the template's; linked "
+           "and full clones).", kind="int", minimum=4, step=4, metavar="MB"),
+    Option("networks", "hardware", "Port group of NIC 1, 2, ... by name: NICs on another port group are moved, "
+           "missing ones added as vmxnet3 (instant clones: existing NICs only). Env: comma-separated.",
+           repeatable=True, separator=r"[,\n]+", metavar="PORTGROUP"),
+    Option("disks", "hardware", "Size in GB of an extra thin-provisioned disk on a free SCSI unit; repeat for more "
+           "(linked and full clones).", kind="int", repeatable=True, minimum=1, metavar="GB"),
+    Option("extra-config", "hardware", "KEY=VALUE for the clone's extraConfig (advanced settings); guestinfo.* "
+           "keys reach the guest (vmware-rpctool \"info-get guestinfo.KEY\"), for instant clones too. Env: "
+           "whitespace-separated.", kind="keyvalue", repeatable=True, separator=r"\s+", metavar="KEY=VALUE"),
     # discovery
     Option("discovery", "discovery", "Find the clone's IP through Guest Operations (active) or wait for "
            "VMware Tools' report (tools).", kind="choice", default="active", choices=("active", "tools")),

@@ -21,6 +21,7 @@ from .options import OPTIONS
 from .shared_address import check_unique_address
 
 if TYPE_CHECKING:
+    from ..client.hardware import ResolvedHardware
     from ..client.inventory import TemplateInfo
     from .connection_holder import ConnectionHolder
     from .janitor import Janitor
@@ -105,6 +106,7 @@ class Provisioner:
         if kind.uses_snapshot(settings.snapshot):
             LinkedClone().snapshot(template, settings.snapshot)
         self.check_host_key_policy(name, settings)
+        self.check_hardware(name, settings)
         if name not in self._privileges_checked:
             check_privileges(self.holder.connection(), [template.ref], [CLONE_PRIVILEGE], f"template {name!r}")
             self._check_tools_installed(template)
@@ -128,6 +130,34 @@ class Provisioner:
                 f"guestToolsNotInstalled), and finding a clone's address needs them (--vsphere-discovery=active runs "
                 f"its command through them, tools waits for their report): install open-vm-tools (Linux) or VMware "
                 f"Tools (Windows) in {template.name}, then take a new snapshot for linked clones")
+
+    def hardware(self, name: str, settings: Settings) -> ResolvedHardware | None:
+        """``settings``' hardware for clones of ``name``, port groups found (None: the source's own).
+
+        Raises HardwareError naming the fix: a port group that does not exist (listing those that
+        do), or NICs an instant clone cannot add.
+        """
+        from ..client.hardware import HardwareRequest, resolve_hardware
+
+        request = HardwareRequest(cpus=settings.cpus, memory_mb=settings.memory_mb, networks=settings.networks,
+                                  disks_gb=settings.disks, extra_config=settings.extra_config)
+        if request.empty:
+            return None
+        return resolve_hardware(self.templates.inventory(), self.templates.template(name), request)
+
+    def check_hardware(self, name: str, settings: Settings) -> None:
+        """Raise now what clones of ``name`` would fail with because of their hardware settings."""
+        from ..client.clone_types import clone_type
+        from ..client.hardware import HardwareError, instant_problem, source_devices
+
+        resolved = self.hardware(name, settings)
+        if resolved is None or clone_type(settings.clone_type).configurable_hardware:
+            return
+        template = self.templates.template(name)
+        devices = source_devices(self.holder.connection(), template.ref) if resolved.request.networks else []
+        problem = instant_problem(resolved, devices, name)
+        if problem:
+            raise HardwareError(problem)
 
     def check_host_key_policy(self, name: str, settings: Settings) -> None:
         """Raise now when the SSH host-key policy cannot work for clones of ``name`` (Linux guests only)."""
@@ -181,6 +211,7 @@ class Provisioner:
         template = self.templates.template(template_name)
         # A factory's or named fixture's own policy: refused before a clone exists, as at the start.
         self.check_host_key_policy(template_name, settings)
+        hardware = self.hardware(template_name, settings)
         placement = self.templates.inventory().resolve_placement(template, PlacementSettings(
             **{o.attr: getattr(settings, o.attr) for o in OPTIONS if o.group == "placement"}))
         name = self.next_name(settings)
@@ -201,6 +232,7 @@ class Provisioner:
 
         result = clone_vm(conn, CloneRequest(template=template, name=name, clone_type=settings.clone_type,
                                              snapshot=settings.snapshot, placement=placement, marker=marker,
+                                             hardware=hardware,
                                              timeout=settings.clone_timeout, customize=customize, on_task=started,
                                              # One task instead of two: a task round trip saved per clone.
                                              power_on_in_clone_task=True),

@@ -58,6 +58,12 @@ class Settings:
     ip_family: str = "ipv4"
     ip_network: str | None = None
     network_refresh_command: str | None = None
+    cpus: int | None = None
+    memory_mb: int | None = None
+    networks: tuple[str, ...] = ()
+    disks: tuple[int, ...] = ()
+    #: ``KEY=VALUE`` items, in the order given.
+    extra_config: tuple[str, ...] = ()
     clone_timeout: float = 300.0
     ip_timeout: float = 300.0
     connect_timeout: float = 120.0
@@ -85,7 +91,7 @@ class Settings:
             if source == "default":
                 continue
             value = getattr(self, option.attr)
-            shown = "***" if option.secret else (",".join(value) if isinstance(value, tuple) else value)
+            shown = "***" if option.secret else (",".join(map(str, value)) if isinstance(value, tuple) else value)
             lines.append(f"{option.name}={shown} ({source})")
         return lines
 
@@ -116,8 +122,10 @@ def parse_duration(text: str) -> float:
 def _convert(option: Option, raw: Any) -> Any:
     """Turn a raw string (or list, for repeatable options) into the setting's value."""
     if option.repeatable:
-        items = raw if isinstance(raw, list | tuple) else re.split(r"[,\s]+", str(raw))
-        return tuple(str(i).strip() for i in items if str(i).strip())
+        if isinstance(raw, Mapping):  # extra_config={"guestinfo.role": "web"} from a marker or factory
+            raw = [f"{key}={value}" for key, value in raw.items()]
+        items = raw if isinstance(raw, list | tuple) else re.split(option.separator, str(raw))
+        return tuple(_item(option, str(i).strip()) for i in items if str(i).strip())
     if isinstance(raw, bool) and option.kind == "bool":
         return raw
     text = str(raw).strip()
@@ -135,8 +143,14 @@ def _convert(option: Option, raw: Any) -> Any:
             raise ValueError("expected a whole number") from None
         if option.kind == "port" and not 1 <= value <= 65535:
             raise ValueError("must be a port number from 1 to 65535")
+        if option.minimum is not None and value < option.minimum:
+            raise ValueError(f"must be at least {option.minimum:g}")
         if value < 0:
             raise ValueError("must not be negative")
+        if option.step and value % option.step:
+            lower = value - value % option.step
+            raise ValueError(f"must be a multiple of {option.step}, e.g. {lower or option.step} or "
+                             f"{lower + option.step}")
         return value
     if option.kind == "float":
         number = float(text)
@@ -160,6 +174,23 @@ def _convert(option: Option, raw: Any) -> Any:
     if option.kind == "path":
         return Path(text).expanduser()
     return text or None
+
+
+#: An extraConfig key: letters, digits and . _ - : (as vSphere's advanced settings are named).
+_CONFIG_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+
+
+def _item(option: Option, text: str) -> Any:
+    """One item of a repeatable setting."""
+    if option.kind == "keyvalue":
+        key, eq, _ = text.partition("=")
+        if not eq or not _CONFIG_KEY.match(key.strip()):
+            raise ValueError(f"{text!r} is not KEY=VALUE with KEY made of letters, digits and . _ - : "
+                             f"(e.g. guestinfo.role=web)")
+        return f"{key.strip()}={text.partition('=')[2]}"
+    if option.kind == "int":
+        return _convert(dataclasses.replace(option, repeatable=False), text)
+    return text
 
 
 def _span(seconds: float) -> str:
@@ -236,6 +267,7 @@ def check_clone_settings(settings: Settings, where: str = "") -> None:
 
     ``where`` prefixes the message, e.g. ``"vsphere_fixtures: web: "``.
     """
+    check_hardware_settings(settings, where)
     if settings.ip_network and settings.ip_family != "any":
         import ipaddress  # only when the setting is used: the module costs start-up time
 
@@ -247,6 +279,33 @@ def check_clone_settings(settings: Settings, where: str = "") -> None:
                 f"--vsphere-ip-family={settings.ip_family} accepts only IPv{wanted} addresses, so no address "
                 f"could ever match: pass --vsphere-ip-family=ipv{network.version} (or any), or an IPv{wanted} "
                 f"--vsphere-ip-network")
+
+
+def check_hardware_settings(settings: Settings, where: str = "") -> None:
+    """The hardware settings against the clone type (and --vsphere-network), each error naming the fix.
+
+    InstantCloneSpec (API reference, vSphere API 6.7) takes ``config``, "key value pairs ... queryable via
+    destination VM's extraConfig", and a ``location`` whose device changes may only be "edits of
+    VirtualEthernetCard and filebacked Serial/Parallel ports. All other settings are NOT supported":
+    no CPU count, memory size or new disk (new NICs are checked against the template at the start).
+    """
+    from ..clone_types import BY_NAME as KINDS
+
+    kind = KINDS.get(settings.clone_type)
+    if kind is not None and not kind.configurable_hardware:
+        refused = [name for name, value in (("--vsphere-cpus", settings.cpus), ("--vsphere-memory-mb",
+                                                                               settings.memory_mb),
+                                             ("--vsphere-disks", settings.disks)) if value]
+        if refused:
+            others = " or ".join(name for name, other in KINDS.items() if other.configurable_hardware)
+            raise SettingsError(
+                f"{where}{' and '.join(refused)} cannot apply to {settings.clone_type} clones (an instant clone "
+                f"resumes its source's running hardware; InstantCloneSpec takes only extraConfig and NIC port "
+                f"groups): use --vsphere-clone-type {others}, or drop {', '.join(refused)}")
+    if settings.network and settings.networks and settings.network != settings.networks[0]:
+        raise SettingsError(f"{where}--vsphere-network={settings.network} and --vsphere-networks (NIC 1 on "
+                            f"{settings.networks[0]}) disagree about NIC 1: give NIC 1's port group once, as the "
+                            f"first --vsphere-networks")
 
 
 #: Setting groups that belong to the run, not to one clone: one vCenter connection, one embedded simulator,
@@ -308,14 +367,22 @@ def parse_named_fixtures(lines: list[str], base: Settings) -> dict[str, Settings
         if name in fixtures:
             raise SettingsError(f"vsphere_fixtures: {name} is declared twice: give each named fixture its own name")
         changes: dict[str, Any] = {}
-        for pair in rest.split():
+        import shlex  # quotes allow spaces: networks="VM Network,Lab"
+
+        try:
+            pairs = shlex.split(rest)
+        except ValueError as exc:
+            raise SettingsError(f"vsphere_fixtures: {name}: {exc}: close the quote") from None
+        for pair in pairs:
             key, eq, raw = pair.partition("=")
             option = BY_NAME.get(key.replace("_", "-"))
             if not eq or option is None or option.group in RUN_GROUPS:
-                raise SettingsError(f"vsphere_fixtures: {name}: {pair!r} is not KEY=VALUE with KEY a clone, "
-                                    f"placement, guest, discovery, time or teardown setting")
+                raise SettingsError(f"vsphere_fixtures: {name}: {pair!r} is not KEY=VALUE with KEY a "
+                                    f"{_clone_groups_text()} setting")
             try:
-                changes[option.attr] = _convert(option, raw)
+                value = _convert(option, raw)
+                # A repeatable key given twice adds up: extra_config=a=1 extra_config=b=2.
+                changes[option.attr] = changes.get(option.attr, ()) + value if option.repeatable else value
             except ValueError as exc:
                 shown = "***" if option.secret else raw
                 raise SettingsError(f"vsphere_fixtures: {name}: invalid {key}={shown!r}: {exc}") from None

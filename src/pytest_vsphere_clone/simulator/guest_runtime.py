@@ -194,6 +194,7 @@ class GuestRuntime:
         guest = self.host.create_guest(self._spec(vm, network_delay, network_at))
         guest.set_nic_connected(all(n.connected for n in vm.nics[:1]))
         guest.boot()
+        self._present_hardware(vm, guest, mount=True)
         if wait_for_tools:
             guest.wait_for_ip(timeout=30.0)
             self._tools_up(vm, time.time())
@@ -228,6 +229,24 @@ class GuestRuntime:
         if guest is not None and nic is vm.nics[0]:
             guest.set_nic_connected(connected)
 
+    def hardware_changed(self, vm: VirtualMachine) -> None:
+        """A reconfigured VM's guest sees its new CPUs, memory, disks and NICs."""
+        self._settle_boot(vm)
+        guest = self.host.guest(vm.mo_id)
+        if guest is not None and guest.running and not guest.frozen:
+            self._present_hardware(vm, guest, mount=False)
+
+    def _present_hardware(self, vm: VirtualMachine, guest: Guest, *, mount: bool) -> None:
+        """Show a Linux guest its VM's CPUs, memory, disks and extra NICs (guests/host/hardware_view.py)."""
+        from .guests.host.hardware_view import HardwareView, present
+        from .objects.devices import FIRST_DISK_KB
+
+        if vm.family == "linux":
+            with self.vc.lock:
+                view = HardwareView(vm.num_cpu, vm.memory_mb, (FIRST_DISK_KB, *(d.capacity_kb for d in vm.extra_disks)),
+                                    tuple(n.mac for n in vm.nics[1:]))
+            present(guest, view, mount=mount)
+
     def instant_clone(self, source: VirtualMachine, clone: VirtualMachine) -> None:
         """The clone resumes where its source is: same guest state, new MAC (stale until refreshed).
 
@@ -246,6 +265,7 @@ class GuestRuntime:
             guest = self.host.create_guest(spec, resume_from=source_guest)
             guest.set_nic_connected(all(n.connected for n in clone.nics[:1]))
             guest.boot()
+            self._present_hardware(clone, guest, mount=True)
         except BaseException:
             with self.vc.lock:
                 self._next_report.pop(clone.mo_id, None)

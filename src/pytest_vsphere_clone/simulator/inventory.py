@@ -59,7 +59,8 @@ DEFAULT_INVENTORY: dict[str, Any] = {
         {
             "name": "dc1",
             "datastores": [{"name": "datastore1", "capacity_gb": 2048}],
-            "networks": ["VM Network"],
+            # A second port group for clones' extra NICs (--vsphere-networks): guests see them as eth1...
+            "networks": ["VM Network", "VM Network 2"],
             "clusters": [{"name": "cluster1", "hosts": ["esx1", "esx2"]}],
             "vms": [
                 {"name": "linux-template", "guest_id": LINUX_GUEST_ID, "snapshots": ["base"]},

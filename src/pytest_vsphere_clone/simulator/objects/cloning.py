@@ -10,6 +10,7 @@ from pyVmomi import vim, vmodl
 
 from ..provisioning_limits import provisioning_costs
 from .base import vmomi_method
+from .devices import check_device_changes, check_instant_changes, copy_extra_disks
 from .disks import MAX_CHAIN_LENGTH, DiskLayer
 from .events import post_clone_events, post_vm_event
 from .snapshots import SnapshotMethods
@@ -73,6 +74,7 @@ class CloneMethods(SnapshotMethods):
         clone.annotation = self.annotation
         clone.tools_installed = self.tools_installed
         clone.hot_plug = replace(self.hot_plug)  # the source's configuration, CPU and memory hot plug included
+        copy_extra_disks(self, clone)
         for source_nic, nic in zip(self.nics, clone.nics, strict=True):
             nic.start_connected = source_nic.start_connected
         # A vCenter never hands out an assigned MAC twice; random ones collide after a few thousand clones.
@@ -139,10 +141,14 @@ class CloneMethods(SnapshotMethods):
                     new_vm.disk = self.vc.disks.create_delta(name, new_vm.mo_id, datastore, base)
                 else:
                     new_vm.disk = self.vc.disks.copy_flat(base, name, new_vm.mo_id, datastore)
-                if spec.config is not None:
-                    new_vm.apply_config_spec(spec.config)
-                if spec.location and spec.location.deviceChange:
-                    new_vm.apply_device_changes(spec.location.deviceChange)
+                try:
+                    if spec.config is not None:
+                        new_vm.apply_config_spec(spec.config)
+                    if spec.location and spec.location.deviceChange:
+                        new_vm.apply_device_changes(spec.location.deviceChange)
+                except Exception:  # a refused spec makes no clone: its disk goes too
+                    self.vc.disks.release(new_vm.disk, self.vc.disk_tops(), self.vc.pinned_layers())
+                    raise
                 new_vm.template = bool(spec.template)
                 self._register(new_vm, target_folder)
             guests = self._guests()
@@ -184,6 +190,9 @@ class CloneMethods(SnapshotMethods):
                         invalidProperty="spec.location.host")
                 if self.disk is None:
                     raise vim.fault.InvalidState(msg="The source has no disk.")
+                if location and location.deviceChange:
+                    check_instant_changes(location.deviceChange)
+                    check_device_changes(self, location.deviceChange)  # the clone's NICs are the source's
                 new_vm = self._new_clone(spec.name, folder, pool, host, datastore)
                 if self.frozen:
                     # A frozen source writes nothing: one delta on it, shared by every clone.

@@ -14,6 +14,7 @@ from pyVmomi import vim, vmodl
 
 from .base import vmomi_method
 from .cloning import CloneMethods
+from .devices import ExtraDisk, apply_device_changes, check_sizes, hardware_devices
 from .disks import DiskLayer
 from .events import post_vm_event
 from .hot_plug import HotPlug, check_running_change
@@ -88,6 +89,7 @@ class VirtualMachine(CloneMethods, RelocateMethods, ScreenshotMethods):
         self.tools = ToolsState()
         self.tools_installed = True
         self.hot_plug = HotPlug()
+        self.extra_disks: list[ExtraDisk] = []
         self.snapshot_roots: list[SnapshotNode] = []
         self.current_snapshot: SnapshotNode | None = None
         #: The state an inventory file asks for; the simulator brings the VM there at start.
@@ -135,12 +137,7 @@ class VirtualMachine(CloneMethods, RelocateMethods, ScreenshotMethods):
 
     def prop_config(self) -> Any:
         _, full_name = GUEST_IDS.get(self.guest_id, ("otherGuest", self.guest_id))
-        devices: list[Any] = [nic.device() for nic in self.nics]
-        if self.disk is not None:
-            devices.append(vim.vm.device.VirtualDisk(
-                key=DISK_KEY, controllerKey=1000, unitNumber=0, capacityInKB=16 * 1024 * 1024,
-                capacityInBytes=16 * 1024**3, backing=self.disk.backing(),
-                deviceInfo=vim.Description(label="Hard disk 1", summary="16,777,216 KB")))
+        devices = hardware_devices(self)
         return vim.vm.ConfigInfo(
             changeVersion=str(self.change_version), modified=utc(self.created), name=self.name,
             guestFullName=full_name, version="vmx-21", uuid=self.uuid, instanceUuid=self.instance_uuid,
@@ -203,7 +200,8 @@ class VirtualMachine(CloneMethods, RelocateMethods, ScreenshotMethods):
                 toolsRunningStatus=guest.toolsRunningStatus, hostName=guest.hostName, ipAddress=guest.ipAddress),
             config=vim.vm.Summary.ConfigSummary(
                 name=self.name, template=self.template, vmPathName=self.vm_path(), memorySizeMB=self.memory_mb,
-                numCpu=self.num_cpu, numEthernetCards=len(self.nics), numVirtualDisks=1 if self.disk else 0,
+                numCpu=self.num_cpu, numEthernetCards=len(self.nics),
+                numVirtualDisks=(1 if self.disk else 0) + len(self.extra_disks),
                 uuid=self.uuid, instanceUuid=self.instance_uuid, guestId=self.guest_id, guestFullName=full_name,
                 annotation=self.annotation),
             storage=vim.vm.Summary.StorageSummary(
@@ -451,11 +449,15 @@ class VirtualMachine(CloneMethods, RelocateMethods, ScreenshotMethods):
             if guests is not None:
                 for nic, connected in nic_changes:
                     guests.nic_connected(self, nic, connected)
+                guests.hardware_changed(self)  # hot-added CPUs, memory, disks, NICs: the guest sees them
 
         return self.vc.tasks.start(ctx, self, "ReconfigVM_Task", "reconfigure", reconfigure)
 
     def apply_config_spec(self, spec: Any) -> list[tuple[Nic, bool]]:
         """Apply a ConfigSpec (caller holds the lock); returns NIC connection changes to carry out."""
+        check_sizes(spec)
+        # Devices first: they are all checked before any changes, so a refused spec changes nothing.
+        connection_changes = self.apply_device_changes(spec.deviceChange or [])
         if spec.name:
             self.name = spec.name
         if spec.annotation is not None:
@@ -470,27 +472,8 @@ class VirtualMachine(CloneMethods, RelocateMethods, ScreenshotMethods):
                 self.extra_config.pop(option.key, None)
             else:
                 self.extra_config[option.key] = str(option.value)
-        return self.apply_device_changes(spec.deviceChange or [])
-
-    def apply_device_changes(self, changes: list[Any]) -> list[tuple[Nic, bool]]:
-        """Honour NIC edits (connectable and MAC); other devices are not modelled."""
-        connection_changes: list[tuple[Nic, bool]] = []
-        for change in changes:
-            device = change.device
-            if not isinstance(device, vim.vm.device.VirtualEthernetCard):
-                raise vmodl.fault.NotSupported(msg=f"The simulator models only NIC edits, not "
-                                                   f"{type(device).__name__}")
-            if change.operation != "edit":
-                raise vmodl.fault.NotSupported(msg="The simulator models only NIC edits")
-            nic = next((n for n in self.nics if n.key == device.key), None)
-            if nic is None:
-                raise vim.fault.InvalidDeviceSpec(msg=f"Device {device.key} does not exist.", deviceIndex=0)
-            if device.macAddress and device.addressType == "manual":
-                nic.mac = device.macAddress
-            if device.connectable is not None:
-                nic.start_connected = bool(device.connectable.startConnected)
-                if device.connectable.connected is not None and device.connectable.connected != nic.connected:
-                    nic.connected = bool(device.connectable.connected)
-                    connection_changes.append((nic, nic.connected))
         return connection_changes
 
+    def apply_device_changes(self, changes: list[Any]) -> list[tuple[Nic, bool]]:
+        """Apply NIC edits and adds and new disks (see devices.py); returns NIC connection changes."""
+        return apply_device_changes(self, changes)

@@ -14,6 +14,7 @@ from .disks import DiskLayer
 from .hot_plug import HotPlug
 
 if TYPE_CHECKING:
+    from .devices import ExtraDisk
     from .inventory import Datastore, Folder, HostSystem, Network, ResourcePool
 
 NIC_KEY_BASE = 4000
@@ -87,6 +88,7 @@ class VmState(ManagedEntity):
     tools: ToolsState
     tools_installed: bool
     hot_plug: HotPlug
+    extra_disks: list[ExtraDisk]
 
     if TYPE_CHECKING:
         def folder(self) -> Folder: ...
