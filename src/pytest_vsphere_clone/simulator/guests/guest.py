@@ -43,7 +43,6 @@ FREEZE_RPC = "instantclone.freeze"
 NIC_RESET_RPC = "pvcs.nic.reset"  # internal: sent by the guest's dhclient hook (see disk.py)
 _SSHD_TIMEOUT = 10.0
 _WINRM_TIMEOUT = 30.0
-_TERMINATE_GRACE = 5.0  # TerminateProcessInGuest: SIGTERM, then SIGKILL if the process lingers
 
 
 @dataclass(frozen=True)
