@@ -327,7 +327,10 @@ def overrides_from(overrides: Mapping[str, Any], where: str) -> dict[str, Any]:
         if option is None or option.group not in CLONE_GROUPS:
             raise SettingsError(f"{where}: {key!r} is not a {_clone_groups_text()} setting{_did_you_mean(key)}")
         shown = "***" if option.secret else value
-        if value is None and (option.repeatable or option.kind not in ("str", "path", "cidr")):
+        # None is "unset" where unset means something: a name left to the default, or the template's own
+        # hardware (cpus=None for an instant clone of a run with --vsphere-cpus).
+        if value is None and (option.repeatable or (option.kind not in ("str", "path", "cidr")
+                                                    and option.default is not None)):
             raise SettingsError(f"{where}: {key}=None: {key} needs a value")
         try:
             changes[option.attr] = None if value is None else _convert(option, value)
