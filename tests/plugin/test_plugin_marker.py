@@ -366,14 +366,14 @@ def test_unmarked():
 #: The one line each bad marker gives, naming the node that carries it and the fix.
 BAD_LINES = {
     "test_bad_key": "test_bad_key.py::TestBad: @pytest.mark.vsphere: 'colne_type' is not a placement, clone, guest, "
-                    "discovery, time or teardown setting (did you mean clone_type?)",
+                    "hardware, discovery, time or teardown setting (did you mean clone_type?)",
     "test_bad_value": "test_bad_value.py::test_it: @pytest.mark.vsphere: invalid clone_type='quick': allowed: linked, "
                       "instant, full",
     "test_bad_scope": "test_bad_scope.py: @pytest.mark.vsphere: invalid scope='class': allowed: worker, session, "
                       "module, function",
     "test_positional": "test_positional.py::test_it: @pytest.mark.vsphere: takes settings as keyword arguments only",
     "test_connection_setting": "test_connection_setting.py::test_it: @pytest.mark.vsphere: 'host' is not a "
-                               "placement, clone, guest, discovery, time or teardown setting",
+                               "placement, clone, guest, hardware, discovery, time or teardown setting",
 }
 
 
