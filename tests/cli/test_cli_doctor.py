@@ -10,7 +10,7 @@ import pytest
 from cli_helpers import Run, make_clone
 
 from pytest_vsphere_clone.client.session import VSphereConnection
-from pytest_vsphere_clone.commands.doctor_command import privilege_plan
+from pytest_vsphere_clone.commands.doctor_privileges import privilege_plan
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 
 

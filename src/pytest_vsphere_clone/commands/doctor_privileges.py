@@ -1,0 +1,116 @@
+"""The doctor's privilege checks: with templates, each privilege of the run's flow is checked on
+the object vCenter checks it on (the template, its folder, resource pool and datastores, the root
+for the marker field) with one HasPrivilegeOnEntities call, and a FAIL names what is lacking where;
+without templates, the whole set is checked on the inventory root, where a lack is only a WARN
+(permissions may be granted further down).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..client import clone_types
+from ._common import describe_exception
+
+if TYPE_CHECKING:
+    from ..client.inventory import Inventory, TemplateInfo
+    from ..client.session import VSphereConnection
+    from .doctor_plan import Plan
+    from .doctor_report import Report
+
+GUEST_PRIVILEGES = ("VirtualMachine.GuestOperations.Execute", "VirtualMachine.GuestOperations.Query",
+                    "VirtualMachine.GuestOperations.Modify")
+
+
+def privilege_plan(info: TemplateInfo, clone_type: str, collapse: str, field_defined: bool,
+                   root: Any) -> list[tuple[Any, list[str]]]:
+    """(entity, privileges) pairs: each privilege on the object vCenter checks it on (permissions inherit)."""
+    from ..client.privileges import EXTRA_PRIVILEGES, required_privileges
+
+    on_vm = ["VirtualMachine.Provisioning.Clone"]
+    if collapse != "none":
+        on_vm += EXTRA_PRIVILEGES["collapse"]
+    # Clones are created in (and inherit their permissions from) the template's folder.
+    on_folder = ["VirtualMachine.Inventory.CreateFromExisting", "VirtualMachine.Inventory.Delete",
+                 "VirtualMachine.Interact.PowerOn", "VirtualMachine.Interact.PowerOff", "Global.SetCustomField",
+                 *GUEST_PRIVILEGES]
+    on_folder += clone_types.clone_type(clone_type).extra_privileges
+    pairs: list[tuple[Any, list[str]]] = [(info.ref, on_vm), (info.folder, on_folder)]
+    if info.resource_pool is not None:
+        pairs.append((info.resource_pool, ["Resource.AssignVMToPool"]))
+    pairs += [(datastore, ["Datastore.AllocateSpace"]) for datastore in info.datastores]
+    if not field_defined:
+        pairs.append((root, list(EXTRA_PRIVILEGES["marker-field"])))
+    # Whatever the client layer requires and is not placed above is checked where clones live.
+    placed = {p for _, privileges in pairs for p in privileges}
+    required = required_privileges(clone_type, guest_ops=True, collapse=collapse != "none")
+    on_folder += [p for p in required if p not in placed]
+    return [(entity, sorted(set(privileges))) for entity, privileges in pairs if entity is not None]
+
+
+def _lacking(conn: VSphereConnection, pairs: list[tuple[Any, list[str]]]) -> dict[Any, list[str]]:
+    from ..client.privileges import missing_privileges
+
+    union = sorted({p for _, privileges in pairs for p in privileges})
+    missing = missing_privileges(conn, [entity for entity, _ in pairs], union)
+    lacking = {}
+    for entity, privileges in pairs:
+        gap = sorted(set(missing.get(entity, ())) & set(privileges))
+        if gap:
+            lacking[entity] = gap
+    return lacking
+
+
+def _entity_label(inventory: Inventory, entity: Any) -> str:
+    if entity not in inventory.objects:  # the root folder: the view lists what is below it
+        return "the inventory root"
+    kind = type(entity).__name__.rsplit(".", 1)[-1]
+    kind = {"VirtualMachine": "VM", "Folder": "folder", "ResourcePool": "resource pool", "Datastore": "datastore",
+            "ClusterComputeResource": "cluster"}.get(kind, kind)
+    return f"{inventory.name(entity)} ({kind})"
+
+
+def check_privileges(conn: VSphereConnection, inventory: Inventory, info: TemplateInfo, plan: Plan,
+                     report: Report, field_defined: bool) -> None:
+    """Each privilege of the flow on the object it is checked on; a FAIL names what is lacking where."""
+    label = f"privileges for {info.name}"
+    pairs = privilege_plan(info, plan.clone_type, plan.collapse, field_defined, conn.content.rootFolder)
+    try:
+        lacking = _lacking(conn, pairs)
+    except Exception as exc:
+        report.fail(label, f"could not check them with HasPrivilegeOnEntities ({describe_exception(exc)}): ask the "
+                           f"vCenter administrator to check the user's role")
+        return
+    total = len({p for _, privileges in pairs for p in privileges})
+    flow = f"{plan.clone_type} clones with Guest Operations" + (f" and collapse={plan.collapse}"
+                                                                if plan.collapse != "none" else "")
+    if not lacking:
+        where = ", ".join(_entity_label(inventory, entity) for entity, _ in pairs)
+        report.ok(label, f"user {conn.user!r} has all {total} privileges {flow} need (on {where})")
+        return
+    parts = "; ".join(f"{', '.join(privileges)} on {_entity_label(inventory, entity)}"
+                      for entity, privileges in lacking.items())
+    report.fail(label, f"user {conn.user!r} lacks {parts}: grant them to the user's role on those objects (or a "
+                       f"parent, with propagation)")
+
+
+def check_root_privileges(conn: VSphereConnection, plan: Plan, report: Report, field_defined: bool) -> None:
+    """The flow's privileges on the inventory root (no template given): a lack there is a WARN."""
+    from ..client.privileges import EXTRA_PRIVILEGES, missing_privileges, required_privileges
+
+    wanted = required_privileges(plan.clone_type, guest_ops=True, collapse=plan.collapse != "none")
+    if not field_defined:
+        wanted += EXTRA_PRIVILEGES["marker-field"]
+    root = conn.content.rootFolder
+    try:
+        missing = missing_privileges(conn, [root], wanted)
+    except Exception as exc:
+        report.fail("privileges", f"could not check them with HasPrivilegeOnEntities ({describe_exception(exc)}): "
+                                  f"ask the vCenter administrator to check the user's role")
+        return
+    lacking = sorted({p for privileges in missing.values() for p in privileges})
+    if lacking:
+        report.warn("privileges", f"user {conn.user!r} lacks {', '.join(lacking)} on the inventory root; they may "
+                                  f"be granted further down: pass --template to check where clones are made")
+    else:
+        report.ok("privileges", f"user {conn.user!r} has all {len(set(wanted))} privileges on the inventory root")
