@@ -157,7 +157,7 @@ CUSTOM_INVENTORY: dict[str, Any] = {
             "clusters": [{"name": "gold", "hosts": ["g1"]}, {"name": "silver", "hosts": ["s1", "s2", "s3"]}],
             "vms": [
                 {"name": "centos", "guest_id": "rhel9_64Guest", "folder": "images/linux", "snapshots": ["a", "b"],
-                 "cluster": "silver", "host": "s2", "cpus": 4, "memory_mb": 8192},
+                 "cluster": "silver", "host": "s2", "cpus": 4, "memory_mb": 8192, "networks": ["mgmt-net", "lab-net"]},
                 {"name": "runner", "power": "poweredOn", "frozen": True, "host": "g1"},
             ],
         },
@@ -185,6 +185,10 @@ def test_inventory_loaded_from_a_json_file(tmp_path: Path, client_factory: Calla
         assert centos.runtime.host.name == "s2"
         assert centos.config.hardware.numCPU == 4 and centos.config.hardware.memoryMB == 8192
         assert centos.config.guestId == "rhel9_64Guest"
+        # One NIC per named port group, in order; a VM naming none gets the datacenter's first.
+        assert [d.backing.deviceName for d in centos.config.hardware.device
+                if isinstance(d, vim.vm.device.VirtualEthernetCard)] == ["mgmt-net", "lab-net"]
+        assert [n.name for n in index.FindByInventoryPath("lab/vm/runner").network] == ["lab-net"]
         assert _snapshot_names(centos) == ["a", "b"]
         assert centos.snapshot.currentSnapshot == centos.snapshot.rootSnapshotList[0].childSnapshotList[0].snapshot
         runner = index.FindByInventoryPath("lab/vm/runner")
@@ -223,6 +227,9 @@ def test_inventory_loaded_from_a_json_file(tmp_path: Path, client_factory: Calla
      '{"name": "v"}]}]}', "the name is used twice"),
     ('{"datacenters": [{"name": "d", "clusters": [{"name": "c", "hosts": ["h"]}], "vms": [{"name": "v", '
      '"cluster": "zz"}]}]}', "unknown cluster 'zz'"),
+    ('{"datacenters": [{"name": "d", "clusters": [{"name": "c", "hosts": ["h"]}], "vms": [{"name": "v", '
+     '"networks": ["VM Network", "Lab"]}]}]}', "VM v: networks must name port groups of its datacenter "
+                                               r"\(VM Network\), not Lab"),
 ])
 def test_bad_inventory_file_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.json"

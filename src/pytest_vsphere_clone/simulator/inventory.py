@@ -9,7 +9,8 @@ Shape (every key optional but ``datacenters``)::
         "clusters": [{"name": "cluster1", "hosts": ["esx1", {"name": "esx2", "cpu_cores": 32, "memory_gb": 512}]}],
         "vms": [{"name": "linux-template", "guest_id": "ubuntu64Guest", "folder": "",
                  "host": "esx1", "power": "poweredOff", "frozen": false, "template": false,
-                 "snapshots": ["base"], "tools": true,
+                 "snapshots": ["base"], "tools": true, "cpus": 2, "memory_mb": 2048,
+                 "networks": ["VM Network"],  # port group of each NIC (default: the datacenter's first)
                  "dhcp_client": "dhclient", "machine_id": null}]}],
      "users": [{"name": "readonly@vsphere.local", "password": "...", "denied": ["VirtualMachine.*"]}]}
 
@@ -262,8 +263,14 @@ def add_vm(vc: VCenter, dc: Datacenter, data: dict[str, Any], hosts: dict[str, H
     folder = _folder(vc, dc, data.get("folder", ""))
     if any(child.name == name for child in folder.children()):  # a vCenter folder holds unique names
         raise InventoryError(f"VM {name}: the name is used twice in folder {folder.name!r}")
+    by_name = {net.name: net for net in networks}
+    nic_networks = data.get("networks", [networks[0].name] if networks else [])
+    unknown = [n for n in nic_networks if n not in by_name]
+    if unknown:
+        raise InventoryError(f"VM {name}: networks must name port groups of its datacenter "
+                             f"({', '.join(by_name) or 'none'}), not {', '.join(unknown)}")
     vm = VirtualMachine(vc, vc.new_id("vm"), name, folder, pool=cluster.root_pool, host=host,
-                        datastore=datastores[0], networks=networks[:1],
+                        datastore=datastores[0], networks=[by_name[n] for n in nic_networks],
                         guest_id=data.get("guest_id", LINUX_GUEST_ID), num_cpu=int(data.get("cpus", 2)),
                         memory_mb=int(data.get("memory_mb", 2048)), template=bool(data.get("template", False)))
     vm.tools_installed = bool(data.get("tools", True))
