@@ -20,7 +20,7 @@ import os
 
 import pytest
 
-from pytest_vsphere_clone.client.errors import FileTransferFailed
+from pytest_vsphere_clone.client import FileTransferFailed
 
 ROUTES = {None: "SFTP", "sftp": "SFTP", "guest": "Guest Operations"}
 
@@ -71,6 +71,8 @@ def test_linux_files(vsphere_vm, tmp_path):
         vm.put("hello", "/tmp/x")  # a str is a path; content is bytes
     with pytest.raises(FileTransferFailed, match=r"is in a directory that does not exist: pass a local path"):
         vm.get("/etc/hostname", tmp_path / "no-dir" / "hostname")
+    vm.put(b"alias\n", "/tmp/ssh-alias", via="ssh")  # another name for sftp
+    assert vm.get("/tmp/ssh-alias", via="auto") == b"alias\n"
     with pytest.raises(ValueError, match=r"via='ftp' is not one of None, 'auto', 'sftp', 'ssh', 'guest'"):
         vm.put(b"x", "/tmp/x", via="ftp")
 

@@ -14,6 +14,7 @@ from .errors import (
     CloneFailed,
     CollapseRefused,
     ConnectionFailed,
+    FileTransferFailed,
     GuestLoginFailed,
     GuestOperationFailed,
     InvalidInstantSource,
@@ -63,7 +64,7 @@ _LAZY = {
 
 __all__ = [
     "ActiveDiscovery", "AddressFilter", "AmbiguousTemplate", "CloneFailed", "CloneRequest", "CloneResult",
-    "CollapseRefused", "CommandResult", "ConnectionFailed", "DiscoveryResult", "GuestLoginFailed",
+    "CollapseRefused", "CommandResult", "ConnectionFailed", "DiscoveryResult", "FileTransferFailed", "GuestLoginFailed",
     "GuestOperationFailed", "GuestOperations", "InvalidInstantSource", "InvalidPlacement", "Inventory",
     "LoginFailed", "Marker", "MissingPrivileges", "NicRefreshFailed", "NicRefresher", "NoSnapshot",
     "NoUsableAddress", "OutcomeUnknown", "Placement", "PlacementNotFound", "PlacementSettings",
