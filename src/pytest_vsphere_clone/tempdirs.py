@@ -22,18 +22,22 @@ _GRACE_SECONDS = 60.0
 def make_owned_tempdir(prefix: str) -> Path:
     """A new directory under the system temp dir, marked with this process as its owner."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
-    (path / OWNER_FILE).write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    (path / OWNER_FILE).write_text(f"{os.getpid()} {socket.gethostname()} {_pid_namespace('self')}\n")
     return path
 
 
 def _owner_alive(path: Path) -> bool:
     try:
-        pid_text, host = (path / OWNER_FILE).read_text().split()
+        pid_text, host, *pidns = (path / OWNER_FILE).read_text().split()
         pid = int(pid_text)
     except (OSError, ValueError):
         return time.time() - path.stat().st_mtime < _GRACE_SECONDS
     if host != socket.gethostname():
         return True  # a shared temp dir: not ours to judge
+    if pidns and pidns[0] != _pid_namespace("self"):
+        # A pid of another PID namespace (a run without root has its own, see simulator/userns.py):
+        # alive while that namespace has processes, which only the host's namespace sees all of.
+        return _pid_namespace("self") != str(_INITIAL_PID_NS) or _pid_namespace_alive(pidns[0])
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -54,3 +58,20 @@ def sweep_orphans(prefix: str) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+#: The initial PID namespace's inode (PROC_PID_INIT_INO in the kernel's proc_ns.h).
+_INITIAL_PID_NS = 0xEFFFFFFC
+
+
+def _pid_namespace(pid: str) -> str:
+    """The inode of a process's PID namespace, as text ("" if unreadable)."""
+    try:
+        return str(os.stat(f"/proc/{pid}/ns/pid").st_ino)
+    except OSError:
+        return ""
+
+
+def _pid_namespace_alive(inode: str) -> bool:
+    """True if a process this one may inspect is in the PID namespace ``inode``."""
+    return any(_pid_namespace(p) == inode for p in os.listdir("/proc") if p.isdigit())

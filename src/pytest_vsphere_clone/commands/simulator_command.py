@@ -27,9 +27,10 @@ def register(commands: Any) -> None:
         "simulator", help="run the bundled vCenter simulator (prints URL and credentials, then serves)",
         description="Run the bundled vCenter simulator in the foreground: a vSphere Web Services endpoint over "
                     "HTTPS (its own CA) with an inventory of templates and, unless --no-guests, real guests in "
-                    "network namespaces (root). Prints URL, HOST, USER, PASSWORD, CA_FILE, THUMBPRINT and the "
-                    "guest accounts (GUEST_USER, GUEST_PASSWORD, GUEST_KEY, WINDOWS_GUEST_USER, "
-                    "WINDOWS_GUEST_PASSWORD) as KEY=value lines, then serves until Ctrl-C or SIGTERM and removes "
+                    "network namespaces (as root, or in a user namespace of its own). Prints URL, HOST, USER, "
+                    "PASSWORD, CA_FILE, THUMBPRINT and the guest accounts (GUEST_USER, GUEST_PASSWORD, GUEST_KEY, "
+                    "WINDOWS_GUEST_USER, WINDOWS_GUEST_PASSWORD) as KEY=value lines (without root also NSENTER, "
+                    "the prefix that runs a client in its network), then serves until Ctrl-C or SIGTERM and removes "
                     "everything it made.",
         epilog="Point the plugin at it with VSPHERE_HOST=HOST, VSPHERE_USER=USER, VSPHERE_PASSWORD=PASSWORD and "
                "VSPHERE_CA_BUNDLE=CA_FILE (or run pytest --vsphere-simulator, which starts one itself).")
@@ -65,7 +66,17 @@ def _positive_float(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..simulator import Simulator, SimulatorConfig
+    from ..simulator import Simulator, SimulatorConfig, userns
+
+    if args.guests and userns.needed():
+        # Not root: this command again, inside a user namespace of its own (simulator/userns.py);
+        # clients outside reach it through the NSENTER= prefix it prints.
+        try:
+            return userns.run_inside([sys.executable, *sys.orig_argv[1:]])
+        except userns.NamespaceRefused as exc:
+            print(f"vsphere-clone simulator: real guests without root run in a user namespace, which {exc} "
+                  "(or pass --no-guests)", file=sys.stderr)
+            return 2
 
     stop = threading.Event()
 
@@ -90,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(simulator: Simulator, stop: threading.Event, trace_out: TextIO | None, *, as_json: bool = False) -> int:
-    from ..simulator import soap_trace
+    from ..simulator import soap_trace, userns
     from ..simulator.inventory import InventoryError
 
     try:
@@ -105,6 +116,9 @@ def _serve(simulator: Simulator, stop: threading.Event, trace_out: TextIO | None
     handler = soap_trace.enable(trace_out) if trace_out is not None else None
     try:
         facts = simulator.connection_facts()
+        enter = userns.enter_command()
+        if enter:
+            facts["NSENTER"] = enter  # the run's network is its own: clients run with this prefix
         if as_json:
             print(json.dumps(facts))  # one line: `head -1 | jq` reads it while the simulator serves
         else:

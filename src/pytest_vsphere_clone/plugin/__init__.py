@@ -60,6 +60,16 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Without root, --vsphere-simulator re-runs this command in a user namespace (see embedded.py)."""
+    if os.geteuid() == 0:
+        return None
+    from .embedded import run_without_root
+
+    return run_without_root(config)
+
+
 def _raw_values(config: pytest.Config) -> tuple[dict[str, object], dict[str, object]]:
     cli = {o.name: config.getoption(f"vsphere_{o.attr}") for o in OPTIONS}
     ini = {o.name: config.getini(o.ini) for o in OPTIONS}

@@ -69,11 +69,33 @@ cow() {{
     mount -n -t overlay overlay -o "lowerdir=$3:$2,upperdir=$1/.upper,workdir=$1/.work" "$1" 2>/dev/null ||
         mount -n -t overlay overlay -o "lowerdir=$2,upperdir=$1/.upper,workdir=$1/.work" "$1"
 }}
+# In a user namespace (a run without root, see simulator/rootless.py) the host's mounts are locked
+# together (mount_namespaces(7)) and an overlay cannot take / as a lower layer while mounts lie below
+# it: there the root is a tmpfs holding an overlay of each top-level directory, uppers on the same
+# disk layer. A directory with mounts below it shows only those (the loop's own overlays).
+split_root() {{
+    mount -n -t tmpfs -o mode=0755 tmpfs "$1"
+    for entry in /*; do
+        name=${{entry#/}}
+        if [ -L "$entry" ]; then cp -P "$entry" "$1/$name"; continue; fi
+        [ -d "$entry" ] || continue
+        mkdir "$1/$name" && chmod --reference="$entry" "$1/$name"
+        case $name in proc | sys | dev | run | tmp | etc) continue ;; esac
+        mkdir -p "$2/$name" "$3/$name"
+        [ -n "$(ls -A "$2/$name")" ] || chmod --reference="$entry" "$2/$name"
+        mount -n -t overlay overlay -o "lowerdir=$entry,upperdir=$2/$name,workdir=$3/$name" "$1/$name" 2>/dev/null ||
+            echo "guest-setup: $entry shows only the mounts below it" >&2
+    done
+}}
+read -r _ _ ids < /proc/self/uid_map
+rootless=; [ "$ids" = 4294967295 ] || rootless=1
 printf 'link set lo up\\nlink set eth0 up\\n' | ip -batch -
 while [ $# -ge 3 ]; do
     case $1 in
-        / | /etc) cow "$root$1" "$1" "$2" "$3" ;;
-        *) {{ [ -d "$root$1" ] && cow "$root$1" "$1" "$2" "$3"; }} || echo "guest-setup: $1 hidden" >&2 ;;
+        /) if [ -z "$rootless" ]; then cow "$root" / "$2" "$3"; else split_root "$root" "$2" "$3"; fi ;;
+        /etc) cow "$root$1" "$1" "$2" "$3" ;;
+        *) {{ [ -d "$root$1" ] || {{ [ -n "$rootless" ] && mkdir -p "$root$1"; }}; }} &&
+            cow "$root$1" "$1" "$2" "$3" || echo "guest-setup: $1 hidden" >&2 ;;
     esac
     shift 3
 done
@@ -111,7 +133,8 @@ cd "$root"
 pivot_root . .
 umount -n -l /
 cd /
-printf '%s' "$hostname" > /proc/sys/kernel/hostname
+# In a user namespace /proc/sys/kernel/hostname belongs to the host's root; sethostname(2) still works.
+{{ printf '%s' "$hostname" > /proc/sys/kernel/hostname; }} 2>/dev/null || hostname "$hostname"
 echo ready
 exec /bin/sh {GUEST_INIT} </dev/null >/dev/null 2>&1
 """

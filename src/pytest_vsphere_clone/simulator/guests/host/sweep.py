@@ -29,9 +29,14 @@ def _link_names() -> list[str]:
 
 
 def _dnsmasq_pids(tag: str | None) -> dict[int, int]:
-    """Map pid -> index of our dnsmasq processes (all, or those of one tag)."""
+    """Map pid -> index of our dnsmasq processes (all, or those of one tag).
+
+    Only those serving this network namespace's bridges: a simulator in a user namespace of its own
+    (a run without root, see rootless.py) has its own registry, so a tag elsewhere is someone else's.
+    """
     found = {}
-    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+    own_netns = procfs.ns_inode("/proc/self/ns/net")
+    for pid in procfs.pids_in_namespace("net", own_netns):
         argv = procfs.cmdline(pid)
         if not argv or os.path.basename(argv[0]) != "dnsmasq":
             continue

@@ -1,0 +1,244 @@
+"""Running the simulator's guests without root: inside a user namespace of the caller's own.
+
+Real guests need what only root has: network namespaces, a bridge, mounts, sshd dropping to other
+users. Linux gives an ordinary user all of that inside a user namespace it creates
+(user_namespaces(7)), where it is root over namespaces it owns and nothing else. ``run_inside``
+starts a program there, with:
+
+- ``--map-root-user`` plus 65535 subordinate ids (``/etc/subuid``, ``/etc/subgid``, mapped by
+  newuidmap/newgidmap): the guests' users exist (sshd's privilege separation user, ``nobody``, the
+  guest user) and sshd can drop to them. The caller's own uid alone cannot be enough: sshd calls
+  setgroups(2), which a single-id namespace forbids, and guest files owned by other ids could not exist;
+- a network namespace with ``lo`` up: the vCenter port, the ESXi hosts' 127.x addresses, the guest
+  bridge, all private to the run;
+- a mount namespace with its own ``/run`` (``/run/netns``, the simulator registry): nothing of the
+  run is visible from the host;
+- a PID namespace whose init is ``main`` below: when the run ends, or its init is killed, the kernel
+  kills every process left (guests included), so nothing outlives the run.
+
+The program (a pytest run, or ``vsphere-clone simulator``) runs as the namespace's root, and
+everything it starts - xdist workers, the simulator, guests - inherits the namespaces, so clients in
+the run reach the guests. Clients outside cannot: the run's network is its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Set in the namespace's environment: the caller's user name (also a guard against nesting).
+ENV_MARKER = "PVCS_USERNS"
+#: The host pid of the namespace's init, for ``nsenter --target`` from outside.
+ENV_INIT_PID = "PVCS_USERNS_INIT_PID"
+#: Ids 1..65535 inside: every id a guest uses (system accounts, the guest user, nobody = 65534).
+SUBORDINATE_IDS = 65535
+_SI_KERNEL = 0x80  # siginfo si_code of a signal the kernel sent, as a terminal's ^C to its foreground group
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_WAITED = {*_FORWARDED, signal.SIGCHLD}
+_PROBE_TIMEOUT = 20.0
+
+
+class NamespaceRefused(Exception):
+    """This machine does not let the caller make the namespaces; the message names the fix (one line)."""
+
+
+def inside() -> bool:
+    """True in a process started by ``run_inside`` (or its descendants)."""
+    return bool(os.environ.get(ENV_MARKER))
+
+
+def needed() -> bool:
+    """True when real guests need a user namespace: not root, and not already inside one of ours."""
+    return os.geteuid() != 0 and not inside()
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _subordinate_start(path: Path, name: str, own_id: int) -> int | None:
+    """The start of the first range of at least SUBORDINATE_IDS ids that ``path`` gives the caller."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.strip().split(":")
+        if len(fields) != 3 or fields[0] not in (name, str(own_id)):
+            continue
+        try:
+            start, count = int(fields[1]), int(fields[2])
+        except ValueError:
+            continue
+        if count >= SUBORDINATE_IDS:
+            return start
+    return None
+
+
+def unshare_argv(program: Sequence[str], *, subuid: Path = Path("/etc/subuid"),
+                 subgid: Path = Path("/etc/subgid")) -> list[str]:
+    """The unshare(1) command that runs ``program`` under ``main`` in fresh namespaces.
+
+    Raises NamespaceRefused (naming the fix) when a tool or the caller's subordinate ids are missing.
+    """
+    user = _user()
+    unshare = shutil.which("unshare") or shutil.which("unshare", path="/usr/bin:/bin")
+    if unshare is None:
+        raise NamespaceRefused("needs unshare from util-linux: install util-linux, or run as root")
+    if not (shutil.which("newuidmap") and shutil.which("newgidmap")):
+        raise NamespaceRefused("needs newuidmap and newgidmap: install the uidmap package (shadow-utils on "
+                               "Fedora) as root, or run as root")
+    uid_start = _subordinate_start(subuid, user, os.geteuid())
+    gid_start = _subordinate_start(subgid, user, os.getegid())
+    if uid_start is None or gid_start is None:
+        raise NamespaceRefused(
+            f"needs {SUBORDINATE_IDS} subordinate user and group ids for {user} in {subuid} and {subgid}: "
+            f"as root, usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}; or run as root")
+    return [
+        unshare, "--user", "--map-root-user",
+        f"--map-users={uid_start},1,{SUBORDINATE_IDS}", f"--map-groups={gid_start},1,{SUBORDINATE_IDS}",
+        "--net", "--mount", "--propagation=private", "--pid", "--fork", "--kill-child",
+        "--", sys.executable, "-m", __name__, *program,
+    ]  # fmt: skip
+
+
+def _refusal(stderr: str) -> str:
+    """The one line for an unshare(1) that failed: what the kernel said, and the fix."""
+    detail = " ".join(stderr.split()) or "no message"
+    if "No space left on device" in detail:  # ENOSPC: user.max_user_namespaces exhausted or 0
+        return (f"this machine allows no more user namespaces ({detail}): as root, sysctl -w "
+                "user.max_user_namespaces=15000; or run as root")
+    if "newuidmap" in detail or "newgidmap" in detail:
+        return f"the subordinate id mapping failed ({detail}): check /etc/subuid and /etc/subgid; or run as root"
+    if "Operation not permitted" in detail or "Permission denied" in detail:
+        return (f"this machine forbids unprivileged user namespaces ({detail}): as root, sysctl -w "
+                "kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu) or kernel.unprivileged_userns_clone=1 "
+                "(Debian's older kernels); or run as root")
+    return f"cannot create a user namespace ({detail}): run as root"
+
+
+def check(argv: Sequence[str]) -> None:
+    """Raise NamespaceRefused unless ``argv`` (from unshare_argv) can make its namespaces here: a dry run."""
+    probe = [*argv[: argv.index("--")], "--", "true"]
+    # A session of its own, killed afterwards: when unshare(2) fails, util-linux 2.38's helper that
+    # would have run newuidmap waits for the dead unshare forever (holding any pipe it was given).
+    with tempfile.TemporaryFile("w+") as err:
+        try:
+            proc = subprocess.Popen(probe, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                    text=True, start_new_session=True)
+        except OSError as exc:
+            raise NamespaceRefused(f"cannot create a user namespace ({exc}): run as root") from None
+        try:
+            returncode = proc.wait(_PROBE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        err.seek(0)
+        stderr = err.read()
+    if returncode is None:
+        raise NamespaceRefused(f"cannot create a user namespace (unshare hung for {_PROBE_TIMEOUT:g} s): "
+                               "run as root")
+    if returncode != 0:
+        raise NamespaceRefused(_refusal(stderr))
+
+
+def run_inside(program: Sequence[str]) -> int:
+    """Run ``program`` in a user namespace of its own (see the module's docstring); its exit status.
+
+    This process waits, forwarding SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to it alone (a
+    terminal's signals reach the whole foreground group, the run included, and are not sent twice).
+    """
+    argv = unshare_argv(program)
+    check(argv)
+    env = {**os.environ, ENV_MARKER: _user(), "USER": _user(), "LOGNAME": _user()}
+    return _spawn_and_wait(argv, env, init=False)
+
+
+def _spawn_and_wait(argv: Sequence[str], env: dict[str, str], *, init: bool) -> int:
+    """posix_spawn ``argv`` and wait for it, forwarding signals; its exit status as a shell reports it.
+
+    As the namespace's ``init`` it reaps every child (orphans included) and signals the program
+    itself; outside, it signals the init (unshare --fork ignores SIGINT and SIGTERM).
+    """
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
+    try:
+        pid = os.posix_spawn(argv[0], list(argv), env, setsigmask=old_mask,
+                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, *_FORWARDED))
+        while True:
+            info = signal.sigwaitinfo(_WAITED)
+            if info.si_signo == signal.SIGCHLD:
+                while True:
+                    try:
+                        reaped, status = os.waitpid(-1 if init else pid, os.WNOHANG)
+                    except ChildProcessError:
+                        return 1
+                    if reaped == 0:
+                        break
+                    if reaped == pid:
+                        code = os.waitstatus_to_exitcode(status)
+                        return code if code >= 0 else 128 - code
+                continue
+            if info.si_code == _SI_KERNEL:
+                continue  # a terminal's signal: the run, in the same foreground group, has it already
+            target = pid if init else _child_of(pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target or pid, info.si_signo)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _child_of(pid: int) -> int | None:
+    """The one child of ``pid`` (unshare --fork's: the namespace's init), by its host pid."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def main(program: Sequence[str]) -> int:
+    """The namespace's init (pid 1): private /proc and /run, ``lo`` up, then ``program`` as its child.
+
+    It reaps orphans, forwards signals to the program and ends with the program's status; the
+    kernel then kills whatever is left in the namespace.
+    """
+    host_pid = os.readlink("/proc/self")  # still the host's /proc: this process's pid out there
+    for cmd in (["mount", "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", "/proc"],
+                ["mount", "-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "tmpfs", "/run"],
+                ["ip", "link", "set", "lo", "up"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(f"user namespace set-up failed: {' '.join(cmd)}: {proc.stderr.strip()}", file=sys.stderr)
+            return 1
+    env = {**os.environ, ENV_INIT_PID: host_pid}
+    path = shutil.which(program[0], path=env.get("PATH")) if "/" not in program[0] else program[0]
+    if path is None:
+        print(f"{program[0]}: not found", file=sys.stderr)
+        return 127
+    return _spawn_and_wait([path, *program[1:]], env, init=True)
+
+
+def enter_command() -> str | None:
+    """A command prefix that runs a client in this run's network namespace from outside (None outside one)."""
+    pid = os.environ.get(ENV_INIT_PID)
+    if not inside() or not pid:
+        return None
+    return f"nsenter --target {pid} --user --net --preserve-credentials --"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

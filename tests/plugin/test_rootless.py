@@ -1,0 +1,212 @@
+"""``pytest --vsphere-simulator`` as an ordinary user: the run goes into a user namespace of its own.
+
+Each test runs a small inner pytest as an unprivileged user through setpriv (the CI user that
+.ci/setup makes, with subordinate ids; or ``nobody``, which has none), and checks the machine
+afterwards: no process of that user, no network namespace or temp directory left. The refusals are
+real: a user without subordinate ids, and a kernel limit of user namespaces set in a parent
+namespace (``user.max_user_namespaces`` is per user namespace and binds its descendants).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from plugin_helpers import netns_names
+
+pytestmark = pytest.mark.guests
+
+#: The unprivileged user .ci/setup creates (with subordinate ids) for the main job.
+CI_USER = "pvcs-ci"
+
+TESTS = """
+import os
+
+def test_ssh_to_a_guest(vsphere_vm):
+    result = vsphere_vm.run("id -u && readlink /proc/self/ns/net")
+    assert result.exit_status == 0, result.stderr
+    uid, guest_netns = result.stdout.split()
+    assert uid == "0"
+    assert vsphere_vm.ip.startswith("10.")
+    # The run's network namespace and the guest's, for the outer test to look for afterwards.
+    run_netns = os.readlink("/proc/self/ns/net")
+    with open("namespaces", "w") as f:
+        f.write(run_netns + " " + guest_netns)
+"""
+
+SLOW_TESTS = """
+import time
+
+def test_slow(vsphere_vm):
+    assert vsphere_vm.run("true").exit_status == 0
+    open("started", "w").close()
+    time.sleep(120)
+"""
+
+
+def _user(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pytest.fail(f"user {name} is missing: run .ci/setup as root (it creates the CI user)")
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A directory the unprivileged users may use (pytest's tmp_path is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="pvcs-rootless-test-"))
+    path.chmod(0o777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _suite(workdir: Path, owner: pwd.struct_passwd, tests: str = TESTS) -> Path:
+    suite = workdir / "suite"
+    suite.mkdir()
+    (suite / "test_inner.py").write_text(tests)
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    for path in (suite, *suite.iterdir()):
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    return suite
+
+
+def _as_user(user: pwd.struct_passwd, argv: list[str]) -> list[str]:
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
+            "env", f"HOME={user.pw_dir}", f"USER={user.pw_name}", f"LOGNAME={user.pw_name}", *argv]
+
+
+def _pytest(suite: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", str(suite), "--vsphere-simulator", "-p", "no:cacheprovider",
+            f"--basetemp={suite}/basetemp", "-q", *extra]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VSPHERE_", "PVCS_", "PYTEST_"))}
+    env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    return env
+
+
+def _owned_leftovers(uid: int) -> list[str]:
+    """Processes of ``uid`` and its temp directories of the simulator and the run."""
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                found.append(f"process {pid}: {Path(f'/proc/{pid}/cmdline').read_bytes()!r}")
+        except OSError:
+            continue
+    for path in Path(tempfile.gettempdir()).glob("vsphere-clone-*"):
+        try:
+            if path.stat().st_uid == uid:
+                found.append(f"directory {path}")
+        except OSError:
+            continue
+    return found
+
+
+def _held_netns() -> set[str]:
+    """The network namespaces of every process on the host, as readlink shows them."""
+    found = set()
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            found.add(os.readlink(f"/proc/{pid}/ns/net"))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def _named_netns() -> set[str]:
+    found = set()
+    for name in netns_names():
+        try:
+            found.add(f"net:[{os.stat(f'/run/netns/{name}').st_ino}]")
+        except OSError:
+            continue
+    return found
+
+
+def _wait_clean(uid: int, timeout: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while (left := _owned_leftovers(uid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def test_main_job_as_an_unprivileged_user(workdir: Path) -> None:
+    user = _user(CI_USER)
+    suite = _suite(workdir, user)
+    proc = subprocess.run(_as_user(user, _pytest(suite)), cwd=suite, env=_env(), capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "1 passed" in proc.stdout
+    assert "warning" not in proc.stdout.lower()
+    assert _wait_clean(user.pw_uid) == []
+    run_netns, guest_netns = (suite / "namespaces").read_text().split()
+    host_netns = os.readlink("/proc/self/ns/net")
+    assert len({run_netns, guest_netns, host_netns}) == 3  # the run's network was its own
+    # Neither namespace is left: no process is in it, no name on the host holds it.
+    assert not {run_netns, guest_netns} & (_held_netns() | _named_netns())
+
+
+def test_sigterm_tears_the_run_down(workdir: Path) -> None:
+    user = _user(CI_USER)
+    suite = _suite(workdir, user, SLOW_TESTS)
+    proc = subprocess.Popen(_as_user(user, _pytest(suite)), cwd=suite, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (suite / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)  # to the outer pytest alone, as a CI runner's cancel does
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0, out[-3000:]
+    assert "[destroyed]" in out, out[-3000:]  # teardown ran inside before the run ended
+    assert _wait_clean(user.pw_uid) == []
+
+
+def test_user_without_subordinate_ids_gets_one_line(workdir: Path) -> None:
+    user = _user("nobody")
+    suite = _suite(workdir, user)
+    proc = subprocess.run(_as_user(user, _pytest(suite)), cwd=suite, env=_env(), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == ["ERROR: --vsphere-simulator without root runs in a user namespace, which needs 65535 "
+                     "subordinate user and group ids for nobody in /etc/subuid and /etc/subgid: as root, "
+                     "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 nobody; or run as root"]
+    assert _wait_clean(user.pw_uid) == []
+
+
+def test_kernel_refusal_gets_one_line(workdir: Path) -> None:
+    """A parent user namespace whose user.max_user_namespaces allows only the next one: the run's own
+    is refused by the kernel (ENOSPC), as on a machine where the limit is 0."""
+    user = _user(CI_USER)
+    suite = _suite(workdir, user)
+    inner = " ".join(f"'{a}'" for a in _pytest(suite))
+    script = (f"echo 1 > /proc/sys/user/max_user_namespaces && exec unshare --user --map-user={user.pw_uid} "
+              f"--map-group={user.pw_gid} -- {inner}")
+    proc = subprocess.run(_as_user(user, ["unshare", "--user", "--map-root-user", "--", "sh", "-c", script]),
+                          cwd=suite, env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ERROR: --vsphere-simulator without root runs in a user namespace, which this "
+                               "machine allows no more user namespaces (unshare: unshare failed: No space left")
+    assert lines[0].endswith("as root, sysctl -w user.max_user_namespaces=15000; or run as root")
+    assert _wait_clean(user.pw_uid) == []
