@@ -26,13 +26,15 @@ def test_list_shows_marked_vms_only(cli: Run, sim: Simulator, conn: VSphereConne
     result = cli(sim, "list")
     assert result.status == 0 and result.err == ""
     lines = result.out.splitlines()
-    assert lines[0].split() == ["NAME", "RUN", "WORKER", "HOST", "PID", "CREATED", "EXPIRES", "STATUS", "POWER"]
+    assert lines[0].split() == ["NAME", "RUN", "WORKER", "HOST", "PID", "CREATED", "EXPIRES", "STATUS", "POWER", "IP",
+                                "TEST"]
     rows = {line.split()[0]: line for line in lines[1:-1]}
     assert set(rows) == {"live-1", "live-2", "expired-1", "orphan-1"}
-    assert rows["live-1"].split()[-2:] == ["live", "poweredOff"]
-    assert rows["live-2"].split()[-2:] == ["live", "poweredOn"]
-    assert rows["expired-1"].split()[-2] == "expired" and "ago)" in rows["expired-1"]
-    assert rows["orphan-1"].split()[-2] == "orphaned"
+    # STATUS, POWER, then IP and TEST ("-": no address reported, not kept by a test).
+    assert rows["live-1"].split()[-4:] == ["live", "poweredOff", "-", "-"]
+    assert rows["live-2"].split()[-4:-2] == ["live", "poweredOn"]
+    assert rows["expired-1"].split()[-4] == "expired" and "ago)" in rows["expired-1"]
+    assert rows["orphan-1"].split()[-4] == "orphaned"
     assert lines[-1].startswith("4 marked VMs, 2 expired or orphaned")
 
 
@@ -45,6 +47,7 @@ def test_list_json(cli: Run, sim: Simulator, conn: VSphereConnection) -> None:
     live = entries["live-1"]
     assert live["run_id"] == "run-a" and live["worker"] == "gw0" and live["template"] == "linux-template"
     assert live["expired"] is False and live["orphaned"] is False and live["power_state"] == "poweredOff"
+    assert live["ip"] is None and live["test"] is None  # powered off, and no test kept it
     assert live["created"].endswith("Z") and live["expires"] > live["created"] and live["moref"].startswith("vm-")
     assert entries["expired-1"]["expired"] is True and entries["expired-1"]["orphaned"] is False
     assert entries["orphan-1"]["orphaned"] is True and entries["orphan-1"]["expired"] is False

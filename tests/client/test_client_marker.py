@@ -27,6 +27,20 @@ def test_round_trip() -> None:
     assert marker.expiry - marker.created == 3600
 
 
+
+def test_a_kept_clones_address_and_test_round_trip_and_older_markers_still_read() -> None:
+    from dataclasses import replace
+
+    fresh = Marker.new("abc", "gw1", now=1_700_000_000, template="linux-template")
+    kept = replace(fresh, pid=0, ip="10.0.0.5", kept_by="tests/test_web.py::test_login[linux template]")
+    text = kept.encode()
+    assert " ip=10.0.0.5 " in text and text.endswith(" test=tests%2Ftest_web.py::test_login%5Blinux%20template%5D")
+    assert Marker.parse(text) == kept
+    # A marker written before the fields existed reads with them empty; the new fields stay optional.
+    older = text.split(" ip=")[0]
+    assert Marker.parse(older) == replace(kept, ip="", kept_by="")
+    assert " ip=" not in fresh.encode() and " test=" not in fresh.encode()
+
 def test_found_inside_other_text_and_annotation() -> None:
     marker = Marker.new("abc", now=1_700_000_000)
     note = marker.annotation("The template's own notes.")

@@ -48,6 +48,9 @@ class Marker:
     created: float
     expiry: float
     template: str = ""
+    #: Set when a run keeps the clone: its address and the test (node id) that kept it.
+    ip: str = ""
+    kept_by: str = ""
 
     @classmethod
     def new(cls, run_id: str, worker: str = "master", ttl: float = 7200.0, template: str = "",
@@ -60,11 +63,17 @@ class Marker:
         return replace(self, template=template)
 
     def encode(self) -> str:
-        """One line: ``pytest-vsphere-clone/v1 run=... worker=... host=... pid=... created=... expires=...``."""
+        """One line: ``pytest-vsphere-clone/v1 run=... worker=... host=... pid=... created=... expires=...``
+        (then ``template=``, and for a kept clone ``ip=`` and ``test=``)."""
         fields = [("run", self.run_id), ("worker", self.worker), ("host", self.host), ("pid", str(self.pid)),
                   ("created", _stamp(self.created)), ("expires", _stamp(self.expiry))]
         if self.template:
             fields.append(("template", self.template))
+        # Fields a reader may not know are ignored by it (the format stays v1): ip and test of a kept clone.
+        if self.ip:
+            fields.append(("ip", self.ip))
+        if self.kept_by:
+            fields.append(("test", self.kept_by))
         return _PREFIX + "".join(f" {k}={quote(v, safe=_SAFE)}" for k, v in fields)
 
     def annotation(self, existing: str = "") -> str:
@@ -86,7 +95,8 @@ class Marker:
             return cls(run_id=unquote(fields["run"]), worker=unquote(fields.get("worker", "")),
                        host=unquote(fields.get("host", "")), pid=int(fields.get("pid", "0")),
                        created=_unstamp(fields["created"]), expiry=_unstamp(fields["expires"]),
-                       template=unquote(fields.get("template", "")))
+                       template=unquote(fields.get("template", "")), ip=unquote(fields.get("ip", "")),
+                       kept_by=unquote(fields.get("test", "")))
         except (KeyError, ValueError):
             return None
 

@@ -13,7 +13,7 @@ import pytest
 
 from . import hookspecs
 from .fixtures import named_fixtures_plugin, vsphere_service_instance, vsphere_template, vsphere_vm, vsphere_vm_factory
-from .keys import CONTROLLER_PLUGIN, RUN_PLUGIN, SETTINGS_KEY, XDIST_PLUGIN
+from .keys import CONTROLLER_PLUGIN, RUN_PLUGIN, RUN_REPORT_PLUGIN, SETTINGS_KEY, XDIST_PLUGIN
 from .marker import MARKER, MARKER_HELP
 from .options import GROUPS, OPTIONS
 from .testinfra_host import vsphere_testinfra_host
@@ -114,6 +114,7 @@ def _start_run(config: pytest.Config, settings: Settings, named: dict[str, Setti
     """Register this process's run: in a worker it joins the controller's run; otherwise this process
     owns the run (its controller, registered beside it, starts the simulator when asked)."""
     from .embedded import apply_facts
+    from .reports import register as register_reports
     from .run import VSphereRun
 
     workerinput = getattr(config, "workerinput", None)
@@ -122,7 +123,9 @@ def _start_run(config: pytest.Config, settings: Settings, named: dict[str, Setti
 
         identity, facts = join_run(workerinput)
         settings, named = apply_facts(settings, named, facts)
-        config.pluginmanager.register(VSphereRun(config, settings, named, identity, facts), RUN_PLUGIN)
+        run = VSphereRun(config, settings, named, identity, facts)
+        config.pluginmanager.register(run, RUN_PLUGIN)
+        register_reports(config, run)
         return
     from .controller import Controller, XdistController
 
@@ -131,7 +134,13 @@ def _start_run(config: pytest.Config, settings: Settings, named: dict[str, Setti
     run = VSphereRun(config, settings, named, controller.identity, controller.facts)
     controller.attach(run)
     config.pluginmanager.register(run, RUN_PLUGIN)
+    register_reports(config, run)
     config.pluginmanager.register(controller, CONTROLLER_PLUGIN)
+    if settings.report is not None:
+        from .run_report import RunReport
+
+        controller.run_report = RunReport(settings, controller.identity.run_id)
+        config.pluginmanager.register(controller.run_report, RUN_REPORT_PLUGIN)
     if controller.identity.controls_workers:
         config.pluginmanager.register(XdistController(controller), XDIST_PLUGIN)
 

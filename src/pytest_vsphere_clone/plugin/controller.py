@@ -21,6 +21,7 @@ from .identity import RunIdentity
 if TYPE_CHECKING:
     from ..simulator import Simulator
     from .run import VSphereRun
+    from .run_report import RunReport
     from .settings import Settings
 
 RUN_DIR_PREFIX = "vsphere-clone-run-"
@@ -47,6 +48,8 @@ class Controller:
                 shutil.rmtree(self.identity.run_dir, ignore_errors=True)
                 raise
         self._run: VSphereRun | None = None
+        #: The JSON run report (--vsphere-report), written at the end of the run.
+        self.run_report: RunReport | None = None
 
     @property
     def run(self) -> VSphereRun:
@@ -136,6 +139,22 @@ class Controller:
         if run.janitor.errors and session.exitstatus == pytest.ExitCode.OK:
             # A clone that could not be destroyed is a leak on a shared vCenter: CI must notice.
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self._write_run_report(int(session.exitstatus))
+
+    def _write_run_report(self, exit_status: int) -> None:
+        """The JSON run report, once every clone's fate is known; a report that cannot be written is an error
+        line in the summary (the tests' outcome stands)."""
+        report, path = self.run_report, self.run.settings.report
+        if report is None or path is None:
+            return
+        run = self.run
+        document = report.document(run.ledger.entries(), run.janitor.errors, run.reporter.warnings, exit_status)
+        try:
+            report.write(path, document)
+        except OSError as exc:
+            run.janitor.errors.append(f"could not write the run report {path}: {exc.strerror or exc}")
+            return
+        run.reporter.progress(f"run report written to {path}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.collect_only:

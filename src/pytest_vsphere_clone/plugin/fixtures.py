@@ -9,6 +9,7 @@ import pytest
 
 from .keys import RUN_PLUGIN, SETTINGS_KEY
 from .options import PYTEST_SCOPES
+from .reports import FACTORY_CLONES
 
 if TYPE_CHECKING:
     from .clone import Clone
@@ -77,7 +78,10 @@ def vsphere_vm_factory(request: pytest.FixtureRequest) -> Iterator[Callable[...,
         settings = _with_overrides(run.settings, overrides)
         if not settings.template:
             pytest.fail("vsphere_vm_factory needs template=NAME or --vsphere-template", pytrace=False)
-        return run.clone_for(request, settings, settings.template[0], "function")
+        clone = run.clone_for(request, settings, settings.template[0], "function")
+        # For the test's report (JUnit properties, evidence): the factory's clones, in order.
+        request.node.stash.setdefault(FACTORY_CLONES, []).append(clone)
+        return clone
 
     yield make
 

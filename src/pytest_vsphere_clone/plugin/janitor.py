@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,8 @@ class Janitor:
         self._lock = threading.Lock()
         self.kept: list[str] = []
         self.errors: list[str] = []
+        #: The test that keeps a clone (node id, "" if unknown): set by the run's reports (reports.py).
+        self.keeping_test: Callable[[Clone], str] = lambda clone: ""
 
     def release(self, clone: Clone) -> None:
         """End of a clone's scope: keep it (per --vsphere-keep or a hook) or destroy it.
@@ -63,9 +65,12 @@ class Janitor:
         wanted = keep == "always" or (keep == "on-failure" and clone.failed)
         hook_keep = self.hook.pytest_vsphere_clone_before_destroy(clone=clone, failed=clone.failed)
         if wanted or hook_keep:
-            self._mark_kept(clone)
+            from .summary import how_to_reach
+
+            test = self.keeping_test(clone)
+            self._mark_kept(clone, test)
             self._clean_guest_files(clone)
-            self.ledger.kept(clone.name)
+            self.ledger.kept(clone.name, reach=how_to_reach(clone, self._settings(clone)), kept_by=test)
             with self._lock:
                 self.kept.append(clone.name)
             return
@@ -85,11 +90,12 @@ class Janitor:
         # test may have broken it) does not hold the teardown up for long.
         clone.guest_operations().limited(_GUEST_CLEANUP_SECONDS).clean_up()
 
-    def _mark_kept(self, clone: Clone) -> None:
+    def _mark_kept(self, clone: Clone, test: str = "") -> None:
         """Take the process out of a kept clone's marker: it is meant to outlive this run.
 
         Otherwise the next run on this machine, or ``vsphere-clone reap``, would find it
-        orphaned (its process gone) and destroy it at once; now only its ttl ends it.
+        orphaned (its process gone) and destroy it at once; now only its ttl ends it. The
+        marker also records the clone's address and the test that kept it (``vsphere-clone list``).
         """
         if clone.marker is None:
             return
@@ -98,7 +104,7 @@ class Janitor:
         from ..client.marker import set_marker
 
         try:
-            set_marker(self.holder.connection(), clone.vm, replace(clone.marker, pid=0))
+            set_marker(self.holder.connection(), clone.vm, replace(clone.marker, pid=0, ip=clone.ip, kept_by=test))
         except _teardown_errors() as exc:
             self._error(f"kept {clone.name}, but could not mark it as kept (the next run may reap it): {_why(exc)}")
 

@@ -15,3 +15,5 @@ SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
 RUN_PLUGIN = "vsphere-clone-run"
 CONTROLLER_PLUGIN = "vsphere-clone-controller"
 XDIST_PLUGIN = "vsphere-clone-xdist"
+REPORTS_PLUGIN = "vsphere-clone-reports"
+RUN_REPORT_PLUGIN = "vsphere-clone-run-report"

@@ -33,6 +33,9 @@ class LedgerEntry:
     #: The clone's own collapse setting: what its source gets at the end of the run.
     collapse: str = "none"
     timings: dict[str, float] = field(default_factory=dict)
+    #: A kept clone: how to reach it (``ssh root@10.0.0.5``) and the test that kept it.
+    reach: str = ""
+    kept_by: str = ""
 
     @property
     def live(self) -> bool:
@@ -73,8 +76,9 @@ class Ledger:
     def destroyed(self, name: str) -> None:
         self._append("destroyed", name=name)
 
-    def kept(self, name: str) -> None:
-        self._append("kept", name=name)
+    def kept(self, name: str, reach: str = "", kept_by: str = "") -> None:
+        """The clone outlives the run: how to reach it and the test that kept it, for the summary."""
+        self._append("kept", name=name, reach=reach, kept_by=kept_by)
 
     def entries(self) -> dict[str, LedgerEntry]:
         """The latest state of every clone named in the ledger."""
@@ -107,6 +111,10 @@ class Ledger:
                     entry.ip = record.get("ip", "")
                     entry.clone_type = record.get("clone_type", "")
                     entry.timings = dict(record.get("timings", {}))
+                elif event == "kept":
+                    entry.state = "kept"
+                    entry.reach = record.get("reach", "")
+                    entry.kept_by = record.get("kept_by", "")
                 else:
                     entry.state = event
         return found

@@ -83,11 +83,11 @@ class VSphereRun:
         outcome = yield
         report = outcome.get_result()
         if report.failed:
-            from .clone import Clone
+            from .reports import clones_of
 
-            for value in getattr(item, "funcargs", {}).values():
-                if isinstance(value, Clone):
-                    value.failed = True
+            # Every clone the test used: its fixtures' and its factory's (keep=on-failure keeps them all).
+            for _, clone in clones_of(item):
+                clone.failed = True
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.shutdown()
