@@ -348,15 +348,20 @@ def _nic_devices(conn: VSphereConnection, vm: Any) -> list[Any]:
             if isinstance(d, vim.vm.device.VirtualEthernetCard)]
 
 
-def _hardware(conn: VSphereConnection, request: CloneRequest, *,
-              instant: bool) -> tuple[HardwarePlan | None, list[Any] | None]:
-    """The hardware plan and the source's devices (read once), or (None, None) when nothing is asked."""
+def _hardware(conn: VSphereConnection, request: CloneRequest, *, instant: bool,
+              snapshot: Any = None) -> tuple[HardwarePlan | None, list[Any] | None]:
+    """The hardware plan and the source's devices (read once), or (None, None) when nothing is asked.
+
+    A clone from a snapshot has the snapshot's devices (CloneSpec.snapshot: "the newly created virtual
+    machine will have the same configuration as the virtual machine at the time the snapshot was taken"),
+    so they are read from VirtualMachineSnapshot.config.
+    """
     from .hardware import instant_problem, plan_hardware, source_devices
 
     hardware = request.hardware
     if hardware is None or hardware.request.empty:
         return None, None
-    devices = source_devices(conn, request.template.ref)
+    devices = source_devices(conn, snapshot if snapshot is not None else request.template.ref)
     problem = instant_problem(hardware, devices, request.template.name) if instant else None
     if problem:
         raise HardwareError(problem)
@@ -434,7 +439,7 @@ class LinkedClone(CloneStrategy):
         from pyVmomi import vim
 
         snapshot = self.snapshot(request.template, request.snapshot)
-        plan, devices = _hardware(conn, request, instant=False)
+        plan, devices = _hardware(conn, request, instant=False, snapshot=snapshot)
         location = _relocate_spec(request)
         location.diskMoveType = "createNewChildDiskBacking"
         location.deviceChange = _nic_edits(conn, request, disconnect=False, plan=plan, devices=devices)
@@ -455,7 +460,7 @@ class FullClone(LinkedClone):
         from pyVmomi import vim
 
         snapshot = self.snapshot(request.template, request.snapshot) if request.snapshot else None
-        plan, devices = _hardware(conn, request, instant=False)
+        plan, devices = _hardware(conn, request, instant=False, snapshot=snapshot)
         location = _relocate_spec(request)
         location.deviceChange = _nic_edits(conn, request, disconnect=False, plan=plan, devices=devices)
         return vim.vm.CloneSpec(location=location, snapshot=snapshot, template=False,

@@ -11,7 +11,7 @@ from pyVmomi import vim, vmodl
 
 from .base import SimObject, vmomi_method
 from .disks import DiskLayer
-from .vm_state import VmState
+from .vm_state import DISK_KEY, VmState
 
 if TYPE_CHECKING:
     from ..vcenter import CallContext
@@ -51,7 +51,9 @@ class VmSettings:
         config.hardware.memoryMB = self.memory_mb
         config.extraConfig = [vim.option.OptionValue(key=k, value=v) for k, v in sorted(self.extra_config.items())]
         for device in config.hardware.device:
-            if isinstance(device, vim.vm.device.VirtualDisk):
+            # The first disk's chain is the snapshot's; the extra disks (devices.py) keep no chain of their
+            # own in the simulator, nor do snapshots record the set of devices: those are the VM's current.
+            if isinstance(device, vim.vm.device.VirtualDisk) and device.key == DISK_KEY:
                 device.backing = layer.backing()
         return config
 
