@@ -129,8 +129,8 @@ def test_junit_html_json_report_screenshots_and_kept_clones(inner: Inner, plugin
     for shot in shots:
         assert f"vSphere console screenshot: {shot}" in out
     off = dict(_properties(cases["test_fails_powered_off"]))["vsphere_vm[vsphere_vm_factory#1]"]
-    not_taken = outcome.lines_with(f"vSphere console screenshot of {off} not taken")
-    assert len(not_taken) == 1 and "InvalidPowerState" in not_taken[0], out
+    not_taken = [line for line in out.splitlines() if line.startswith(f"vSphere console screenshot of {off} not taken")]
+    assert len(not_taken) == 1 and "InvalidPowerState" in not_taken[0], out  # the test's evidence section
 
     # --- pytest-html: the clone table on each test's row, the screenshots as images.
     page = report_html.read_text()
@@ -176,6 +176,8 @@ def test_junit_html_json_report_screenshots_and_kept_clones(inner: Inner, plugin
     assert totals["tests"] == 5 and totals["failed_tests"] == 2 and totals["screenshots"] == 2
     assert set(totals["phases"]) == {"clone", "power_on", "ip", "connect"}
     assert any("not taken" in w for w in report["warnings"])
+    # ... and the controller's summary names it too, though a worker tried.
+    assert [line for line in out.splitlines() if line.startswith("warning: ") and off in line and "not taken" in line]
 
     # --- The kept clone's summary line says how to reach it, and `vsphere-clone list` names IP and test.
     [kept_line] = [line for line in out.splitlines() if line.startswith(failing["name"] + " ")]
@@ -192,3 +194,23 @@ def test_junit_html_json_report_screenshots_and_kept_clones(inner: Inner, plugin
     assert rows[failing["name"]]["ip"] == failing["ip"]
     assert rows[failing["name"]]["test"] == "test_reports.py::test_fails_with_two_clones"
     assert rows[factory_vm]["test"] == "test_reports.py::test_fails_with_two_clones"
+
+
+def test_how_a_kept_clone_is_reached_and_evidence_file_names() -> None:
+    from pytest_vsphere_clone.plugin.clone import Clone
+    from pytest_vsphere_clone.plugin.evidence import evidence_name
+    from pytest_vsphere_clone.plugin.settings import Settings
+    from pytest_vsphere_clone.plugin.summary import how_to_reach
+
+    linux = Clone("c1", "vm-1", "10.0.0.5", "linux", "t", "linked")
+    assert how_to_reach(linux, Settings(guest_user="root")) == "ssh root@10.0.0.5"
+    assert how_to_reach(linux, Settings(guest_user="ops", ssh_port=2222)) == "ssh -p 2222 ops@10.0.0.5"
+    windows = Clone("c2", "vm-2", "10.0.0.6", "windows", "t", "linked")
+    assert how_to_reach(windows, Settings(guest_user="Administrator", winrm_ssl=True, winrm_port=5986)) == \
+        "WinRM https://10.0.0.6:5986/wsman (user Administrator)"
+    assert how_to_reach(Clone("c3", "vm-3", "", "linux", "t", "linked"), Settings()) == ""
+    assert evidence_name("tests/test_a.py::test_x[linux-template]", "pytest-ab-gw0-1") == \
+        "tests_test_a.py_test_x_linux-template--pytest-ab-gw0-1.png"
+    long_ids = [f"tests/test_a.py::test_x[{'p' * 200}-{i}]" for i in range(2)]
+    names = {evidence_name(nodeid, "c") for nodeid in long_ids}
+    assert len(names) == 2 and all(len(n) < 140 for n in names)

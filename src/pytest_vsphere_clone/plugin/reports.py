@@ -131,6 +131,18 @@ class CloneReports:
         if report.failed and report.when in ("setup", "call"):
             self.evidence.capture(item.nodeid, report, used, html=wants_html)
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Under xdist, the controller's summary also names the screenshots a worker could not take."""
+        from .evidence import NOT_TAKEN_LINE, SECTION
+
+        if getattr(report, "node", None) is None:  # this process's own report: its evidence warned already
+            return
+        for section, text in report.sections:
+            if section == SECTION:
+                for line in text.splitlines():
+                    if line.startswith(NOT_TAKEN_LINE):
+                        self.evidence.reporter.warn(f"{report.nodeid}: {line}")
+
 
 def register(config: pytest.Config, run: Any) -> CloneReports:
     """Register this process's clone reports (and their evidence) beside ``run`` (a VSphereRun)."""
