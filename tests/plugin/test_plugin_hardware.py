@@ -119,7 +119,9 @@ def test_run_marker_and_factory_hardware_reach_the_clone_and_its_guest(inner: In
     assert outcome.ret == 0, outcome.out
     outcome.result.assert_outcomes(passed=4)
     # The header says where each came from.
-    assert outcome.lines_with("cpus=2 (cli), memory-mb=2048 (cli)"), outcome.out
+    assert outcome.lines_with("cpus=2 (cli), memory-mb=2048 (cli), disks=8 (cli), extra-config=guestinfo.role=*** "
+                              "(cli)"), outcome.out  # extraConfig values may be tokens: never shown
+    assert "guestinfo.role=web" not in outcome.out
     assert set(outcome.summary_states().values()) == {"destroyed"}, outcome.out
     assert outcome.run_dirs() == [], outcome.out
     assert orphans(before) == set()

@@ -91,6 +91,9 @@ class Settings:
             if source == "default":
                 continue
             value = getattr(self, option.attr)
+            if option.kind == "keyvalue":
+                # Keys only: extraConfig values may be tokens for the guest (guestinfo.join-token=...).
+                value = tuple(item.partition("=")[0] + "=***" for item in value)
             shown = "***" if option.secret else (",".join(map(str, value)) if isinstance(value, tuple) else value)
             lines.append(f"{option.name}={shown} ({source})")
         return lines
