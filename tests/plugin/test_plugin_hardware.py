@@ -102,6 +102,15 @@ def test_instant_clone_takes_extra_config_and_nic_moves(vsphere_vm_factory):
     assert [n.backing.deviceName for n in nics(clone)] == ["VM Network 2"]
     assert {o.key: o.value for o in clone.vm.config.extraConfig}["guestinfo.role"] == "cache"
     assert guest(clone, "vmware-rpctool 'info-get guestinfo.role'") == "cache"
+
+
+def test_factory_refusals_name_the_fix_and_create_nothing(vsphere_vm_factory):
+    with pytest.raises(pytest.fail.Exception, match="port group 'Nope' of --vsphere-networks not found"):
+        vsphere_vm_factory(networks=["Nope"])
+    with pytest.raises(pytest.fail.Exception, match="an instant clone cannot add NICs .*: use --vsphere-clone-type "
+                                                    "linked or full"):
+        vsphere_vm_factory(template="linux-frozen", clone_type="instant", cpus=None, memory_mb=None, disks=[],
+                           networks=["VM Network", "VM Network 2"])
 '''
 
 
@@ -117,12 +126,13 @@ def test_run_marker_and_factory_hardware_reach_the_clone_and_its_guest(inner: In
     inner.pytester.makepyfile(test_hw=INNER_TESTS)
     outcome = inner.run(*RUN_ARGS, timeout=240)
     assert outcome.ret == 0, outcome.out
-    outcome.result.assert_outcomes(passed=4)
+    outcome.result.assert_outcomes(passed=5)
     # The header says where each came from.
     assert outcome.lines_with("cpus=2 (cli), memory-mb=2048 (cli), disks=8 (cli), extra-config=guestinfo.role=*** "
                               "(cli)"), outcome.out  # extraConfig values may be tokens: never shown
     assert "guestinfo.role=web" not in outcome.out
-    assert set(outcome.summary_states().values()) == {"destroyed"}, outcome.out
+    # Four clones (the run's, the marker's, two from the factory): the refused ones were never started.
+    assert list(outcome.summary_states().values()) == ["destroyed"] * 4, outcome.out
     assert outcome.run_dirs() == [], outcome.out
     assert orphans(before) == set()
 

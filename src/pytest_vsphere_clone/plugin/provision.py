@@ -145,19 +145,21 @@ class Provisioner:
             return None
         return resolve_hardware(self.templates.inventory(), self.templates.template(name), request)
 
-    def check_hardware(self, name: str, settings: Settings) -> None:
-        """Raise now what clones of ``name`` would fail with because of their hardware settings."""
+    def check_hardware(self, name: str, settings: Settings) -> ResolvedHardware | None:
+        """``settings``' hardware for clones of ``name`` (see :meth:`hardware`); raises now what the clones
+        would fail with because of it."""
         from ..client.clone_types import clone_type
         from ..client.hardware import HardwareError, instant_problem, source_devices
 
         resolved = self.hardware(name, settings)
         if resolved is None or clone_type(settings.clone_type).configurable_hardware:
-            return
+            return resolved
         template = self.templates.template(name)
         devices = source_devices(self.holder.connection(), template.ref) if resolved.request.networks else []
         problem = instant_problem(resolved, devices, name)
         if problem:
             raise HardwareError(problem)
+        return resolved
 
     def check_host_key_policy(self, name: str, settings: Settings) -> None:
         """Raise now when the SSH host-key policy cannot work for clones of ``name`` (Linux guests only)."""
@@ -211,7 +213,8 @@ class Provisioner:
         template = self.templates.template(template_name)
         # A factory's or named fixture's own policy: refused before a clone exists, as at the start.
         self.check_host_key_policy(template_name, settings)
-        hardware = self.hardware(template_name, settings)
+        # A factory's or named fixture's hardware: refused before the ledger records anything.
+        hardware = self.check_hardware(template_name, settings)
         placement = self.templates.inventory().resolve_placement(template, PlacementSettings(
             **{o.attr: getattr(settings, o.attr) for o in OPTIONS if o.group == "placement"}))
         name = self.next_name(settings)
