@@ -210,3 +210,42 @@ def test_kernel_refusal_gets_one_line(workdir: Path) -> None:
                                "machine allows no more user namespaces (unshare: unshare failed: No space left")
     assert lines[0].endswith("as root, sysctl -w user.max_user_namespaces=15000; or run as root")
     assert _wait_clean(user.pw_uid) == []
+
+
+CLIENT = """
+import ssl, sys, urllib.request
+context = ssl.create_default_context(cafile=sys.argv[2])
+print(urllib.request.urlopen(sys.argv[1] + "/vimServiceVersions.xml", context=context, timeout=30).status)
+"""
+
+
+def test_standalone_simulator_as_an_unprivileged_user(workdir: Path) -> None:
+    """``vsphere-clone simulator`` without root: its own namespace, reached through the NSENTER= prefix."""
+    user = _user(CI_USER)
+    cli = str(Path(sys.executable).with_name("vsphere-clone"))
+    proc = subprocess.Popen(_as_user(user, [cli, "simulator", "--profile", "fast"]), cwd=workdir, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        facts = {}
+        while "NSENTER" not in facts:
+            line = proc.stdout.readline()
+            assert line, proc.communicate(timeout=30)[1][-3000:]
+            key, _, value = line.rstrip("\n").partition("=")
+            facts[key] = value
+        client = subprocess.run(_as_user(user, [*facts["NSENTER"].split(), sys.executable, "-c", CLIENT,
+                                                facts["URL"], facts["CA_FILE"]]),
+                                env=_env(), capture_output=True, text=True, timeout=60, check=False)
+        assert client.stdout.strip() == "200", client.stderr
+        # From outside the namespace the simulator's address is not the simulator.
+        outside = subprocess.run(_as_user(user, [sys.executable, "-c", CLIENT, facts["URL"], facts["CA_FILE"]]),
+                                 env=_env(), capture_output=True, text=True, timeout=60, check=False)
+        assert outside.returncode != 0
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0
+    assert _wait_clean(user.pw_uid) == []
