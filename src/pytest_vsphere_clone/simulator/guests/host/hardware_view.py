@@ -74,6 +74,8 @@ def present(guest: Guest, view: HardwareView, *, mount: bool) -> None:
             mount_view(namespace.enter([]))
     except (GuestError, OSError) as exc:
         log.warning("guest %s: could not show it its CPUs, memory and disks: %s", guest.vm_id, exc)
+    if not view.extra_nic_macs:
+        return  # no extra NIC: not even the look at the guest's interfaces on the boot path
     try:
         add_nics(guest.name, view.extra_nic_macs, {nic.name for nic in guest.interfaces()})
     except (GuestError, OSError) as exc:
@@ -112,7 +114,8 @@ def write_view(hw_dir: Path, view: HardwareView) -> None:
 
 def mount_view(enter: list[str]) -> None:
     """Bind the views over the guest's /proc and /sys files; ``enter`` prefixes a command to run in the
-    guest's mount namespace (GuestNamespace.enter)."""
+    guest's mount namespace (GuestNamespace.enter). Not ``mount -a`` of an fstab: entered without the
+    guest's PID namespace, libmount finds no /proc/self/mountinfo in the guest's /proc and skips it all."""
     binds = [f'mount -n --bind "{GUEST_DIR}/{name}" "{target}"' for name, target in (*_FILES, *_DIRS)]
     run([*enter, "/bin/sh", "-ec", " && ".join(binds)])
 
