@@ -214,3 +214,19 @@ def test_how_a_kept_clone_is_reached_and_evidence_file_names() -> None:
     long_ids = [f"tests/test_a.py::test_x[{'p' * 200}-{i}]" for i in range(2)]
     names = {evidence_name(nodeid, "c") for nodeid in long_ids}
     assert len(names) == 2 and all(len(n) < 140 for n in names)
+
+
+def test_a_report_or_artifacts_path_that_cannot_be_written_is_a_usage_error(inner: Inner,
+                                                                            pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_nothing="def test_nothing(vsphere_vm):\n    pass\n")
+    taken = pytester.path / "a-file"
+    taken.write_text("")
+    for args, expected in (
+            ([f"--vsphere-report={pytester.path}"], f"--vsphere-report={pytester.path} is a directory: name a file"),
+            ([f"--vsphere-artifacts={taken}"], f"--vsphere-artifacts={taken}: cannot create {taken}"),
+            ([f"--vsphere-report={taken}/run.json"], f"--vsphere-report={taken}/run.json: cannot create {taken}")):
+        outcome = inner.run("--vsphere-simulator", *args)
+        assert outcome.ret == pytest.ExitCode.USAGE_ERROR, outcome.out
+        errors = outcome.lines_with("ERROR: ")
+        assert len(errors) == 1 and expected in errors[0] and "name a" in errors[0], outcome.out
+        assert "Traceback" not in outcome.out and outcome.run_dirs() == []

@@ -128,7 +128,13 @@ def _start_run(config: pytest.Config, settings: Settings, named: dict[str, Setti
         register_reports(config, run)
         return
     from .controller import Controller, XdistController
+    from .run_report import check_paths
+    from .settings import SettingsError
 
+    try:
+        check_paths(settings)  # before anything starts: a bad path is a usage error, nothing to clean up
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
     controller = Controller(config, settings)
     settings, named = apply_facts(settings, named, controller.facts)
     run = VSphereRun(config, settings, named, controller.identity, controller.facts)

@@ -139,20 +139,23 @@ class Controller:
         if run.janitor.errors and session.exitstatus == pytest.ExitCode.OK:
             # A clone that could not be destroyed is a leak on a shared vCenter: CI must notice.
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self._write_run_report(int(session.exitstatus))
+        self._write_run_report(session)
 
-    def _write_run_report(self, exit_status: int) -> None:
-        """The JSON run report, once every clone's fate is known; a report that cannot be written is an error
-        line in the summary (the tests' outcome stands)."""
+    def _write_run_report(self, session: pytest.Session) -> None:
+        """The JSON run report, once every clone's fate is known; one that cannot be written is an error line
+        in the summary and fails the run (CI relies on the file)."""
         report, path = self.run_report, self.run.settings.report
         if report is None or path is None:
             return
         run = self.run
-        document = report.document(run.ledger.entries(), run.janitor.errors, run.reporter.warnings, exit_status)
+        document = report.document(run.ledger.entries(), run.janitor.errors, run.reporter.warnings,
+                                   int(session.exitstatus))
         try:
             report.write(path, document)
         except OSError as exc:
             run.janitor.errors.append(f"could not write the run report {path}: {exc.strerror or exc}")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
         run.reporter.progress(f"run report written to {path}")
 

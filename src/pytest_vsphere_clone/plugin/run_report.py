@@ -57,6 +57,28 @@ def settings_document(settings: Settings) -> dict[str, Any]:
     return values
 
 
+def check_paths(settings: Settings) -> None:
+    """Fail at the start, with one line naming the fix, when the report or the artifacts cannot be written
+    (rather than after every test ran). Creates the missing parent directories, as writing would."""
+    from .settings import SettingsError
+
+    checks = [("--vsphere-report", settings.report, settings.report.parent if settings.report else None),
+              ("--vsphere-artifacts", settings.artifacts, settings.artifacts)]
+    for option, path, directory in checks:
+        if path is None or directory is None:
+            continue
+        if option == "--vsphere-report" and path.is_dir():
+            raise SettingsError(f"{option}={path} is a directory: name a file, e.g. {path / 'vsphere-report.json'}")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SettingsError(f"{option}={path}: cannot create {directory} ({exc.strerror or exc}): name a path "
+                                f"in a writable directory") from None
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise SettingsError(f"{option}={path}: {directory} is not writable: name a path in a writable "
+                                f"directory")
+
+
 class RunReport:
     """Gathers the tests' side of the report in the run's owner and writes the document at the end."""
 
