@@ -449,7 +449,8 @@ class VirtualMachine(CloneMethods, RelocateMethods, ScreenshotMethods):
             if guests is not None:
                 for nic, connected in nic_changes:
                     guests.nic_connected(self, nic, connected)
-                guests.hardware_changed(self)  # hot-added CPUs, memory, disks, NICs: the guest sees them
+                if spec.numCPUs or spec.memoryMB or any(c.operation == "add" for c in spec.deviceChange or ()):
+                    guests.hardware_changed(self)  # hot-added CPUs, memory, disks, NICs: the guest sees them
 
         return self.vc.tasks.start(ctx, self, "ReconfigVM_Task", "reconfigure", reconfigure)
 
