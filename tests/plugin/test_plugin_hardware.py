@@ -104,6 +104,13 @@ def test_instant_clone_takes_extra_config_and_nic_moves(vsphere_vm_factory):
     assert guest(clone, "vmware-rpctool 'info-get guestinfo.role'") == "cache"
 
 
+def test_a_named_fixtures_hardware(big):
+    assert (big.vm.config.hardware.numCPU, big.vm.config.hardware.memoryMB) == (1, 4096)
+    assert [n.name for n in big.vm.network] == ["VM Network", "VM Network 2"]
+    assert mem_total_mb(big) == 4096 and sorted(lsblk(big)) == ["sda", "sdb", "sdc"]
+    assert guest(big, "vmware-rpctool 'info-get guestinfo.size'") == "big"
+
+
 def test_factory_refusals_name_the_fix_and_create_nothing(vsphere_vm_factory):
     with pytest.raises(pytest.fail.Exception, match="port group 'Nope' of --vsphere-networks not found"):
         vsphere_vm_factory(networks=["Nope"])
@@ -120,19 +127,27 @@ def orphans(before: set[str]) -> set[str]:
             if not (Path(DEFAULT_REGISTRY_DIR) / f"{name.split('-')[0]}.json").exists()}
 
 
+#: A named fixture with hardware of its own (quotes keep the port group names' spaces).
+NAMED_FIXTURE_INI = ("[pytest]\nvsphere_fixtures =\n"
+                     "    big: template=linux-template cpus=1 memory_mb=4096 disks=4 disks=2 "
+                     'networks="VM Network,VM Network 2" extra_config=guestinfo.size=big\n')
+
+
 @pytest.mark.guests
 def test_run_marker_and_factory_hardware_reach_the_clone_and_its_guest(inner: Inner) -> None:
     before = netns_names()
     inner.pytester.makepyfile(test_hw=INNER_TESTS)
+    inner.pytester.makeini(NAMED_FIXTURE_INI)
     outcome = inner.run(*RUN_ARGS, timeout=240)
     assert outcome.ret == 0, outcome.out
-    outcome.result.assert_outcomes(passed=5)
+    outcome.result.assert_outcomes(passed=6)
     # The header says where each came from.
     assert outcome.lines_with("cpus=2 (cli), memory-mb=2048 (cli), disks=8 (cli), extra-config=guestinfo.role=*** "
                               "(cli)"), outcome.out  # extraConfig values may be tokens: never shown
     assert "guestinfo.role=web" not in outcome.out
-    # Four clones (the run's, the marker's, two from the factory): the refused ones were never started.
-    assert list(outcome.summary_states().values()) == ["destroyed"] * 4, outcome.out
+    # Five clones (the run's, the marker's, the named fixture's, two from the factory): the refused ones
+    # were never started.
+    assert list(outcome.summary_states().values()) == ["destroyed"] * 5, outcome.out
     assert outcome.run_dirs() == [], outcome.out
     assert orphans(before) == set()
 
