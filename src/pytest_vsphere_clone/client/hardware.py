@@ -64,7 +64,7 @@ class HardwareRequest:
 
 @dataclass(frozen=True)
 class PortGroup:
-    """A network found by name: reference, name, and for distributed port groups its key and switch."""
+    """A network found by name (a standard or distributed port group): its reference and name."""
 
     ref: Any
     name: str
@@ -96,7 +96,7 @@ def port_groups_of(inventory: Inventory, datacenter: Any) -> dict[str, Any]:
     from pyVmomi import vim
 
     return {str(o.get("name", "")): o.ref for o in inventory.of_type(vim.Network)
-            if datacenter is None or inventory._below(o.ref, datacenter)}
+            if datacenter is None or inventory.ancestor(o.ref, vim.Datacenter) == datacenter}
 
 
 def resolve_hardware(inventory: Inventory, template: TemplateInfo, request: HardwareRequest) -> ResolvedHardware:
