@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,7 +69,7 @@ def present(guest: Guest, view: HardwareView, *, mount: bool) -> None:
     try:
         # The guest's namespace handle (package-internal): it refuses a guest that is off or frozen.
         namespace = guest._ops_namespace()
-        pin_cpus(guest.pids(), view.cpus)
+        pin_cpus(guest.pids(), view.cpus, spread=zlib.crc32(guest.name.encode()))
         write_view(guest.runtime_dir / "tools" / "hw", view)
         if mount:
             mount_view(namespace.enter([]))
@@ -134,11 +135,13 @@ def add_nics(netns: str, macs: tuple[str, ...], existing: set[str]) -> None:
         ip_batch(guest_side, netns=netns)
 
 
-def pin_cpus(pids: list[int], cpus: int) -> None:
+def pin_cpus(pids: list[int], cpus: int, spread: int = 0) -> None:
     """Pin the guest's processes (and so their children) to ``cpus`` host CPUs, or all when the host has
-    fewer: ``nproc`` and sched_getaffinity count those."""
+    fewer: ``nproc`` and sched_getaffinity count those. ``spread`` picks where the CPUs start, so
+    small guests do not all share the host's first CPU."""
     available = sorted(os.sched_getaffinity(0))
-    chosen = set(available[:cpus]) if cpus < len(available) else set(available)
+    start = spread % len(available)
+    chosen = set((available * 2)[start:start + cpus]) if cpus < len(available) else set(available)
     for pid in pids:
         with contextlib.suppress(OSError):  # a process that just ended
             for task in os.listdir(f"/proc/{pid}/task"):
