@@ -104,7 +104,8 @@ class Clone:
 
         ``local``: bytes (the content) or a local file's path (str or os.PathLike; streamed).
         ``via``: None picks SFTP on Linux and Guest Operations on Windows; ``"sftp"`` (or ``"ssh"``)
-        and ``"guest"`` force one. ``overwrite=False`` refuses an existing file. See docs/files.md.
+        and ``"guest"`` force one. ``overwrite=False`` refuses an existing file. Errors are
+        ``FileTransferFailed`` (one line naming the fix); see the Files page of the docs.
         """
         from . import files
 
@@ -113,7 +114,7 @@ class Clone:
     def get(self, remote: str, local: LocalTarget = None, *,
             via: str | None = None) -> bytes | None:
         """Copy the guest path ``remote`` to the local path ``local`` (returns None), or return its
-        content as bytes when ``local`` is None. ``via`` as for :meth:`put`."""
+        content as bytes when ``local`` is None. ``via`` as for ``put``."""
         from . import files
 
         return files.get(self, remote, local, via=via)
