@@ -77,6 +77,7 @@ def test_a_markers_hardware(vsphere_vm):
     assert [n.backing.deviceName for n in (first, second)] == ["VM Network", "VM Network 2"]
     assert [n.name for n in vsphere_vm.vm.network] == ["VM Network", "VM Network 2"]
     assert guest(vsphere_vm, "nproc") == "1"
+    assert vsphere_vm.guest_run("nproc").stdout.strip() == "1"  # through Guest Operations too
     assert mem_total_mb(vsphere_vm) == 1024
     assert sorted(lsblk(vsphere_vm)) == ["sda", "sdb", "sdc"]
     # NIC 2 is the guest's eth1, with the MAC vSphere gave it.

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import GuestError
+from . import pidns
 from .host_tools import ip_batch, run
 
 if TYPE_CHECKING:
@@ -136,12 +137,16 @@ def add_nics(netns: str, macs: tuple[str, ...], existing: set[str]) -> None:
 
 
 def pin_cpus(pids: list[int], cpus: int, spread: int = 0) -> None:
-    """Pin the guest's processes (and so their children) to ``cpus`` host CPUs, or all when the host has
-    fewer: ``nproc`` and sched_getaffinity count those. ``spread`` picks where the CPUs start, so
-    small guests do not all share the host's first CPU."""
+    """Pin the guest's processes (and so their children, and the processes Guest Operations start later)
+    to ``cpus`` host CPUs, or all when the host has fewer: ``nproc`` and sched_getaffinity count those.
+    ``spread`` picks where the CPUs start, so small guests do not all share the host's first CPU."""
     available = sorted(os.sched_getaffinity(0))
     start = spread % len(available)
     chosen = set((available * 2)[start:start + cpus]) if cpus < len(available) else set(available)
+    if pids:
+        with contextlib.suppress(OSError):
+            pidns.set_affinity(os.stat(f"/proc/{pids[0]}/ns/pid").st_ino,
+                               chosen if len(chosen) < len(available) else None)
     for pid in pids:
         with contextlib.suppress(OSError):  # a process that just ended
             for task in os.listdir(f"/proc/{pid}/task"):

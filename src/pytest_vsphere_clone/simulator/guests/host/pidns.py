@@ -24,6 +24,19 @@ from typing import Any
 from .host_tools import start_retrying_efault
 
 _CLONE_NEWPID = 0x20000000
+#: Host CPUs a guest's processes run on, by the inode of its PID namespace (guests/host/hardware_view.py
+#: sets it for a VM with fewer CPUs than the host). sched_setaffinity(2) is per thread and fork(2)
+#: children inherit the forking thread's mask: the switching thread takes it, so the process does from
+#: its first instruction (``nproc`` through Guest Operations counts the VM's CPUs).
+_AFFINITY: dict[int, set[int]] = {}
+
+
+def set_affinity(pidns_inode: int, cpus: set[int] | None) -> None:
+    """Run the processes started later in PID namespace ``pidns_inode`` on ``cpus`` (None: any CPU)."""
+    if cpus is None:
+        _AFFINITY.pop(pidns_inode, None)
+    else:
+        _AFFINITY[pidns_inode] = set(cpus)
 
 
 @cache
@@ -55,6 +68,9 @@ def spawn(argv: list[str], pidns: str | None, **popen_kwargs: Any) -> subprocess
                 fd = os.open(pidns, os.O_RDONLY | os.O_CLOEXEC)
                 try:
                     _check(_libc().setns(fd, _CLONE_NEWPID), f"setns({pidns})")
+                    cpus = _AFFINITY.get(os.fstat(fd).st_ino)
+                    if cpus:
+                        os.sched_setaffinity(0, cpus)  # this thread's: the child inherits it
                 finally:
                     os.close(fd)
             procs.append(start_retrying_efault(lambda: subprocess.Popen(argv, **popen_kwargs)))
