@@ -421,9 +421,9 @@ def _compile(glob: str, stand_in: int | None) -> re.Pattern[str]:
             tail = token[len(lead) + len(core):]
             text = "(?s:.*?)".join(re.escape(piece) for piece in core.split(STAR)) if core else ""
             word = f"{_literal(lead)}{text}{_literal(tail)}"
-            if number == stand_in:  # the word itself, a value in its place within its punctuation, or a value
-                word = f"(?:{word}|{_literal(lead)}{_VALUE}{_literal(tail)}|{_VALUE})"
-            elif STAR in token:  # a word with wildcards (FILE::TEST:) describes the shape of one value
+            # The stand-in word, or a word with wildcards (FILE::TEST:, the shape of one value): itself,
+            # a value in its place within its punctuation, or a value for all of it.
+            if number == stand_in or STAR in token:
                 word = f"(?:{word}|{_literal(lead)}{_VALUE}{_literal(tail)}|{_VALUE})"
             parts += [word, f"{_VALUE}*"]
     return re.compile("".join(parts))
