@@ -37,7 +37,7 @@ def _owner_alive(path: Path) -> bool:
     if pidns and pidns[0] != _pid_namespace("self"):
         # A pid of another PID namespace (a run without root has its own, see simulator/userns.py):
         # alive while that namespace has processes, which only the host's namespace sees all of.
-        return _pid_namespace("self") != str(_INITIAL_PID_NS) or _pid_namespace_alive(pidns[0])
+        return _pid_namespace("self") != str(_INITIAL_PID_NS) or _pid_namespace_alive(pidns[0], path.stat().st_uid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -65,13 +65,24 @@ _INITIAL_PID_NS = 0xEFFFFFFC
 
 
 def _pid_namespace(pid: str) -> str:
-    """The inode of a process's PID namespace, as text ("" if unreadable)."""
+    """The inode of a process's PID namespace, as text ("" if it is gone); PermissionError if not ours to read."""
     try:
         return str(os.stat(f"/proc/{pid}/ns/pid").st_ino)
-    except OSError:
+    except (FileNotFoundError, ProcessLookupError):
         return ""
 
 
-def _pid_namespace_alive(inode: str) -> bool:
-    """True if a process this one may inspect is in the PID namespace ``inode``."""
-    return any(_pid_namespace(p) == inode for p in os.listdir("/proc") if p.isdigit())
+def _pid_namespace_alive(inode: str, owner: int) -> bool:
+    """True if a process is in the PID namespace ``inode``, or may be: one of ``owner``'s that this
+    process may not inspect (in a user namespace this one has no rights over)."""
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if _pid_namespace(pid) == inode:
+                return True
+        except PermissionError:
+            try:
+                if os.stat(f"/proc/{pid}").st_uid == owner:
+                    return True
+            except OSError:
+                continue
+    return False

@@ -9,10 +9,12 @@ namespace (``user.max_user_namespaces`` is per user namespace and binds its desc
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -62,13 +64,18 @@ def _user(name: str) -> pwd.struct_passwd:
 
 @pytest.fixture
 def workdir() -> Iterator[Path]:
-    """A directory the unprivileged users may use (pytest's tmp_path is root's alone)."""
-    path = Path(tempfile.mkdtemp(prefix="pvcs-rootless-test-"))
-    path.chmod(0o777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    """A directory the unprivileged users may use (pytest's tmp_path is root's alone).
+
+    The tests take turns (a lock across xdist workers): each checks that the user has no process
+    left, which another test's run of the same user would spoil."""
+    with open(__file__) as lock:  # this very file: no lock file to leave behind
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = Path(tempfile.mkdtemp(prefix="pvcs-rootless-test-"))
+        path.chmod(0o777)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _suite(workdir: Path, owner: pwd.struct_passwd, tests: str = TESTS) -> Path:
@@ -115,24 +122,33 @@ def _owned_leftovers(uid: int) -> list[str]:
     return found
 
 
-def _held_netns() -> set[str]:
-    """The network namespaces of every process on the host, as readlink shows them."""
-    found = set()
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+_NS_GET_USERNS = 0xB701  # ioctl_ns(2): the user namespace that owns a namespace
+_NS_GET_OWNER_UID = 0xB704  # ioctl_ns(2): the uid that created a user namespace
+
+
+def _netns_of_users_namespaces(uid: int) -> list[str]:
+    """Network namespaces on the machine (of a process, or named in /run/netns) owned by a user
+    namespace that ``uid`` created."""
+    paths = [f"/proc/{pid}/ns/net" for pid in os.listdir("/proc") if pid.isdigit()]
+    paths += [f"/run/netns/{name}" for name in netns_names()]
+    found = []
+    for path in paths:
         try:
-            found.add(os.readlink(f"/proc/{pid}/ns/net"))
+            fd = os.open(path, os.O_RDONLY)
         except OSError:
             continue  # gone meanwhile
-    return found
-
-
-def _named_netns() -> set[str]:
-    found = set()
-    for name in netns_names():
         try:
-            found.add(f"net:[{os.stat(f'/run/netns/{name}').st_ino}]")
+            userns = fcntl.ioctl(fd, _NS_GET_USERNS)
+            try:
+                owner = struct.unpack("I", fcntl.ioctl(userns, _NS_GET_OWNER_UID, b"\0" * 4))[0]
+            finally:
+                os.close(userns)
         except OSError:
-            continue
+            continue  # the initial namespaces have no owner to ask for
+        finally:
+            os.close(fd)
+        if owner == uid:
+            found.append(path)
     return found
 
 
@@ -155,8 +171,9 @@ def test_main_job_as_an_unprivileged_user(workdir: Path) -> None:
     run_netns, guest_netns = (suite / "namespaces").read_text().split()
     host_netns = os.readlink("/proc/self/ns/net")
     assert len({run_netns, guest_netns, host_netns}) == 3  # the run's network was its own
-    # Neither namespace is left: no process is in it, no name on the host holds it.
-    assert not {run_netns, guest_netns} & (_held_netns() | _named_netns())
+    # No network namespace of the run is left: none that a process is in or a name on the host holds
+    # belongs to a user namespace the CI user made (inode numbers are reused, so not compared).
+    assert _netns_of_users_namespaces(user.pw_uid) == []
 
 
 def test_sigterm_tears_the_run_down(workdir: Path) -> None:

@@ -69,22 +69,47 @@ cow() {{
     mount -n -t overlay overlay -o "lowerdir=$3:$2,upperdir=$1/.upper,workdir=$1/.work" "$1" 2>/dev/null ||
         mount -n -t overlay overlay -o "lowerdir=$2,upperdir=$1/.upper,workdir=$1/.work" "$1"
 }}
-# In a user namespace (a run without root, see simulator/rootless.py) the host's mounts are locked
+# In a user namespace (a run without root, see simulator/userns.py) the host's mounts are locked
 # together (mount_namespaces(7)) and an overlay cannot take / as a lower layer while mounts lie below
 # it: there the root is a tmpfs holding an overlay of each top-level directory, uppers on the same
 # disk layer. A directory with mounts below it shows only those (the loop's own overlays).
 split_root() {{
-    mount -n -t tmpfs -o mode=0755 tmpfs "$1"
+    target=$1 upper=$2 work=$3
+    mount -n -t tmpfs -o mode=0755 tmpfs "$target"
+    # Directories programs write to, made the VM disk's own (its root's) on a fresh disk: the host's
+    # copies belong to an id the namespace cannot map, so the guest could not create files in them.
+    set --
+    for dir in usr/local usr/local/bin usr/local/sbin usr/local/lib usr/local/share usr/local/etc usr/local/src \\
+            var/lib var/log var/cache var/spool var/opt var/backups; do
+        if [ -d "/$dir" ] && [ ! -L "/$dir" ] && [ ! -e "$upper/$dir" ] && [ ! -L "$upper/$dir" ]; then
+            set -- "$@" "$upper/$dir"
+        fi
+    done
+    # Few forks: this runs at every boot. One mkdir for every directory, chmod only where not 0755.
+    fresh=" " overlays=" "
     for entry in /*; do
         name=${{entry#/}}
-        if [ -L "$entry" ]; then cp -P "$entry" "$1/$name"; continue; fi
+        if [ -L "$entry" ]; then cp -P "$entry" "$target/$name"; continue; fi
         [ -d "$entry" ] || continue
-        mkdir "$1/$name" && chmod --reference="$entry" "$1/$name"
+        set -- "$@" "$target/$name"
         case $name in proc | sys | dev | run | tmp | etc) continue ;; esac
-        mkdir -p "$2/$name" "$3/$name"
-        [ -n "$(ls -A "$2/$name")" ] || chmod --reference="$entry" "$2/$name"
-        mount -n -t overlay overlay -o "lowerdir=$entry,upperdir=$2/$name,workdir=$3/$name" "$1/$name" 2>/dev/null ||
-            echo "guest-setup: $entry shows only the mounts below it" >&2
+        [ -e "$upper/$name" ] || [ -L "$upper/$name" ] || fresh="$fresh$name "
+        overlays="$overlays$name "
+        set -- "$@" "$upper/$name" "$work/$name"
+    done
+    mkdir -p -m 0755 "$@"
+    if [ -d /var/tmp ] && [ ! -e "$upper/var/tmp" ] && [ ! -L "$upper/var/tmp" ]; then
+        mkdir -p -m 1777 "$upper/var/tmp"
+    fi
+    stat -c '%a %n' /* | while read -r mode entry; do
+        name=${{entry#/}}
+        if [ "$mode" = 755 ] || [ -L "$entry" ] || [ ! -d "$entry" ]; then continue; fi
+        chmod "$mode" "$target/$name"
+        case $fresh in *" $name "*) chmod "$mode" "$upper/$name" ;; esac
+    done
+    for name in $overlays; do
+        mount -n -t overlay overlay -o "lowerdir=/$name,upperdir=$upper/$name,workdir=$work/$name" "$target/$name" \\
+            2>/dev/null || echo "guest-setup: /$name shows only the mounts below it" >&2
     done
 }}
 read -r _ _ ids < /proc/self/uid_map
