@@ -39,6 +39,11 @@ def test_ssh_to_a_guest(vsphere_vm):
     uid, guest_netns = result.stdout.split()
     assert uid == "0"
     assert vsphere_vm.ip.startswith("10.")
+    # Where programs put their own files, guest root may write although the host's copies of these
+    # directories belong to an id the namespace cannot map (docs/simulator.md#what-differs-from-a-root-run).
+    for path in ("/usr/local/bin/tool", "/var/tmp/scratch", "/var/log/app.log", "/opt/app", "/etc/app.conf"):
+        assert vsphere_vm.run("touch " + path).exit_status == 0, path
+    assert vsphere_vm.run("stat -c %a /var/tmp").stdout.strip() == "1777"
     # The run's network namespace and the guest's, for the outer test to look for afterwards.
     run_netns = os.readlink("/proc/self/ns/net")
     with open("namespaces", "w") as f:
