@@ -57,4 +57,3 @@ def test_an_unknown_port_group_lists_the_servers(vcsim_tier: VcsimTier) -> None:
     line = assert_usage_error(vcsim_tier, outcome, "port group 'Backend' of --vsphere-networks not found")
     # vcsim's standard port group and its distributed one are both named.
     assert "'VM Network'" in line and "'DC0_DVPG0'" in line, line
-
