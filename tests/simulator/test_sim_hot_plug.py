@@ -97,14 +97,14 @@ def test_a_clone_spec_changes_cpus_freely_and_clones_keep_hot_plug(sim: Simulato
 
 
 @pytest.mark.parametrize(("privilege", "spec"), [
-    ("VirtualMachine.Config.CpuCount", Spec(numCPUs=4)),
-    ("VirtualMachine.Config.CpuCount", Spec(cpuHotAddEnabled=True)),
+    ("VirtualMachine.Config.CPUCount", Spec(numCPUs=4)),
+    ("VirtualMachine.Config.CPUCount", Spec(cpuHotAddEnabled=True)),
     ("VirtualMachine.Config.Memory", Spec(memoryMB=4096)),
     ("VirtualMachine.Config.Memory", Spec(memoryHotAddEnabled=True)),
 ])
 def test_cpu_and_memory_changes_need_their_reconfigure_privileges(
         sim: Simulator, client_factory: Callable[..., Any], privilege: str, spec: Any) -> None:
-    # ConfigSpec: numCPUs and the CPU hot plug flags need VirtualMachine.Config.CpuCount, memoryMB and
+    # ConfigSpec: numCPUs and the CPU hot plug flags need VirtualMachine.Config.CPUCount, memoryMB and
     # memoryHotAddEnabled VirtualMachine.Config.Memory ("Reconfigure privilege").
     sim.add_user("sizer@vsphere.local", "sizer-password", denied={privilege})
     limited = client_factory(sim, "sizer@vsphere.local", "sizer-password")

@@ -40,7 +40,7 @@ PRIVILEGES = (
     "VirtualMachine.Config.Rename",
     "VirtualMachine.Config.Annotation",
     "VirtualMachine.Config.Settings",
-    "VirtualMachine.Config.CpuCount",
+    "VirtualMachine.Config.CPUCount",
     "VirtualMachine.Config.Memory",
     "VirtualMachine.State.CreateSnapshot",
     "VirtualMachine.State.RemoveSnapshot",

@@ -424,7 +424,7 @@ class VirtualMachine(CloneMethods, RelocateMethods, ScreenshotMethods):
             # ConfigSpec's "Reconfigure privilege" of numCPUs and the CPU hot plug flags, and of
             # memoryMB and memoryHotAddEnabled.
             (spec.numCPUs or spec.cpuHotAddEnabled is not None or spec.cpuHotRemoveEnabled is not None,
-             "VirtualMachine.Config.CpuCount"),
+             "VirtualMachine.Config.CPUCount"),
             (spec.memoryMB or spec.memoryHotAddEnabled is not None, "VirtualMachine.Config.Memory"),
         ]
         with self.vc.lock:
