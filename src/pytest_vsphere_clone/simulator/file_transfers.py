@@ -57,7 +57,7 @@ class FileTransfers:
     def offer_download(self, guest: Any, user: str, path: str, vm_id: str = "",
                        host_id: str = "") -> tuple[str, int]:
         """A ticket to GET ``path``; checks now that the file is readable (faults as a vCenter's)."""
-        from .guest_runtime import faults_of
+        from .guest_faults import faults_of
 
         with faults_of(path):
             content = guest.read_file(user, path)
@@ -74,7 +74,7 @@ class FileTransfers:
         file without ``overwrite`` is FileAlreadyExists, a directory or link NotAFile, a missing
         directory FileNotFound, one the user may not write GuestPermissionDenied.
         """
-        from .guest_runtime import faults_of
+        from .guest_faults import faults_of
 
         if size < 0:
             from pyVmomi import vmodl

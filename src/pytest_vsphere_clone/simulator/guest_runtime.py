@@ -1,9 +1,10 @@
-"""Real guests behind simulated VMs: power, disks, VMware Tools' reports and Guest Operations.
+"""Real guests behind simulated VMs: power, disks and Guest Operations.
 
 The VirtualMachine objects call in here (power on/off, clone, instant clone,
 NIC connection, destroy); Guest Operations calls land here too. Each VM's
 "disk" is a directory, copied for clones, so clones share their template's
-SSH host keys as real clones do.
+SSH host keys as real clones do. VMware Tools' reports are ``tools_reports``'s,
+guest errors become vSphere faults in ``guest_faults``.
 """
 
 from __future__ import annotations
@@ -17,18 +18,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyVmomi import vim, vmodl
-
 from .file_transfers import FileTransfers
+from .guest_faults import faults_of
 from .guests import copy_disk
 from .guests import errors as guest_errors
 from .guests.accounts import WINDOWS_LOCAL_ADMIN
 from .guests.disk import GuestDisk
 from .guests.guest_host import GuestHost
 from .guests.models import GuestSpec
-from .guests.ops.files import GuestDirectoryNotEmpty, GuestNotADirectory
 from .objects.guest_operations import GuestFileManager, GuestOperationsManager, GuestProcessManager
 from .objects.virtual_machine import VirtualMachine
+from .tools_reports import ToolsReports
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,9 +59,7 @@ class GuestRuntime:
         self.file_transfers = FileTransfers(self)
         self.key_file = state_dir / "guest_id_ed25519"
         self.public_key = ""
-        self._stop = threading.Event()
-        self._tools_thread: threading.Thread | None = None
-        self._next_report: dict[str, float] = {}
+        self.tools_reports = ToolsReports(vc, self.host)
         self._boots: dict[str, threading.Thread] = {}
         self._boots_lock = threading.Lock()
 
@@ -91,19 +89,16 @@ class GuestRuntime:
                 self._boot(vm, wait_for_tools=True)
                 if vm.initial_frozen:
                     self.freeze(vm)
-        self._tools_thread = threading.Thread(target=self._tools_loop, name="sim-tools", daemon=True)
-        self._tools_thread.start()
+        self.tools_reports.start()
 
     def stop(self) -> None:
         """Stop every guest and remove everything of theirs."""
-        self._stop.set()
+        self.tools_reports.stop()
         with self._boots_lock:
             boots = list(self._boots.values())
             self._boots.clear()
         for thread in boots:
             thread.join(timeout=60)
-        if self._tools_thread is not None:
-            self._tools_thread.join(timeout=5)
         self.host.stop()
         self.file_transfers.clear()
 
@@ -197,27 +192,13 @@ class GuestRuntime:
         self._present_hardware(vm, guest, mount=True)
         if wait_for_tools:
             guest.wait_for_ip(timeout=30.0)
-            self._tools_up(vm, time.time())
+            self.tools_reports.up(vm, time.time())
         else:
-            self._schedule_tools(vm, (started or time.time()) + boot_time)
-
-    def _schedule_tools(self, vm: VirtualMachine, when: float) -> None:
-        with self.vc.lock:
-            self._next_report[vm.mo_id] = when
-            vm.tools.running = False
-
-    def _tools_up(self, vm: VirtualMachine, now: float) -> None:
-        with self.vc.lock:
-            if vm.power_state != "poweredOn" or not vm.tools_installed:
-                return
-            vm.tools.running = True
-            self._report(vm)
-            self._next_report[vm.mo_id] = now + self.vc.profile.duration("tools.poll")
+            self.tools_reports.schedule(vm, (started or time.time()) + boot_time)
 
     def power_off(self, vm: VirtualMachine) -> None:
         self._settle_boot(vm)
-        with self.vc.lock:
-            self._next_report.pop(vm.mo_id, None)
+        self.tools_reports.cancel(vm)
         # A powered-off VM's transfer URLs are void, as on ESXi (whose service hands them to the VM's
         # VMX process, gone with the power-off).
         self.file_transfers.invalidate_vm(vm.mo_id)
@@ -267,12 +248,11 @@ class GuestRuntime:
             guest.boot()
             self._present_hardware(clone, guest, mount=True)
         except BaseException:
-            with self.vc.lock:
-                self._next_report.pop(clone.mo_id, None)
+            self.tools_reports.cancel(clone)
             self.destroy(clone)
             raise
         # Tools were running in the source: they keep running in the clone.
-        self._tools_up(clone, time.time())
+        self.tools_reports.up(clone, time.time())
 
     def reboot(self, vm: VirtualMachine) -> None:
         """RebootGuest: the guest OS shuts down and boots again; returns at once, as on vSphere.
@@ -281,8 +261,7 @@ class GuestRuntime:
         the guest's DHCP client again, so its address may be renewed or change.
         """
         self._settle_boot(vm)  # a boot still in progress finishes first
-        with self.vc.lock:
-            self._next_report.pop(vm.mo_id, None)
+        self.tools_reports.cancel(vm)
         started = time.time()
 
         def reboot() -> None:
@@ -326,59 +305,6 @@ class GuestRuntime:
                     return vm.extra_config[key]
                 raise guest_errors.GuestError("No value found")
         raise guest_errors.GuestError("Unknown command")
-
-    # --- VMware Tools' reports ----------------------------------------------------------------
-
-    def _tools_loop(self) -> None:
-        while not self._stop.wait(0.05):
-            now = time.time()
-            with self.vc.lock:
-                due = [(mo_id, when) for mo_id, when in self._next_report.items() if when <= now]
-            for mo_id, when in due:
-                with self.vc.lock:
-                    if self._next_report.get(mo_id) != when:
-                        continue  # cancelled or rescheduled meanwhile (a reboot, a power-off)
-                    vm = self.vc.objects.get(mo_id)
-                    if not isinstance(vm, VirtualMachine) or vm.power_state != "poweredOn":
-                        self._next_report.pop(mo_id, None)
-                        continue
-                    if not vm.tools.running:
-                        self._tools_up(vm, now)
-                        continue
-                    self._report(vm)
-                    self._next_report[mo_id] = now + self.vc.profile.duration("tools.poll")
-
-    def _report(self, vm: VirtualMachine) -> None:
-        """Copy the guest's real interfaces into guest.* (caller holds the lock)."""
-        guest = self.host.guest(vm.mo_id)
-        if guest is None or vm.frozen:
-            return
-        try:
-            nics = guest.interfaces()
-        except guest_errors.GuestError:
-            return
-        net = []
-        primary = None
-        for nic in nics:
-            if nic.name == "lo":
-                continue
-            addresses = [vim.net.IpConfigInfo.IpAddress(ipAddress=a.ip, prefixLength=a.prefix_length,
-                                                        state="preferred") for a in nic.ip_addresses]
-            hw = next((n for n in vm.nics if n.mac == nic.mac), None)
-            net.append(vim.vm.GuestInfo.NicInfo(
-                network=hw.network.name if hw else None, macAddress=nic.mac, connected=nic.up,
-                deviceConfigId=hw.key if hw else -1, ipAddress=[a.ip for a in nic.ip_addresses],
-                ipConfig=vim.net.IpConfigInfo(ipAddress=addresses)))
-            if primary is None:
-                primary = next((a.ip for a in nic.ip_addresses if ":" not in a.ip), None)
-        hostname = guest.hostname
-        changed = (vm.tools.ip_address, vm.tools.host_name, len(vm.tools.net)) != (primary, hostname, len(net)) or \
-            [n.ipAddress for n in vm.tools.net] != [n.ipAddress for n in net]
-        vm.tools.ip_address = primary
-        vm.tools.host_name = hostname
-        vm.tools.net = net
-        if changed:
-            vm.changed()
 
     # --- guest operations ---------------------------------------------------------------------
 
@@ -468,49 +394,6 @@ class GuestRuntime:
     def list_files(self, guest: Guest, user: str, path: str) -> list[dict[str, Any]]:
         with faults_of(path):
             return guest.list_files(user, path)
-
-
-class faults_of:
-    """Turn guest runtime errors into the faults a vCenter answers with."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or not isinstance(exc, guest_errors.GuestError):
-            return
-        raise to_fault(exc, self.path) from None
-
-
-def to_fault(exc: guest_errors.GuestError, path: str = "") -> Any:
-    """The vSphere fault for a guest runtime error."""
-    message = str(exc)
-    file = getattr(exc, "path", "") or path
-    if isinstance(exc, guest_errors.GuestLoginError):
-        return vim.fault.InvalidGuestLogin(msg="Failed to authenticate with the guest operating system using the "
-                                               "supplied credentials.")
-    if isinstance(exc, guest_errors.GuestOperationsUnavailable | guest_errors.GuestNotRunning):
-        return vim.fault.GuestOperationsUnavailable(msg="The guest operations agent could not be contacted.")
-    if isinstance(exc, guest_errors.GuestFileNotFound):
-        return vim.fault.FileNotFound(msg=f"File {file} was not found", file=file)
-    if isinstance(exc, guest_errors.GuestFileExists):
-        return vim.fault.FileAlreadyExists(msg=f"File {file} already exists", file=file)
-    if isinstance(exc, guest_errors.GuestNotAFile):
-        return vim.fault.NotAFile(msg=f"{file} is not a file", file=file)
-    if isinstance(exc, GuestNotADirectory):
-        return vim.fault.NotADirectory(msg=f"{file} is not a directory", file=file)
-    if isinstance(exc, GuestDirectoryNotEmpty):
-        return vim.fault.DirectoryNotEmpty(msg=f"The directory {file} is not empty", file=file)
-    if isinstance(exc, guest_errors.GuestFileAccessDenied):
-        return vim.fault.GuestPermissionDenied(msg=f"Permission denied: {file}")
-    if isinstance(exc, guest_errors.GuestProcessNotFound):
-        return vim.fault.GuestProcessNotFound(msg=message, pid=0)
-    if isinstance(exc, guest_errors.GuestInvalidArgument):
-        return vmodl.fault.InvalidArgument(msg=message, invalidProperty=file or "path")
-    return vim.fault.GuestOperationsFault(msg=message)
 
 
 def _host_id(vm: VirtualMachine) -> str:
