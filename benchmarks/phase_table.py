@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
+from pytest_vsphere_clone.client.clone import clone_vm
+from pytest_vsphere_clone.client.clone_request import CloneRequest
 from pytest_vsphere_clone.client.discovery import ActiveDiscovery, AddressFilter, ToolsDiscovery
 from pytest_vsphere_clone.client.guest_ops import GuestOperations
 from pytest_vsphere_clone.client.inventory import find_template

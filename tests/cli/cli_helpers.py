@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
+from pytest_vsphere_clone.client.clone import clone_vm
+from pytest_vsphere_clone.client.clone_request import CloneRequest
 from pytest_vsphere_clone.client.inventory import find_template
 from pytest_vsphere_clone.client.marker import Marker
 from pytest_vsphere_clone.client.retry import RetryPolicy

@@ -12,7 +12,8 @@ import time
 import pytest
 from cli_helpers import FAST_RETRY, Run, make_clone
 
-from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
+from pytest_vsphere_clone.client.clone import clone_vm
+from pytest_vsphere_clone.client.clone_request import CloneRequest
 from pytest_vsphere_clone.client.guest_ops import GuestOperations
 from pytest_vsphere_clone.client.inventory import find_template
 from pytest_vsphere_clone.client.session import VSphereConnection

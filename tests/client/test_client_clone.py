@@ -11,7 +11,8 @@ import pytest
 from client_helpers import FAST_RETRY
 from pyVmomi import vim
 
-from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm, strategy_for
+from pytest_vsphere_clone.client.clone import clone_vm, strategy_for
+from pytest_vsphere_clone.client.clone_request import CloneRequest
 from pytest_vsphere_clone.client.disks import disk_chain_lengths
 from pytest_vsphere_clone.client.errors import (
     CloneFailed,

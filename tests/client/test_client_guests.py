@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from client_helpers import FAST_RETRY
 
-from pytest_vsphere_clone.client.clone import CloneRequest, clone_vm
+from pytest_vsphere_clone.client.clone import clone_vm
+from pytest_vsphere_clone.client.clone_request import CloneRequest
 from pytest_vsphere_clone.client.discovery import ActiveDiscovery, AddressFilter, ToolsDiscovery
 from pytest_vsphere_clone.client.errors import GuestLoginFailed, GuestOperationFailed, NicRefreshFailed, WaitTimeout
 from pytest_vsphere_clone.client.guest_ops import GuestOperations

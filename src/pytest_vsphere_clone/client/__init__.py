@@ -36,7 +36,8 @@ from .result import CommandResult
 from .secret import Secret
 
 if TYPE_CHECKING:
-    from .clone import CloneRequest, CloneResult, clone_vm
+    from .clone import clone_vm
+    from .clone_request import CloneRequest, CloneResult
     from .discovery import ActiveDiscovery, AddressFilter, DiscoveryResult, ToolsDiscovery
     from .guest_ops import GuestOperations
     from .inventory import Inventory, Placement, PlacementSettings, TemplateInfo, find_template
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from .waiter import Waiter
 
 _LAZY = {
-    "CloneRequest": "clone", "CloneResult": "clone", "clone_vm": "clone",
+    "CloneRequest": "clone_request", "CloneResult": "clone_request", "clone_vm": "clone",
     "ActiveDiscovery": "discovery", "AddressFilter": "discovery", "DiscoveryResult": "discovery",
     "ToolsDiscovery": "discovery",
     "GuestOperations": "guest_ops",

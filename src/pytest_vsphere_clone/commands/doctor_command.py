@@ -132,7 +132,7 @@ def _tls_line(report: Report, insecure: bool, ca_bundle: str | None) -> None:
 
 def _check_endpoint(conn: VSphereConnection, plan: Plan, report: Report) -> None:
     """A FAIL line when the endpoint is an ESXi host reached directly: it offers no cloning."""
-    from ..client.clone import cloning_endpoint_problem
+    from ..client.clone_request import cloning_endpoint_problem
 
     problem = cloning_endpoint_problem(conn, plan.clone_type)
     if problem is not None:

@@ -93,7 +93,8 @@ class Provisioner:
         test. Only the clone privilege on the source is checked here: the others may be granted
         on folders, pools or datastores the clone only reaches later.
         """
-        from ..client.clone import LinkedClone, require_vcenter
+        from ..client.clone import LinkedClone
+        from ..client.clone_request import require_vcenter
         from ..client.clone_types import clone_type
         from ..client.errors import InvalidInstantSource
         from ..client.privileges import check_privileges
@@ -205,7 +206,8 @@ class Provisioner:
             return self._create(settings, template_name, scope, request)
 
     def _create(self, settings: Settings, template_name: str, scope: str, request: Any) -> Clone:
-        from ..client.clone import CloneRequest, clone_vm
+        from ..client.clone import clone_vm
+        from ..client.clone_request import CloneRequest
         from ..client.inventory import PlacementSettings
         from ..client.marker import Marker
 
@@ -272,7 +274,7 @@ class Provisioner:
         not honour it would leave the clone off and the wait for its Tools would run out. The
         watch reports the power state with its first update, which the Tools wait needs anyway.
         """
-        from ..client.clone import power_on
+        from ..client.clone_request import power_on
 
         waiter = self.holder.waiter()
         if waiter.watched_power_state(vm, settings.clone_timeout) != "poweredOff":
