@@ -49,15 +49,22 @@ def _owner_alive(path: Path) -> bool:
 
 def sweep_orphans(prefix: str) -> list[Path]:
     """Remove this machine's directories named ``prefix*`` whose owner process is gone."""
-    removed = []
+    removed = find_orphans(prefix)
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def find_orphans(prefix: str) -> list[Path]:
+    """This machine's directories named ``prefix*`` whose owner process is gone."""
+    found = []
     for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
         try:
             if path.is_dir() and not path.is_symlink() and not _owner_alive(path):
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
+                found.append(path)
         except OSError:
             continue
-    return removed
+    return found
 
 
 #: The initial PID namespace's inode (PROC_PID_INIT_INO in the kernel's proc_ns.h).

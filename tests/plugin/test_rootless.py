@@ -157,11 +157,13 @@ def _netns_of_users_namespaces(uid: int) -> list[str]:
     return found
 
 
-def _wait_clean(uid: int, timeout: float = 10.0) -> list[str]:
+def _wait_clean(uid: int, timeout: float = 10.0, *, only_processes: bool = False) -> list[str]:
     deadline = time.monotonic() + timeout
-    while (left := _owned_leftovers(uid)) and time.monotonic() < deadline:
+    while True:
+        left = [item for item in _owned_leftovers(uid) if not only_processes or item.startswith("process")]
+        if not left or time.monotonic() > deadline:
+            return left
         time.sleep(0.1)
-    return left
 
 
 def test_main_job_as_an_unprivileged_user(workdir: Path) -> None:
@@ -200,6 +202,14 @@ def test_sigterm_tears_the_run_down(workdir: Path) -> None:
     assert proc.returncode != 0, out[-3000:]
     assert "[destroyed]" in out, out[-3000:]  # teardown ran inside before the run ended
     assert _wait_clean(user.pw_uid) == []
+
+
+def test_temp_prefixes_are_the_simulators_and_the_runs() -> None:
+    from pytest_vsphere_clone.plugin.controller import RUN_DIR_PREFIX
+    from pytest_vsphere_clone.simulator import userns
+    from pytest_vsphere_clone.simulator.simulator import STATE_DIR_PREFIX
+
+    assert userns.TEMP_PREFIXES == (STATE_DIR_PREFIX, RUN_DIR_PREFIX)
 
 
 def test_user_without_subordinate_ids_gets_one_line(workdir: Path) -> None:
@@ -241,20 +251,46 @@ print(urllib.request.urlopen(sys.argv[1] + "/vimServiceVersions.xml", context=co
 """
 
 
-def test_standalone_simulator_as_an_unprivileged_user(workdir: Path) -> None:
-    """``vsphere-clone simulator`` without root: its own namespace, reached through the NSENTER= prefix."""
-    user = _user(CI_USER)
+def _start_standalone(user: pwd.struct_passwd, workdir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """``vsphere-clone simulator`` as ``user`` (a session of its own), and the facts it printed."""
     cli = str(Path(sys.executable).with_name("vsphere-clone"))
     proc = subprocess.Popen(_as_user(user, [cli, "simulator", "--profile", "fast"]), cwd=workdir, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    facts: dict[str, str] = {}
+    while "NSENTER" not in facts:
+        line = proc.stdout.readline()
+        if not line:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(proc.communicate(timeout=30)[1][-3000:])
+        key, _, value = line.rstrip("\n").partition("=")
+        facts[key] = value
+    return proc, facts
+
+
+def test_a_killed_runs_files_are_removed_by_the_next(workdir: Path) -> None:
+    """SIGKILL to a whole rootless run: its namespace dies with it, and its temp directory, which holds
+    files of the user's subordinate ids (the guests' disks), goes at the next run's start."""
+    user = _user(CI_USER)
+    proc, facts = _start_standalone(user, workdir)
+    state_dir = Path(facts["CA_FILE"]).parents[1]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert _wait_clean(user.pw_uid, only_processes=True) == []
+    foreign = [p for p in state_dir.rglob("*") if p.lstat().st_uid != user.pw_uid]
+    assert foreign  # what the user alone could not remove
+    proc, _ = _start_standalone(user, workdir)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert not state_dir.exists()
+    assert _wait_clean(user.pw_uid) == []
+
+
+def test_standalone_simulator_as_an_unprivileged_user(workdir: Path) -> None:
+    """``vsphere-clone simulator`` without root: its own namespace, reached through the NSENTER= prefix."""
+    user = _user(CI_USER)
+    proc, facts = _start_standalone(user, workdir)
     try:
-        assert proc.stdout is not None
-        facts = {}
-        while "NSENTER" not in facts:
-            line = proc.stdout.readline()
-            assert line, proc.communicate(timeout=30)[1][-3000:]
-            key, _, value = line.rstrip("\n").partition("=")
-            facts[key] = value
         client = subprocess.run(_as_user(user, [*facts["NSENTER"].split(), sys.executable, "-c", CLIENT,
                                                 facts["URL"], facts["CA_FILE"]]),
                                 env=_env(), capture_output=True, text=True, timeout=60, check=False)

@@ -17,10 +17,6 @@ if TYPE_CHECKING:
 Facts = dict[str, Any]
 
 
-#: Temp dir prefixes of the simulator and the run (simulator.py, controller.py): a namespace's leftovers.
-_TEMP_PREFIXES = ("vsphere-clone-sim-", "vsphere-clone-run-")
-
-
 def run_without_root(config: pytest.Config) -> int | None:
     """For ``--vsphere-simulator`` as an ordinary user: this very pytest command run inside a user
     namespace of its own (simulator/userns.py), and its exit status; None where nothing is needed
@@ -28,22 +24,16 @@ def run_without_root(config: pytest.Config) -> int | None:
     if os.geteuid() == 0 or hasattr(config, "workerinput") or not _wants_simulator(config):
         return None
     from ..simulator import userns
-    from ..tempdirs import sweep_orphans
 
     if not userns.needed():
         return None
     if tuple(config.invocation_params.args) != tuple(sys.argv[1:]):
         raise pytest.UsageError("--vsphere-simulator without root re-runs the pytest command in a user "
                                 "namespace: run pytest from the command line (not pytest.main()), or as root")
-    for prefix in _TEMP_PREFIXES:
-        sweep_orphans(prefix)  # what an earlier run's killed namespace left
     try:
-        status = userns.run_inside([sys.executable, *sys.orig_argv[1:]])
+        return userns.run_inside([sys.executable, *sys.orig_argv[1:]])
     except userns.NamespaceRefused as exc:
         raise pytest.UsageError(f"--vsphere-simulator without root runs in a user namespace, which {exc}") from None
-    for prefix in _TEMP_PREFIXES:
-        sweep_orphans(prefix)
-    return status
 
 
 def _wants_simulator(config: pytest.Config) -> bool:

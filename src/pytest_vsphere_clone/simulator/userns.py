@@ -38,6 +38,8 @@ from pathlib import Path
 ENV_MARKER = "PVCS_USERNS"
 #: The host pid of the namespace's init, for ``nsenter --target`` from outside.
 ENV_INIT_PID = "PVCS_USERNS_INIT_PID"
+#: Temp directories of the simulator (simulator.py) and of a pytest run (plugin/controller.py).
+TEMP_PREFIXES = ("vsphere-clone-sim-", "vsphere-clone-run-")
 #: Ids 1..65535 inside: every id a guest uses (system accounts, the guest user, nobody = 65534).
 SUBORDINATE_IDS = 65535
 _SI_KERNEL = 0x80  # siginfo si_code of a signal the kernel sent, as a terminal's ^C to its foreground group
@@ -92,6 +94,12 @@ def unshare_argv(program: Sequence[str], *, subuid: Path = Path("/etc/subuid"),
 
     Raises NamespaceRefused (naming the fix) when a tool or the caller's subordinate ids are missing.
     """
+    return [*_user_namespace_argv(subuid, subgid), "--net", "--mount", "--propagation=private", "--pid", "--fork",
+            "--kill-child", "--", sys.executable, "-m", __name__, *program]
+
+
+def _user_namespace_argv(subuid: Path, subgid: Path) -> list[str]:
+    """unshare(1) and the options of a user namespace with the caller as root and its subordinate ids."""
     user = _user()
     unshare = shutil.which("unshare") or shutil.which("unshare", path="/usr/bin:/bin")
     if unshare is None:
@@ -105,12 +113,8 @@ def unshare_argv(program: Sequence[str], *, subuid: Path = Path("/etc/subuid"),
         raise NamespaceRefused(
             f"needs {SUBORDINATE_IDS} subordinate user and group ids for {user} in {subuid} and {subgid}: "
             f"as root, usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}; or run as root")
-    return [
-        unshare, "--user", "--map-root-user",
-        f"--map-users={uid_start},1,{SUBORDINATE_IDS}", f"--map-groups={gid_start},1,{SUBORDINATE_IDS}",
-        "--net", "--mount", "--propagation=private", "--pid", "--fork", "--kill-child",
-        "--", sys.executable, "-m", __name__, *program,
-    ]  # fmt: skip
+    return [unshare, "--user", "--map-root-user",
+            f"--map-users={uid_start},1,{SUBORDINATE_IDS}", f"--map-groups={gid_start},1,{SUBORDINATE_IDS}"]
 
 
 def _refusal(stderr: str) -> str:
@@ -161,11 +165,34 @@ def run_inside(program: Sequence[str]) -> int:
 
     This process waits, forwarding SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to it alone (a
     terminal's signals reach the whole foreground group, the run included, and are not sent twice).
+    Before and after, it removes what killed runs left in the temp directory (``sweep_orphans``):
+    inside, the run cannot tell another PID namespace's dead processes from live ones.
     """
     argv = unshare_argv(program)
     check(argv)
     env = {**os.environ, ENV_MARKER: _user(), "USER": _user(), "LOGNAME": _user()}
-    return _spawn_and_wait(argv, env, init=False)
+    sweep_orphans(TEMP_PREFIXES)
+    try:
+        return _spawn_and_wait(argv, env, init=False)
+    finally:
+        sweep_orphans(TEMP_PREFIXES)
+
+
+def sweep_orphans(prefixes: Sequence[str]) -> None:
+    """Remove the temp directories of killed runs (see tempdirs.py), as root of a user namespace with
+    the caller's ids: the files a run's guests made belong to subordinate ids, which the caller
+    itself may not remove. Best effort: what cannot be removed stays for the next run."""
+    from ..tempdirs import find_orphans
+
+    orphans = [str(path) for prefix in prefixes for path in find_orphans(prefix)]
+    if not orphans:
+        return
+    try:
+        argv = [*_user_namespace_argv(Path("/etc/subuid"), Path("/etc/subgid")), "--", "rm", "-rf", "--", *orphans]
+    except NamespaceRefused:
+        argv = ["rm", "-rf", "--", *orphans]
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
 
 
 def _spawn_and_wait(argv: Sequence[str], env: dict[str, str], *, init: bool) -> int:
