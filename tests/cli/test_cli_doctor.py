@@ -51,6 +51,8 @@ def test_doctor_linked_template_ready(cli: Run, sim: Simulator) -> None:
     assert checks["linked source linux-template"] == ("OK", "current snapshot 'base'; linked clones branch from it")
     assert checks["VMware Tools in linux-template"][0] == "OK"
     assert checks["guest login to linux-template"][0] == "SKIP"  # powered off: nothing to log in to
+    assert checks["screenshot privileges for linux-template"][0] == "OK"
+    assert "hardware for linux-template" not in checks  # no hardware setting given
 
 
 def test_doctor_template_problems(cli: Run, sim: Simulator) -> None:
@@ -99,7 +101,7 @@ def test_doctor_lists_missing_privileges_where_they_are_needed(cli: Run, sim: Si
     assert detail == ("user 'tester@vsphere.local' lacks VirtualMachine.Provisioning.Clone on linux-template (VM); "
                       "VirtualMachine.GuestOperations.Execute on vm (folder); Datastore.AllocateSpace on datastore1 "
                       "(datastore): grant them to the user's role on those objects (or a parent, with propagation)")
-    assert result.out.splitlines()[-1] == "doctor: 6 OK, 1 WARN, 1 FAIL"
+    assert result.out.splitlines()[-1] == "doctor: 7 OK, 1 WARN, 1 FAIL"
 
 
 def test_privilege_plan_covers_every_required_privilege(sim: Simulator, conn: VSphereConnection) -> None:
@@ -113,6 +115,86 @@ def test_privilege_plan_covers_every_required_privilege(sim: Simulator, conn: VS
             placed = {p for _, privileges in plan for p in privileges}
             wanted = set(required_privileges(clone_type, guest_ops=True, collapse=collapse != "none"))
             assert placed == wanted | set(EXTRA_PRIVILEGES["marker-field"])
+
+
+def test_doctor_hardware_port_groups(cli: Run, sim: Simulator) -> None:
+    result = cli(sim, "doctor", "--template", "linux-template", "--networks", "VM Network", "--networks",
+                 "VM Netwrk 2", "--disks", "8")
+    assert result.status == 1
+    checks = lines_of(result.out)
+    assert checks["port groups for linux-template"] == (
+        "FAIL", "port group 'VM Netwrk 2' of --networks not found (did you mean 'VM Network 2'?): this datacenter "
+                "has 'VM Network', 'VM Network 2'; name one of these")
+    assert checks["hardware for linux-template"] == (
+        "OK", "linked clones of linux-template can take 2 NICs on named port groups, 1 extra disk (8 GB)")
+    # The same settings from the plugin's environment variables (VSPHERE_NETWORKS is comma-separated).
+    fine = cli(sim, "doctor", "--template", "linux-template",
+               env={"VSPHERE_NETWORKS": "VM Network,VM Network 2", "VSPHERE_DISKS": "8"})
+    assert fine.status == 0, fine.out
+    assert lines_of(fine.out)["port groups for linux-template"] == (
+        "OK", "NIC 1 on 'VM Network', NIC 2 on 'VM Network 2': found among the datacenter's networks")
+    bad = cli(sim, "doctor", "--template", "linux-template", "--cpus", "0")
+    assert bad.status == 2 and bad.out == ""
+    assert bad.err.strip() == "vsphere-clone doctor: error: invalid value '0' for --cpus: must be at least 1"
+
+
+def test_doctor_refuses_hardware_an_instant_clone_cannot_take(cli: Run, sim: Simulator) -> None:
+    result = cli(sim, "doctor", "--clone-type", "instant", "--template", "linux-frozen",
+                 env={"VSPHERE_CPUS": "2", "VSPHERE_EXTRA_CONFIG": "guestinfo.role=web"})
+    assert result.status == 1
+    assert lines_of(result.out)["hardware for linux-frozen"] == (
+        "FAIL", "instant clones of linux-frozen cannot change CPUs, memory or disks (InstantCloneSpec allows only "
+                "extraConfig and NIC edits): use --clone-type linked or full")
+    nics = cli(sim, "doctor", "--clone-type", "instant", "--template", "linux-frozen", "--networks", "VM Network 2",
+               "--networks", "VM Network", "--extra-config", "guestinfo.role=web")
+    assert nics.status == 1
+    status, detail = lines_of(nics.out)["hardware for linux-frozen"]
+    assert status == "FAIL" and detail.startswith("--networks names 2 NICs but linux-frozen has 1, and an instant "
+                                                  "clone cannot add NICs")
+    moved = cli(sim, "doctor", "--clone-type", "instant", "--template", "linux-frozen", "--networks", "VM Network 2",
+                "--extra-config", "guestinfo.role=web")
+    assert lines_of(moved.out)["hardware for linux-frozen"] == (
+        "OK", "instant clones of linux-frozen can take 1 NIC on named port groups, extraConfig keys guestinfo.role")
+
+
+def test_doctor_hardware_privileges_only_for_the_settings_in_use(cli: Run, sim: Simulator) -> None:
+    denied = {"VirtualMachine.Config.CPUCount", "VirtualMachine.Config.AdvancedConfig", "Network.Assign",
+              "VirtualMachine.Config.AddNewDisk"}
+    sim.add_user("hw@vsphere.local", "hw-secret-1", denied=denied)
+    user = {"VSPHERE_USER": "hw@vsphere.local", "VSPHERE_PASSWORD": "hw-secret-1"}
+    result = cli(sim, "doctor", "--json", "--template", "linux-template", "--cpus", "2", "--memory-mb", "1024",
+                 "--networks", "VM Network 2", "--extra-config", "guestinfo.token=tok-1234",
+                 env=user, secrets=("hw-secret-1",))
+    assert result.status == 1
+    report = json.loads(result.out)
+    checks = {check["name"]: check for check in report["checks"]}
+    assert checks["privileges for linux-template"] == {
+        "name": "privileges for linux-template", "verdict": "fail",
+        "detail": "user 'hw@vsphere.local' lacks VirtualMachine.Config.AdvancedConfig, VirtualMachine.Config.CPUCount "
+                  "on vm (folder); Network.Assign on VM Network 2 (port group): grant them to the user's role on "
+                  "those objects (or a parent, with propagation)"}  # AddNewDisk: no --disks, not needed
+    assert checks["hardware for linux-template"]["detail"] == (
+        "linked clones of linux-template can take 2 CPUs, 1024 MB of memory, 1 NIC on named port groups, extraConfig "
+        "keys guestinfo.token")
+    assert "tok-1234" not in result.out  # an extraConfig value may be a token
+    # Without hardware settings the same user lacks nothing the run needs.
+    plain = cli(sim, "doctor", "--template", "linux-template", env=user, secrets=("hw-secret-1",))
+    assert plain.status == 0, plain.out
+    assert lines_of(plain.out)["privileges for linux-template"][0] == "OK"
+
+
+def test_doctor_screenshot_privileges_are_a_warning(cli: Run, sim: Simulator) -> None:
+    sim.add_user("noshot@vsphere.local", "noshot-secret", denied={"VirtualMachine.Interact.CreateScreenshot",
+                                                                  "Datastore.Browse"})
+    result = cli(sim, "doctor", "--template", "linux-template",
+                 env={"VSPHERE_USER": "noshot@vsphere.local", "VSPHERE_PASSWORD": "noshot-secret"},
+                 secrets=("noshot-secret",))
+    assert result.status == 0, result.out  # screenshots are optional evidence: a WARN, not a FAIL
+    assert lines_of(result.out)["screenshot privileges for linux-template"] == (
+        "WARN", "user 'noshot@vsphere.local' lacks VirtualMachine.Interact.CreateScreenshot on vm (folder); "
+                "Datastore.Browse on dc1 (datacenter); Datastore.Browse on datastore1 (datastore): a failed test's "
+                "clones get no console screenshot (a warning line instead); grant them to the user's role for that "
+                "evidence")
 
 
 @pytest.mark.guests

@@ -1,9 +1,11 @@
 """``vsphere-clone doctor``: check everything a run needs, one line per check (OK, WARN, FAIL, SKIP).
 
 Connection, TLS, login, privileges for the whole flow (HasPrivilegeOnEntities on the
-objects each privilege is checked on by vCenter), and each template's readiness for the
-clone type: it exists, a snapshot (linked), powered on and preferably frozen (instant),
-VMware Tools, and the guest credentials (a no-op command through Guest Operations).
+objects each privilege is checked on by vCenter; the console screenshots' ones are a WARN, since
+screenshots are optional evidence), the hardware settings when given (their port groups, what
+the clone type can take, their privileges), and each template's readiness for the clone type:
+it exists, a snapshot (linked), powered on and preferably frozen (instant), VMware Tools, and
+the guest credentials (a no-op command through Guest Operations).
 The guest user is one for every template, as the plugin's --vsphere-guest-user is (only
 ``pytest --vsphere-simulator`` gives Windows templates the simulator's own Windows account):
 each guest line names it and where it came from, and a WARN says when it does not fit a
@@ -12,7 +14,7 @@ is 1 if any check failed. ``--json`` prints the checks as one JSON object instea
 
 The checks live beside this module: doctor_plan (what to check, from options and environment),
 doctor_report (the lines and ``--json``), doctor_templates (inventory and each template's
-readiness), doctor_privileges and doctor_guest.
+readiness), doctor_hardware, doctor_privileges and doctor_guest.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..client.clone_types import CLONE_TYPES, COLLAPSE_MODES
+from ..plugin.options import BY_NAME
 from ._common import (
     Console,
     add_guest_options,
@@ -34,7 +37,7 @@ from ._common import (
     non_negative_float,
     run_command,
 )
-from .doctor_plan import Plan, plan_of
+from .doctor_plan import HARDWARE_OPTIONS, HARDWARE_RENAMES, Plan, plan_of
 from .doctor_report import Report
 from .doctor_templates import check_all
 
@@ -45,9 +48,10 @@ if TYPE_CHECKING:
 def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "doctor", parents=[common_parent()], help="check connection, privileges and template readiness",
-        description="Check connection, TLS, login, the privileges a run needs and each template's readiness for "
-                    "the clone type; one line per check: OK, WARN, FAIL (with the fix) or SKIP (cannot be checked "
-                    "in the template's state). Exit status 1 if any check failed.")
+        description="Check connection, TLS, login, the privileges a run needs (console screenshots' as a WARN), "
+                    "the hardware settings when given (port groups, what the clone type can take) and each "
+                    "template's readiness for the clone type; one line per check: OK, WARN, FAIL (with the fix) "
+                    "or SKIP (cannot be checked in the template's state). Exit status 1 if any check failed.")
     parser.add_argument("--template", action="append", metavar="TEMPLATE",
                         help=f"template to check, by name or inventory path; repeatable. Env {env_name('template')} "
                              f"(comma-separated).")
@@ -62,9 +66,23 @@ def register(commands: Any) -> None:
     parser.add_argument("--tools-wait", metavar="SECONDS", type=non_negative_float, default=15.0,
                         help="how long to wait for VMware Tools in a running template that is still booting "
                              "(default 15)")
+    add_hardware_options(parser)
     add_guest_options(parser)
     add_json_option(parser, "the checks (each with name, verdict ok/warn/fail/skip and detail) and their counts")
-    parser.set_defaults(run=lambda args: run_command(args, run))
+    parser.set_defaults(run=lambda args: run_command(args, run), option_renames=HARDWARE_RENAMES)
+
+
+def add_hardware_options(parser: argparse.ArgumentParser) -> None:
+    """The plugin's hardware settings as ``--NAME`` (values checked as the plugin checks them)."""
+    group = parser.add_argument_group("hardware settings of the run (checked when given: port groups, what the "
+                                      "clone type can take, privileges)")
+    for name in HARDWARE_OPTIONS:
+        option = BY_NAME[name]
+        # "... Env: comma-separated." says how the variable splits: name it there.
+        text = option.help.replace("Env:", f"Env {option.env}:") if "Env:" in option.help else \
+            f"{option.help} Env {option.env}."
+        group.add_argument(f"--{name}", metavar=option.metavar or "N", action="append" if option.repeatable
+                           else "store", help=text)
 
 
 # --- connection, TLS, login, endpoint -------------------------------------------------------------

@@ -22,7 +22,7 @@ class Report:
 
     def line(self, status: str, label: str, detail: str) -> None:
         self.counts[status] += 1
-        detail = " ".join(cli_spelling(detail).split())
+        detail = " ".join(cli_spelling(detail, self.console.renames).split())
         self.checks.append({"name": label, "verdict": status.lower(), "detail": detail})
         if not self.as_json:
             self.console.out(f"{status:<4}  {label}: {detail}")

@@ -1,5 +1,6 @@
 """The doctor's template checks: the inventory is read, then for each template in turn it is found,
-the privileges on its objects are checked, its readiness as a source of the clone type (a snapshot
+the hardware settings are checked against it (when given), the privileges on its objects are checked
+(the console screenshots' apart, as a WARN), its readiness as a source of the clone type (a snapshot
 for linked clones, powered on and preferably frozen for instant ones), VMware Tools (waiting a
 little for a booting template) and, through them, the guest user and login.
 """
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING
 from ..client import clone_types
 from ._common import describe_exception, env_name
 from .doctor_guest import check_guest_login, check_guest_user
-from .doctor_privileges import check_privileges, check_root_privileges
+from .doctor_hardware import check_hardware
+from .doctor_privileges import check_privileges, check_root_privileges, check_screenshot_privileges
 
 if TYPE_CHECKING:
     from ..client.inventory import TemplateInfo
@@ -48,7 +50,9 @@ def check_all(conn: VSphereConnection, plan: Plan, report: Report) -> None:
         kind = "vSphere template" if info.is_template else "VM"
         state = "frozen" if info.frozen else info.power_state
         report.ok(label, f"found at {info.path} ({kind}, {state})")
-        check_privileges(conn, inventory, info, plan, report, field_defined)
+        hardware = check_hardware(conn, inventory, info, plan, report)
+        check_privileges(conn, inventory, info, plan, report, field_defined, hardware)
+        check_screenshot_privileges(conn, inventory, info, report)
         _check_source(info, plan, report)
         tools_running = _check_tools(conn, info, plan, report)
         check_guest_user(info, plan, report)
