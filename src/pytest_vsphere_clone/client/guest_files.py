@@ -23,7 +23,7 @@ from . import faults, props
 from .errors import EsxiHostUnreachable, EsxiTlsVerificationFailed, FileTransferFailed, GuestOperationFailed
 
 if TYPE_CHECKING:
-    from .guest_ops import GuestOperations
+    from .guest_calls import GuestCalls
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def unreachable_reason(exc: OSError, timeout: float) -> str:
 # --- what Clone.put / Clone.get use ---------------------------------------------------------
 
 
-def upload(ops: GuestOperations, remote: str, source: IO[bytes], size: int, *, overwrite: bool = True,
+def upload(ops: GuestCalls, remote: str, source: IO[bytes], size: int, *, overwrite: bool = True,
            permissions: int | None = None, path_errors: bool = True) -> None:
     """Copy ``size`` bytes from ``source`` (read from its current position) to ``remote`` in the guest.
 
@@ -90,7 +90,7 @@ def upload(ops: GuestOperations, remote: str, source: IO[bytes], size: int, *, o
     ops._transfer(once, f"upload to {remote}", idempotent=overwrite)
 
 
-def download(ops: GuestOperations, remote: str, sink: IO[bytes]) -> int:
+def download(ops: GuestCalls, remote: str, sink: IO[bytes]) -> int:
     """Copy ``remote`` from the guest into ``sink`` (from its current position); returns the byte count.
 
     A short body (the connection dropped mid-file) is fetched again whole, with a new URL.
@@ -114,7 +114,7 @@ def download(ops: GuestOperations, remote: str, sink: IO[bytes]) -> int:
     return int(ops._transfer(once, f"download of {remote}"))
 
 
-def _path_error(ops: GuestOperations, operation: str, remote: str) -> Callable[[Any], Exception]:
+def _path_error(ops: GuestCalls, operation: str, remote: str) -> Callable[[Any], Exception]:
     """What a fault of the Initiate* call for ``remote`` becomes: one line naming the path and the fix."""
 
     def error(fault: Any) -> Exception:
@@ -127,10 +127,10 @@ def _path_error(ops: GuestOperations, operation: str, remote: str) -> Callable[[
     return error
 
 
-# --- the HTTPS side, shared with GuestOperations' own transfers (command output) ---------------
+# --- the HTTPS side, shared with GuestCalls' own transfers (command output) --------------------
 
 
-def transfer_url(ops: GuestOperations, url: str) -> str:
+def transfer_url(ops: GuestCalls, url: str) -> str:
     """``url`` with a ``*`` host (a direct ESXi connection's "the host you asked") replaced by the
     endpoint the connection talks to, its port included (as govmomi does, so a port-forwarded
     ESXi works). Through a vCenter the URL names the VM's ESXi host and is used as it is."""
@@ -142,7 +142,7 @@ def transfer_url(ops: GuestOperations, url: str) -> str:
     return urlunsplit((parts.scheme or "https", f"{host}:{conn.port}", parts.path, parts.query, parts.fragment))
 
 
-def request(ops: GuestOperations, method: str, url: str, what: str, *, body: bytes | IO[bytes] | None = None,
+def request(ops: GuestCalls, method: str, url: str, what: str, *, body: bytes | IO[bytes] | None = None,
             size: int | None = None, sink: IO[bytes] | None = None) -> Any:
     """One GET or PUT of a transfer URL: the response body (bytes), or with ``sink`` the count of
     bytes written there. A host that cannot be reached is named in one line
@@ -175,7 +175,7 @@ def request(ops: GuestOperations, method: str, url: str, what: str, *, body: byt
     return payload if sink is None else received
 
 
-def _connect_host(ops: GuestOperations, host: str, port: int, method: str) -> http.client.HTTPSConnection:
+def _connect_host(ops: GuestCalls, host: str, port: int, method: str) -> http.client.HTTPSConnection:
     """An HTTPS connection to the host serving a transfer (TCP and TLS handshake done).
 
     The connect phase is bounded by TRANSFER_CONNECT_TIMEOUT, not the request timeout: a host
@@ -211,7 +211,7 @@ def _connect_host(ops: GuestOperations, host: str, port: int, method: str) -> ht
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def _esxi_name(ops: GuestOperations) -> str:
+def _esxi_name(ops: GuestCalls) -> str:
     """The inventory name of the ESXi host that runs the VM, for errors ("" if unknown)."""
     try:
         host = props.read(ops.conn, ops.vm, ["runtime.host"]).get("runtime.host")
