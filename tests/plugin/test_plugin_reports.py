@@ -230,3 +230,59 @@ def test_a_report_or_artifacts_path_that_cannot_be_written_is_a_usage_error(inne
         errors = outcome.lines_with("ERROR: ")
         assert len(errors) == 1 and expected in errors[0] and "name a" in errors[0], outcome.out
         assert "Traceback" not in outcome.out and outcome.run_dirs() == []
+
+
+FAILING = """
+def test_clone_task_fault(vsphere_vm_factory):
+    vsphere_vm_factory()
+
+def test_no_ip_in_time(vsphere_vm_factory):
+    vsphere_vm_factory(ip_network="192.0.2.0/24", ip_timeout=2)
+
+def test_ssh_login_refused(vsphere_vm_factory):
+    vsphere_vm_factory(discovery="tools", ssh_host_key_policy="accept-new", guest_password="Wrong-Guest-Pw-1")
+
+def test_made(vsphere_vm_factory):
+    assert vsphere_vm_factory().ip
+"""
+
+
+def test_json_report_records_clones_that_failed_to_be_made(inner: Inner, plugin_sim: SimHandle,
+                                                           pytester: pytest.Pytester) -> None:
+    # One inner run, one clone failing in each phase that can fail: its clone task ends with a fault
+    # (injected into the simulator, the first clone task only), no usable address in time, SSH refusing
+    # the guest login; the last one is made, to show a made clone has no error.
+    pytester.makepyfile(test_failing=FAILING)
+    report_json = pytester.path / "run.json"
+    namespaces = plugin_sim.namespaces()
+    plugin_sim.sim.inject_fault("CloneVM_Task", "InsufficientResourcesFault", count=1, in_task=True,
+                                message="not enough memory on esx1 (injected)")
+    try:
+        outcome = inner.run("--vsphere-template=linux-template", f"--vsphere-report={report_json}",
+                            sim=plugin_sim, timeout=240)
+    finally:
+        plugin_sim.sim.clear_faults()
+    assert outcome.ret == pytest.ExitCode.TESTS_FAILED, outcome.out
+    assert "3 failed" in outcome.out and "1 passed" in outcome.out, outcome.out
+    inner.clean_after(outcome, plugin_sim, namespaces)
+    text = report_json.read_text()
+    for secret in ("Wrong-Guest-Pw-1", plugin_sim.facts["PASSWORD"], plugin_sim.facts["GUEST_PASSWORD"]):
+        assert secret not in text
+    report = json.loads(text)
+    clones = sorted(report["clones"], key=lambda c: int(c["name"].rsplit("-", 1)[1]))
+    assert len(clones) == 4 and report["totals"]["failed"] == 3 and report["totals"]["left"] == 0
+    assert [c["state"] for c in clones] == ["destroyed"] * 4
+    assert [c["outcome"] for c in clones] == ["failed", "failed", "failed", "passed"]
+    assert [c["failed_phase"] for c in clones] == ["clone", "ip", "connect", None]
+    task_fault, no_ip, refused, made = clones
+    [error] = task_fault["errors"]
+    assert "InsufficientResourcesFault" in error and "not enough memory on esx1 (injected)" in error, error
+    assert task_fault["moref"] is None and task_fault["timings"] == {}
+    [error] = no_ip["errors"]
+    assert "no usable IP" in error and "within 2 s" in error and "outside 192.0.2.0/24" in error, error
+    [error] = refused["errors"]
+    assert error.startswith(f"{refused['name']} (") and "refused the credentials" in error, error
+    assert made["errors"] == [] and made["ip"]
+    for clone in clones:
+        assert all("\n" not in e for e in clone["errors"])
+        assert outcome.summary_states()[clone["name"]] == "destroyed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,10 @@ class LedgerEntry:
     #: A kept clone: how to reach it (``ssh root@10.0.0.5``) and the test that kept it.
     reach: str = ""
     kept_by: str = ""
+    #: A clone that was started but never made ready: the one-line error and the phase it failed in
+    #: (``clone``, ``power_on``, ``ip``, ``connect``); its state still says whether it was destroyed.
+    error: str = ""
+    failed_phase: str = ""
 
     @property
     def live(self) -> bool:
@@ -76,6 +81,14 @@ class Ledger:
     def destroyed(self, name: str) -> None:
         self._append("destroyed", name=name)
 
+    def failed(self, name: str, error: str, phase: str, secrets: Iterable[str | None] = ()) -> None:
+        """The clone could not be made ready: ``error`` on one line, every one of ``secrets`` masked."""
+        line = " ".join(error.split())
+        for secret in secrets:
+            if secret:
+                line = line.replace(secret, "***")
+        self._append("failed", name=name, error=line, phase=phase)
+
     def kept(self, name: str, reach: str = "", kept_by: str = "") -> None:
         """The clone outlives the run: how to reach it and the test that kept it, for the summary."""
         self._append("kept", name=name, reach=reach, kept_by=kept_by)
@@ -111,6 +124,9 @@ class Ledger:
                     entry.ip = record.get("ip", "")
                     entry.clone_type = record.get("clone_type", "")
                     entry.timings = dict(record.get("timings", {}))
+                elif event == "failed":  # not a state: the clone may still be destroyed, or left
+                    entry.error = record.get("error", "")
+                    entry.failed_phase = record.get("phase", "")
                 elif event == "kept":
                     entry.state = "kept"
                     entry.reach = record.get("reach", "")

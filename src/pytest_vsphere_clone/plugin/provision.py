@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..client.discovery import Address, AddressFilter
 from ..client.errors import VSphereCloneError
-from .clone import Clone
+from .clone import PHASES, Clone
 from .options import OPTIONS
 from .shared_address import check_unique_address
 
@@ -201,11 +201,21 @@ class Provisioner:
         return f"{settings.name_prefix}-{self.run_id}-{self.worker_id}-{self._counter}"
 
     def create(self, settings: Settings, template_name: str, scope: str, request: Any = None) -> Clone:
-        """A ready clone of ``template_name``; raises VSphereCloneError with a one-line reason."""
-        with _one_line_faults(template_name):
-            return self._create(settings, template_name, scope, request)
+        """A ready clone of ``template_name``; raises VSphereCloneError with a one-line reason.
 
-    def _create(self, settings: Settings, template_name: str, scope: str, request: Any) -> Clone:
+        A clone started but not made ready has that reason in the ledger (the run report's failed clone).
+        """
+        attempt = _Attempt()
+        try:
+            with _one_line_faults(template_name):
+                return self._create(settings, template_name, scope, request, attempt)
+        except Exception as exc:
+            if attempt.name:
+                self.ledger.failed(attempt.name, str(exc), attempt.phase(),
+                                   secrets=[getattr(settings, o.attr) for o in OPTIONS if o.secret])
+            raise
+
+    def _create(self, settings: Settings, template_name: str, scope: str, request: Any, attempt: _Attempt) -> Clone:
         from ..client.clone import clone_vm
         from ..client.clone_request import CloneRequest
         from ..client.inventory import PlacementSettings
@@ -227,6 +237,7 @@ class Provisioner:
 
         self.ledger.creating(name, self.worker_id, template_name, scope, settings.clone_type,
                                  settings.collapse)
+        attempt.name = name
         self.reporter.progress(f"{name}: cloning {template_name} ({settings.clone_type})")
         # If this fails, whether the task made the VM is not always known (its wait may have failed):
         # the ledger entry stays "creating" with the clone task's key, and the end of the run polls that
@@ -250,6 +261,7 @@ class Provisioner:
         clone = Clone(name=name, moref=result.moref, ip="", os=os_family, template=template_name,
                       clone_type=settings.clone_type, timings=dict(result.timings), marker=marker, _conn=conn,
                       _settings=settings)
+        attempt.clone = clone
         try:
             # One filter on the clone for its whole life: its Tools, power-off and destroy waits share it.
             self.holder.waiter().watch(result.vm)
@@ -373,6 +385,19 @@ class Provisioner:
         except (SshConnectError, WinRMConnectError) as exc:
             raise ProvisionError(f"{clone.name} ({clone.ip}): {exc}") from None
         clone.timings["connect"] = time.monotonic() - started
+
+
+@dataclass
+class _Attempt:
+    """The clone :meth:`Provisioner.create` is making, once the ledger records it."""
+
+    name: str = ""
+    clone: Clone | None = None
+
+    def phase(self) -> str:
+        """The phase it failed in: the first one it has no time for."""
+        done = self.clone.timings if self.clone is not None else {}
+        return next((p for p in PHASES if p not in done), PHASES[-1])
 
 
 @contextlib.contextmanager

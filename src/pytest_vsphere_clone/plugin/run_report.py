@@ -2,7 +2,8 @@
 
 Under xdist the controller gathers it: the clones from the run's ledger (every process writes there),
 the tests that used each clone from the reports workers send (their ``vsphere_vm`` properties, see
-:mod:`.reports`), the screenshots from the reports' evidence sections. Schema (versioned by
+:mod:`.reports`), the screenshots from the reports' evidence sections. A clone that was started but never
+made ready is ``"outcome": "failed"`` with the one-line error the ledger recorded for it. Schema (versioned by
 ``"schema"``) in docs/reports.md; settings are listed without secrets.
 """
 
@@ -137,6 +138,7 @@ class RunReport:
             "clones": clones,
             "totals": {"clones": len(clones), "destroyed": states.count("destroyed"), "kept": states.count("kept"),
                        "left": sum(1 for s in states if s in ("creating", "created")),
+                       "failed": sum(1 for e in entries.values() if e.error),
                        "tests": len(outcomes), "failed_tests": sum(1 for o in outcomes.values() if o != "passed"
                                                                    and o != "skipped"),
                        "screenshots": sum(len(p) for p in self.screenshots.values()), "phases": phases},
@@ -147,6 +149,8 @@ class RunReport:
     def _clone(self, entry: LedgerEntry, errors: list[str]) -> dict[str, Any]:
         tests = self.tests.get(entry.name, {})
         ranked = max(tests.values(), key=lambda o: _RANK[o], default=None)
+        if entry.error:  # started but never made ready: a clone task fault, no address in time, a refused login
+            ranked = "failed"
         return {
             "name": entry.name, "moref": entry.moref, "template": entry.template, "clone_type": entry.clone_type,
             "scope": entry.scope, "worker": entry.worker, "ip": entry.ip or None,
@@ -156,7 +160,9 @@ class RunReport:
             "tests": [{"nodeid": nodeid, "outcome": outcome, "screenshots": self.screenshots.get(nodeid, [])}
                       for nodeid, outcome in tests.items()],
             "outcome": ranked,
-            "errors": [e for e in errors if entry.name in e],
+            "failed_phase": entry.failed_phase or None,
+            "errors": list(dict.fromkeys([*([entry.error] if entry.error else []),
+                                          *(e for e in errors if entry.name in e)])),
         }
 
     def write(self, path: Path, document: dict[str, Any]) -> None:
