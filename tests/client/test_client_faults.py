@@ -20,8 +20,8 @@ Connect = Callable[..., VSphereConnection]
 TEMPLATES = {"linux-template", "linux-frozen", "windows-template", "windows-frozen"}
 
 LINKED_CALLS = ["CreateContainerView", "RetrievePropertiesEx", "DestroyView", "CreatePropertyCollector",
-                "CreateFilter", "WaitForUpdatesEx", "CloneVM_Task", "Fetch", "AddCustomFieldDef", "SetField",
-                "PowerOnVM_Task", "PowerOffVM_Task", "Destroy_Task"]
+                "CreateListView", "CreateFilter", "ModifyListView", "WaitForUpdatesEx", "CloneVM_Task", "Fetch",
+                "AddCustomFieldDef", "SetField", "PowerOnVM_Task", "PowerOffVM_Task", "Destroy_Task"]
 INSTANT_CALLS = ["InstantClone_Task"]
 
 
@@ -67,7 +67,7 @@ def test_failing_always_is_one_clear_error(sim: Simulator, connect: Connect, met
     assert set(sim.vm_names()) == TEMPLATES
 
 
-@pytest.mark.parametrize("method", ["CreateFilter", "WaitForUpdatesEx"])
+@pytest.mark.parametrize("method", ["CreateListView", "CreateFilter", "ModifyListView", "WaitForUpdatesEx"])
 def test_waits_that_always_fail_fall_back_to_reading_the_tasks(sim: Simulator, connect: Connect,
                                                                method: str) -> None:
     # A property collector that never works is not a failed clone: each task's end is read from

@@ -1,4 +1,4 @@
-"""Waiter: tasks and properties through one filter and WaitForUpdatesEx, timeouts that say what they saw."""
+"""Waiter: tasks and watches through one list view and its filter, WaitForUpdatesEx, timeouts that say what they saw."""
 
 from __future__ import annotations
 
@@ -45,9 +45,12 @@ def test_waits_use_one_collector_and_no_property_polling(sim: Simulator, conn: V
         waiter.wait_for_task(task, 10)
     counts = sim.counters()
     assert counts["CreatePropertyCollector"] == 1
-    assert counts["CreateFilter"] == 2
+    # One view and its two filters (tasks', VMs') for the waiter's life; the task joined it at its
+    # creation, and a task already in the view costs nothing to wait for again.
+    assert counts["CreateListView"] == 1 and counts["CreateFilter"] == 2
+    assert counts["ModifyListView"] == counts["DestroyPropertyFilter"] == 0
     assert counts["Fetch"] == 0 and counts["RetrievePropertiesEx"] == 0
-    assert counts["DestroyPropertyCollector"] == 1
+    assert counts["DestroyPropertyCollector"] == counts["DestroyView"] == 1
 
 
 def test_wait_for_tasks_waits_for_all(sim: Simulator, conn: VSphereConnection, waiter: Waiter) -> None:
@@ -221,7 +224,10 @@ def test_a_watched_vm_s_tasks_are_followed_through_the_tasks_themselves(sim: Sim
         waiter.unwatch(vm)
         counts = sim.counters()
         assert time.monotonic() - started < 5  # no wait ran into its timeout
-    assert counts["CreateFilter"] == 4  # the watch, and one per task
+    # The watch and each task join the waiter's view (one ModifyListView each, the finished ones
+    # leaving in the same call).
+    assert counts["ModifyListView"] == 4
+    assert counts["CreateFilter"] == counts["DestroyPropertyFilter"] == 0
     assert counts["CreatePropertyCollector"] == 0
     assert "w1" not in sim.vm_names()
 
@@ -270,8 +276,8 @@ def test_a_watched_vm_destroyed_by_someone_else_ends_the_wait(sim: Simulator, co
 
 def test_a_destroyed_object_faulted_by_the_server_leaves_its_watch(sim: Simulator, conn: VSphereConnection) -> None:
     # Some servers (vcsim) fault WaitForUpdatesEx with ManagedObjectNotFound naming a destroyed
-    # object a filter still names, where the reference's answer is a "leave". The waiter drops that
-    # object's filter and goes on with the same collector: no storm of new collectors.
+    # object a filter still names, where the reference's answer is a "leave". The waiter takes that
+    # object out of its view and goes on with the same collector: no storm of new collectors.
     with Waiter(conn) as waiter:
         doomed = waiter.wait_for_task(_linked_clone_task(conn, "gone1"), 10)
         other = waiter.wait_for_task(_linked_clone_task(conn, "live1"), 10)
@@ -282,7 +288,7 @@ def test_a_destroyed_object_faulted_by_the_server_leaves_its_watch(sim: Simulato
         waiter.wait_for_task(other.PowerOnVM_Task(), 10, on=other)
         counts = sim.counters()
         assert counts["CreatePropertyCollector"] == 0
-        assert counts["DestroyPropertyFilter"] == 1  # the dead object's watch
+        assert counts["ModifyListView"] == 2  # the task joining the view, the dead object leaving it
         with pytest.raises(vim.ManagedObjectNotFound):
             waiter.wait_for_property(doomed, "guest.toolsRunningStatus", lambda v: False, 5)
         assert waiter.watched_power_state(other, 5) == "poweredOn"
@@ -329,18 +335,18 @@ def test_a_refused_version_starts_over_on_the_same_collector(sim: Simulator, con
 # --- paced first looks ---------------------------------------------------------------------------
 
 
-def test_task_pace_is_the_median_of_recent_waits_and_capped() -> None:
+def test_task_pace_is_when_nine_in_ten_recent_tasks_had_ended_and_capped() -> None:
     pace = TaskPace()
     assert pace.first_look("off") == 0.0  # nothing seen: look at once
-    for seconds in (0.4, 5.0, 0.6):
+    for seconds in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 0.55, 0.65, 0.75, 5.0):
         pace.record("off", seconds)
-    assert pace.first_look("off") == 0.6 and pace.first_look("destroy") == 0.0
+    assert pace.first_look("off") == 1.0 and pace.first_look("destroy") == 0.0
     for _ in range(20):
         pace.record("off", 60.0)  # only the recent ones count, and no first look waits that long
     assert pace.first_look("off") == 10.0
 
 
-def test_a_paced_wait_sees_a_task_s_start_and_end_in_one_update(sim: Simulator, conn: VSphereConnection) -> None:
+def test_a_paced_wait_reads_a_task_that_has_ended(sim: Simulator, conn: VSphereConnection) -> None:
     assert sim.vc is not None
     sim.vc.options.profile.times["power_off"] = (0.3, 0.3)
     with Waiter(conn) as waiter:
@@ -351,25 +357,30 @@ def test_a_paced_wait_sees_a_task_s_start_and_end_in_one_update(sim: Simulator, 
         sim.reset_counters()
         waiter.wait_for_task(vms[0].PowerOffVM_Task(), 10, on=vms[0])
         assert sim.counters()["WaitForUpdatesEx"] == 2  # the task appearing, then its end
-        waiter.pace.record("power-off", 1.0)  # (as if such waits had taken 1 s)
+        waiter.pace.record("power-off", 1.0)  # (as if such tasks had taken 1 s)
         sim.reset_counters()
         started = time.monotonic()
         waiter.wait_for_task(vms[1].PowerOffVM_Task(), 10, on=vms[1], paced="power-off")
         assert time.monotonic() - started >= 1.0
-        assert sim.counters()["WaitForUpdatesEx"] == 1  # both in one
-        assert 1.0 <= waiter.pace.first_look("power-off") < 1.5  # the wait recorded its own time
+        counts = sim.counters()  # one read of the ended task, nothing through the view
+        assert counts["RetrievePropertiesEx"] == 1
+        assert counts["WaitForUpdatesEx"] == counts["ModifyListView"] == 0
+        # The pace learned the task's own duration (the server's queueTime to completeTime), not the
+        # wait's 1 s, which its late first look made.
+        assert 0.25 <= waiter.pace._seen["power-off"][-1] < 0.6
         # A paced wait still raises the task's fault.
         waiter.pace.record("power-off", 0.1)
         with pytest.raises(vim.fault.InvalidPowerState):
             waiter.wait_for_task(vms[1].PowerOffVM_Task(), 10, on=vms[1], paced="power-off")
 
 
-@pytest.mark.parametrize("method", ["WaitForUpdatesEx", "CreateFilter"])
+@pytest.mark.parametrize("method", ["WaitForUpdatesEx", "ModifyListView", "CreateFilter", "CreateListView"])
 def test_a_task_is_read_to_its_end_when_waiting_fails(sim: Simulator, conn: VSphereConnection, method: str) -> None:
     # The waiting machinery failing is not the task failing: the clone task goes on and makes its
     # VM, so its end is learned by reading the task (the clone must not be taken for failed).
     with Waiter(conn) as waiter:
-        waiter.wait_for_task(_linked_clone_task(conn, "warm"), 10)  # the collector exists
+        if method not in ("CreateFilter", "CreateListView"):  # made with the collector: before it, then
+            waiter.wait_for_task(_linked_clone_task(conn, "warm"), 10)  # the collector exists
         sim.inject_fault(method, "SystemError", count=-1)
         try:
             vm = waiter.wait_for_task(_linked_clone_task(conn, "polled"), 30)
@@ -378,3 +389,75 @@ def test_a_task_is_read_to_its_end_when_waiting_fails(sim: Simulator, conn: VSph
         assert isinstance(vm, vim.VirtualMachine) and vm.name == "polled"
         # And the waiter works again once the server does.
         assert waiter.wait_for_task(vm.PowerOnVM_Task(), 10) is None
+
+
+# --- one view for every task and watch -----------------------------------------------------------
+
+
+def test_finished_tasks_leave_the_view_with_the_next_change(sim: Simulator, conn: VSphereConnection) -> None:
+    with Waiter(conn) as waiter:
+        vm = waiter.wait_for_task(_linked_clone_task(conn, "v1"), 10)
+        sim.reset_counters()
+        waiter.watch(vm)
+        power_on = vm.PowerOnVM_Task()
+        waiter.wait_for_task(power_on, 10, on=vm)
+        assert waiter.watched_power_state(vm, 5) == "poweredOn"
+        view = waiter._view
+        assert {m._moId for m in view.view} == {vm._moId, power_on._moId}  # (a read of the view, for the test)
+        power_off = vm.PowerOffVM_Task()
+        waiter.wait_for_task(power_off, 10, on=vm)
+        assert {m._moId for m in view.view} == {vm._moId, power_off._moId}  # the power-on left as the power-off joined
+        counts = sim.counters()
+        assert counts["ModifyListView"] == 3 and counts["CreateFilter"] == 0
+        waiter.unwatch(vm)  # a live VM leaves the view at once (its changes would wake waits)
+        assert {m._moId for m in view.view} == set()
+        vm.Destroy_Task()
+
+
+def test_a_paced_look_at_a_running_task_follows_it_through_the_view(sim: Simulator,
+                                                                    conn: VSphereConnection) -> None:
+    assert sim.vc is not None
+    sim.vc.options.profile.times["destroy"] = (1.0, 1.0)
+    with Waiter(conn) as waiter:
+        vm = waiter.wait_for_task(_linked_clone_task(conn, "v2"), 10)
+        waiter.watch(vm)
+        waiter.watched_power_state(vm, 5)
+        waiter.pace.record("destroy", 0.1)  # (as if destroys took 0.1 s: this one is still running then)
+        sim.reset_counters()
+        assert waiter.wait_for_task(vm.Destroy_Task(), 10, on=vm, destroys=True, paced="destroy") is None
+        counts = sim.counters()
+        assert counts["RetrievePropertiesEx"] == 1 and counts["ModifyListView"] == 1
+        assert 0.9 <= waiter.pace._seen["destroy"][-1] < 1.5  # the task's own duration
+    assert "v2" not in sim.vm_names()
+
+
+def test_a_destroyed_vm_leaves_the_view_without_a_request(sim: Simulator, conn: VSphereConnection) -> None:
+    with Waiter(conn) as waiter:
+        vm = waiter.wait_for_task(_linked_clone_task(conn, "v3"), 10)
+        waiter.watch(vm)
+        waiter.pace.record("destroy", 0.5)
+        sim.reset_counters()
+        assert waiter.wait_for_task(vm.Destroy_Task(), 10, on=vm, destroys=True, paced="destroy") is None
+        waiter.unwatch(vm)
+        assert sim.counters()["ModifyListView"] == 0
+        clone = _linked_clone_task(conn, "v4")
+        other = waiter.wait_for_task(clone, 10)
+        # The next task's ModifyListView took the destroyed VM and the ended tasks out of the view.
+        assert {m._moId for m in waiter._view.view} == {clone._moId}  # (a read of the view, for the test)
+        waiter.wait_for_task(other.Destroy_Task(), 10)
+    assert not {"v3", "v4"} & set(sim.vm_names())
+
+
+def test_a_renewed_session_gets_a_new_view_with_the_watches(sim: Simulator, conn: VSphereConnection) -> None:
+    with Waiter(conn) as waiter:
+        vm = waiter.wait_for_task(_linked_clone_task(conn, "v4"), 10)
+        waiter.watch(vm)
+        assert waiter.watched_power_state(vm, 5) == "poweredOff"
+        sim.expire_sessions()
+        sim.reset_counters()
+        waiter.wait_for_task(conn.call(vm.PowerOnVM_Task), 10, on=vm)  # (the call logs in again)
+        assert waiter.watched_power_state(vm, 5) == "poweredOn"
+        counts = sim.counters()
+        assert counts["CreateListView"] == counts["CreatePropertyCollector"] == 1
+        waiter.wait_for_task(vm.PowerOffVM_Task(), 10, on=vm)
+        waiter.wait_for_task(vm.Destroy_Task(), 10, on=vm, destroys=True)

@@ -44,10 +44,11 @@ def test_run(vsphere_vm):
 
 #: Every vSphere method a passing run calls (see test_the_matrix_covers_every_call).
 PLUGIN_CALLS = (
-    "AddCustomFieldDef", "CloneVM_Task", "CreateContainerView", "CreateFilter", "CreatePropertyCollector",
-    "DestroyPropertyCollector", "DestroyView", "Destroy_Task", "Fetch",
-    "HasPrivilegeOnEntities", "InitiateFileTransferFromGuest", "Login", "Logout", "PowerOffVM_Task",
-    "RetrievePropertiesEx", "RetrieveServiceContent", "SetField", "StartProgramInGuest", "WaitForUpdatesEx",
+    "AddCustomFieldDef", "CloneVM_Task", "CreateContainerView", "CreateFilter", "CreateListView",
+    "CreatePropertyCollector", "DestroyPropertyCollector", "DestroyView", "Destroy_Task", "Fetch",
+    "HasPrivilegeOnEntities", "InitiateFileTransferFromGuest", "Login", "Logout", "ModifyListView",
+    "PowerOffVM_Task", "RetrievePropertiesEx", "RetrieveServiceContent", "SetField", "StartProgramInGuest",
+    "WaitForUpdatesEx",
 )
 #: Guest Operations: their transient fault is the guest agent being briefly unavailable.
 GUEST_OPS = {"CreateTemporaryFileInGuest", "DeleteFileInGuest", "InitiateFileTransferFromGuest",
@@ -239,13 +240,13 @@ def test_a_permanent_fault_ends_with_one_clear_error(sim: Simulator, tmp_path: P
 
 # --- issue #5: a clone task no wait can follow must not outlive the end-of-run sweep unseen ------------
 #
-# With every task wait refused (CreateFilter, CreatePropertyCollector or WaitForUpdatesEx), the clone
+# With every task wait refused (CreateFilter, CreateListView, CreatePropertyCollector or WaitForUpdatesEx), the clone
 # task's outcome is unknown when the run ends. The sweep once looked for the clone by name first and
 # checked TaskManager.recentTask after: a task that registered its VM between the two left the clone
 # marked destroyed but alive. The cases below make the clone task slow, so it is still running when
 # the run ends, and force that window.
 
-WAITS = ("CreateFilter", "CreatePropertyCollector", "WaitForUpdatesEx")
+WAITS = ("CreateFilter", "CreateListView", "CreatePropertyCollector", "WaitForUpdatesEx")
 
 
 @contextlib.contextmanager

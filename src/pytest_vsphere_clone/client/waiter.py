@@ -4,17 +4,21 @@ No property is read in a loop: a filter reports the initial values and then only
 each WaitForUpdatesEx long-polls for at most ``max_wait_seconds``, and an overall
 timeout ends the wait with an error that says what was awaited and what was last seen.
 
-Tasks are followed through the Task objects themselves (a filter on ``info``), never through
-an entity's ``recentTask``: the API reference for ManagedEntity.recentTask says "In releases
-after vSphere API 5.0, vSphere Servers might not generate property collector update
-notifications for this property."
+Tasks are followed through the Task objects themselves, never through an entity's
+``recentTask``: the API reference for ManagedEntity.recentTask says "In releases after vSphere
+API 5.0, vSphere Servers might not generate property collector update notifications for this
+property."
 
 Each :class:`Waiter` owns a dedicated PropertyCollector (CreatePropertyCollector), so
 waiters in different threads never see each other's updates. A single waiter serialises
-its waits; give each thread its own. A watched object that is destroyed leaves its watch
-(an ObjectUpdate of kind ``leave``, or a ManagedObjectNotFound fault naming it, which some
-servers send instead); a collector that is really lost is replaced at a bounded rate, and
-the old one destroyed.
+its waits; give each thread its own. The tasks it follows and the VMs it watches are one
+ListView (ViewManager.CreateListView) under two filters (tasks', VMs') that live as long as
+the collector: following a task or watching a VM is one ModifyListView (finished tasks and
+destroyed VMs leave the view in the same call), where a filter of its own would cost a
+CreateFilter and a DestroyPropertyFilter (see client/pacing.py). A watched object that is destroyed leaves its
+watch (an ObjectUpdate of kind ``leave``, or a ManagedObjectNotFound fault naming it, which some
+servers send instead); a collector that is really lost is replaced at a bounded rate (with a
+new view), and the old one destroyed.
 """
 
 from __future__ import annotations
@@ -37,8 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Task filters of finished waits are kept (tasks no longer change) and dropped in bulk.
-_MAX_RETIRED_FILTERS = 16
 _FINISHED = ("success", "error")
 
 States = dict[Any, dict[str, Any]]
@@ -50,8 +52,9 @@ def _short(value: Any, limit: int = 160) -> str:
 #: What a task wait watches: not the whole ``info``, whose progress changes would wake the wait
 #: (and cost a WaitForUpdatesEx) many times per task, nor its state, but its completion time: set
 #: once, with the final result or error, so a task costs one update when it ends and none for
-#: queued -> running. The identity fields never change after the first report.
-TASK_PATHS = ("info.completeTime", "info.error", "info.result", "info.descriptionId", "info.entityName")
+#: queued -> running. The identity fields and the queue time never change after the first report.
+TASK_PATHS = ("info.completeTime", "info.error", "info.result", "info.descriptionId", "info.entityName",
+              "info.queueTime")
 
 
 class _TaskView:
@@ -102,33 +105,48 @@ _RECREATE_MAX_DELAY = 20.0
 
 @dataclass
 class _Watch:
-    """One VM's long-lived filter on the VM's own properties (its tasks have filters of their own)."""
+    """One VM in the waiter's view for its whole life (its power state and Tools status)."""
 
     vm: Any
-    spec: Any
-    flt: Any
     states: States = field(default_factory=dict)
-    gone: bool = False  # the VM left the filter: it was destroyed
+    gone: bool = False  # the VM left the view: it was destroyed
 
 
-def _watch_spec(vm: Any) -> Any:
+class _NotInView(Exception):
+    """The server could not resolve a task added to the view: follow it by reading it instead."""
+
+
+def _view_filter_specs(view: Any) -> list[Any]:
+    """The view's filters: one for its tasks' ends, one for its VMs' states.
+
+    One filter per type, not one with a PropertySpec per type: govmomi's vcsim 0.24 fails a
+    WaitForUpdatesEx (its PropertyFilter.matches looks the object up to compare a second type) when
+    a destroyed member changed just before it went, and loses the updates pending then.
+    """
     from pyVmomi import vim, vmodl
 
     pc = vmodl.query.PropertyCollector
-    return pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=vm, skip=False)],
-                         propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=list(VM_WATCH_PATHS), all=False)])
+    members = pc.TraversalSpec(name="members", type=vim.view.ListView, path="view", skip=False)
+    return [pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[members])],
+                          propSet=[pc.PropertySpec(type=kind, pathSet=list(paths), all=False)])
+            for kind, paths in ((vim.Task, TASK_PATHS), (vim.VirtualMachine, VM_WATCH_PATHS))]
 
 
 def _spec_objects(spec: Any) -> frozenset[str]:
     return frozenset(str(o.obj._moId) for o in spec.objectSet or ())
 
 
+def _not_found_obj(exc: BaseException) -> str:
+    gone = getattr(exc, "obj", None)
+    return str(getattr(gone, "_moId", "")) if gone is not None else ""
+
+
 class Waiter:
     """Waits on tasks and properties of one connection; see the module docstring.
 
-    :meth:`watch` keeps one filter on a VM for its whole life: waits on its power state and its
-    Tools share that filter instead of creating (and destroying) one each, and a task that acts
-    on it (``on=vm``) learns from it when the VM is gone.
+    :meth:`watch` keeps a VM in the waiter's view for its whole life: waits on its power state
+    and its Tools share the view's filter instead of creating (and destroying) one each, and a
+    task that acts on it (``on=vm``) learns from it when the VM is gone.
     """
 
     def __init__(self, conn: VSphereConnection, *, max_wait_seconds: int = 20) -> None:
@@ -139,9 +157,16 @@ class Waiter:
         self._collector: Any = None
         self._generation = -1
         self._version = ""
-        self._retired: list[Any] = []
         self._watches: dict[str, _Watch] = {}
-        #: Every live filter of the current collector: filter id -> the objects it names.
+        #: The ListView of followed tasks and watched VMs, and its filters (tasks', VMs').
+        self._view: Any = None
+        self._view_filters: list[Any] = []
+        #: What the view holds (moId -> ref), and what leaves it with the next ModifyListView.
+        self._members: dict[str, Any] = {}
+        self._stale: dict[str, Any] = {}
+        #: What the view's filter reported of its tasks.
+        self._task_states: States = {}
+        #: Every live filter of a single wait (not the view's): filter id -> the objects it names.
         self._filters: dict[str, frozenset[str]] = {}
         #: When each collector after the first was created (for the re-creation ceiling).
         self._recreated: deque[float] = deque()
@@ -156,34 +181,55 @@ class Waiter:
         self.close()
 
     def close(self) -> None:
-        """Destroy the collector (and with it every filter it still has)."""
+        """Destroy the view and the collector (and with it every filter it still has)."""
         with self._lock:
             collector, self._collector = self._collector, None
-            self._retired.clear()
+            view, self._view = self._view, None
             self._watches.clear()
             self._filters.clear()
-            if collector is not None and self.conn.connected and self._generation == self.conn.generation:
+            self._members.clear()
+            self._stale.clear()
+            self._task_states.clear()
+            if not (self.conn.connected and self._generation == self.conn.generation):
+                return  # gone with its session already: nothing left to free
+            for obj, method in ((view, "DestroyView"), (collector, "DestroyPropertyCollector")):
+                if obj is None:
+                    continue
                 try:
-                    collector.DestroyPropertyCollector()
-                except Exception as exc:  # gone with its session already: nothing left to free
-                    log.debug("DestroyPropertyCollector failed: %s", faults.describe(exc))
+                    getattr(obj, method)()
+                except Exception as exc:  # gone already: nothing to free
+                    log.debug("%s failed: %s", method, faults.describe(exc))
 
     # --- VM watches --------------------------------------------------------------------
 
     def watch(self, vm: Any) -> None:
         """Start watching ``vm`` (see the class docstring); a second call is a no-op."""
         with self._lock:
-            if vm._moId not in self._watches:
-                spec = _watch_spec(vm)
-                self._watches[vm._moId] = _Watch(vm, spec, self._create_filter(spec))
+            if vm._moId in self._watches:
+                return
+            watch = self._watches[vm._moId] = _Watch(vm)
+            if vm in self._task_states:  # still in the view (its removal failed): what it reported
+                watch.states[vm] = self._task_states.pop(vm)
+            try:
+                if vm._moId in self._add_to_view([vm]):
+                    watch.gone = True  # the server could not resolve it: it is no more
+            except BaseException:
+                self._watches.pop(vm._moId, None)
+                raise
 
     def unwatch(self, vm: Any) -> None:
-        """Stop watching ``vm``. A destroyed VM's filter reports nothing more: it is dropped with
-        the retired ones, in bulk, instead of by a request of its own."""
+        """Stop watching ``vm``. A destroyed VM leaves the view with the next ModifyListView instead
+        of by a request of its own; one that lives leaves it now (its changes would wake waits)."""
         with self._lock:
             watch = self._watches.pop(vm._moId, None)
-            if watch is not None:
-                self._drop_filter(watch.flt, retire=watch.gone)
+            if watch is None or vm._moId not in self._members:
+                return
+            self._stale[vm._moId] = vm
+            if not watch.gone and self._view_usable():
+                try:
+                    self._modify_view([])
+                except Exception as exc:  # it leaves with the next change instead
+                    log.debug("ModifyListView failed: %s", faults.describe(exc))
 
     def watching(self, vm: Any) -> bool:
         return vm._moId in self._watches
@@ -204,8 +250,9 @@ class Waiter:
 
         ``on``: the watched VM the task acts on (its watch tells when the VM is gone); ``destroys``:
         the task destroys that VM, so the VM leaving its watch is the task's success. ``paced``: a
-        kind of task (any label) whose first look is paced (client/pacing.py), for waits where a
-        little latency is cheap.
+        kind of task (any label) whose first look is paced (client/pacing.py): one read of the task
+        once most of its kind had ended, and the view only if it has not; for waits where a little
+        latency is cheap.
         """
         return self.wait_for_tasks([task], timeout, what, on=on, destroys=destroys, paced=paced)[0]
 
@@ -220,45 +267,39 @@ class Waiter:
         """
         if not tasks:
             return []
-        from pyVmomi import vim
-
         started = time.monotonic()
-        if paced is not None:
-            time.sleep(min(self.pace.first_look(paced), timeout / 2))
-            timeout -= time.monotonic() - started
-
-        watch = self._watches.get(on._moId) if on is not None else None
-
-        def done(states: States) -> bool:
-            return all(_task_state(states, t) in _FINISHED for t in tasks) or (watch is not None and watch.gone)
-
-        def last_seen(states: States) -> str:
-            return "; ".join(f"{t._moId}: {describe_task(_task_info(states, t))}" for t in tasks)
-
-        label = what or ("task " + ", ".join(t._moId for t in tasks))
         deadline = started + timeout
+        watch = self._watches.get(on._moId) if on is not None else None
+        label = what or ("task " + ", ".join(t._moId for t in tasks))
         try:
-            # The task's own filter, whether or not its VM is watched: see the module docstring.
-            states = self._wait(list(tasks), {vim.Task: list(TASK_PATHS)}, done, timeout, label, last_seen,
-                                retire=True)
+            states: States | None = None
+            pause = min(self.pace.first_look(paced), timeout / 2) if paced is not None else 0.0
+            if pause > 0:
+                time.sleep(pause)
+                states = self._read_ended(tasks)
+            if states is None:
+                states = self._follow(list(tasks), watch, deadline, timeout, label)
         except Exception as exc:
             if isinstance(exc, WaitTimeout) or faults.is_not_found(exc):
                 raise
             # The waiting machinery failed (a fault or a lost connection on WaitForUpdatesEx or
-            # CreateFilter), not the task: the task goes on, so learn its end by reading it instead.
+            # ModifyListView), not the task: the task goes on, so learn its end by reading it instead.
             log.info("waiting for %s failed (%s); reading the task until it ends", label, faults.describe(exc))
             with self._lock:
                 self._version = ""  # what the collector reported meanwhile is unknown: start over
-                for watch in self._watches.values():
-                    watch.states.clear()
+                self._task_states.clear()
+                for watch_ in self._watches.values():
+                    watch_.states.clear()
             return _results(tasks, poll_tasks(self.conn, tasks, max(1.0, deadline - time.monotonic()), label),
                             return_errors)
         if paced is not None:
-            self.pace.record(paced, time.monotonic() - started)
+            self.pace.record(paced, _duration(states, tasks, time.monotonic() - started))
         if watch is not None and watch.gone and not all(_task_state(states, t) in _FINISHED for t in tasks):
             if destroys:
                 return [None for _ in tasks]
             raise _deleted(watch.vm)
+        if destroys and watch is not None and all(_task_state(states, t) == "success" for t in tasks):
+            watch.gone = True  # destroyed: it leaves the view with the next change, not by a request
         results: list[Any] = []
         for task in tasks:
             info = _task_info(states, task)
@@ -296,13 +337,65 @@ class Waiter:
             if watch.gone:
                 raise _deleted(obj)
             return _visible(states[obj])
-        states = self._wait([obj], {type(obj): list(paths)}, done, timeout, label, last_seen, retire=False)
+        states = self._wait([obj], {type(obj): list(paths)}, done, timeout, label, last_seen)
         return _visible(states[obj])
 
     # --- machinery ---------------------------------------------------------------------
 
+    def _read_ended(self, tasks: Sequence[Any]) -> States | None:
+        """The tasks' reported parts from one read (RetrievePropertiesEx of the Task objects), if every
+        one has ended; None if one has not (or the server no longer knows it): follow them then."""
+        from . import props
+
+        try:
+            found = props.retrieve(self.conn, tasks, _TASK_READ_PATHS)
+        except Exception as exc:
+            if faults.is_not_found(exc):
+                return None
+            raise
+        states: States = {}
+        for task in tasks:
+            values = dict(found[task]) if task in found else {}
+            if str(values.get("info.state")) not in _FINISHED:
+                return None
+            states[task] = {**values, "__seen__": True}
+        return states
+
+    def _follow(self, tasks: list[Any], watch: _Watch | None, deadline: float, timeout: float,
+                label: str) -> States:
+        """Follow ``tasks`` through the view until each has ended (or ``watch``'s VM is gone)."""
+        states = self._task_states
+
+        def done() -> bool:
+            return all(_task_state(states, t) in _FINISHED for t in tasks) or (watch is not None and watch.gone)
+
+        def check(now: float) -> float:
+            for task in tasks:
+                if states.get(task, {}).get("__gone__") and _task_state(states, task) not in _FINISHED:
+                    raise _deleted(task)
+            remaining = deadline - now
+            if remaining <= 0:
+                seen = "; ".join(f"{t._moId}: {describe_task(_task_info(states, t))}" for t in tasks)
+                raise WaitTimeout(label, timeout, seen or "nothing yet")
+            return remaining
+
+        with self._lock:
+            try:
+                missing = self._add_to_view(tasks)
+                if missing:
+                    raise _NotInView(f"the server could not resolve {', '.join(sorted(missing))}")
+                while not done():
+                    remaining = check(time.monotonic())
+                    self._poll(None, None, {}, min(remaining, self.max_wait_seconds))
+                return states
+            finally:
+                for task in tasks:  # leaves the view with the next change, without a request of its own
+                    if task._moId in self._members:
+                        self._stale[task._moId] = task
+
     def _wait(self, objects: list[Any], paths: dict[type, list[str]], done: Callable[[States], bool],
-              timeout: float, what: str, last_seen: Callable[[States], str], retire: bool) -> States:
+              timeout: float, what: str, last_seen: Callable[[States], str]) -> States:
+        """A wait on properties of objects that are not watched: a filter of its own for the wait."""
         from pyVmomi import vmodl
 
         pc = vmodl.query.PropertyCollector
@@ -312,18 +405,16 @@ class Waiter:
         deadline = time.monotonic() + timeout
         with self._lock:
             flt = self._create_filter(spec)
-            finished = False
             try:
                 while True:
                     if done(states):
-                        finished = True
                         return states
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise WaitTimeout(what, timeout, last_seen(states) or "nothing yet")
                     flt = self._poll(flt, spec, states, min(remaining, self.max_wait_seconds))
             finally:
-                self._drop_filter(flt, retire and finished)
+                self._drop_filter(flt)
 
     def _wait_on_watch(self, watch: _Watch, done: Callable[[States], bool], timeout: float, what: str,
                        last_seen: Callable[[States], str]) -> States:
@@ -337,18 +428,98 @@ class Waiter:
                     raise WaitTimeout(what, timeout, last_seen(watch.states) or "nothing yet")
                 self._poll(None, None, {}, min(remaining, self.max_wait_seconds))
 
-    def _ensure_collector(self) -> Any:
+    # --- the view ----------------------------------------------------------------------
+
+    def _view_usable(self) -> bool:
+        return not self._lost and len(self._view_filters) == 2 and self._generation == self.conn.generation
+
+    def _add_to_view(self, refs: Sequence[Any]) -> set[str]:
+        """Make ``refs`` members of the view (with the stale ones leaving it); the moIds of those the
+        server could not resolve."""
+        new = [r for r in refs if r._moId not in self._members]
+        for ref in refs:
+            self._stale.pop(ref._moId, None)  # followed again: it stays
+        if not self._view_usable():
+            return self._ensure_collector(adding=new)
+        if not new:
+            return set()
+        return self._modify_view(new)
+
+    def _modify_view(self, add: list[Any]) -> set[str]:
+        """One ModifyListView: ``add`` joins the view, the stale members leave it. The moIds of
+        added objects the server could not resolve (ModifyListView returns them; some servers
+        fault ManagedObjectNotFound naming one instead)."""
+        remove = list(self._stale.values())
+        unresolved: set[str] = set()
+        while True:
+            try:
+                # ModifyListView: "May partially succeed if some objects could not be resolved ... the
+                # list of those which failed is returned as the result."
+                failed = self.conn.call(self._view.ModifyListView, add or None, remove or None,
+                                        what="ModifyListView")
+            except Exception as exc:
+                moid = _not_found_obj(exc) if faults.is_not_found(exc) else ""
+                if not moid or moid not in {a._moId for a in add}:
+                    raise
+                unresolved.add(moid)
+                add = [a for a in add if a._moId != moid]
+                continue
+            unresolved |= {str(f._moId) for f in failed or ()}
+            break
+        for ref in remove:
+            self._members.pop(ref._moId, None)
+            self._stale.pop(ref._moId, None)
+            self._task_states.pop(ref, None)
+        self._members.update((a._moId, a) for a in add if a._moId not in unresolved)
+        return unresolved
+
+    # --- collectors and filters ----------------------------------------------------------
+
+    def _ensure_collector(self, adding: Sequence[Any] = ()) -> set[str]:
+        """A live collector with its view and the view's filter (``adding`` joining the view); the
+        moIds of ``adding`` the server could not resolve."""
         if self._lost or self._collector is None or self._generation != self.conn.generation:
             self._replace_collector()
-        return self._collector
+        if len(self._view_filters) < 2:
+            return self._build_view(adding)
+        return self._modify_view(list(adding)) if adding else set()
+
+    def _build_view(self, adding: Sequence[Any]) -> set[str]:
+        """The view of every watch and followed task (and ``adding``), and its filters."""
+        unresolved: set[str] = set()
+        if self._view is None:
+            views = self.conn.content.viewManager
+            assert views is not None
+            wanted = dict(self._members)
+            wanted.update((r._moId, r) for r in adding)
+            while True:
+                try:
+                    self._view = self.conn.call(views.CreateListView, list(wanted.values()), what="CreateListView")
+                    break
+                except Exception as exc:  # some servers fault for an object they cannot find
+                    moid = _not_found_obj(exc) if faults.is_not_found(exc) else ""
+                    if moid not in wanted:
+                        raise
+                    unresolved.add(moid)
+                    del wanted[moid]
+            self._members = wanted
+        elif adding:
+            unresolved = self._modify_view(list(adding))
+        for moid in unresolved:
+            if moid in self._watches:
+                self._watches[moid].gone = True
+        for spec in _view_filter_specs(self._view)[len(self._view_filters):]:
+            self._view_filters.append(self.conn.call(self._collector.CreateFilter, spec, False, what="CreateFilter"))
+        return unresolved
 
     def _replace_collector(self) -> None:
-        """A new collector with every watch renewed; the old one destroyed if its session lives.
+        """A new collector; the old one and its view destroyed if their session lives. The next
+        view holds every watch and followed task again.
 
         Re-creation is rate-limited (a pause doubling from 2 s to 20 s for each one within a minute):
         a server that keeps faulting must not get a storm of collectors from every client.
         """
-        old, old_generation = self._collector, self._generation
+        old, old_view, old_generation = self._collector, self._view, self._generation
         if self._created_any:
             now = time.monotonic()
             while self._recreated and now - self._recreated[0] > _RECREATE_WINDOW:
@@ -358,14 +529,16 @@ class Waiter:
                 log.info("property collector lost again; creating a new one in %.0f s", pause)
                 time.sleep(pause)
             self._recreated.append(time.monotonic())
-        self._collector, self._lost = None, False
+        self._collector, self._view, self._view_filters, self._lost = None, None, [], False
         self._filters.clear()
-        self._retired.clear()
-        if old is not None and old_generation == self.conn.generation:
-            try:  # its filters go with it
-                self.conn.call(old.DestroyPropertyCollector, what="DestroyPropertyCollector")
-            except Exception as exc:  # already gone: nothing to free
-                log.debug("DestroyPropertyCollector failed: %s", faults.describe(exc))
+        if old_generation == self.conn.generation:
+            for obj, method in ((old_view, "DestroyView"), (old, "DestroyPropertyCollector")):
+                if obj is None:
+                    continue
+                try:  # a collector's filters go with it
+                    self.conn.call(getattr(obj, method), what=method)
+                except Exception as exc:  # already gone: nothing to free
+                    log.debug("%s failed: %s", method, faults.describe(exc))
         root = self.conn.content.propertyCollector
         assert root is not None
         generation = self.conn.generation
@@ -373,18 +546,14 @@ class Waiter:
         self._generation = generation
         self._created_any = True
         self._version = ""
-        # Watches went with the old collector: renew them (their initial values come again). A VM
-        # destroyed meanwhile cannot be watched again: it has left its watch.
+        # Their initial values come again with the next view; a VM destroyed meanwhile cannot be
+        # watched again (it has left its watch), and stale members are not wanted.
+        self._task_states.clear()
         for watch in self._watches.values():
             watch.states.clear()
-            if watch.gone:
-                continue
-            try:
-                watch.flt = self._new_filter(watch.spec)
-            except Exception as exc:
-                if not faults.is_not_found(exc):
-                    raise
-                watch.gone = True
+        self._members = {m: r for m, r in self._members.items()
+                         if m not in self._stale and not (m in self._watches and self._watches[m].gone)}
+        self._stale.clear()
 
     def _create_filter(self, spec: Any) -> Any:
         self._ensure_collector()
@@ -395,16 +564,11 @@ class Waiter:
         self._filters[str(flt._moId)] = _spec_objects(spec)
         return flt
 
-    def _drop_filter(self, flt: Any, retire: bool) -> None:
+    def _drop_filter(self, flt: Any) -> None:
         if flt is None or str(flt._moId) not in self._filters:
             return  # went with its collector, or was dropped when its object was found gone
         if self._collector is None or self._generation != self.conn.generation:
             return  # went with the old session
-        if retire:
-            self._retired.append(flt)
-            if len(self._retired) <= _MAX_RETIRED_FILTERS:
-                return
-            flt = self._retired.pop(0)
         self._destroy_filter(flt)
 
     def _destroy_filter(self, flt: Any) -> None:
@@ -415,34 +579,38 @@ class Waiter:
             log.debug("DestroyPropertyFilter failed: %s", faults.describe(exc))
 
     def _object_gone(self, moid: str, current: Any) -> bool:
-        """An object some filters name no longer exists: each such filter is destroyed (a watch's VM
-        has left its watch). True if ``current`` (the running wait's filter) was one of them."""
+        """An object the view or a wait's filter names no longer exists: it leaves the view (a
+        watch's VM has left its watch, a followed task is gone) and a filter naming it is destroyed.
+        True if ``current`` (the running wait's own filter) was one."""
+        if moid in self._watches:
+            self._watches[moid].gone = True
+        if moid in self._members:
+            ref = self._members[moid]
+            if moid not in self._watches:
+                self._task_states.setdefault(ref, {})["__gone__"] = True
+            self._stale[moid] = ref
+            if self._view is not None:
+                try:  # this server keeps faulting while the view names it
+                    self._modify_view([])
+                except Exception as exc:
+                    log.debug("ModifyListView failed: %s", faults.describe(exc))
         hit = False
-        for watch in self._watches.values():
-            if watch.vm._moId == moid:
-                watch.gone = True
         for flt_id, objects in list(self._filters.items()):
-            if moid not in objects:
-                continue
-            flt = next((f for f in [*self._retired, current, *(w.flt for w in self._watches.values())]
-                        if f is not None and str(f._moId) == flt_id), None)
-            if flt is None:
+            if moid in objects:
                 self._filters.pop(flt_id, None)
-                continue
-            if flt in self._retired:
-                self._retired.remove(flt)
-            hit = hit or flt is current
-            self._destroy_filter(flt)
+                if current is not None and str(current._moId) == flt_id:
+                    hit = True
+                    self._destroy_filter(current)
         return hit
 
     def _poll(self, flt: Any, spec: Any, states: States, seconds: float) -> Any:
-        """One WaitForUpdatesEx; applies changes of ``flt`` to ``states`` (and of every watch to its
-        own); returns the (maybe new) filter. ``flt`` None: a wait on watches alone."""
+        """One WaitForUpdatesEx; applies changes of ``flt`` to ``states`` (and of the view to the
+        watches and followed tasks); returns the (maybe new) filter. ``flt`` None: a wait on the view."""
         from pyVmomi import vmodl
 
         pc = vmodl.query.PropertyCollector
         if self._lost or self._collector is None or self._generation != self.conn.generation:
-            # The session was renewed (or the collector lost): a fresh collector, watches and filter.
+            # The session was renewed (or the collector lost): a fresh collector, view and filter.
             states.clear()
             flt = self._renewed(spec)
         collector = self._collector
@@ -451,13 +619,13 @@ class Waiter:
         try:
             update = self.conn.call(collector.WaitForUpdatesEx, self._version, options, what="WaitForUpdatesEx")
         except vmodl.fault.ManagedObjectNotFound as exc:
-            gone = getattr(exc, "obj", None)
-            moid = str(getattr(gone, "_moId", "")) if gone is not None else ""
-            if moid and moid != str(collector._moId) and any(moid in objs for objs in self._filters.values()):
-                # An object a filter names was destroyed and this server faults instead of sending
-                # a "leave": it leaves its watch (or ends the wait that named it); the collector lives.
+            moid = _not_found_obj(exc)
+            if moid and moid != str(collector._moId) and (
+                    moid in self._members or any(moid in objs for objs in self._filters.values())):
+                # An object the view or a filter names was destroyed and this server faults instead of
+                # sending a "leave": it leaves its watch (or ends the wait that named it); the collector lives.
                 if self._object_gone(moid, flt):
-                    raise _deleted(gone) from None
+                    raise _deleted(exc.obj) from None
                 return flt
             log.info("property collector lost (%s); replacing it", faults.describe(exc))
             self._lost = True
@@ -475,6 +643,7 @@ class Waiter:
             log.info("property collector version refused (%s); starting over", faults.describe(exc))
             self._version = ""
             states.clear()
+            self._task_states.clear()
             for watch in self._watches.values():
                 watch.states.clear()
             return flt
@@ -484,25 +653,58 @@ class Waiter:
         if update is None:
             return flt
         self._version = update.version
-        watches = {w.flt: w for w in self._watches.values()}
         for filter_update in update.filterSet or ():
             if flt is not None and filter_update.filter == flt:
                 for object_update in filter_update.objectSet or ():
                     _apply(states, object_update)
-            elif (watched := watches.get(filter_update.filter)) is not None:
+            elif filter_update.filter in self._view_filters:
                 for object_update in filter_update.objectSet or ():
-                    _apply_watched(watched, object_update)
-            # else: a retired filter's late news
+                    self._apply_member(object_update)
+            # else: a dropped filter's late news
         return flt
 
+    def _apply_member(self, object_update: Any) -> None:
+        """An update of the view's filter: a watched VM's, or a followed task's."""
+        moid = str(object_update.obj._moId)
+        watch = self._watches.get(moid)
+        if object_update.kind == "leave":
+            # A member the server dropped (destroyed, or a task it forgot); one we removed is no
+            # member any more and its leave is news to nobody.
+            ref = self._members.pop(moid, None)
+            self._stale.pop(moid, None)
+            if ref is None:
+                return
+            if watch is not None:
+                watch.gone = True
+            else:
+                self._task_states.setdefault(ref, {})["__gone__"] = True
+            return
+        if watch is not None:
+            _apply_changes(watch.states, object_update)
+        elif moid in self._members:
+            _apply_changes(self._task_states, object_update)
+
     def _renewed(self, spec: Any) -> Any:
-        """After the collector was lost: a new one (with the watches), and the wait's filter anew."""
+        """After the collector was lost: a new one (with the view), and the wait's filter anew."""
         self._ensure_collector()
         return None if spec is None else self._new_filter(spec)
 
 
 def _visible(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if not k.startswith("__")}
+
+
+def _duration(states: States, tasks: Sequence[Any], waited: float) -> float:
+    """How long ``tasks`` took by the server's clock (queueTime to completeTime, the longest), or
+    ``waited`` when a task's times were not reported (a destroy learned from its VM leaving)."""
+    durations = []
+    for task in tasks:
+        values = states.get(task, {})
+        queued, completed = values.get("info.queueTime"), values.get("info.completeTime")
+        if queued is None or completed is None:
+            return waited
+        durations.append(max(0.0, (completed - queued).total_seconds()))
+    return max(durations)
 
 
 def _task_state(states: States, task: Any) -> str | None:
@@ -525,14 +727,6 @@ def _apply_changes(states: States, object_update: Any) -> None:
             values.pop(change.name, None)
         else:
             values[change.name] = change.val
-
-
-def _apply_watched(watch: _Watch, object_update: Any) -> None:
-    """A watch's update: the VM leaving its filter means it was destroyed."""
-    if object_update.kind == "leave":
-        watch.gone = True
-        return
-    _apply_changes(watch.states, object_update)
 
 
 def _apply(states: States, object_update: Any) -> None:
@@ -600,7 +794,7 @@ def poll_tasks(conn: VSphereConnection, tasks: Sequence[Any], timeout: float, wh
 #: What a read of tasks asks for: not the whole ``info``, whose ``entity`` (and other references)
 #: a server may fill with objects a client's type tables refuse, which would hide the task's state.
 _TASK_READ_PATHS = ("info.state", "info.progress", "info.error", "info.result", "info.descriptionId",
-                    "info.entityName", "info.name")
+                    "info.entityName", "info.name", "info.queueTime", "info.completeTime")
 
 
 def read_task_infos(conn: VSphereConnection, tasks: Sequence[Any]) -> dict[Any, Any]:
