@@ -251,10 +251,11 @@ print(urllib.request.urlopen(sys.argv[1] + "/vimServiceVersions.xml", context=co
 """
 
 
-def _start_standalone(user: pwd.struct_passwd, workdir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def _start_standalone(user: pwd.struct_passwd, workdir: Path,
+                      env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """``vsphere-clone simulator`` as ``user`` (a session of its own), and the facts it printed."""
     cli = str(Path(sys.executable).with_name("vsphere-clone"))
-    proc = subprocess.Popen(_as_user(user, [cli, "simulator", "--profile", "fast"]), cwd=workdir, env=_env(),
+    proc = subprocess.Popen(_as_user(user, [cli, "simulator", "--profile", "fast"]), cwd=workdir, env=env or _env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout is not None
     facts: dict[str, str] = {}
@@ -272,17 +273,25 @@ def test_a_killed_runs_files_are_removed_by_the_next(workdir: Path) -> None:
     """SIGKILL to a whole rootless run: its namespace dies with it, and its temp directory, which holds
     files of the user's subordinate ids (the guests' disks), goes at the next run's start."""
     user = _user(CI_USER)
-    proc, facts = _start_standalone(user, workdir)
+    # A temp dir of the test's own: the sweeps of root runs beside it (which may remove what is in
+    # /tmp) must not take the killed run's directory before the next run can show it does.
+    tmp = workdir / "tmp"
+    tmp.mkdir()
+    os.chown(tmp, user.pw_uid, user.pw_gid)
+    env = {**_env(), "TMPDIR": str(tmp)}
+    proc, facts = _start_standalone(user, workdir, env)
     state_dir = Path(facts["CA_FILE"]).parents[1]
+    assert state_dir.parent == tmp
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
     assert _wait_clean(user.pw_uid, only_processes=True) == []
     foreign = [p for p in state_dir.rglob("*") if p.lstat().st_uid != user.pw_uid]
     assert foreign  # what the user alone could not remove
-    proc, _ = _start_standalone(user, workdir)
+    proc, _ = _start_standalone(user, workdir, env)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert not state_dir.exists()
+    assert list(tmp.iterdir()) == []
     assert _wait_clean(user.pw_uid) == []
 
 
@@ -306,4 +315,28 @@ def test_standalone_simulator_as_an_unprivileged_user(workdir: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0
+    assert _wait_clean(user.pw_uid) == []
+
+
+def test_forbidding_kernel_gets_one_line(workdir: Path) -> None:
+    """unshare(CLONE_NEWUSER) refused with EPERM (as AppArmor's restriction and container seccomp
+    profiles refuse it): here because the caller is in a chroot, which user_namespaces(7) forbids.
+    The chroot is an rbind of / in a mount namespace of its own, so every path is the same."""
+    user = _user(CI_USER)
+    suite = _suite(workdir, user)
+    jail = Path(tempfile.mkdtemp(prefix="pvcs-rootless-chroot-"))
+    try:
+        inner = " ".join(f"'{a}'" for a in _as_user(user, _pytest(suite)))
+        script = f"mount --rbind / '{jail}' && exec chroot '{jail}' sh -c \"cd '{suite}' && exec {inner}\""
+        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script],
+                              env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        assert not os.path.ismount(jail)  # the rbind lived in the child's mount namespace only
+        jail.rmdir()  # never rmtree: an rbind of / below it would take the machine with it
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ERROR: --vsphere-simulator without root runs in a user namespace, which this "
+                               "machine forbids unprivileged user namespaces here (unshare: unshare failed: "
+                               "Operation not permitted): as root, sysctl -w kernel.apparmor_restrict_")
     assert _wait_clean(user.pw_uid) == []

@@ -126,9 +126,12 @@ def _refusal(stderr: str) -> str:
     if "newuidmap" in detail or "newgidmap" in detail:
         return f"the subordinate id mapping failed ({detail}): check /etc/subuid and /etc/subgid; or run as root"
     if "Operation not permitted" in detail or "Permission denied" in detail:
-        return (f"this machine forbids unprivileged user namespaces ({detail}): as root, sysctl -w "
+        # EPERM: AppArmor's restriction (Ubuntu 23.10+), Debian's old switch, a container's seccomp
+        # profile (Docker's default blocks unshare(CLONE_NEWUSER)), or a chroot (user_namespaces(7)).
+        return (f"this machine forbids unprivileged user namespaces here ({detail}): as root, sysctl -w "
                 "kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu) or kernel.unprivileged_userns_clone=1 "
-                "(Debian's older kernels); or run as root")
+                "(older Debian); in a container, allow unshare (docker run --security-opt seccomp=unconfined); "
+                "not in a chroot; or run as root")
     return f"cannot create a user namespace ({detail}): run as root"
 
 
