@@ -5,10 +5,11 @@ users. Linux gives an ordinary user all of that inside a user namespace it creat
 (user_namespaces(7)), where it is root over namespaces it owns and nothing else. ``run_inside``
 starts a program there, with:
 
-- ``--map-root-user`` plus 65535 subordinate ids (``/etc/subuid``, ``/etc/subgid``, mapped by
-  newuidmap/newgidmap): the guests' users exist (sshd's privilege separation user, ``nobody``, the
-  guest user) and sshd can drop to them. The caller's own uid alone cannot be enough: sshd calls
-  setgroups(2), which a single-id namespace forbids, and guest files owned by other ids could not exist;
+- the caller as root plus 65535 subordinate ids (``/etc/subuid``, ``/etc/subgid``, mapped by
+  newuidmap/newgidmap from outside before the program starts): the guests' users exist (sshd's
+  privilege separation user, ``nobody``, the guest user) and sshd can drop to them. The caller's
+  own uid alone cannot be enough: sshd calls setgroups(2), which a namespace mapped without
+  newgidmap forbids, and guest files owned by other ids could not exist;
 - a network namespace with ``lo`` up: the vCenter port, the ESXi hosts' 127.x addresses, the guest
   bridge, all private to the run;
 - a mount namespace with its own ``/run`` (``/run/netns``, the simulator registry): nothing of the
@@ -31,7 +32,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 #: Set in the namespace's environment: the caller's user name (also a guard against nesting).
@@ -46,6 +48,10 @@ _SI_KERNEL = 0x80  # siginfo si_code of a signal the kernel sent, as a terminal'
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _WAITED = {*_FORWARDED, signal.SIGCHLD}
 _PROBE_TIMEOUT = 20.0
+#: The run's namespaces besides the user namespace; --kill-child ties the init to unshare.
+_NAMESPACES = ("--net", "--mount", "--propagation=private", "--pid", "--fork", "--kill-child")
+#: unshare's program: wait for the id maps (a line on fd 3), then become the program, fd 3 closed.
+_WAIT_FOR_MAPS = 'read -r mapped <&3 && exec "$@" 3<&-'
 
 
 class NamespaceRefused(Exception):
@@ -88,23 +94,22 @@ def _subordinate_start(path: Path, name: str, own_id: int) -> int | None:
     return None
 
 
-def unshare_argv(program: Sequence[str], *, subuid: Path = Path("/etc/subuid"),
-                 subgid: Path = Path("/etc/subgid")) -> list[str]:
-    """The unshare(1) command that runs ``program`` under ``main`` in fresh namespaces.
-
-    Raises NamespaceRefused (naming the fix) when a tool or the caller's subordinate ids are missing.
-    """
-    return [*_user_namespace_argv(subuid, subgid), "--net", "--mount", "--propagation=private", "--pid", "--fork",
-            "--kill-child", "--", sys.executable, "-m", __name__, *program]
-
-
-def _user_namespace_argv(subuid: Path, subgid: Path) -> list[str]:
-    """unshare(1) and the options of a user namespace with the caller as root and its subordinate ids."""
-    user = _user()
-    unshare = shutil.which("unshare") or shutil.which("unshare", path="/usr/bin:/bin")
-    if unshare is None:
+def _unshare() -> str:
+    path = shutil.which("unshare") or shutil.which("unshare", path="/usr/bin:/bin")
+    if path is None:
         raise NamespaceRefused("needs unshare from util-linux: install util-linux, or run as root")
-    if not (shutil.which("newuidmap") and shutil.which("newgidmap")):
+    return path
+
+
+def id_maps(subuid: Path = Path("/etc/subuid"), subgid: Path = Path("/etc/subgid")) -> list[list[str]]:
+    """The newuidmap and newgidmap commands (less the pid) that make the caller root of a namespace and
+    its subordinate ids 1..65535 there; NamespaceRefused (naming the fix) when a tool or the ids are missing.
+
+    Run by this process rather than by ``unshare --map-users`` (util-linux 2.38+): Ubuntu 22.04 and
+    RHEL 9 have older ones."""
+    user = _user()
+    newuidmap, newgidmap = shutil.which("newuidmap"), shutil.which("newgidmap")
+    if not (newuidmap and newgidmap):
         raise NamespaceRefused("needs newuidmap and newgidmap: install the uidmap package (shadow-utils on "
                                "Fedora) as root, or run as root")
     uid_start = _subordinate_start(subuid, user, os.geteuid())
@@ -113,8 +118,8 @@ def _user_namespace_argv(subuid: Path, subgid: Path) -> list[str]:
         raise NamespaceRefused(
             f"needs {SUBORDINATE_IDS} subordinate user and group ids for {user} in {subuid} and {subgid}: "
             f"as root, usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}; or run as root")
-    return [unshare, "--user", "--map-root-user",
-            f"--map-users={uid_start},1,{SUBORDINATE_IDS}", f"--map-groups={gid_start},1,{SUBORDINATE_IDS}"]
+    return [[newuidmap, "0", str(os.geteuid()), "1", "1", str(uid_start), str(SUBORDINATE_IDS)],
+            [newgidmap, "0", str(os.getegid()), "1", "1", str(gid_start), str(SUBORDINATE_IDS)]]
 
 
 def _refusal(stderr: str) -> str:
@@ -135,11 +140,10 @@ def _refusal(stderr: str) -> str:
     return f"cannot create a user namespace ({detail}): run as root"
 
 
-def check(argv: Sequence[str]) -> None:
-    """Raise NamespaceRefused unless ``argv`` (from unshare_argv) can make its namespaces here: a dry run."""
-    probe = [*argv[: argv.index("--")], "--", "true"]
-    # A session of its own, killed afterwards: when unshare(2) fails, util-linux 2.38's helper that
-    # would have run newuidmap waits for the dead unshare forever (holding any pipe it was given).
+def check() -> None:
+    """Raise NamespaceRefused unless the kernel lets the caller make the run's namespaces and mount in
+    them: a dry run of unshare(1) (mapping only the caller, as it can by itself)."""
+    probe = [_unshare(), "--user", "--map-root-user", *_NAMESPACES, "--mount-proc", "--", "true"]
     with tempfile.TemporaryFile("w+") as err:
         try:
             proc = subprocess.Popen(probe, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
@@ -152,7 +156,7 @@ def check(argv: Sequence[str]) -> None:
             returncode = None
         finally:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)  # a session of its own: nothing of it may stay
             proc.wait()
         err.seek(0)
         stderr = err.read()
@@ -171,14 +175,74 @@ def run_inside(program: Sequence[str]) -> int:
     Before and after, it removes what killed runs left in the temp directory (``sweep_orphans``):
     inside, the run cannot tell another PID namespace's dead processes from live ones.
     """
-    argv = unshare_argv(program)
-    check(argv)
+    maps = id_maps()
+    check()
     env = {**os.environ, ENV_MARKER: _user(), "USER": _user(), "LOGNAME": _user()}
     sweep_orphans(TEMP_PREFIXES)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
     try:
-        return _spawn_and_wait(argv, env, init=False)
+        pid = spawn_mapped(maps, [*_NAMESPACES, "--", sys.executable, "-m", __name__, *program], env, old_mask)
+        return _wait(pid, init=False)
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         sweep_orphans(TEMP_PREFIXES)
+
+
+def spawn_mapped(maps: list[list[str]], unshare_args: Sequence[str], env: dict[str, str],
+                 sigmask: Iterable[int] = ()) -> int:
+    """Start ``unshare --user UNSHARE_ARGS`` whose program waits until this process has mapped the
+    ids (``maps``, from id_maps) and then execs as the namespace's root; its pid.
+
+    The program execs only after the mapping, so it starts as uid 0 with the namespace's
+    capabilities (an exec before would drop them: execve(2) gives capabilities to uid 0 only).
+    """
+    args = list(unshare_args)
+    split = args.index("--")
+    program = args[split + 1:]
+    argv = [_unshare(), "--user", *args[:split], "--", "/bin/sh", "-c", _WAIT_FOR_MAPS, "userns", *program]
+    read_end, write_end = os.pipe()
+    try:
+        os.set_inheritable(read_end, True)
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 3)],
+                             setsigmask=sigmask, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, *_FORWARDED))
+    finally:
+        os.close(read_end)
+    try:
+        _await_new_user_namespace(pid)
+        for cmd in maps:
+            done = subprocess.run([cmd[0], str(pid), *cmd[1:]], capture_output=True, text=True, timeout=30,
+                                  check=False)
+            if done.returncode != 0:
+                raise NamespaceRefused(_refusal(f"{os.path.basename(cmd[0])}: {done.stderr or done.stdout}"))
+        os.write(write_end, b"mapped\n")
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # --kill-child takes its child along
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(write_end)
+    return pid
+
+
+def _await_new_user_namespace(pid: int, timeout: float = 10.0) -> None:
+    """Wait until unshare(1) ``pid`` has made its user namespace (then its maps may be written)."""
+    own = os.readlink("/proc/self/ns/user")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/user") != own:
+                return
+        except OSError:
+            pass
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped:
+            raise NamespaceRefused(f"cannot create a user namespace (unshare exited with status "
+                                   f"{os.waitstatus_to_exitcode(status)}): run as root")
+        if time.monotonic() > deadline:
+            raise NamespaceRefused(f"cannot create a user namespace (unshare hung for {timeout:g} s): run as root")
+        time.sleep(0.001)
 
 
 def sweep_orphans(prefixes: Sequence[str]) -> None:
@@ -190,45 +254,38 @@ def sweep_orphans(prefixes: Sequence[str]) -> None:
     orphans = [str(path) for prefix in prefixes for path in find_orphans(prefix)]
     if not orphans:
         return
-    try:
-        argv = [*_user_namespace_argv(Path("/etc/subuid"), Path("/etc/subgid")), "--", "rm", "-rf", "--", *orphans]
-    except NamespaceRefused:
-        argv = ["rm", "-rf", "--", *orphans]
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    with contextlib.suppress(NamespaceRefused, OSError, ChildProcessError):
+        pid = spawn_mapped(id_maps(), ["--", "rm", "-rf", "--", *orphans], dict(os.environ))
+        os.waitpid(pid, 0)
+        return
+    subprocess.run(["rm", "-rf", "--", *orphans], stdin=subprocess.DEVNULL, capture_output=True, check=False)
 
 
-def _spawn_and_wait(argv: Sequence[str], env: dict[str, str], *, init: bool) -> int:
-    """posix_spawn ``argv`` and wait for it, forwarding signals; its exit status as a shell reports it.
+def _wait(pid: int, *, init: bool) -> int:
+    """Wait for ``pid`` (signals in _WAITED blocked), forwarding signals; its exit status as a shell reports it.
 
     As the namespace's ``init`` it reaps every child (orphans included) and signals the program
     itself; outside, it signals the init (unshare --fork ignores SIGINT and SIGTERM).
     """
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
-    try:
-        pid = os.posix_spawn(argv[0], list(argv), env, setsigmask=old_mask,
-                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, *_FORWARDED))
-        while True:
-            info = signal.sigwaitinfo(_WAITED)
-            if info.si_signo == signal.SIGCHLD:
-                while True:
-                    try:
-                        reaped, status = os.waitpid(-1 if init else pid, os.WNOHANG)
-                    except ChildProcessError:
-                        return 1
-                    if reaped == 0:
-                        break
-                    if reaped == pid:
-                        code = os.waitstatus_to_exitcode(status)
-                        return code if code >= 0 else 128 - code
-                continue
-            if info.si_code == _SI_KERNEL:
-                continue  # a terminal's signal: the run, in the same foreground group, has it already
-            target = pid if init else _child_of(pid)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(target or pid, info.si_signo)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    while True:
+        info = signal.sigwaitinfo(_WAITED)
+        if info.si_signo == signal.SIGCHLD:
+            while True:
+                try:
+                    reaped, status = os.waitpid(-1 if init else pid, os.WNOHANG)
+                except ChildProcessError:
+                    return 1
+                if reaped == 0:
+                    break
+                if reaped == pid:
+                    code = os.waitstatus_to_exitcode(status)
+                    return code if code >= 0 else 128 - code
+            continue
+        if info.si_code == _SI_KERNEL:
+            continue  # a terminal's signal: the run, in the same foreground group, has it already
+        target = pid if init else _child_of(pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target or pid, info.si_signo)
 
 
 def _child_of(pid: int) -> int | None:
@@ -259,7 +316,13 @@ def main(program: Sequence[str]) -> int:
     if path is None:
         print(f"{program[0]}: not found", file=sys.stderr)
         return 127
-    return _spawn_and_wait([path, *program[1:]], env, init=True)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
+    try:
+        pid = os.posix_spawn(path, [path, *program[1:]], env, setsigmask=old_mask,
+                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, *_FORWARDED))
+        return _wait(pid, init=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def enter_command() -> str | None:
