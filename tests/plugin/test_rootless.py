@@ -12,12 +12,14 @@ from __future__ import annotations
 import fcntl
 import os
 import pwd
+import select
 import shutil
 import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,6 +212,53 @@ def test_temp_prefixes_are_the_simulators_and_the_runs() -> None:
     from pytest_vsphere_clone.simulator.simulator import STATE_DIR_PREFIX
 
     assert userns.TEMP_PREFIXES == (STATE_DIR_PREFIX, RUN_DIR_PREFIX)
+
+
+def test_ctrl_c_interrupts_the_run_once(workdir: Path) -> None:
+    """^C on the run's terminal: the kernel signals the whole foreground group (the outer pytest, unshare,
+    the init and the run itself). Only the run acts on it, once: it tears down and reports, as a plain
+    run does (a second SIGINT forwarded by the outer processes would cut its teardown short)."""
+    user = _user(CI_USER)
+    suite = _suite(workdir, user, SLOW_TESTS)
+    master, slave = os.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(_as_user(user, _pytest(suite)), cwd=suite, env=_env(), stdin=slave, stdout=slave,
+                            stderr=slave, preexec_fn=controlling_terminal)
+    os.close(slave)
+    output = b""
+    try:
+        deadline = time.monotonic() + 120
+        while not (suite / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, output[-3000:]
+            output += _read_some(master)
+        os.write(master, b"\x03")  # ^C: the terminal driver sends SIGINT to the foreground process group
+        while chunk := _read_some(master, until_eof=True):
+            output += chunk
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        os.close(master)
+    text = output.decode(errors="replace")
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, text[-3000:]
+    assert "KeyboardInterrupt" in text and "[destroyed]" in text, text[-3000:]
+    assert _wait_clean(user.pw_uid) == []
+
+
+def _read_some(fd: int, *, until_eof: bool = False) -> bytes:
+    """What the terminal has for us within 0.1 s (b"" at end of output: EIO once the run closed it)."""
+    ready, _, _ = select.select([fd], [], [], 0.1 if not until_eof else 60)
+    if not ready:
+        return b""
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
 
 
 def test_user_without_subordinate_ids_gets_one_line(workdir: Path) -> None:
