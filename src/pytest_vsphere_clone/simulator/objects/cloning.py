@@ -107,6 +107,13 @@ class CloneMethods(SnapshotMethods):
             # involves (vSphere docs, "Limits on Simultaneous Migrations": "other provisioning
             # operations", such as cloning); more than the maximum cost of a host queue.
             _, _, target_host, _ = self._placement(ctx, spec.location, folder)
+            # CloneVM_Task (API reference): "If customization is requested in the CloneSpec, then the
+            # VirtualMachine.Provisioning.Customize privilege must also be held on the source virtual
+            # machine." It names no privilege for CloneSpec.config (numCPUs, memoryMB, extraConfig,
+            # deviceChange) or location.deviceChange: those are not checked change by change as
+            # ReconfigVM_Task's are (virtual_machine.py), so none is required here.
+            if spec.customization is not None:
+                ctx.require("VirtualMachine.Provisioning.Customize", self)
             costs = provisioning_costs(self.host, target_host)
         move_type = spec.location.diskMoveType if spec.location else None
         operation = "clone.linked" if move_type == LINKED else "clone.full"
@@ -170,9 +177,14 @@ class CloneMethods(SnapshotMethods):
     def InstantClone_Task(self, ctx: CallContext, spec: Any) -> Any:
         location = spec.location
         with self.vc.lock:
-            self._placement(ctx, location, location.folder if location else None)
-            if location and location.deviceChange:
-                ctx.require("VirtualMachine.Config.EditDevice", self)
+            folder, _, _, _ = self._placement(ctx, location, location.folder if location else None)
+            # InstantClone_Task (API reference): "The privilege required for Instant Clone operation are:
+            # VirtualMachine.Provisioning.Clone, VirtualMachine.Interact.PowerOn,
+            # VirtualMachine.Inventory.CreateFromExisting, Datastore.AllocateSpace, Resource.AssignVMToPool".
+            # The clone is made running in the folder whose permissions it inherits: PowerOn is checked
+            # there. Nothing is named for InstantCloneSpec.config (extraConfig) or location.deviceChange
+            # (NIC edits), so neither adds a privilege.
+            ctx.require("VirtualMachine.Interact.PowerOn", folder)
             costs = provisioning_costs(self.host)  # a provisioning operation on the source's host
 
         def instant_clone() -> Any:
