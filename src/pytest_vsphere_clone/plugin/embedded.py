@@ -41,6 +41,9 @@ def _wants_simulator(config: pytest.Config) -> bool:
     option = config.option
     if any(getattr(option, name, False) for name in ("help", "version", "collectonly", "showfixtures", "markers")):
         return False
+    if (config.getoption("vsphere_simulator") is None and "VSPHERE_SIMULATOR" not in os.environ
+            and not config.getini("vsphere_simulator")):
+        return False  # the usual case: nothing more to read
     from .options import OPTIONS
     from .settings import SettingsError, resolve
 

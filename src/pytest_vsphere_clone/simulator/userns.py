@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 #: Set in the namespace's environment: the caller's user name (also a guard against nesting).
 ENV_MARKER = "PVCS_USERNS"
@@ -189,7 +190,7 @@ def run_inside(program: Sequence[str]) -> int:
 
 
 def spawn_mapped(maps: list[list[str]], unshare_args: Sequence[str], env: dict[str, str],
-                 sigmask: Iterable[int] = ()) -> int:
+                 sigmask: Iterable[int] = (), *, quiet: bool = False) -> int:
     """Start ``unshare --user UNSHARE_ARGS`` whose program waits until this process has mapped the
     ids (``maps``, from id_maps) and then execs as the namespace's root; its pid.
 
@@ -203,8 +204,11 @@ def spawn_mapped(maps: list[list[str]], unshare_args: Sequence[str], env: dict[s
     read_end, write_end = os.pipe()
     try:
         os.set_inheritable(read_end, True)
-        pid = os.posix_spawn(argv[0], argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 3)],
-                             setsigmask=sigmask, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, *_FORWARDED))
+        actions: list[tuple[Any, ...]] = [(os.POSIX_SPAWN_DUP2, read_end, 3)]
+        if quiet:
+            actions += [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsigmask=sigmask,
+                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, *_FORWARDED))
     finally:
         os.close(read_end)
     try:
@@ -251,14 +255,22 @@ def sweep_orphans(prefixes: Sequence[str]) -> None:
     itself may not remove. Best effort: what cannot be removed stays for the next run."""
     from ..tempdirs import find_orphans
 
-    orphans = [str(path) for prefix in prefixes for path in find_orphans(prefix)]
+    orphans = [str(path) for prefix in prefixes for path in find_orphans(prefix) if _owned(path)]
     if not orphans:
         return
     with contextlib.suppress(NamespaceRefused, OSError, ChildProcessError):
-        pid = spawn_mapped(id_maps(), ["--", "rm", "-rf", "--", *orphans], dict(os.environ))
+        pid = spawn_mapped(id_maps(), ["--", "rm", "-rf", "--", *orphans], dict(os.environ), quiet=True)
         os.waitpid(pid, 0)
         return
     subprocess.run(["rm", "-rf", "--", *orphans], stdin=subprocess.DEVNULL, capture_output=True, check=False)
+
+
+def _owned(path: Path) -> bool:
+    """True for the caller's own directory (others' are theirs to remove)."""
+    try:
+        return path.lstat().st_uid == os.geteuid()
+    except OSError:
+        return False
 
 
 def _wait(pid: int, *, init: bool) -> int:
