@@ -176,6 +176,7 @@ def test_main_job_as_an_unprivileged_user(workdir: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "1 passed" in proc.stdout
     assert "warning" not in proc.stdout.lower()
+    assert proc.stderr == ""  # nothing of the namespace's own (unshare, newuidmap, the sweep) shows
     assert _wait_clean(user.pw_uid) == []
     run_netns, guest_netns = (suite / "namespaces").read_text().split()
     host_netns = os.readlink("/proc/self/ns/net")
