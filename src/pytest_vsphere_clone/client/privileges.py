@@ -1,14 +1,19 @@
-"""Privileges the plugin's flows need, checked up front with HasPrivilegeOnEntities."""
+"""Privileges the plugin's flows need, checked up front with HasPrivilegeOnEntities.
+
+One table each for what the plugin and ``vsphere-clone doctor`` both check: the flow's privileges, what
+each hardware setting adds (:data:`HARDWARE_PRIVILEGES`) and the console screenshots' optional ones.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import clone_types
-from .errors import MissingPrivileges
+from .errors import MissingPrivileges, VSphereCloneError
 
 if TYPE_CHECKING:
+    from .hardware import HardwareRequest
     from .session import VSphereConnection
 
 #: Needed on the template (and its folder / pool / datastore) by every clone type.
@@ -30,6 +35,62 @@ EXTRA_PRIVILEGES: dict[str, tuple[str, ...]] = {
                  "VirtualMachine.Provisioning.PromoteDisks"),
     "marker-field": ("Global.ManageCustomFields",),
 }
+#: What each hardware setting needs on the clones (docs/privileges.md), which inherit the permissions of the
+#: folder they are made in: the VirtualMachine.Config privilege of each kind of change to a VM's configuration
+#: (VirtualMachineConfigSpec names numCPUs' and memoryMB's "Reconfigure privilege"; ReconfigVM_Task checks
+#: them). CloneVM_Task's reference names none of them for CloneSpec.config, so a vCenter may not refuse the
+#: clone task; the plugin and the doctor check them up front so that a role made from docs/privileges.md
+#: is right wherever the clone's spec is applied. ``networks``: the source's NICs moved to their port
+#: groups; ``added-nics``: NICs added beyond the source's.
+HARDWARE_PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "cpus": ("VirtualMachine.Config.CPUCount",),
+    "memory-mb": ("VirtualMachine.Config.Memory",),
+    "disks": ("VirtualMachine.Config.AddNewDisk",),
+    "networks": ("VirtualMachine.Config.EditDevice",),
+    "added-nics": ("VirtualMachine.Config.AddRemoveDevice",),
+    "extra-config": ("VirtualMachine.Config.AdvancedConfig",),
+}
+#: On each port group --vsphere-networks names: a NIC is connected to it.
+PORT_GROUP_PRIVILEGE = "Network.Assign"
+#: A failed test's console screenshot (docs/reports.md): CreateScreenshot_Task on the clone, then the PNG read
+#: over HTTPS from its datastore, which needs Datastore.Browse on the datacenter and the datastore. Optional:
+#: without them a failed test has no screenshot, never a failure.
+SCREENSHOT_ON_CLONE = "VirtualMachine.Interact.CreateScreenshot"
+SCREENSHOT_ON_DATASTORE = "Datastore.Browse"
+
+
+class MissingHardwarePrivileges(MissingPrivileges):
+    """The user lacks privileges the hardware settings in use need; the message names each, the setting
+    that needs it and the object it is lacking on."""
+
+    def __init__(self, user: str, gaps: Sequence[tuple[str, Sequence[tuple[str, str]]]], template: str,
+                 doctor: str = "") -> None:
+        self.user = user
+        self.privileges = sorted({p for _, lacking in gaps for p, _ in lacking})
+        parts = "; ".join(f"{', '.join(f'{p} ({setting})' for p, setting in lacking)} on {where}"
+                          for where, lacking in gaps)
+        VSphereCloneError.__init__(
+            self, f"vCenter user {user!r} lacks privilege(s) {parts}, which clones of {template!r} need for these "
+                  f"hardware settings (a clone inherits its folder's permissions): grant them to the user's role "
+                  f"there (or on a parent, with propagation) or drop the settings; `{doctor or 'vsphere-clone doctor'}`"
+                  f" checks them all")
+
+
+def doctor_command(template: str, request: HardwareRequest) -> str:
+    """``vsphere-clone doctor --template T --cpus 2 ...``: the doctor run checking these settings (extraConfig
+    keys only: a value may be a secret)."""
+    import shlex
+
+    args = ["vsphere-clone", "doctor", "--template", template]
+    args += ["--cpus", str(request.cpus)] if request.cpus else []
+    args += ["--memory-mb", str(request.memory_mb)] if request.memory_mb else []
+    for name in request.networks:
+        args += ["--networks", name]
+    for size in request.disks_gb:
+        args += ["--disks", str(size)]
+    for key, _ in request.config_pairs():
+        args += ["--extra-config", f"{key}=VALUE"]
+    return shlex.join(args)
 
 
 def required_privileges(clone_type: str = "linked", *, guest_ops: bool = True, collapse: bool = False) -> list[str]:
@@ -41,6 +102,21 @@ def required_privileges(clone_type: str = "linked", *, guest_ops: bool = True, c
     if collapse:
         wanted += EXTRA_PRIVILEGES["collapse"]
     return sorted(set(wanted))
+
+
+def hardware_needs(request: HardwareRequest, nic_count: int | None) -> list[tuple[str, str]]:
+    """(privilege, the setting that needs it) for the hardware settings in use, from HARDWARE_PRIVILEGES;
+    ``nic_count``: the source's NICs (None: unknown, so NICs may be added)."""
+    used = {"cpus": request.cpus, "memory-mb": request.memory_mb, "disks": request.disks_gb,
+            "networks": request.networks, "extra-config": request.extra_config,
+            "added-nics": request.networks and (nic_count is None or len(request.networks) > nic_count)}
+    return [(privilege, f"--vsphere-{'networks' if key == 'added-nics' else key}")
+            for key, privileges in HARDWARE_PRIVILEGES.items() if used[key] for privilege in privileges]
+
+
+def hardware_privileges(request: HardwareRequest, nic_count: int | None) -> list[str]:
+    """The VirtualMachine.Config privileges the hardware settings in use need (see :func:`hardware_needs`)."""
+    return [privilege for privilege, _ in hardware_needs(request, nic_count)]
 
 
 def missing_privileges(conn: VSphereConnection, entities: Sequence[Any],
@@ -67,3 +143,25 @@ def check_privileges(conn: VSphereConnection, entities: Sequence[Any], privilege
     if missing:
         lacking = sorted({p for privs in missing.values() for p in privs})
         raise MissingPrivileges(conn.user, lacking, where)
+
+
+def check_hardware_privileges(conn: VSphereConnection, request: HardwareRequest, nic_count: int | None, *,
+                              folder: Any, port_groups: Sequence[Any], template: str,
+                              label: Callable[[Any], str]) -> None:
+    """Raise MissingHardwarePrivileges naming what the hardware settings in use lack (one
+    HasPrivilegeOnEntities call): the VirtualMachine.Config ones on ``folder``, where the clones are made,
+    and Network.Assign on each of ``port_groups``. ``label`` names an entity (``folder 'vm'``)."""
+    needs = hardware_needs(request, nic_count)
+    pairs: list[tuple[Any, list[tuple[str, str]]]] = [(folder, needs)] if needs else []
+    pairs += [(group, [(PORT_GROUP_PRIVILEGE, "--vsphere-networks")]) for group in port_groups]
+    if not pairs:
+        return
+    missing = missing_privileges(conn, [entity for entity, _ in pairs], {p for _, wanted in pairs for p, _ in wanted})
+    gaps = []
+    for entity, wanted in pairs:
+        lacking = set(missing.get(entity, ()))
+        if any(p in lacking for p, _ in wanted):
+            gaps.append((label(entity), [(p, setting) for p, setting in wanted if p in lacking]))
+    if gaps:
+        raise MissingHardwarePrivileges(conn.user, gaps, template, doctor_command(template, request))
+

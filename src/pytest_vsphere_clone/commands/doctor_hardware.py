@@ -1,7 +1,8 @@
 """The doctor's hardware checks, when ``--cpus``, ``--memory-mb``, ``--networks``, ``--disks`` or
 ``--extra-config`` is given: the port groups exist in the template's datacenter and the clone type can
 take the changes (the client's own lookup and check, client/hardware.py, so the lines are the ones a
-run would stop with), and which privileges the settings in use add (docs/privileges.md).
+run would stop with), and which privileges the settings in use add (the client's table,
+client/privileges.py, which the plugin's start-up check uses too).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..client import clone_types
+from ..client.privileges import hardware_privileges
 from ._common import describe_exception
 
 if TYPE_CHECKING:
@@ -28,25 +30,6 @@ class HardwareNeeds:
     on_clone: tuple[str, ...] = ()
     #: The port groups found for --networks: a NIC on one needs Network.Assign there.
     port_groups: tuple[Any, ...] = ()
-
-
-def hardware_privileges(request: HardwareRequest, nic_count: int | None) -> list[str]:
-    """The VirtualMachine.Config privileges the settings in use need; ``nic_count``: the source's NICs
-    (None: unknown, so NICs may be added)."""
-    wanted = []
-    if request.cpus:
-        wanted.append("VirtualMachine.Config.CPUCount")
-    if request.memory_mb:
-        wanted.append("VirtualMachine.Config.Memory")
-    if request.disks_gb:
-        wanted.append("VirtualMachine.Config.AddNewDisk")
-    if request.networks:
-        wanted.append("VirtualMachine.Config.EditDevice")  # the source's NICs moved to their port groups
-        if nic_count is None or len(request.networks) > nic_count:
-            wanted.append("VirtualMachine.Config.AddRemoveDevice")  # NICs added beyond the source's
-    if request.extra_config:
-        wanted.append("VirtualMachine.Config.AdvancedConfig")
-    return wanted
 
 
 def describe(request: HardwareRequest) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..client import clone_types
+from ..client.privileges import PORT_GROUP_PRIVILEGE, SCREENSHOT_ON_CLONE, SCREENSHOT_ON_DATASTORE
 from ._common import describe_exception
 
 if TYPE_CHECKING:
@@ -23,10 +24,6 @@ if TYPE_CHECKING:
 
 GUEST_PRIVILEGES = ("VirtualMachine.GuestOperations.Execute", "VirtualMachine.GuestOperations.Query",
                     "VirtualMachine.GuestOperations.Modify")
-#: A failed test's console screenshot (docs/reports.md): CreateScreenshot_Task on the clone, then the PNG
-#: read over HTTPS from its datastore, which needs Datastore.Browse on the datacenter and the datastore.
-SCREENSHOT_ON_CLONE = "VirtualMachine.Interact.CreateScreenshot"
-SCREENSHOT_ON_DATASTORE = "Datastore.Browse"
 
 
 def privilege_plan(info: TemplateInfo, clone_type: str, collapse: str, field_defined: bool,
@@ -51,7 +48,7 @@ def privilege_plan(info: TemplateInfo, clone_type: str, collapse: str, field_def
         pairs.append((info.resource_pool, ["Resource.AssignVMToPool"]))
     pairs += [(datastore, ["Datastore.AllocateSpace"]) for datastore in info.datastores]
     if hardware is not None:
-        pairs += [(network, ["Network.Assign"]) for network in hardware.port_groups]
+        pairs += [(network, [PORT_GROUP_PRIVILEGE]) for network in hardware.port_groups]
     if not field_defined:
         pairs.append((root, list(EXTRA_PRIVILEGES["marker-field"])))
     # Whatever the client layer requires and is not placed above is checked where clones live.
@@ -112,8 +109,7 @@ def check_privileges(conn: VSphereConnection, inventory: Inventory, info: Templa
 
 def check_root_privileges(conn: VSphereConnection, plan: Plan, report: Report, field_defined: bool) -> None:
     """The flow's privileges on the inventory root (no template given): a lack there is a WARN."""
-    from ..client.privileges import EXTRA_PRIVILEGES, missing_privileges, required_privileges
-    from .doctor_hardware import hardware_privileges
+    from ..client.privileges import EXTRA_PRIVILEGES, hardware_privileges, missing_privileges, required_privileges
 
     wanted = required_privileges(plan.clone_type, guest_ops=True, collapse=plan.collapse != "none")
     if plan.hardware is not None:

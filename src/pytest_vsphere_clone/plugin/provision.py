@@ -18,6 +18,7 @@ from ..client.discovery import Address, AddressFilter
 from ..client.errors import VSphereCloneError
 from .clone import PHASES, Clone
 from .options import OPTIONS
+from .privilege_checks import PrivilegeChecks
 from .shared_address import check_unique_address
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 #: Guest Operations instead of two); key lines carry no addresses, so discovery ignores them.
 HOST_KEYS_COMMAND = "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null"
 _KEY_PREFIXES = ("ssh-", "ecdsa-", "sk-")
-CLONE_PRIVILEGE = "VirtualMachine.Provisioning.Clone"
 
 
 class ProvisionError(VSphereCloneError):
@@ -82,6 +82,7 @@ class Provisioner:
         self.run_id = run_id
         self.worker_id = worker_id
         self.for_os = for_os
+        self.privilege_checks = PrivilegeChecks(holder, templates, reporter)
         self._privileges_checked: set[str] = set()
         self._counter = 0
 
@@ -90,14 +91,14 @@ class Provisioner:
 
         A powered-off instant-clone source, a linked-clone template without the snapshot or a
         user who may not clone it is one usage error at the start, not the same error in every
-        test. Only the clone privilege on the source is checked here: the others may be granted
-        on folders, pools or datastores the clone only reaches later.
+        test. The clone privilege is checked on the source and the hardware settings' privileges where
+        the clones are made (privilege_checks.py); the others may be granted on folders, pools or
+        datastores the clone only reaches later. Lacking the console screenshots' privileges is a warning.
         """
         from ..client.clone import LinkedClone
         from ..client.clone_request import require_vcenter
         from ..client.clone_types import clone_type
         from ..client.errors import InvalidInstantSource
-        from ..client.privileges import check_privileges
 
         require_vcenter(self.holder.connection(), settings.clone_type)  # a direct ESXi connection cannot clone
         template = self.templates.template(name)
@@ -107,11 +108,11 @@ class Provisioner:
         if kind.uses_snapshot(settings.snapshot):
             LinkedClone().snapshot(template, settings.snapshot)
         self.check_host_key_policy(name, settings)
-        self.check_hardware(name, settings)
         if name not in self._privileges_checked:
-            check_privileges(self.holder.connection(), [template.ref], [CLONE_PRIVILEGE], f"template {name!r}")
+            self.privilege_checks.source(name, settings)  # with the screenshots' (a warning), one call
             self._check_tools_installed(template)
             self._privileges_checked.add(name)
+        self.check_hardware(name, settings)  # the settings' privileges too: after the clone privilege
 
     def _check_tools_installed(self, template: TemplateInfo) -> None:
         """Refuse a source without VMware Tools: both discoveries need them (active runs its command
@@ -148,18 +149,20 @@ class Provisioner:
 
     def check_hardware(self, name: str, settings: Settings) -> ResolvedHardware | None:
         """``settings``' hardware for clones of ``name`` (see :meth:`hardware`); raises now what the clones
-        would fail with because of it."""
+        would fail with because of it: what the clone type cannot take, privileges the user lacks."""
         from ..client.clone_types import clone_type
         from ..client.hardware import HardwareError, instant_problem, source_devices
 
         resolved = self.hardware(name, settings)
-        if resolved is None or clone_type(settings.clone_type).configurable_hardware:
+        if resolved is None:
             return resolved
         template = self.templates.template(name)
-        devices = source_devices(self.holder.connection(), template.ref) if resolved.request.networks else []
-        problem = instant_problem(resolved, devices, name)
-        if problem:
-            raise HardwareError(problem)
+        if not clone_type(settings.clone_type).configurable_hardware:
+            devices = source_devices(self.holder.connection(), template.ref) if resolved.request.networks else []
+            problem = instant_problem(resolved, devices, name)
+            if problem:
+                raise HardwareError(problem)
+        self.privilege_checks.hardware(name, settings, resolved)
         return resolved
 
     def check_host_key_policy(self, name: str, settings: Settings) -> None:
