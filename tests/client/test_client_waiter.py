@@ -426,9 +426,26 @@ def test_a_paced_look_at_a_running_task_follows_it_through_the_view(sim: Simulat
         sim.reset_counters()
         assert waiter.wait_for_task(vm.Destroy_Task(), 10, on=vm, destroys=True, paced="destroy") is None
         counts = sim.counters()
-        assert counts["RetrievePropertiesEx"] == 1 and counts["ModifyListView"] == 1
+        # Read at 0.1 s and once more a quarter of the pace later, then followed through the view.
+        assert counts["RetrievePropertiesEx"] == 2 and counts["ModifyListView"] == 1
         assert 0.9 <= waiter.pace._seen["destroy"][-1] < 1.5  # the task's own duration
     assert "v2" not in sim.vm_names()
+
+
+def test_a_paced_task_still_running_at_its_first_look_is_read_once_more(sim: Simulator,
+                                                                        conn: VSphereConnection) -> None:
+    assert sim.vc is not None
+    sim.vc.options.profile.times["power_off"] = (0.5, 0.5)
+    with Waiter(conn) as waiter:
+        vm = waiter.wait_for_task(_linked_clone_task(conn, "v5"), 10)
+        waiter.wait_for_task(vm.PowerOnVM_Task(), 10)
+        waiter.pace.record("power-off", 0.48)  # the first look (0.48 s) comes before its end (0.5 s)
+        sim.reset_counters()
+        waiter.wait_for_task(vm.PowerOffVM_Task(), 10, paced="power-off")
+        counts = sim.counters()
+        assert counts["RetrievePropertiesEx"] == 2  # the second look (0.6 s) finds it ended
+        assert counts["ModifyListView"] == counts["WaitForUpdatesEx"] == 0
+        waiter.wait_for_task(vm.Destroy_Task(), 10)
 
 
 def test_a_destroyed_vm_leaves_the_view_without_a_request(sim: Simulator, conn: VSphereConnection) -> None:

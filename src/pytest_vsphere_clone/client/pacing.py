@@ -11,7 +11,9 @@ look comes when nine in ten of this kind's recent tasks had ended, and it is one
 task itself (RetrievePropertiesEx of its ``info``), where following it through the waiter's
 view costs a ModifyListView and a WaitForUpdatesEx for its appearing, another for its end
 (and a third when the watched VM's own changes come first). A task still running at that look
-is then followed through the view. The pace learns from each task's own duration as the server
+was among the slowest of its kind and is read once more, :data:`SECOND_LOOK` of the pace later
+(a pace drawn from a run's first few tasks is often short); one still running then is followed
+through the view. The pace learns from each task's own duration as the server
 reports it (``completeTime - queueTime``), not from the wait, which a late first look would
 lengthen. Costs: up to that 90th percentile of latency (at most :data:`PACE_MAX`; about 0.2 s
 more than the median for a power-off at the seeds' timings), and a read for a task that turns
@@ -59,6 +61,8 @@ from collections import deque
 PACE_WINDOW = 15
 PACE_QUANTILE = 0.9
 PACE_MAX = 10.0
+#: When a paced task still running at its first look is read again, as a share of the pace.
+SECOND_LOOK = 0.25
 #: Seconds to the first look for a command's end, the pause after it, and the longest pause.
 FIRST_LOOK, LOOK_START, LOOK_MAX = 0.03, 0.05, 0.5
 #: The beat of looks for a command that waits in the guest (seconds).
