@@ -333,3 +333,26 @@ def test_doctor_json(cli: Run, sim: Simulator) -> None:
     unreachable = cli(sim, "doctor", "--json", env={"VSPHERE_PASSWORD": "wrong-vc-pw"}, secrets=("wrong-vc-pw",))
     assert unreachable.status == 1
     assert [c["verdict"] for c in json.loads(unreachable.out)["checks"]] == ["ok", "ok", "fail"]
+
+
+def test_doctor_asks_deploy_template_of_a_vsphere_template(cli: Run, sim: Simulator, conn: VSphereConnection) -> None:
+    # CloneVM_Task: "source is template, destination is virtual machine - VirtualMachine.Provisioning.DeployTemplate".
+    from pytest_vsphere_clone.client.inventory import find_template
+
+    find_template(conn, "linux-template").ref.MarkAsTemplate()
+    sim.add_user("deployer@vsphere.local", "deployer-secret", denied={"VirtualMachine.Provisioning.DeployTemplate"})
+    env = {"VSPHERE_USER": "deployer@vsphere.local", "VSPHERE_PASSWORD": "deployer-secret"}
+    result = cli(sim, "doctor", "--template", "linux-template", env=env, secrets=("deployer-secret",))
+    assert result.status == 1
+    checks = lines_of(result.out)
+    assert checks["template linux-template"] == ("OK", "found at dc1/vm/linux-template (vSphere template, poweredOff)")
+    assert checks["privileges for linux-template"] == (
+        "FAIL", "user 'deployer@vsphere.local' lacks VirtualMachine.Provisioning.DeployTemplate on linux-template "
+                "(vSphere template): grant them to the user's role on those objects (or a parent, with propagation)")
+    assert checks["linked source linux-template"][0] == "OK"  # its snapshot 'base': linked clones deploy from it
+    # No instant clone from a template: it cannot be powered on.
+    result = cli(sim, "doctor", "--clone-type", "instant", "--template", "linux-template")
+    status, detail = lines_of(result.out)["instant source linux-template"]
+    assert status == "FAIL" and detail.startswith(
+        "template 'linux-template' is a vSphere template (config.template), which cannot be powered on, but an "
+        "instant clone needs a running or frozen source: convert it to a VM (`govc vm.markasvm linux-template`)")

@@ -19,6 +19,9 @@ def test_required_privileges_by_flow() -> None:
     instant = required_privileges("instant", collapse=True)
     assert {"VirtualMachine.Config.EditDevice", "VirtualMachine.GuestOperations.Execute",
             "VirtualMachine.Provisioning.PromoteDisks"} <= set(instant)
+    # CloneVM_Task's reference: from a template, DeployTemplate on the source instead of Clone.
+    deploy = required_privileges("linked", source_is_template=True)
+    assert "VirtualMachine.Provisioning.DeployTemplate" in deploy and "VirtualMachine.Provisioning.Clone" not in deploy
 
 
 def test_administrator_has_everything(sim: Simulator, conn: VSphereConnection) -> None:

@@ -8,7 +8,11 @@ must hold nothing the run made.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import ssl
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from plugin_helpers import Inner, SimHandle
@@ -94,4 +98,65 @@ def test_missing_screenshot_privilege_is_a_warning_and_a_factorys_hardware_is_ch
     assert any(warning in w for w in document["warnings"])
     # The factory's refused clone was never recorded (nor made): the run's one clone only.
     assert document["totals"]["clones"] == 1 and document["totals"]["failed"] == 0
+    inner.clean_after(outcome, plugin_sim, before)
+
+
+@contextlib.contextmanager
+def _marked_as_template(plugin_sim: SimHandle, name: str) -> Iterator[None]:
+    """``name`` marked as a vSphere template (MarkAsTemplate through pyVmomi), a VM again afterwards."""
+    from pyVim.connect import Disconnect, SmartConnect
+
+    sim = plugin_sim.sim
+    si = SmartConnect(host=sim.host, port=sim.port, user=sim.user, pwd=sim.password,
+                      sslContext=ssl.create_default_context(cafile=str(sim.ca_file)))
+    try:
+        vm: Any = si.content.searchIndex.FindByInventoryPath(f"dc1/vm/{name}")
+        vm.MarkAsTemplate()
+        try:
+            yield
+        finally:
+            vm.MarkAsVirtualMachine(pool=si.content.searchIndex.FindByInventoryPath("dc1/host/cluster1").resourcePool)
+    finally:
+        Disconnect(si)
+
+
+@pytest.mark.guests
+def test_a_vsphere_template_needs_deploy_template_at_the_start(inner: Inner, plugin_sim: SimHandle) -> None:
+    # CloneVM_Task (API reference): "source is template, destination is virtual machine -
+    # VirtualMachine.Provisioning.DeployTemplate"; a role with Provisioning.Clone alone cannot deploy it.
+    plugin_sim.sim.add_user("nodeploy@vsphere.local", "NoDeploy-Pass-1",
+                            denied={"VirtualMachine.Provisioning.DeployTemplate"})
+    inner.pytester.makepyfile(test_deploy=A_TEST)
+    before = plugin_sim.namespaces()
+    with _marked_as_template(plugin_sim, "debian-template"):
+        outcome = inner.run("--vsphere-template=debian-template", "--vsphere-user=nodeploy@vsphere.local",
+                            sim=plugin_sim, env={"VSPHERE_PASSWORD": "NoDeploy-Pass-1"})
+        # Nor is a template an instant-clone source: it cannot be powered on (one line, said at the start).
+        instant = inner.run("--vsphere-template=debian-template", "--vsphere-clone-type=instant", sim=plugin_sim)
+    assert instant.ret == pytest.ExitCode.USAGE_ERROR, instant.out
+    [line] = [line for line in instant.out.splitlines() if "an instant clone needs" in line]
+    assert ("template 'debian-template' is a vSphere template (config.template), which cannot be powered on, but an "
+            "instant clone needs a running or frozen source") in line
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR, outcome.out
+    assert "Traceback" not in outcome.out
+    [line] = [line for line in outcome.out.splitlines() if "lacks privilege(s)" in line]
+    assert ("vCenter user 'nodeploy@vsphere.local' lacks privilege(s) VirtualMachine.Provisioning.DeployTemplate on "
+            "template 'debian-template', which is marked as a vSphere template (cloning one is deploying it): grant "
+            "them to the user's role") in line
+    assert "NoDeploy-Pass-1" not in outcome.out
+    inner.clean_after(outcome, plugin_sim, before)
+
+
+@pytest.mark.guests
+def test_a_role_without_clone_deploys_a_vsphere_template(inner: Inner, plugin_sim: SimHandle) -> None:
+    # The other half of the reference's rule: from a template, DeployTemplate suffices (linked, from its snapshot).
+    plugin_sim.sim.add_user("deployonly@vsphere.local", "DeployOnly-Pass-1",
+                            denied={"VirtualMachine.Provisioning.Clone"})
+    inner.pytester.makepyfile(test_deployed=A_TEST)
+    before = plugin_sim.namespaces()
+    with _marked_as_template(plugin_sim, "debian-template"):
+        outcome = inner.run("--vsphere-template=debian-template", "--vsphere-user=deployonly@vsphere.local",
+                            sim=plugin_sim, env={"VSPHERE_PASSWORD": "DeployOnly-Pass-1"})
+    assert outcome.ret == pytest.ExitCode.OK, outcome.out
+    assert outcome.lines_with(": cloning debian-template (linked)")
     inner.clean_after(outcome, plugin_sim, before)

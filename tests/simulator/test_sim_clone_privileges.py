@@ -1,9 +1,11 @@
 """The privileges CloneVM_Task and InstantClone_Task check, as the API reference lists them.
 
-CloneVM_Task: the clone privilege on the source, VirtualMachine.Provisioning.Customize on it when the spec
-asks for customization, CreateFromExisting/AssignVMToPool/AllocateSpace where the clone goes; nothing for
+CloneVM_Task: the clone privilege on the source by source and destination (Clone from a VM, DeployTemplate from
+a template, CreateTemplateFromVM and CloneTemplate into a template), VirtualMachine.Provisioning.Customize on it
+when the spec asks for customization, CreateFromExisting/AssignVMToPool/AllocateSpace where the clone goes; nothing for
 CloneSpec.config or location.deviceChange. InstantClone_Task: Clone, Interact.PowerOn, CreateFromExisting,
-AllocateSpace, AssignVMToPool; nothing for its extraConfig or NIC edits. Through the real pyVmomi client.
+AllocateSpace, AssignVMToPool; nothing for its extraConfig or NIC edits; never from a template (powered off).
+MarkAsTemplate: its privilege and a powered-off VM. Through the real pyVmomi client.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 from pyVmomi import vim
-from sim_helpers import linked_clone_spec, vm_by_name, wait
+from sim_helpers import linked_clone_spec, vm_by_name, wait, wait_fault
 
 from pytest_vsphere_clone.simulator import Simulator
 
@@ -100,3 +102,83 @@ def test_instant_clone_needs_power_on_not_config_privileges(sim: Simulator,
                                        vim.vm.device.VirtualDeviceSpec(operation="edit", device=nic)]))
     clone = wait(source.InstantClone_Task(spec=spec))
     assert [n.name for n in clone.network] == ["VM Network 2"]
+
+
+DEPLOY = "VirtualMachine.Provisioning.DeployTemplate"
+
+
+def test_cloning_a_template_needs_deploy_template_not_clone(sim: Simulator, client_factory: Callable[..., Any]) -> None:
+    # CloneVM_Task (API reference): "source is template, destination is virtual machine -
+    # VirtualMachine.Provisioning.DeployTemplate". A linked clone from a template's snapshot is a deploy too.
+    si = client_factory(sim)
+    source = vm_by_name(si, "linux-template")
+    source.MarkAsTemplate()
+    assert source.config.template is True
+    pool = si.content.searchIndex.FindByInventoryPath("dc1/host/cluster1").resourcePool
+    location = vim.vm.RelocateSpec(pool=pool, diskMoveType="createNewChildDiskBacking")
+
+    sim.add_user(USER, PASSWORD, denied={DEPLOY})  # a role with Provisioning.Clone, without DeployTemplate
+    limited = client_factory(sim, USER, PASSWORD)
+    template = vm_by_name(limited, "linux-template")
+    before = sim.vm_names()
+    with pytest.raises(vim.fault.NoPermission) as raised:
+        template.CloneVM_Task(folder=template.parent, name="deployed",
+                              spec=linked_clone_spec(template.snapshot.currentSnapshot, location=location))
+    assert raised.value.privilegeId == DEPLOY and raised.value.object == template
+    assert sim.vm_names() == before  # refused before a task started
+
+    sim.add_user("deployer@vsphere.local", "deployer-password", denied={"VirtualMachine.Provisioning.Clone"})
+    deployer = client_factory(sim, "deployer@vsphere.local", "deployer-password")
+    template = vm_by_name(deployer, "linux-template")
+    clone = wait(template.CloneVM_Task(folder=template.parent, name="deployed",
+                                       spec=linked_clone_spec(template.snapshot.currentSnapshot, location=location,
+                                                              powerOn=True)))
+    assert clone.config.template is False and clone.runtime.powerState == "poweredOn"
+    # Without Provisioning.Clone the same role clones no virtual machine (its clone is one).
+    with pytest.raises(vim.fault.NoPermission) as raised:
+        clone.CloneVM_Task(folder=clone.parent, name="copy", spec=vim.vm.CloneSpec(location=vim.vm.RelocateSpec()))
+    assert raised.value.privilegeId == "VirtualMachine.Provisioning.Clone"
+
+
+def test_cloning_into_a_template_needs_the_references_other_privileges(
+        sim: Simulator, client_factory: Callable[..., Any]) -> None:
+    # "source is virtual machine, destination is template - VirtualMachine.Provisioning.CreateTemplateFromVM;
+    # source is template, destination is template - VirtualMachine.Provisioning.CloneTemplate".
+    sim.add_user(USER, PASSWORD, denied={"VirtualMachine.Provisioning.CreateTemplateFromVM",
+                                         "VirtualMachine.Provisioning.CloneTemplate"})
+    limited = client_factory(sim, USER, PASSWORD)
+    admin = client_factory(sim)
+    for mark in (False, True):
+        if mark:
+            vm_by_name(admin, "linux-template").MarkAsTemplate()
+        source = vm_by_name(limited, "linux-template")
+        with pytest.raises(vim.fault.NoPermission) as raised:
+            source.CloneVM_Task(folder=source.parent, name="new-template",
+                                spec=vim.vm.CloneSpec(location=vim.vm.RelocateSpec(), template=True))
+        assert raised.value.privilegeId == ("VirtualMachine.Provisioning.CloneTemplate" if mark
+                                            else "VirtualMachine.Provisioning.CreateTemplateFromVM")
+
+
+def test_mark_as_template_needs_its_privilege_and_a_powered_off_vm(sim: Simulator,
+                                                                  client_factory: Callable[..., Any]) -> None:
+    # MarkAsTemplate (API reference): "Required privileges: VirtualMachine.Provisioning.MarkAsTemplate";
+    # "InvalidPowerState: if the virtual machine is not powered off."
+    sim.add_user(USER, PASSWORD, denied={"VirtualMachine.Provisioning.MarkAsTemplate"})
+    limited = client_factory(sim, USER, PASSWORD)
+    with pytest.raises(vim.fault.NoPermission) as raised:
+        vm_by_name(limited, "linux-template").MarkAsTemplate()
+    assert raised.value.privilegeId == "VirtualMachine.Provisioning.MarkAsTemplate"
+    si = client_factory(sim)
+    running = vm_by_name(si, "linux-frozen")
+    with pytest.raises(vim.fault.InvalidPowerState) as refused:
+        running.MarkAsTemplate()
+    assert refused.value.existingState == "poweredOn" and running.config.template is False
+
+
+def test_a_template_is_no_instant_clone_source(sim: Simulator, si: Any) -> None:
+    # InstantClone_Task: "The original virtual machine must be in a powered-on state"; a template cannot be.
+    template = vm_by_name(si, "linux-template")
+    template.MarkAsTemplate()
+    spec = vim.vm.InstantCloneSpec(name="instant", location=vim.vm.RelocateSpec())
+    fault = wait_fault(template.InstantClone_Task(spec=spec))
+    assert isinstance(fault, vim.fault.InvalidPowerState) and fault.existingState == "poweredOff"

@@ -186,7 +186,7 @@ class InstantClone(CloneStrategy):
 
         template = request.template
         if template.power_state != "poweredOn":
-            raise InvalidInstantSource(template.name, template.power_state)
+            raise InvalidInstantSource(template.name, template.power_state, template.is_template)
         placement = request.placement
         if placement is not None and placement.host is not None and placement.host != template.host:
             raise InvalidPlacement(f"instant clones stay on their source's host, but --vsphere-esxi-host names "

@@ -140,9 +140,18 @@ class NoSnapshot(VSphereCloneError):
 class InvalidInstantSource(VSphereCloneError):
     """Instant clones need a powered-on (ideally frozen) source."""
 
-    def __init__(self, template: str, power_state: str) -> None:
+    def __init__(self, template: str, power_state: str, is_template: bool = False) -> None:
         self.template = template
         self.power_state = power_state
+        self.is_template = is_template
+        if is_template:
+            # MarkAsTemplate (API reference): "A VirtualMachine marked as a template cannot be powered on", and
+            # InstantClone_Task: "The original virtual machine must be in a powered-on state".
+            super().__init__(f"template {template!r} is a vSphere template (config.template), which cannot be powered "
+                             f"on, but an instant clone needs a running or frozen source: convert it to a VM (`govc "
+                             f"vm.markasvm {template}`), power it on and freeze it (`vsphere-clone freeze "
+                             f"{template}`), or use --vsphere-clone-type=linked")
+            return
         super().__init__(f"template {template!r} is {power_state}, but an instant clone needs a running or frozen "
                          f"source: power it on and freeze it (`vsphere-clone freeze {template}`), or use "
                          f"--vsphere-clone-type=linked")

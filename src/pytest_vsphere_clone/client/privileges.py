@@ -16,9 +16,20 @@ if TYPE_CHECKING:
     from .hardware import HardwareRequest
     from .session import VSphereConnection
 
-#: Needed on the template (and its folder / pool / datastore) by every clone type.
+#: CloneVM_Task (API reference): "The privilege required on the source virtual machine depends on the source
+#: and destination types: source is virtual machine, destination is virtual machine -
+#: VirtualMachine.Provisioning.Clone; source is virtual machine, destination is template -
+#: VirtualMachine.Provisioning.CreateTemplateFromVM; source is template, destination is virtual machine -
+#: VirtualMachine.Provisioning.DeployTemplate; source is template, destination is template -
+#: VirtualMachine.Provisioning.CloneTemplate". The plugin always makes virtual machines, so its source needs
+#: Clone, or DeployTemplate when it is marked as a template (config.template). InstantClone_Task's privilege is
+#: Clone; its source must be powered on, which a template never is.
+CLONE_VM_PRIVILEGE = "VirtualMachine.Provisioning.Clone"
+DEPLOY_TEMPLATE_PRIVILEGE = "VirtualMachine.Provisioning.DeployTemplate"
+#: Needed on the template (and its folder / pool / datastore) by every clone type; the first is the source's
+#: (see :func:`source_privilege`).
 CLONE_PRIVILEGES = (
-    "VirtualMachine.Provisioning.Clone",
+    CLONE_VM_PRIVILEGE,
     "VirtualMachine.Inventory.CreateFromExisting",
     "VirtualMachine.Inventory.Delete",
     "VirtualMachine.Interact.PowerOn",
@@ -93,9 +104,16 @@ def doctor_command(template: str, request: HardwareRequest) -> str:
     return shlex.join(args)
 
 
-def required_privileges(clone_type: str = "linked", *, guest_ops: bool = True, collapse: bool = False) -> list[str]:
-    """The privileges a run with these settings needs."""
-    wanted = list(CLONE_PRIVILEGES)
+def source_privilege(is_template: bool) -> str:
+    """The privilege cloning a VM from this source needs on it: DeployTemplate from a vSphere template
+    (``config.template``), Clone from a virtual machine (see :data:`DEPLOY_TEMPLATE_PRIVILEGE`)."""
+    return DEPLOY_TEMPLATE_PRIVILEGE if is_template else CLONE_VM_PRIVILEGE
+
+
+def required_privileges(clone_type: str = "linked", *, guest_ops: bool = True, collapse: bool = False,
+                        source_is_template: bool = False) -> list[str]:
+    """The privileges a run with these settings needs (from a vSphere template: DeployTemplate, not Clone)."""
+    wanted = [source_privilege(source_is_template) if p == CLONE_VM_PRIVILEGE else p for p in CLONE_PRIVILEGES]
     wanted += clone_types.clone_type(clone_type).extra_privileges
     if guest_ops:
         wanted += EXTRA_PRIVILEGES["guest"]

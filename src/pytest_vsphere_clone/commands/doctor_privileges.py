@@ -31,9 +31,10 @@ def privilege_plan(info: TemplateInfo, clone_type: str, collapse: str, field_def
     """(entity, privileges) pairs: each privilege on the object vCenter checks it on (permissions inherit).
 
     ``hardware``: what the hardware settings in use add (none without them)."""
-    from ..client.privileges import EXTRA_PRIVILEGES, required_privileges
+    from ..client.privileges import EXTRA_PRIVILEGES, required_privileges, source_privilege
 
-    on_vm = ["VirtualMachine.Provisioning.Clone"]
+    # CloneVM_Task's privilege on the source: DeployTemplate when it is a vSphere template, else Clone.
+    on_vm = [source_privilege(info.is_template)]
     if collapse != "none":
         on_vm += EXTRA_PRIVILEGES["collapse"]
     # Clones are created in (and inherit their permissions from) the template's folder.
@@ -53,7 +54,8 @@ def privilege_plan(info: TemplateInfo, clone_type: str, collapse: str, field_def
         pairs.append((root, list(EXTRA_PRIVILEGES["marker-field"])))
     # Whatever the client layer requires and is not placed above is checked where clones live.
     placed = {p for _, privileges in pairs for p in privileges}
-    required = required_privileges(clone_type, guest_ops=True, collapse=collapse != "none")
+    required = required_privileges(clone_type, guest_ops=True, collapse=collapse != "none",
+                                   source_is_template=info.is_template)
     on_folder += [p for p in required if p not in placed]
     return [(entity, sorted(set(privileges))) for entity, privileges in pairs if entity is not None]
 
@@ -75,6 +77,8 @@ def _entity_label(inventory: Inventory, entity: Any) -> str:
     if entity not in inventory.objects:  # the root folder: the view lists what is below it
         return "the inventory root"
     kind = type(entity).__name__.rsplit(".", 1)[-1]
+    if kind == "VirtualMachine" and inventory.objects[entity].get("config.template"):
+        kind = "vSphere template"
     kind = {"VirtualMachine": "VM", "Folder": "folder", "ResourcePool": "resource pool", "Datastore": "datastore",
             "ClusterComputeResource": "cluster", "Datacenter": "datacenter", "Network": "port group",
             "DistributedVirtualPortgroup": "port group"}.get(kind, kind)

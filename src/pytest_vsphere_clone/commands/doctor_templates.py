@@ -86,7 +86,7 @@ def _check_source(info: TemplateInfo, plan: Plan, report: Report) -> None:
             report.warn(label, f"running but not frozen: works, but each instant clone adds a delta disk to it "
                                f"(up to vSphere's limit of 255); freeze it with `vsphere-clone freeze {info.name}`")
         else:
-            report.fail(label, str(InvalidInstantSource(info.name, info.power_state)))
+            report.fail(label, str(InvalidInstantSource(info.name, info.power_state, info.is_template)))
     else:
         report.ok(label, "full clones need no snapshot (each copies the whole disk, slower than linked)")
 

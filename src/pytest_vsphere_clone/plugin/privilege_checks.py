@@ -1,5 +1,6 @@
-"""The start-up privilege checks: the clone privilege on the source and what the hardware settings in use
-need (errors), and what a failed test's console screenshots need (a warning: they are optional evidence).
+"""The start-up privilege checks: the clone privilege on the source (DeployTemplate from a vSphere template)
+and what the hardware settings in use need (errors), and what a failed test's console screenshots need (a
+warning: they are optional evidence).
 
 The privileges are the client's tables (client/privileges.py), the ones ``vsphere-clone doctor`` checks,
 on the objects vCenter checks them on: the folder the clones are made in (whose permissions they
@@ -13,10 +14,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .options import OPTIONS
-
-#: What every clone needs on its source, checked at the start (the others may be granted on folders, pools
-#: or datastores the clone only reaches later).
-CLONE_PRIVILEGE = "VirtualMachine.Provisioning.Clone"
 
 if TYPE_CHECKING:
     from ..client.hardware import ResolvedHardware
@@ -72,9 +69,18 @@ class PrivilegeChecks:
         HasPrivilegeOnEntities call for both. Screenshots are still attempted: each failed test then says
         in its own warning line why it has none."""
         from ..client.errors import MissingPrivileges
-        from ..client.privileges import SCREENSHOT_ON_CLONE, SCREENSHOT_ON_DATASTORE, missing_privileges
+        from ..client.privileges import (
+            SCREENSHOT_ON_CLONE,
+            SCREENSHOT_ON_DATASTORE,
+            missing_privileges,
+            source_privilege,
+        )
 
         template = self.templates.template(name)
+        # What every clone needs on its source, checked at the start (the others may be granted on folders,
+        # pools or datastores the clone only reaches later): Clone, or DeployTemplate from a vSphere template
+        # (CloneVM_Task's reference; config.template is read with the inventory, no extra request).
+        privilege = source_privilege(template.is_template)
         folder = self.clone_folder(template, settings)
         placement = self._placement(template, settings)
         stores = [template.datacenter, *([placement.datastore] if placement is not None and placement.datastore
@@ -84,11 +90,14 @@ class PrivilegeChecks:
         key = tuple(screenshot_pairs)
         if key in self._screenshots_checked:
             screenshot_pairs = []
-        pairs = [(template.ref, CLONE_PRIVILEGE), *screenshot_pairs]
+        pairs = [(template.ref, privilege), *screenshot_pairs]
         conn = self.holder.connection()
         missing = missing_privileges(conn, list(dict.fromkeys(e for e, _ in pairs)), {p for _, p in pairs})
-        if CLONE_PRIVILEGE in missing.get(template.ref, ()):
-            raise MissingPrivileges(conn.user, [CLONE_PRIVILEGE], f"template {name!r}")
+        if privilege in missing.get(template.ref, ()):
+            where = f"template {name!r}"
+            if template.is_template:
+                where += ", which is marked as a vSphere template (cloning one is deploying it)"
+            raise MissingPrivileges(conn.user, [privilege], where)
         self._screenshots_checked.add(key)
         lacking = "; ".join(f"{privilege} on {self._label(entity)}" for entity, privilege in screenshot_pairs
                             if privilege in missing.get(entity, ()))

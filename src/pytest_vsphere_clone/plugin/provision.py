@@ -104,7 +104,7 @@ class Provisioner:
         template = self.templates.template(name)
         kind = clone_type(settings.clone_type)
         if kind.needs_running_source and template.power_state != "poweredOn":
-            raise InvalidInstantSource(template.name, template.power_state)
+            raise InvalidInstantSource(template.name, template.power_state, template.is_template)
         if kind.uses_snapshot(settings.snapshot):
             LinkedClone().snapshot(template, settings.snapshot)
         self.check_host_key_policy(name, settings)

@@ -100,9 +100,22 @@ class CloneMethods(SnapshotMethods):
             clone.disk = None
             self.changed()
 
-    @vmomi_method("VirtualMachine.Provisioning.Clone")
+    def clone_privilege(self, to_template: bool) -> str:
+        """CloneVM_Task's privilege on this source (API reference): "The privilege required on the source
+        virtual machine depends on the source and destination types: source is virtual machine, destination is
+        virtual machine - VirtualMachine.Provisioning.Clone; source is virtual machine, destination is template -
+        VirtualMachine.Provisioning.CreateTemplateFromVM; source is template, destination is virtual machine -
+        VirtualMachine.Provisioning.DeployTemplate; source is template, destination is template -
+        VirtualMachine.Provisioning.CloneTemplate"."""
+        if self.template:
+            return "VirtualMachine.Provisioning." + ("CloneTemplate" if to_template else "DeployTemplate")
+        return "VirtualMachine.Provisioning." + ("CreateTemplateFromVM" if to_template else "Clone")
+
+    # pyVmomi gives CloneVM_Task no privilege of its own (it depends on the source): checked in the method.
+    @vmomi_method()
     def CloneVM_Task(self, ctx: CallContext, folder: Any, name: str, spec: Any) -> Any:
         with self.vc.lock:
+            ctx.require(self.clone_privilege(bool(spec.template)), self)
             # Privileges and references fail the call itself. Cloning costs 1 against the hosts it
             # involves (vSphere docs, "Limits on Simultaneous Migrations": "other provisioning
             # operations", such as cloning); more than the maximum cost of a host queue.
@@ -173,6 +186,8 @@ class CloneMethods(SnapshotMethods):
 
         return self.vc.tasks.start(ctx, self, "CloneVM_Task", operation, clone, costs=costs)
 
+    # InstantClone_Task: "The original virtual machine must be in a powered-on state", which a template never
+    # is (MarkAsTemplate: "A VirtualMachine marked as a template cannot be powered on"): InvalidPowerState below.
     @vmomi_method("VirtualMachine.Provisioning.Clone")
     def InstantClone_Task(self, ctx: CallContext, spec: Any) -> Any:
         location = spec.location
