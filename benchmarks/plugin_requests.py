@@ -6,9 +6,14 @@ lifecycle (clone, power on, discovery through Guest Operations, power off, destr
 per method, the same lifecycle as a plain pyVmomi script (``naive_flow.py``: attribute reads,
 polling). Both run on the ``seed`` profile, scaled by ``--time-scale``, so polling costs what
 it would on real timings. Targets: <= 25 requests per lifecycle, <= 0.5x the naive script's.
-Needs root (real guests):
+Needs root (real guests); the seeds' own timings (what targets.py runs, about 3 minutes) and a
+tenth of them (about 30 s):
 
+    .venv/bin/python benchmarks/plugin_requests.py --time-scale 1
     .venv/bin/python benchmarks/plugin_requests.py --time-scale 0.1
+
+The per-method table is the one to compare before and after a change: the discovery looks follow
+the guest's random DHCP time, so the total moves by about a request between runs.
 """
 
 from __future__ import annotations
