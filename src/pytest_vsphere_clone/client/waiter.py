@@ -198,6 +198,8 @@ class Waiter:
                     watch.gone = True  # the server could not resolve it: it is no more
             except BaseException:
                 self._watches.pop(vm._moId, None)
+                if vm._moId in self._members:  # joined a view whose filters failed: it leaves with the next change
+                    self._stale[vm._moId] = vm
                 raise
 
     def unwatch(self, vm: Any) -> None:
