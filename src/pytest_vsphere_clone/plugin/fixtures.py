@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .keys import RUN_PLUGIN, SETTINGS_KEY
+from .keys import FACTORY_CLONES, RUN_PLUGIN, SETTINGS_KEY
 from .options import PYTEST_SCOPES
-from .reports import FACTORY_CLONES
 
 if TYPE_CHECKING:
     from .clone import Clone

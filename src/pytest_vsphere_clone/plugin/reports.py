@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .clone import PHASES
+from .keys import FACTORY_CLONES
 
 if TYPE_CHECKING:
     from .clone import Clone
     from .evidence import Evidence
 
-#: The clones ``vsphere_vm_factory`` made for a test, in order (on the test item's stash).
-FACTORY_CLONES: pytest.StashKey[list[Clone]] = pytest.StashKey()
 #: The fixture whose clone has the plain property names.
 PLAIN_FIXTURE = "vsphere_vm"
 #: The property carrying a clone's name; every other property of the clone follows it.
