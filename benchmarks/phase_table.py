@@ -96,7 +96,7 @@ def limits(sim: Simulator, row: Row, vm_id: str) -> dict[str, float]:
     adds the one Guest Operations call that must follow the address (reading it), an instant
     clone's refresh also the call that starts it (at the profile's mean). Connecting (SSH/WinRM)
     is not one of the seeds' phases: it is shown, but not limited."""
-    from pytest_vsphere_clone.client.waiter import task_method
+    from pytest_vsphere_clone.client.task_reads import task_method
     from pytest_vsphere_clone.simulator.objects.virtual_machine import VirtualMachine
     from pytest_vsphere_clone.simulator.tasks import Task
 

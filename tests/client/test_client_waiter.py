@@ -13,7 +13,8 @@ from pytest_vsphere_clone.client.errors import WaitTimeout
 from pytest_vsphere_clone.client.inventory import find_template
 from pytest_vsphere_clone.client.pacing import TaskPace
 from pytest_vsphere_clone.client.session import VSphereConnection
-from pytest_vsphere_clone.client.waiter import TasksStillRunning, Waiter, poll_tasks, task_finished
+from pytest_vsphere_clone.client.task_reads import TasksStillRunning, poll_tasks, task_finished
+from pytest_vsphere_clone.client.waiter import Waiter
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 
 Connect = Callable[..., VSphereConnection]

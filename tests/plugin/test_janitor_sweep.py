@@ -18,7 +18,7 @@ from pyVmomi import vim
 from pytest_vsphere_clone.client.inventory import find_template
 from pytest_vsphere_clone.client.marker import Marker
 from pytest_vsphere_clone.client.session import VSphereConnection
-from pytest_vsphere_clone.client.waiter import poll_tasks
+from pytest_vsphere_clone.client.task_reads import poll_tasks
 from pytest_vsphere_clone.plugin.connection_holder import ConnectionHolder
 from pytest_vsphere_clone.plugin.janitor import Janitor
 from pytest_vsphere_clone.plugin.ledger import Ledger

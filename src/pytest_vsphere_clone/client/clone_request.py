@@ -275,7 +275,7 @@ class CloneStrategy(ABC):
         manager = conn.content.taskManager
         if manager is None:
             return
-        from .waiter import read_task_infos, task_method
+        from .task_reads import read_task_infos, task_method
 
         # Reading TaskManager.recentTask is fine; only update notifications of an entity's
         # recentTask may be missing (see client/waiter.py).

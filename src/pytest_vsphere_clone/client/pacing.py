@@ -20,7 +20,7 @@ more than the median for a power-off at the seeds' timings), and a read for a ta
 out still running, so it is for waits where latency is cheap. Shown by: plugin_requests.py
 (RetrievePropertiesEx, ModifyListView and WaitForUpdatesEx per lifecycle).
 
-**One view for every task and watch** (client/waiter.py). The tasks a waiter follows and the
+**One view for every task and watch** (client/collector_view.py). The tasks a waiter follows and the
 VMs it watches are members of one ListView, under two filters (one per type) kept for the
 collector's life. Saves: a CreateFilter and a DestroyPropertyFilter per task and per watch, for
 one ModifyListView each; a finished task or a destroyed VM leaves the view with the next

@@ -188,8 +188,8 @@ class Janitor:
         """
         from pyVmomi import vim
 
+        from ..client.task_reads import TasksStillRunning, poll_tasks, task_finished
         from ..client.teardown import list_marked
-        from ..client.waiter import TasksStillRunning, poll_tasks, task_finished
 
         conn = self.holder.connection()
         names = {e.name for e in entries}
@@ -227,7 +227,7 @@ class Janitor:
     def _inflight_clone_tasks(self, templates: set[str]) -> list[Any]:
         """Clone tasks queued or running on one of ``templates`` (by name), from TaskManager.recentTask."""
         from ..client import props
-        from ..client.waiter import read_task_infos, task_finished
+        from ..client.task_reads import read_task_infos, task_finished
 
         conn = self.holder.connection()
         manager = conn.content.taskManager
