@@ -14,7 +14,14 @@ from client_helpers import FAST_RETRY
 
 from pytest_vsphere_clone.client.clone import clone_vm
 from pytest_vsphere_clone.client.clone_request import CloneRequest
-from pytest_vsphere_clone.client.discovery import ActiveDiscovery, AddressFilter, ToolsDiscovery
+from pytest_vsphere_clone.client.discovery import (
+    ActiveDiscovery,
+    AddressFilter,
+    ToolsDiscovery,
+    guest_wait_seconds,
+    linux_wait_command,
+    parse_addresses,
+)
 from pytest_vsphere_clone.client.errors import GuestLoginFailed, GuestOperationFailed, NicRefreshFailed, WaitTimeout
 from pytest_vsphere_clone.client.guest_ops import GuestOperations
 from pytest_vsphere_clone.client.inventory import find_template
@@ -25,6 +32,7 @@ from pytest_vsphere_clone.client.nic_refresh import (
     refresh_nics,
     windows_prelude,
 )
+from pytest_vsphere_clone.client.pacing import WaitingPace
 from pytest_vsphere_clone.client.retry import RetryPolicy
 from pytest_vsphere_clone.client.session import VSphereConnection
 from pytest_vsphere_clone.client.teardown import destroy
@@ -158,6 +166,32 @@ def test_active_discovery_linux(guest_conn: VSphereConnection, linux_guest: Gues
     found = ActiveDiscovery(linux_guest).discover(30)
     assert found.method == "active"
     assert ipaddress.ip_address(found.ip).version == 4 and not ipaddress.ip_address(found.ip).is_link_local
+
+
+def test_the_waiting_command_says_how_long_it_waited_in_the_guest(linux_guest: GuestOperations) -> None:
+    """The default Linux command leaves the guest's uptime before and after its wait on stderr:
+    what the discovery pace learns from (client/pacing.py, WaitingPace)."""
+    result = linux_guest.run(linux_wait_command("ipv4", 3.0), timeout=30)
+    waited = guest_wait_seconds(result.stderr)
+    assert waited is not None and 0.0 <= waited < 3.0, result.stderr
+    assert parse_addresses(result.stdout), "the addresses still come on stdout"
+
+
+def test_a_paced_discovery_looks_first_when_its_kind_had_its_address(linux_guest: GuestOperations,
+                                                                     guest_sim: Simulator) -> None:
+    """A pace that learned a 1.5 s wait puts the first look there: none before it, one or two after
+    (this guest has its address already, so the round ends at once and the looks before 1.5 s
+    would each have been a request); the round's own (short) wait is learned for the next."""
+    pace = WaitingPace()
+    pace.record("linux-frozen/linked", 1.5)
+    guest_sim.reset_counters()
+    started = time.monotonic()
+    found = ActiveDiscovery(linux_guest, pace=pace, pace_kind="linux-frozen/linked").discover(30)
+    assert time.monotonic() - started >= 1.5
+    assert found.method == "active"
+    assert guest_sim.counters()["InitiateFileTransferFromGuest"] <= 2
+    assert pace.first_look("linux-frozen/linked") < 1.5
+    assert pace.first_look("another/kind") == 0.0
 
 
 def test_tools_discovery_linux(guest_conn: VSphereConnection, linux_guest: GuestOperations) -> None:

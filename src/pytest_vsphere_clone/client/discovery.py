@@ -30,7 +30,7 @@ from .errors import (
     WaitTimeout,
 )
 from .guest_ops import GuestOperations
-from .pacing import WAITING_BEAT
+from .pacing import WAITING_BEAT, WaitingPace
 from .result import CommandResult
 
 if TYPE_CHECKING:
@@ -49,6 +49,9 @@ GUEST_WAIT_SECONDS = 3.0
 #: Get-NetIPAddress, a CIM query).
 _GUEST_TICK = 0.025
 _WINDOWS_GUEST_TICK = 0.05
+#: The line :func:`linux_wait_command` leaves on stderr: the guest's uptime before and after its wait.
+_WAITED_MARK = "pytest-vsphere-clone-waited"
+_WAITED = re.compile(rf"^{_WAITED_MARK} (\d+(?:\.\d+)?) (\d+(?:\.\d+)?)$", re.MULTILINE)
 #: Exit statuses of "command not found" (sh, cmd.exe): retrying cannot help.
 _NOT_FOUND_STATUSES = (126, 127, 9009)
 #: cmd.exe's "command not found", for output whose exit status is only success or failure.
@@ -97,8 +100,16 @@ def linux_wait_command(family: str = "ipv4", wait: float = GUEST_WAIT_SECONDS) -
     probe = (f"ip -o{flag} address show scope global 2>/dev/null | grep -vE 'tentative|^[0-9]+: {bridges}' "
              f"| grep -q inet")
     ticks = max(1, round(wait / _GUEST_TICK))
-    return (f"i=0; until {probe} || [ $i -ge {ticks} ]; do sleep {_GUEST_TICK} 2>/dev/null || sleep 1; "
-            f"i=$((i+1)); done; {DEFAULT_COMMANDS['linux']}")
+    # The guest's uptime before and after the wait, on stderr: how long it waited (WaitingPace).
+    return (f"read t0 _ </proc/uptime 2>/dev/null; i=0; until {probe} || [ $i -ge {ticks} ]; "
+            f"do sleep {_GUEST_TICK} 2>/dev/null || sleep 1; i=$((i+1)); done; "
+            f"read t1 _ </proc/uptime 2>/dev/null; echo \"{_WAITED_MARK} $t0 $t1\" >&2; {DEFAULT_COMMANDS['linux']}")
+
+
+def guest_wait_seconds(stderr: str) -> float | None:
+    """How long :func:`linux_wait_command` waited in the guest, from its stderr (None if unknown)."""
+    found = _WAITED.search(stderr)
+    return float(found[2]) - float(found[1]) if found else None
 
 
 @dataclass(frozen=True)
@@ -327,7 +338,8 @@ class ActiveDiscovery:
     def __init__(self, guest: GuestOperations, address_filter: AddressFilter | None = None, *,
                  command: str | None = None, fallback: ToolsDiscovery | None = None, interval: float = 0.1,
                  max_interval: float = 0.25, also_run: str | None = None, prelude: str | None = None,
-                 check_prelude: Callable[[CommandResult], object] | None = None) -> None:
+                 check_prelude: Callable[[CommandResult], object] | None = None,
+                 pace: WaitingPace | None = None, pace_kind: str = "") -> None:
         self.guest = guest
         self.filter = address_filter or AddressFilter()
         self.command = command
@@ -337,6 +349,8 @@ class ActiveDiscovery:
         self.fallback = fallback
         self.interval = interval
         self.max_interval = max_interval
+        self.pace = pace
+        self.pace_kind = pace_kind
 
     def command_for(self, os_family: str, wait: float = GUEST_WAIT_SECONDS) -> str:
         """The command of one round; the defaults wait in the guest up to ``wait`` seconds."""
@@ -394,8 +408,13 @@ class ActiveDiscovery:
                 # Windows: one output file that appears at the end (run_merged) makes a round two
                 # guest operations instead of four; the address is all discovery needs.
                 run = ops.run_merged if windows else ops.run
-                result = run(f"{prelude}{' & ' if windows else chr(10)}{command}" if prelude else command,
-                             timeout=max(remaining, 1.0), poll_max=self._poll_max(), clean_up_later=True)
+                # Only the default Linux command says how long it waited; only a clone's first round
+                # waits for a boot's DHCP.
+                paced = self.pace is not None and not windows and not self.command and attempts == 1
+                first_look = self.pace.first_look(self.pace_kind) if paced and self.pace is not None else 0.0
+                full = f"{prelude}{' & ' if windows else chr(10)}{command}" if prelude else command
+                result = run(full, timeout=max(remaining, 1.0), poll_max=self._poll_max(), clean_up_later=True,
+                             first_look=first_look)
                 if prelude:  # it ran: later rounds are discovery alone
                     self.prelude = None
                     outcome = self.check_prelude(result) if self.check_prelude is not None else None
@@ -431,6 +450,9 @@ class ActiveDiscovery:
                 continue
             addresses = parse_addresses(result.stdout)
             usable = self.filter.usable(addresses)
+            waited = guest_wait_seconds(result.stderr) if paced else None
+            if usable and waited is not None and self.pace is not None:
+                self.pace.record(self.pace_kind, waited)
             if usable:
                 return DiscoveryResult(usable[0].address, [a.address for a in usable], self.method, attempts,
                                        self.filter.describe(addresses), result.stdout)

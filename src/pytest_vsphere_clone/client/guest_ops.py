@@ -81,28 +81,30 @@ class GuestOperations(GuestCalls):
         return self.start(LINUX_SHELL, "-c " + shlex.quote(f"{command} 2>{path} && rm -f {path}"))
 
     def run(self, command: str, timeout: float = 120.0, *, poll_max: float | None = None,
-            clean_up_later: bool = False) -> CommandResult:
+            clean_up_later: bool = False, first_look: float = 0.0) -> CommandResult:
         """Run ``command`` in the guest's shell; returns its exit status, stdout and stderr.
 
         ``poll_max``: the beat of looks for a command that waits for something in the guest (see
-        client/pacing.py); None looks soon, then less and less often. ``clean_up_later`` leaves
+        client/pacing.py); None looks soon, then less and less often; ``first_look``: no look for the
+        result before that many seconds (a paced wait, client/pacing.py). ``clean_up_later`` leaves
         the result files for the next command run in this guest to delete as it starts
         (client/leftovers.py; :meth:`clean_up` deletes what is left). On Windows the command runs inside
         parentheses, so an unbalanced ``)`` must be escaped as ``^)`` as in any cmd.exe block.
         """
         if self.os_family != "windows":
-            return self._run_linux(command, timeout, poll_max, clean_up_later)
+            return self._run_linux(command, timeout, poll_max, clean_up_later, first_look)
         return self._run_windows(command, timeout, poll_max, clean_up_later)
 
     def run_merged(self, command: str, timeout: float = 120.0, *, poll_max: float | None = None,
-                   clean_up_later: bool = False) -> CommandResult:
+                   clean_up_later: bool = False, first_look: float = 0.0) -> CommandResult:
         """Like :meth:`run`, with stdout and stderr in one stream (in both fields of the result) and
         the exit status only as success (0) or failure (1) on Windows: there the output lands in
         one file that appears when the command has ended, so a round costs a StartProgramInGuest and
         a look or two for the file instead of ListProcessesInGuest and two downloads. For commands
         whose output is all that matters (discovery). Linux commands get this from :meth:`run`."""
         if self.os_family != "windows":
-            result = self.run(command, timeout, poll_max=poll_max, clean_up_later=clean_up_later)
+            result = self.run(command, timeout, poll_max=poll_max, clean_up_later=clean_up_later,
+                              first_look=first_look)
             both = result.stdout + result.stderr
             return CommandResult(result.exit_status, both, both)
         token = secrets.token_hex(16)
@@ -116,7 +118,7 @@ class GuestOperations(GuestCalls):
         deadline = time.monotonic() + timeout
         pid = self._start_deleting(WINDOWS_SHELL, f'/s /c "{inner}"', stale)
         try:
-            raw = self._await_result(path, pid, deadline, timeout, command, poll_max)
+            raw = self._await_result(path, pid, deadline, timeout, command, poll_max, first_look)
         finally:
             self._discard(path, clean_up_later)
         text = raw.decode("utf-8", "replace").replace("\r\n", "\n")
@@ -154,7 +156,7 @@ class GuestOperations(GuestCalls):
             raise
 
     def _run_linux(self, command: str, timeout: float, poll_max: float | None = None,
-                   clean_up_later: bool = False) -> CommandResult:
+                   clean_up_later: bool = False, first_look: float = 0.0) -> CommandResult:
         """One result file that appears only when the command has ended: stdout, then stderr after a
         one-off separator, then the exit status. The shell writes it under a ``.part`` name and
         renames it at the end, so polling for the file (InitiateFileTransferFromGuest answers
@@ -181,7 +183,8 @@ class GuestOperations(GuestCalls):
         deadline = time.monotonic() + timeout
         pid = self._start_deleting(LINUX_SHELL, "-c " + shlex.quote(script), stale)
         try:
-            output = self._await_result(path, pid, deadline, timeout, command, poll_max).decode("utf-8", "replace")
+            output = self._await_result(path, pid, deadline, timeout, command, poll_max,
+                                        first_look).decode("utf-8", "replace")
         finally:
             self._discard(path, clean_up_later)
         body, found, trailer = output.rpartition(f"\n{separator} rc=")
@@ -195,11 +198,11 @@ class GuestOperations(GuestCalls):
         return CommandResult(status, stdout, stderr)
 
     def _await_result(self, path: str, pid: int, deadline: float, timeout: float, command: str,
-                      poll_max: float | None) -> bytes:
+                      poll_max: float | None, first_look: float = 0.0) -> bytes:
         """The result file's content once it exists; the process is checked now and then, so one
         that died without writing it fails within seconds instead of at the deadline."""
         processes, _ = self._managers()
-        looks = pacing.ResultLooks(poll_max, time.monotonic())  # the schedule: see client/pacing.py
+        looks = pacing.ResultLooks(poll_max, time.monotonic(), first_look)  # the schedule: see client/pacing.py
         while True:
             time.sleep(max(0.0, min(looks.next_look - time.monotonic(), deadline - time.monotonic())))
             look_started = time.monotonic()

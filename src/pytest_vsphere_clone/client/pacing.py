@@ -41,6 +41,16 @@ pause after each answer would add the call's own time). Costs: about three reque
 second of waiting. Shown by: phase_table.py (IP lag <= 0.5 s) and plugin_requests.py (the
 looks while the guest's DHCP runs).
 
+**The paced first look of discovery** (:class:`WaitingPace`). Discovery's default Linux command
+says how long it waited in the guest for the address (its loop's ticks, on stderr); the pace
+remembers that per kind of clone (template and clone type) and puts the first look of the next
+such round at the shortest wait among the recent ones, not half a beat in: the looks before it
+would find nothing. Later looks keep the beat, so an address that comes after that point is
+known as before. Saves: the looks while a clone's DHCP runs (about 3 per second of it) for every
+clone of a kind after the first. Costs: an address that comes sooner than every recent one of
+its kind is known up to that much later (a new low is learned from that round on). Shown by:
+plugin_requests.py (InitiateFileTransferFromGuest per lifecycle) and phase_table.py (IP lag).
+
 **Process checks** (:class:`ResultLooks`, :data:`PROCESS_CHECK_FIRST`). While a result
 file is awaited, ListProcessesInGuest asks whether the command still lives only after 4 s,
 then at gaps doubling to 16 s. Saves: a ListProcessesInGuest per command (most end first;
@@ -93,16 +103,37 @@ class TaskPace:
             self._seen.setdefault(kind, deque(maxlen=PACE_WINDOW)).append(seconds)
 
 
+class WaitingPace:
+    """How long recent discovery rounds of each kind waited in the guest for an address: the next
+    round's first look comes at the shortest of them (see the module docstring). Shared by the
+    clones of one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, deque[float]] = {}
+
+    def first_look(self, kind: str) -> float:
+        """Seconds after a round's start for its first look (0 while no round of ``kind`` was seen)."""
+        with self._lock:
+            seen = self._seen.get(kind)
+            return min(min(seen), PACE_MAX) if seen else 0.0
+
+    def record(self, kind: str, waited: float) -> None:
+        """A round of ``kind`` waited ``waited`` seconds in the guest before its address was there."""
+        with self._lock:
+            self._seen.setdefault(kind, deque(maxlen=PACE_WINDOW)).append(max(0.0, waited))
+
+
 class ResultLooks:
     """When to look for one command's result file, and when to check its process (see the module
     docstring): on a fixed ``beat`` (a command that waits in the guest) or soon and then less and
-    less often (``beat`` None)."""
+    less often (``beat`` None). ``first_look``: no look before that many seconds (a paced wait)."""
 
-    def __init__(self, beat: float | None, started: float) -> None:
+    def __init__(self, beat: float | None, started: float, first_look: float = 0.0) -> None:
         self._beat = beat
         self._pause = LOOK_START
         #: When the next look is due (time.monotonic()).
-        self.next_look = started + (beat / 2 if beat else FIRST_LOOK)
+        self.next_look = started + max(first_look, beat / 2 if beat else FIRST_LOOK)
         self._check_gap = PROCESS_CHECK_FIRST
         self._next_check = started + self._check_gap
 

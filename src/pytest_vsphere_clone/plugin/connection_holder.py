@@ -1,4 +1,4 @@
-"""This process's one vSphere session and one Waiter, opened on first use."""
+"""This process's one vSphere session and one Waiter, opened on first use, and its discovery pace."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from ..client.pacing import WaitingPace
     from ..client.session import VSphereConnection
     from ..client.waiter import Waiter
     from .settings import Settings
@@ -20,6 +21,7 @@ class ConnectionHolder:
         self.settings = settings
         self._conn: VSphereConnection | None = None
         self._waiter: Waiter | None = None
+        self._discovery_pace: WaitingPace | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -50,6 +52,14 @@ class ConnectionHolder:
 
             self._waiter = Waiter(self.connection())
         return self._waiter
+
+    def discovery_pace(self) -> WaitingPace:
+        """How long this process's recent clones waited for their addresses (client/pacing.py)."""
+        if self._discovery_pace is None:
+            from ..client.pacing import WaitingPace
+
+            self._discovery_pace = WaitingPace()
+        return self._discovery_pace
 
     def close(self) -> None:
         """Destroy the collector and log out (idempotent)."""

@@ -359,7 +359,8 @@ class Provisioner:
         if settings.discovery == "active" and guest is not None:
             discovery = ActiveDiscovery(guest, address_filter, command=settings.discovery_command, fallback=tools,
                                         also_run=HOST_KEYS_COMMAND if read_keys else None,
-                                        prelude=prelude, check_prelude=check)
+                                        prelude=prelude, check_prelude=check, pace=self.holder.discovery_pace(),
+                                        pace_kind=f"{clone.template}/{kind.name}")
             found = discovery.discover(settings.ip_timeout, deadline=deadline)
             output = found.output
         else:
