@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import pytest
 from plugin_helpers import Inner, SimHandle, start_sim
 
+from pytest_vsphere_clone.client.session import VSphereConnection
+from pytest_vsphere_clone.client.teardown import list_marked, reap
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 from pytest_vsphere_clone.simulator.guests import guest_support_problem
 
@@ -50,3 +52,23 @@ def sim() -> Iterator[Simulator]:
 @pytest.fixture
 def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Inner:
     return Inner(pytester, monkeypatch)
+
+
+@pytest.fixture
+def conn(plugin_sim: SimHandle) -> Iterator[VSphereConnection]:
+    """A pyVmomi session with the module's simulator, for checks beside the inner runs."""
+    f = plugin_sim.facts
+    connection = VSphereConnection(f["HOST"], f["USER"], f["PASSWORD"], ca_bundle=f["CA_FILE"]).connect()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def reap_kept(conn: VSphereConnection, plugin_sim: SimHandle) -> Iterator[None]:
+    """After the test, destroy whatever clones it kept (every marked VM of the simulator), guests included."""
+    namespaces = plugin_sim.namespaces()
+    yield
+    for run_id in {vm.marker.run_id for vm in list_marked(conn)}:
+        reap(conn, run_id=run_id)
+    assert plugin_sim.clones() == []
+    assert plugin_sim.namespaces() == namespaces

@@ -15,14 +15,10 @@ import struct
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from plugin_helpers import Inner, SimHandle
-
-from pytest_vsphere_clone.client.session import VSphereConnection
-from pytest_vsphere_clone.client.teardown import list_marked, reap
 
 pytestmark = pytest.mark.guests
 
@@ -50,25 +46,6 @@ def test_named(web):
 def test_marked(vsphere_vm):
     assert vsphere_vm.ip
 """
-
-
-@pytest.fixture
-def conn(plugin_sim: SimHandle) -> Iterator[VSphereConnection]:
-    f = plugin_sim.facts
-    connection = VSphereConnection(f["HOST"], f["USER"], f["PASSWORD"], ca_bundle=f["CA_FILE"]).connect()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def reap_kept(conn: VSphereConnection, plugin_sim: SimHandle) -> Iterator[None]:
-    """Destroy the clones the inner run kept, guests included."""
-    namespaces = plugin_sim.namespaces()
-    yield
-    for run_id in {vm.marker.run_id for vm in list_marked(conn)}:
-        reap(conn, run_id=run_id)
-    assert plugin_sim.clones() == []
-    assert plugin_sim.namespaces() == namespaces
 
 
 def _properties(case: ET.Element) -> list[tuple[str, str]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
 from plugin_helpers import Inner, SimHandle
@@ -30,25 +29,6 @@ def test_one_clone_each(vsphere_vm, outcome):
     assert vsphere_vm.run("true").exit_status == 0
     assert outcome != "fail"
 """
-
-
-@pytest.fixture
-def conn(plugin_sim: SimHandle) -> Iterator[VSphereConnection]:
-    f = plugin_sim.facts
-    connection = VSphereConnection(f["HOST"], f["USER"], f["PASSWORD"], ca_bundle=f["CA_FILE"]).connect()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def reap_kept(conn: VSphereConnection, plugin_sim: SimHandle) -> Iterator[None]:
-    """After the test, destroy whatever clones it kept (every marked VM of the simulator), guests included."""
-    namespaces = plugin_sim.namespaces()
-    yield
-    for run_id in {vm.marker.run_id for vm in list_marked(conn)}:
-        reap(conn, run_id=run_id)
-    assert plugin_sim.clones() == []
-    assert plugin_sim.namespaces() == namespaces
 
 
 def clone_of(out: str, outcome: str) -> str:
