@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 from go_build import GoBuild, GoClientError, build_go_client
@@ -11,6 +11,31 @@ from vcsim_fixtures import guest_sshd, vcsim_build, vcsim_certificate, vcsim_tie
 
 from pytest_vsphere_clone.simulator import Simulator, SimulatorConfig
 from pytest_vsphere_clone.simulator.guests import guest_support_problem
+
+# --- evidence of a failing plugin-against-vcsim test ----------------------------------------
+
+#: Lines of each inner run's transcript a failing test shows (the end, where a failure is).
+RUN_LINES = 200
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing test on vcsim shows its evidence whatever its assertion said: every inner run's
+    transcript, the plugin's log of those runs, the Tools player's record and vcsim's log."""
+    report: pytest.TestReport = yield
+    tier = getattr(item, "funcargs", {}).get("vcsim_tier")
+    if report.failed and tier is not None:
+        for number, run in enumerate(tier.shell.runs, 1):
+            lines = run.report().splitlines()
+            shown = "\n".join(lines[-RUN_LINES:])
+            cut = f" (last {RUN_LINES} of {len(lines)} lines)" if len(lines) > RUN_LINES else ""
+            report.sections.append((f"inner run {number}{cut}", shown))
+        report.sections.append(("the inner runs' plugin log", tier.shell.log_excerpt()))
+        report.sections.append(("vcsim Tools player", f"booted: {tier.player.booted}\nerrors: {tier.player.errors}"))
+        report.sections.append(("vcsim log", tier.server.log_excerpt()))
+    return report
+
 
 # --- the Go (govmomi) client ------------------------------------------------------------
 

@@ -23,6 +23,8 @@ from vcsim_server import TEMPLATE, Vcsim
 
 #: Markers of output that is not one line: Python tracebacks and pytest's internal errors.
 TRACEBACK_MARKS = ("Traceback (most recent call last)", "INTERNALERROR")
+#: The inner runs' log lines: when, which process (controller or xdist worker), where, what.
+LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
 #: The plugin's bounds for this tier: vcsim answers within milliseconds, so a wait that reaches
 #: them is a hang, and it ends the inner run in minutes instead of the 300 s defaults.
 TIMEOUT_ARGS = ["--vsphere-clone-timeout=30", "--vsphere-ip-timeout=30", "--vsphere-connect-timeout=20"]
@@ -77,6 +79,9 @@ class UserShell:
         self.home = workdir / "home"
         self.tmp = workdir / "tmp"
         self.records = workdir / "records.jsonl"
+        self.log = workdir / "plugin.log"
+        #: Every command run so far, in order: a failing test prints them (see conftest.py).
+        self.runs: list[Outcome] = []
         for path in (self.home, self.tmp):
             path.mkdir(parents=True, exist_ok=True)
 
@@ -101,7 +106,19 @@ class UserShell:
 
     def pytest_argv(self, *args: str) -> tuple[list[str], Path]:
         junit = self.workdir / f"junit-{time.monotonic_ns()}.xml"
-        return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}", *args], junit
+        # The plugin's log (waits, faults, collector replacements) from every process of the run,
+        # appended to one file: evidence for a failure that the terminal's one line cannot hold.
+        logging = [f"--log-file={self.log}", "--log-file-level=INFO", "-o", "log_file_mode=a",
+                   "-o", f"log_file_format={LOG_FORMAT}"]
+        return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}", *logging,
+                *args], junit
+
+    def log_excerpt(self, tail: int = 80) -> str:
+        """The end of the inner runs' plugin log."""
+        if not self.log.exists():
+            return "(no log)"
+        lines = self.log.read_text(errors="replace").splitlines()
+        return f"{self.log} ({len(lines)} lines, last {tail})\n" + "\n".join(lines[-tail:])
 
     def pytest(self, *args: str, timeout: float = 300.0) -> Outcome:
         """``pytest *args`` in the work directory, to its end (killed after ``timeout``)."""
@@ -129,7 +146,9 @@ class UserShell:
             os.killpg(process.pid, signal.SIGKILL)  # the group this call started: pytest and its xdist workers
             stdout, stderr = process.communicate()
             stderr += f"\n[conformance] killed after {timeout:.0f} s"
-        return Outcome([_shown(a) for a in argv], process.returncode, stdout, stderr, junit)
+        outcome = Outcome([_shown(a) for a in argv], process.returncode, stdout, stderr, junit)
+        self.runs.append(outcome)
+        return outcome
 
 
 def _shown(arg: str) -> str:

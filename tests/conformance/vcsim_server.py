@@ -34,6 +34,9 @@ NO_SNAPSHOT_TEMPLATE = "conformance-nosnap"
 SNAPSHOT = "base"
 USER = "conformance@vsphere.local"
 PASSWORD = "Conformance-Pass-1"
+#: vcsim log lines worth showing from anywhere in a failing test's log: Go panics (net/http logs a
+#: handler's panic as "http: panic serving"), faults, a collector's lost objects.
+NOTABLE_LOG = re.compile(r"panic|goroutine |[Ff]ault|error|no longer exists|canceled")
 
 
 class VcsimError(RuntimeError):
@@ -90,6 +93,17 @@ class Vcsim:
     user: str = USER
     password: str = field(default=PASSWORD, repr=False)
     stock_vms: frozenset[str] = frozenset()
+    #: vcsim's own log (its stderr): the evidence a failing test prints (see conftest.py).
+    log_file: Path | None = None
+
+    def log_excerpt(self, tail: int = 60, notable: int = 40) -> str:
+        """The log's notable lines (panics, faults, errors) and its last ``tail`` lines."""
+        if self.log_file is None or not self.log_file.exists():
+            return "(no vcsim log)"
+        lines = self.log_file.read_text(errors="replace").splitlines()
+        marked = [line for line in lines if NOTABLE_LOG.search(line)]
+        return (f"{self.log_file} ({len(lines)} lines)\n--- notable ({len(marked)}, last {notable}) ---\n"
+                + "\n".join(marked[-notable:]) + f"\n--- last {tail} ---\n" + "\n".join(lines[-tail:]))
 
     def connect(self) -> Any:
         """A fresh pyVmomi ServiceInstance (the caller disconnects it)."""
@@ -134,20 +148,19 @@ def run_vcsim(binary: Path, workdir: Path, cert: tuple[Path, Path]) -> Iterator[
     """Start vcsim, prepare the templates, yield it; stop it and remove its files after."""
     workdir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="vcsim-ds-", dir=workdir))  # the model's datastore directories
-    process = subprocess.Popen(
-        [str(binary), "-listen", "127.0.0.1:0", "-user", USER, "-password", PASSWORD,
-         "-cert", str(cert[0]), "-key", str(cert[1])],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(tmp)},
-        preexec_fn=die_with_parent)
-    stderr_lines: list[bytes] = []
-    drain = threading.Thread(target=lambda: stderr_lines.extend(process.stderr or ()), daemon=True)
+    log_file = workdir / "vcsim.log"  # kept with the test's tmp_path; a failing test prints its excerpt
+    with open(log_file, "wb") as log:
+        process = subprocess.Popen(
+            [str(binary), "-listen", "127.0.0.1:0", "-user", USER, "-password", PASSWORD,
+             "-cert", str(cert[0]), "-key", str(cert[1])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env={**os.environ, "TMPDIR": str(tmp)},
+            preexec_fn=die_with_parent)
     try:
-        url = _read_url(process)
-        drain.start()
+        url = _read_url(process, log_file)
         port = re.match(r"https://127\.0\.0\.1:(\d+)/sdk$", url)
         if port is None:
             raise VcsimError(f"vcsim printed an unexpected URL: {url}")
-        server = Vcsim(host=f"127.0.0.1:{port.group(1)}", ca_file=cert[0])
+        server = Vcsim(host=f"127.0.0.1:{port.group(1)}", ca_file=cert[0], log_file=log_file)
         server.stock_vms = frozenset(prepare_templates(server))
         yield server
     finally:
@@ -160,13 +173,10 @@ def run_vcsim(binary: Path, workdir: Path, cert: tuple[Path, Path]) -> Iterator[
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
-        drain.join(timeout=5)
-        if process.stderr is not None:
-            process.stderr.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _read_url(process: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
+def _read_url(process: subprocess.Popen[bytes], log_file: Path, timeout: float = 30.0) -> str:
     found: list[str] = []
     reader = threading.Thread(target=lambda: found.append((process.stdout.readline() if process.stdout else b"")
                                                           .decode().strip()), daemon=True)
@@ -176,7 +186,7 @@ def _read_url(process: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
     if not line.startswith("VCSIM_URL="):
         process.kill()
         process.wait()
-        errors = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        errors = log_file.read_text(errors="replace") if log_file.exists() else ""
         raise VcsimError(f"vcsim did not start within {timeout:.0f} s: {errors.strip()[-2000:]}")
     return line.split("=", 1)[1]
 
