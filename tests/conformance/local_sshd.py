@@ -1,10 +1,15 @@
 """A real sshd for the conformance tier's clones to "run": the machine behind every vcsim VM's address.
 
 vcsim's VMs run nothing, so the tier gives them one guest to answer for all of them: an OpenSSH
-server on an address of its own. The address is not a loopback one, because the plugin (rightly)
-never takes a loopback address as a guest's: it lives on a veth pair of this machine (one end
-holds it, the other only gives the link a carrier), in 198.18.0.0/15 (RFC 2544's benchmarking
-range, routed nowhere), so no packet leaves the host.
+server on addresses of its own. They are not loopback ones, because the plugin (rightly) never
+takes a loopback address as a guest's: they live on a veth pair of this machine (one end holds
+them, the other only gives the link a carrier), in 198.18.0.0/15 (RFC 2544's benchmarking range,
+routed nowhere), so no packet leaves the host.
+
+There is a pool of :data:`POOL_SIZE` addresses, not one, because clones that live at the same
+time must have addresses of their own, as a DHCP server gives each VM its own lease: the plugin
+refuses a clone whose address another live clone of its run has (plugin/shared_address.py), and
+the Tools player (vcsim_tools.py) hands each clone a free address of the pool.
 
 The guest account is key-only (root with a temporary key, no password): the case of a user
 without Guest Operations that the plugin must still reach over SSH. The interface is named
@@ -31,6 +36,8 @@ from pathlib import Path
 IFACE_PREFIX = "pvcc"
 PEER_PREFIX = "pvcp"
 _NETWORK = ipaddress.ip_network("198.18.0.0/15")
+#: Addresses of one guest: more than the clones any test has alive at once (two: one per xdist worker).
+POOL_SIZE = 8
 _PR_SET_PDEATHSIG = 1
 
 
@@ -41,9 +48,10 @@ def die_with_parent() -> None:
 
 @dataclass(frozen=True)
 class SshdGuest:
-    """Where the guest's sshd answers and how to log in (user ``root``, key file ``key``)."""
+    """Where the guest's sshd answers (each of ``addresses``, one ``port``) and how to log in (user
+    ``root``, key file ``key``)."""
 
-    address: str
+    addresses: tuple[str, ...]
     port: int
     user: str
     key: Path
@@ -73,9 +81,12 @@ def sweep_dead_interfaces() -> None:
             subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
 
 
-def _address_for(pid: int) -> str:
-    # .0/.255-free and distinct per pid: two sessions on one machine never share an address.
-    return str(_NETWORK.network_address + 2 + pid % (_NETWORK.num_addresses - 4))
+def _addresses_for(pid: int) -> tuple[str, ...]:
+    # A block of POOL_SIZE per pid, clear of the network's first and last addresses: two sessions on
+    # one machine never share an address.
+    blocks = (_NETWORK.num_addresses - 4) // POOL_SIZE
+    first = _NETWORK.network_address + 2 + (pid % blocks) * POOL_SIZE
+    return tuple(str(first + i) for i in range(POOL_SIZE))
 
 
 def _free_port(address: str) -> int:
@@ -99,7 +110,7 @@ def _wait_listening(address: str, port: int, process: subprocess.Popen[bytes], t
 
 @contextlib.contextmanager
 def sshd_guest(workdir: Path) -> Iterator[SshdGuest]:
-    """Run sshd on a fresh veth pair until the block ends; remove both after."""
+    """Run sshd on a fresh veth pair's addresses until the block ends; remove both after."""
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     if not Path(sshd).exists() or os.geteuid() != 0:
         raise RuntimeError("the conformance tier runs a real sshd on its own address: run as root after .ci/setup "
@@ -114,19 +125,20 @@ def sshd_guest(workdir: Path) -> Iterator[SshdGuest]:
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
 
     iface = f"{IFACE_PREFIX}{os.getpid()}"
-    address = _address_for(os.getpid())
+    addresses = _addresses_for(os.getpid())
     peer = f"{PEER_PREFIX}{os.getpid()}"
     subprocess.run(["ip", "link", "add", iface, "type", "veth", "peer", "name", peer], check=True,
                    capture_output=True)
     process: subprocess.Popen[bytes] | None = None
     try:
-        subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", iface], check=True, capture_output=True)
+        for address in addresses:
+            subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", iface], check=True, capture_output=True)
         for name in (peer, iface):
             subprocess.run(["ip", "link", "set", name, "up"], check=True, capture_output=True)
-        port = _free_port(address)
+        port = _free_port(addresses[0])  # the addresses are new: a port free on one is free on all
         config = workdir / "sshd_config"
         config.write_text("\n".join([
-            f"ListenAddress {address}:{port}",
+            *(f"ListenAddress {address}:{port}" for address in addresses),
             f"HostKey {host_key}",
             f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
             "PidFile none",
@@ -142,9 +154,10 @@ def sshd_guest(workdir: Path) -> Iterator[SshdGuest]:
         ]))
         process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
-        _wait_listening(address, port, process)
+        for address in addresses:
+            _wait_listening(address, port, process)
         host_key_line = " ".join(host_key.with_suffix(".pub").read_text().split()[:2])
-        yield SshdGuest(address, port, "root", client_key, host_key_line)
+        yield SshdGuest(addresses, port, "root", client_key, host_key_line)
     finally:
         if process is not None:
             process.terminate()

@@ -66,5 +66,5 @@ def vcsim_tier(vcsim_build: VcsimBuild, vcsim_certificate: tuple[Path, Path], gu
     The nudge works around vcsim's late first updates of new property filters (vcsim_nudge.py).
     """
     with run_vcsim(vcsim_build.binary, tmp_path / "vcsim", vcsim_certificate) as server, nudging(server), \
-            playing_tools(server, guest_sshd.address) as player:
+            playing_tools(server, guest_sshd.addresses) as player:
         yield VcsimTier(server, player, guest_sshd, UserShell(tmp_path / "user", server, guest_sshd))
