@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from generated_page import write_or_check
+
 PAGE = Path(__file__).with_name("cli.md")
 #: argparse wraps usage lines to the terminal's width: fix it so the page is the same everywhere.
 WIDTH = "100"
@@ -87,14 +89,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE} is out of date: run python docs/gen_cli.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    return 0
+    return write_or_check(PAGE, render(), "gen_cli.py")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from generated_page import write_or_check
+
 from pytest_vsphere_clone.plugin.options import GROUPS, OPTIONS
 
 PAGE = Path(__file__).with_name("settings.md")
@@ -46,14 +48,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE} is out of date: run python docs/gen_settings.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    return 0
+    return write_or_check(PAGE, render(), "gen_settings.py")
 
 
 if __name__ == "__main__":
