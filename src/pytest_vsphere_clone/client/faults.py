@@ -106,3 +106,15 @@ def missing_privileges(exc: BaseException) -> list[str]:
     if not privileges and getattr(fault, "privilegeId", None):
         privileges.append(fault.privilegeId)
     return privileges
+
+
+def one_line(exc: BaseException) -> str:
+    """Any failure as one line for a summary or warning: the project's own errors as they say it,
+    vSphere faults and connection errors described, anything else as its type and message."""
+    from .errors import VSphereCloneError
+
+    if isinstance(exc, VSphereCloneError):
+        return str(exc)
+    if is_vsphere_fault(exc) or is_connection_error(exc):
+        return describe(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -182,17 +182,7 @@ class Waiter(CollectorUpdates):
             raise deleted(watch.vm)
         if destroys and watch is not None and all(_task_state(states, t) == "success" for t in tasks):
             watch.gone = True  # destroyed: it leaves the view with the next change, not by a request
-        results: list[Any] = []
-        for task in tasks:
-            info = _task_info(states, task)
-            assert info is not None
-            if info.state == "error":
-                if not return_errors:
-                    raise info.error
-                results.append(info.error)
-            else:
-                results.append(info.result)
-        return results
+        return task_results(tasks, {t: _task_info(states, t) for t in tasks}, return_errors)
 
     def wait_for_property(self, obj: Any, path: str, predicate: Callable[[Any], bool], timeout: float,
                           what: str | None = None) -> Any:

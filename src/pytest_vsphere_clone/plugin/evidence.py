@@ -76,7 +76,9 @@ class Evidence:
             try:
                 path = self._screenshot(nodeid, clone)
             except Exception as exc:  # evidence is best effort: never a failure of its own
-                line = f"{NOT_TAKEN_LINE}{clone.name} not taken: {_why(exc)}"
+                from ..client.faults import one_line
+
+                line = f"{NOT_TAKEN_LINE}{clone.name} not taken: {one_line(exc)}"
                 lines.append(line)
                 self.reporter.warn(f"{nodeid}: {line}")
                 continue
@@ -103,14 +105,3 @@ class Evidence:
         target.write_bytes(png)
         log.info("vsphere-clone: console screenshot of %s for %s: %s", clone.name, nodeid, target)
         return target
-
-
-def _why(exc: BaseException) -> str:
-    from ..client import faults
-    from ..client.errors import VSphereCloneError
-
-    if isinstance(exc, VSphereCloneError):
-        return str(exc)
-    if faults.is_vsphere_fault(exc) or faults.is_connection_error(exc):
-        return faults.describe(exc)
-    return f"{type(exc).__name__}: {exc}"

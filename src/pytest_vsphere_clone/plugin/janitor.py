@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..client.clone_types import BY_NAME as CLONE_TYPES_BY_NAME
-from ..client.errors import VSphereCloneError
+from ..client.faults import one_line
 from .clone import Clone
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class Janitor:
         try:
             set_marker(self.holder.connection(), clone.vm, replace(clone.marker, pid=0, ip=clone.ip, kept_by=test))
         except _teardown_errors() as exc:
-            self._error(f"kept {clone.name}, but could not mark it as kept (the next run may reap it): {_why(exc)}")
+            self._error(f"kept {clone.name}, but could not mark it as kept (the next run may reap it): {one_line(exc)}")
 
     def destroy(self, clone: Clone, reason: str) -> None:
         """Destroy ``clone`` now (already gone is fine) and record it."""
@@ -120,7 +120,7 @@ class Janitor:
             destroy(conn, conn.ref("VirtualMachine", clone.moref), waiter=self.holder.waiter(),
                     timeout=self._settings(clone).clone_timeout)
         except _teardown_errors() as exc:
-            self._error(f"could not destroy {clone.name} ({reason}): {_why(exc)}")
+            self._error(f"could not destroy {clone.name} ({reason}): {one_line(exc)}")
             return
         self.ledger.destroyed(clone.name)
 
@@ -137,7 +137,7 @@ class Janitor:
         try:
             return self._sweep(entries, reason)
         except _teardown_errors() as exc:  # e.g. no connection: the ledger keeps them for reap
-            self._error(f"could not sweep {', '.join(sorted(e.name for e in entries))} ({reason}): {_why(exc)}")
+            self._error(f"could not sweep {', '.join(sorted(e.name for e in entries))} ({reason}): {one_line(exc)}")
             return 0
 
     def _sweep(self, entries: list[LedgerEntry], reason: str) -> int:
@@ -152,7 +152,7 @@ class Janitor:
                 lookup = self._find_unnamed(unnamed)
             except _teardown_errors() as exc:  # the vCenter is gone or refuses: say so once, do not crash
                 self._error(f"could not look for {', '.join(sorted(e.name for e in unnamed))} ({reason}): "
-                            f"{_why(exc)}")
+                            f"{one_line(exc)}")
                 lookup = None
         count = 0
         for entry in entries:
@@ -173,7 +173,7 @@ class Janitor:
                                               timeout=self.defaults.clone_timeout):
                     count += 1
             except _teardown_errors() as exc:
-                self._error(f"could not destroy {entry.name} ({reason}): {_why(exc)}")
+                self._error(f"could not destroy {entry.name} ({reason}): {one_line(exc)}")
                 continue
             self.ledger.destroyed(entry.name)
         return count
@@ -267,7 +267,7 @@ class Janitor:
                 template = self.templates.template(name)
                 collapse(self.holder.connection(), template.ref, mode, timeout=self.defaults.clone_timeout)
             except _teardown_errors() as exc:
-                self._error(f"could not collapse {name} ({mode}): {_why(exc)}")
+                self._error(f"could not collapse {name} ({mode}): {one_line(exc)}")
             else:
                 self.reporter.progress(f"collapsed the delta disks of {name} ({mode})")
 
@@ -299,13 +299,3 @@ def _teardown_errors() -> tuple[type[BaseException], ...]:
     (which would also skip the other clones' teardown). Interrupts still go through.
     """
     return (Exception,)
-
-
-def _why(exc: BaseException) -> str:
-    from ..client import faults
-
-    if isinstance(exc, VSphereCloneError):
-        return str(exc)
-    if faults.is_vsphere_fault(exc) or faults.is_connection_error(exc):
-        return faults.describe(exc)
-    return f"{type(exc).__name__}: {exc}"
