@@ -84,6 +84,8 @@ class Provisioner:
         self.for_os = for_os
         self.privilege_checks = PrivilegeChecks(holder, templates, reporter)
         self._privileges_checked: set[str] = set()
+        #: Each instant-clone source's devices, read once (the NICs an instant clone may only move).
+        self._source_devices: dict[str, list[Any]] = {}
         self._counter = 0
 
     def check_source(self, name: str, settings: Settings) -> None:
@@ -158,7 +160,11 @@ class Provisioner:
             return resolved
         template = self.templates.template(name)
         if not clone_type(settings.clone_type).configurable_hardware:
-            devices = source_devices(self.holder.connection(), template.ref) if resolved.request.networks else []
+            devices: list[Any] = []
+            if resolved.request.networks:
+                if name not in self._source_devices:
+                    self._source_devices[name] = source_devices(self.holder.connection(), template.ref)
+                devices = self._source_devices[name]
             problem = instant_problem(resolved, devices, name)
             if problem:
                 raise HardwareError(problem)
