@@ -30,6 +30,8 @@ the plugin:
   marker update (its process taken out, so that no later run finds it orphaned) is not what
   readers see first. The keep test therefore reaps by run id and does not check that a kept
   clone survives the next run.
+- ``VirtualMachine.CreateScreenshot_Task`` does not exist in vcsim 0.24 (it faults MethodNotFound): the
+  failure-evidence test checks that a failed test then says in one line that no screenshot was taken.
 - New property filters: vcsim reports a filter's first values only after some unrelated change
   (see vcsim_nudge.py); the nudge supplies such changes.
 """
@@ -287,3 +289,31 @@ def test_linked_clone_of_template_without_snapshot(vcsim_tier: VcsimTier) -> Non
     outcome = vcsim_tier.shell.pytest(*vcsim_tier.shell.plugin_args("linked", template=NO_SNAPSHOT_TEMPLATE))
     assert_usage_error(vcsim_tier, outcome, NO_SNAPSHOT_TEMPLATE, "snapshot")
 
+
+
+# --- failure evidence -------------------------------------------------------------------------------
+
+FAILING_MODULE = """
+import pytest
+
+
+def test_fails(vsphere_vm):
+    assert vsphere_vm.ip
+    pytest.fail("deliberate failure")
+"""
+
+
+def test_a_failed_tests_screenshot_on_a_server_without_it_is_one_warning(vcsim_tier: VcsimTier) -> None:
+    """A failed test's console screenshot is best effort: govmomi's vcsim 0.24 has no
+    ``CreateScreenshot_Task`` (it answers with a fault, as a server that does not implement a method
+    does), so the run says in one line that none was taken, fails only with the test's own
+    assertion and leaves nothing behind."""
+    (vcsim_tier.shell.workdir / "test_fails.py").write_text(FAILING_MODULE)
+    outcome = vcsim_tier.shell.pytest(*vcsim_tier.shell.plugin_args("linked", "worker"))
+    assert outcome.returncode == 1, outcome.report()
+    assert leftovers(vcsim_tier, outcome) == [], outcome.report()
+    failures = outcome.failure_texts()
+    assert len(failures) == 1 and "deliberate failure" in failures[0], outcome.report()
+    not_taken = [line for line in outcome.output.splitlines() if "vSphere console screenshot of " in line]
+    assert not_taken and all("not taken: CreateScreenshot_Task failed" in line for line in not_taken), \
+        outcome.report()
