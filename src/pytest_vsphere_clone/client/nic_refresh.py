@@ -194,12 +194,15 @@ class NicRefresher:
             result = self.guest.run(windows_command(adapter), max(1.0, deadline - time.monotonic()))
             attempt = 1
             # The link comes back asynchronously after "enable"; renew until the adapter has it (a refusal
-            # for want of elevation stays one).
+            # for want of elevation stays one). Each try enables the adapter again: "no adapter is in the
+            # state permissible" is also what an enable that did not take leaves, which renewing alone
+            # would repeat to the end (enabling an enabled adapter changes nothing).
             while result.exit_status != 0 and not needs_elevation(result) and attempt < self.renew_attempts \
                     and time.monotonic() < deadline:
                 time.sleep(self.renew_pause)
                 attempt += 1
-                result = self.guest.run(f'ipconfig /renew "{adapter}"', max(1.0, deadline - time.monotonic()))
+                again = f'netsh interface set interface "{adapter}" enable & ipconfig /renew "{adapter}"'
+                result = self.guest.run(again, max(1.0, deadline - time.monotonic()))
             self._check(result, f"netsh/ipconfig refresh of {adapter}")
         return NicRefreshResult("netsh", tuple(adapters), result)
 
